@@ -1,0 +1,949 @@
+"""Constants shared by every part of the system.
+
+Names and values follow Ganeti's where users or other tools can see them
+(ports, statuses, error codes, exit codes, parameter names); everything is
+plain Python so nothing has to be generated at build time.
+"""
+
+from __future__ import annotations
+
+from ganeti import __version__ as _pkg_version
+
+# --- Versions ---------------------------------------------------------------
+
+RELEASE_VERSION = _pkg_version
+VERSION_MAJOR, VERSION_MINOR, VERSION_REVISION = (
+    int(part) for part in RELEASE_VERSION.split(".")[:3])
+PROTOCOL_VERSION = 3000000  # protocol version, as Ganeti 3.0 builds it
+CONFIG_MAJOR = VERSION_MAJOR
+CONFIG_MINOR = VERSION_MINOR
+CONFIG_REVISION = 0
+CONFIG_VERSION = CONFIG_MAJOR * 1000000 + CONFIG_MINOR * 10000 + CONFIG_REVISION
+OS_API_V10 = 10
+OS_API_V15 = 15
+OS_API_V20 = 20
+OS_API_VERSIONS = frozenset([OS_API_V10, OS_API_V15, OS_API_V20])
+EXPORT_VERSION = 0
+RAPI_VERSION = 2
+
+# --- Daemons and ports --------------------------------------------------------
+
+MASTERD = "ganeti-masterd"
+NODED = "ganeti-noded"
+CONFD = "ganeti-confd"
+RAPI = "ganeti-rapi"
+WATCHER = "ganeti-watcher"
+DAEMONS = frozenset([MASTERD, NODED, CONFD, RAPI])
+
+DEFAULT_NODED_PORT = 1811
+DEFAULT_CONFD_PORT = 1814
+DEFAULT_MOND_PORT = 1815
+DEFAULT_RAPI_PORT = 5080
+DAEMONS_PORTS = {
+    NODED: ("tcp", DEFAULT_NODED_PORT),
+    CONFD: ("udp", DEFAULT_CONFD_PORT),
+    RAPI: ("tcp", DEFAULT_RAPI_PORT),
+}
+FIRST_DRBD_PORT = 11000
+LAST_DRBD_PORT = 14999
+
+# Daemon users and groups, as Ganeti's defaults
+MASTERD_USER = "gnt-masterd"
+MASTERD_GROUP = "gnt-masterd"
+RAPI_USER = "gnt-rapi"
+RAPI_GROUP = "gnt-rapi"
+CONFD_USER = "gnt-confd"
+CONFD_GROUP = "gnt-confd"
+DAEMONS_GROUP = "gnt-daemons"
+ADMIN_GROUP = "gnt-admin"
+NODED_USER = "root"
+NODED_GROUP = "root"
+
+# --- Default directories (before the GANETI_ROOTDIR prefix; see pathutils) ----
+
+DEFAULT_SYSCONFDIR = "/etc"
+DEFAULT_LOCALSTATEDIR = "/var"
+DEFAULT_DATA_DIR = "/var/lib/ganeti"
+DEFAULT_RUN_DIR = "/var/run/ganeti"
+DEFAULT_LOG_DIR = "/var/log/ganeti"
+DEFAULT_CONF_DIR = "/etc/ganeti"
+DEFAULT_OS_SEARCH_PATH = ("/srv/ganeti/os",)
+DEFAULT_ES_SEARCH_PATH = ("/srv/ganeti/extstorage",)
+DEFAULT_FILE_STORAGE_DIR = "/srv/ganeti/file-storage"
+DEFAULT_SHARED_FILE_STORAGE_DIR = "/srv/ganeti/shared-file-storage"
+DEFAULT_GLUSTER_STORAGE_DIR = "/var/run/ganeti/gluster"
+DEFAULT_EXPORT_DIR = "/srv/ganeti/export"
+GANETI_ROOTDIR_ENV = "GANETI_ROOTDIR"
+GANETI_HOSTNAME_ENV = "GANETI_HOSTNAME"
+
+# --- Job and opcode statuses ----------------------------------------------------
+
+JOB_STATUS_QUEUED = "queued"
+JOB_STATUS_WAITING = "waiting"
+JOB_STATUS_CANCELING = "canceling"
+JOB_STATUS_RUNNING = "running"
+JOB_STATUS_CANCELED = "canceled"
+JOB_STATUS_SUCCESS = "success"
+JOB_STATUS_ERROR = "error"
+JOBS_PENDING = frozenset([JOB_STATUS_QUEUED, JOB_STATUS_WAITING,
+                          JOB_STATUS_CANCELING])
+JOBS_FINALIZED = frozenset([JOB_STATUS_CANCELED, JOB_STATUS_SUCCESS,
+                            JOB_STATUS_ERROR])
+JOB_STATUS_ALL = frozenset([JOB_STATUS_RUNNING]) | JOBS_PENDING | JOBS_FINALIZED
+
+OP_STATUS_QUEUED = "queued"
+OP_STATUS_WAITING = "waiting"
+OP_STATUS_CANCELING = "canceling"
+OP_STATUS_RUNNING = "running"
+OP_STATUS_CANCELED = "canceled"
+OP_STATUS_SUCCESS = "success"
+OP_STATUS_ERROR = "error"
+OPS_FINALIZED = frozenset([OP_STATUS_CANCELED, OP_STATUS_SUCCESS,
+                           OP_STATUS_ERROR])
+OP_STATUS_ALL = frozenset([OP_STATUS_QUEUED, OP_STATUS_WAITING,
+                           OP_STATUS_CANCELING, OP_STATUS_RUNNING]) | OPS_FINALIZED
+
+JOB_ID_TEMPLATE = r"\d+"
+JOB_QUEUE_LOCK_FILE = "lock"
+JOB_QUEUE_VERSION = 1
+JOB_QUEUE_SIZE_HARD_LIMIT = 5000
+JOB_QUEUE_SIZE_SOFT_LIMIT = JOB_QUEUE_SIZE_HARD_LIMIT * 0.8
+JOB_QUEUE_FILES_PERMS = 0o640
+JOB_DEFAULT_WORKERS = 25
+JOB_ARCHIVE_DIRECTORY_SIZE = 10000
+
+# Job log entry types
+ELOG_MESSAGE = "message"
+ELOG_REMOTE_IMPORT = "remote-import"
+ELOG_JQUEUE_TEST = "jqueue-test"
+ELOG_MESSAGE_LOWLEVEL = "message-lowlevel"
+
+# Job dependencies: acceptable final statuses of the jobs depended on
+JOB_DEP_STATUSES = JOBS_FINALIZED
+
+# --- Priorities -------------------------------------------------------------------
+
+OP_PRIO_LOWEST = 19
+OP_PRIO_HIGHEST = -20
+OP_PRIO_LOW = 10
+OP_PRIO_NORMAL = 0
+OP_PRIO_HIGH = -10
+OP_PRIO_DEFAULT = OP_PRIO_NORMAL
+OP_PRIO_SUBMIT_VALID = frozenset([OP_PRIO_LOW, OP_PRIO_NORMAL, OP_PRIO_HIGH])
+
+# --- Error codes (the second argument of OpPrereqError and friends) ---------------
+
+ECODE_RESOLVER = "resolver_error"
+ECODE_NORES = "insufficient_resources"
+ECODE_TEMP_NORES = "temp_insufficient_resources"
+ECODE_INVAL = "wrong_input"
+ECODE_STATE = "wrong_state"
+ECODE_NOENT = "unknown_entity"
+ECODE_EXISTS = "already_exists"
+ECODE_NOTUNIQUE = "resource_not_unique"
+ECODE_FAULT = "internal_error"
+ECODE_ENVIRON = "environment_error"
+ECODE_ALL = frozenset([ECODE_RESOLVER, ECODE_NORES, ECODE_TEMP_NORES,
+                       ECODE_INVAL, ECODE_STATE, ECODE_NOENT, ECODE_EXISTS,
+                       ECODE_NOTUNIQUE, ECODE_FAULT, ECODE_ENVIRON])
+
+# --- CLI exit codes ------------------------------------------------------------------
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1
+EXIT_NOTCLUSTER = 5
+EXIT_NOTMASTER = 11
+EXIT_NODESETUP_ERROR = 12
+EXIT_CONFIRMATION = 13
+EXIT_UNKNOWN_FIELD = 14
+
+# --- Hypervisors ------------------------------------------------------------------------
+
+HT_XEN_PVM = "xen-pvm"
+HT_FAKE = "fake"
+HT_XEN_HVM = "xen-hvm"
+HT_KVM = "kvm"
+HT_CHROOT = "chroot"
+HT_LXC = "lxc"
+HYPER_TYPES = frozenset([HT_XEN_PVM, HT_FAKE, HT_XEN_HVM, HT_KVM, HT_CHROOT,
+                         HT_LXC])
+HTS_REQ_PORT = frozenset([HT_XEN_HVM, HT_KVM])
+DEFAULT_ENABLED_HYPERVISOR = HT_XEN_PVM
+
+# --- Disk templates and storage -----------------------------------------------------------
+
+DT_DISKLESS = "diskless"
+DT_FILE = "file"
+DT_SHARED_FILE = "sharedfile"
+DT_PLAIN = "plain"
+DT_DRBD8 = "drbd"
+DT_BLOCK = "blockdev"
+DT_RBD = "rbd"
+DT_EXT = "ext"
+DT_GLUSTER = "gluster"
+DISK_TEMPLATE_PREFERENCE = (DT_DRBD8, DT_PLAIN, DT_FILE, DT_SHARED_FILE,
+                            DT_RBD, DT_BLOCK, DT_DISKLESS, DT_EXT, DT_GLUSTER)
+DISK_TEMPLATES = frozenset(DISK_TEMPLATE_PREFERENCE)
+DEFAULT_ENABLED_DISK_TEMPLATES = (DT_DRBD8, DT_PLAIN)
+DTS_INT_MIRROR = frozenset([DT_DRBD8])
+DTS_EXT_MIRROR = frozenset([DT_DISKLESS, DT_SHARED_FILE, DT_BLOCK, DT_RBD,
+                            DT_EXT, DT_GLUSTER])
+DTS_MIRRORED = DTS_INT_MIRROR | DTS_EXT_MIRROR
+DTS_FILEBASED = frozenset([DT_FILE, DT_SHARED_FILE, DT_GLUSTER])
+DTS_LVM = frozenset([DT_PLAIN, DT_DRBD8])
+DTS_NO_FREE_SPACE_CHECK = frozenset([DT_FILE, DT_SHARED_FILE, DT_DISKLESS,
+                                     DT_BLOCK, DT_RBD, DT_EXT, DT_GLUSTER])
+
+ST_LVM_VG = "lvm-vg"
+ST_LVM_PV = "lvm-pv"
+ST_FILE = "file"
+ST_SHARED_FILE = "sharedfile"
+ST_GLUSTER = "gluster"
+ST_BLOCK = "blockdev"
+ST_RADOS = "rados"
+ST_EXT = "ext"
+ST_DISKLESS = "diskless"
+STORAGE_TYPES = frozenset([ST_LVM_VG, ST_LVM_PV, ST_FILE, ST_SHARED_FILE,
+                           ST_GLUSTER, ST_BLOCK, ST_RADOS, ST_EXT,
+                           ST_DISKLESS])
+MAP_DISK_TEMPLATE_STORAGE_TYPE = {
+    DT_BLOCK: ST_BLOCK,
+    DT_DISKLESS: ST_DISKLESS,
+    DT_DRBD8: ST_LVM_VG,
+    DT_EXT: ST_EXT,
+    DT_FILE: ST_FILE,
+    DT_PLAIN: ST_LVM_VG,
+    DT_RBD: ST_RADOS,
+    DT_SHARED_FILE: ST_SHARED_FILE,
+    DT_GLUSTER: ST_GLUSTER,
+}
+
+# Logical disk types (Disk.dev_type)
+LD_LV = DT_PLAIN
+LD_DRBD8 = DT_DRBD8
+LD_FILE = DT_FILE
+
+DEFAULT_VG = "xenvg"
+DEFAULT_DRBD_HELPER = "/bin/true"
+MIN_VG_SIZE = 20480
+DEFAULT_MAC_PREFIX = "aa:00:00"
+DEFAULT_BRIDGE = "xen-br0"
+DEFAULT_OVS = "switch1"
+
+DISK_RDONLY = "ro"
+DISK_RDWR = "rw"
+DISK_ACCESS_SET = frozenset([DISK_RDONLY, DISK_RDWR])
+
+# Disk parameter names (Disk dicts, OpInstanceCreate "disks")
+IDISK_SIZE = "size"
+IDISK_SPINDLES = "spindles"
+IDISK_MODE = "mode"
+IDISK_ADOPT = "adopt"
+IDISK_VG = "vg"
+IDISK_METAVG = "metavg"
+IDISK_PROVIDER = "provider"
+IDISK_NAME = "name"
+IDISK_ACCESS = "access"
+IDISK_TYPE = "dev_type"
+IDISK_PARAMS = frozenset([IDISK_SIZE, IDISK_SPINDLES, IDISK_MODE, IDISK_ADOPT,
+                          IDISK_VG, IDISK_METAVG, IDISK_PROVIDER, IDISK_NAME,
+                          IDISK_ACCESS, IDISK_TYPE])
+
+# NIC parameter names
+INIC_MAC = "mac"
+INIC_IP = "ip"
+INIC_MODE = "mode"
+INIC_LINK = "link"
+INIC_NETWORK = "network"
+INIC_NAME = "name"
+INIC_VLAN = "vlan"
+INIC_PARAMS = frozenset([INIC_IP, INIC_MAC, INIC_MODE, INIC_LINK,
+                         INIC_NETWORK, INIC_NAME, INIC_VLAN])
+
+NIC_MODE_BRIDGED = "bridged"
+NIC_MODE_ROUTED = "routed"
+NIC_MODE_OVS = "openvswitch"
+NIC_IP_POOL = "pool"
+NIC_VALID_MODES = frozenset([NIC_MODE_BRIDGED, NIC_MODE_ROUTED, NIC_MODE_OVS])
+VALUE_AUTO = "auto"
+VALUE_GENERATE = "generate"
+VALUE_NONE = "none"
+VALUE_DEFAULT = "default"
+VALUE_TRUE = "true"
+VALUE_FALSE = "false"
+
+NIC_MODE = "mode"
+NIC_LINK = "link"
+NIC_VLAN = "vlan"
+NICS_PARAMETER_TYPES = {
+    NIC_MODE: "string",
+    NIC_LINK: "string",
+    NIC_VLAN: "maybe-string",
+}
+NICC_DEFAULTS = {
+    NIC_MODE: NIC_MODE_BRIDGED,
+    NIC_LINK: DEFAULT_BRIDGE,
+    NIC_VLAN: "",
+}
+
+# --- Instance states and admin states ----------------------------------------------------
+
+ADMINST_UP = "up"
+ADMINST_DOWN = "down"
+ADMINST_OFFLINE = "offline"
+ADMINST_ALL = frozenset([ADMINST_UP, ADMINST_DOWN, ADMINST_OFFLINE])
+
+ADMIN_SOURCE = "admin"
+USER_SOURCE = "user"
+INSTANCE_STATE_SOURCES = frozenset([ADMIN_SOURCE, USER_SOURCE])
+
+INSTST_RUNNING = "running"
+INSTST_ADMINDOWN = "ADMIN_down"
+INSTST_ADMINOFFLINE = "ADMIN_offline"
+INSTST_NODEOFFLINE = "ERROR_nodeoffline"
+INSTST_NODEDOWN = "ERROR_nodedown"
+INSTST_WRONGNODE = "ERROR_wrongnode"
+INSTST_ERRORUP = "ERROR_up"
+INSTST_ERRORDOWN = "ERROR_down"
+INSTST_USERDOWN = "USER_down"
+
+# Instance creation modes
+INSTANCE_CREATE = "create"
+INSTANCE_IMPORT = "import"
+INSTANCE_REMOTE_IMPORT = "remote-import"
+INSTANCE_CREATE_MODES = frozenset([INSTANCE_CREATE, INSTANCE_IMPORT,
+                                   INSTANCE_REMOTE_IMPORT])
+
+# Instance reboot types
+INSTANCE_REBOOT_SOFT = "soft"
+INSTANCE_REBOOT_HARD = "hard"
+INSTANCE_REBOOT_FULL = "full"
+REBOOT_TYPES = frozenset([INSTANCE_REBOOT_SOFT, INSTANCE_REBOOT_HARD,
+                          INSTANCE_REBOOT_FULL])
+
+# Replace-disks modes
+REPLACE_DISK_PRI = "replace_on_primary"
+REPLACE_DISK_SEC = "replace_on_secondary"
+REPLACE_DISK_CHG = "replace_new_secondary"
+REPLACE_DISK_AUTO = "replace_auto"
+REPLACE_MODES = frozenset([REPLACE_DISK_PRI, REPLACE_DISK_SEC,
+                           REPLACE_DISK_CHG, REPLACE_DISK_AUTO])
+
+# Node evacuation modes
+NODE_EVAC_PRI = "primary-only"
+NODE_EVAC_SEC = "secondary-only"
+NODE_EVAC_ALL = "all"
+NODE_EVAC_MODES = frozenset([NODE_EVAC_PRI, NODE_EVAC_SEC, NODE_EVAC_ALL])
+
+# Migration modes
+HT_MIGRATION_LIVE = "live"
+HT_MIGRATION_NONLIVE = "non-live"
+HT_MIGRATION_MODES = frozenset([HT_MIGRATION_LIVE, HT_MIGRATION_NONLIVE])
+
+# Export modes
+EXPORT_MODE_LOCAL = "local"
+EXPORT_MODE_REMOTE = "remote"
+EXPORT_MODES = frozenset([EXPORT_MODE_LOCAL, EXPORT_MODE_REMOTE])
+
+# Node roles
+NR_REGULAR = "R"
+NR_MASTER = "M"
+NR_MCANDIDATE = "C"
+NR_DRAINED = "D"
+NR_OFFLINE = "O"
+NR_ALL = frozenset([NR_REGULAR, NR_MASTER, NR_MCANDIDATE, NR_DRAINED,
+                    NR_OFFLINE])
+
+# Node group allocation policies
+ALLOC_POLICY_PREFERRED = "preferred"
+ALLOC_POLICY_LAST_RESORT = "last_resort"
+ALLOC_POLICY_UNALLOCABLE = "unallocable"
+VALID_ALLOC_POLICIES = (ALLOC_POLICY_PREFERRED, ALLOC_POLICY_LAST_RESORT,
+                        ALLOC_POLICY_UNALLOCABLE)
+INITIAL_NODE_GROUP_NAME = "default"
+
+# Out-of-band commands
+OOB_POWER_ON = "power-on"
+OOB_POWER_OFF = "power-off"
+OOB_POWER_CYCLE = "power-cycle"
+OOB_POWER_STATUS = "power-status"
+OOB_HEALTH = "health"
+OOB_COMMANDS = frozenset([OOB_POWER_ON, OOB_POWER_OFF, OOB_POWER_CYCLE,
+                          OOB_POWER_STATUS, OOB_HEALTH])
+OOB_TIMEOUT = 60
+OOB_POWER_DELAY = 2.0
+
+# Tags
+TAG_CLUSTER = "cluster"
+TAG_NODEGROUP = "nodegroup"
+TAG_NODE = "node"
+TAG_INSTANCE = "instance"
+TAG_NETWORK = "network"
+VALID_TAG_TYPES = frozenset([TAG_CLUSTER, TAG_NODEGROUP, TAG_NODE,
+                             TAG_INSTANCE, TAG_NETWORK])
+MAX_TAG_LEN = 128
+MAX_TAGS_PER_OBJ = 4096
+
+# Query resources
+QR_CLUSTER = "cluster"
+QR_INSTANCE = "instance"
+QR_NODE = "node"
+QR_LOCK = "lock"
+QR_GROUP = "group"
+QR_OS = "os"
+QR_EXTSTORAGE = "extstorage"
+QR_JOB = "job"
+QR_EXPORT = "export"
+QR_NETWORK = "network"
+QR_FILTER = "filter"
+QR_VIA_OP = frozenset([QR_CLUSTER, QR_INSTANCE, QR_NODE, QR_GROUP, QR_OS,
+                       QR_EXPORT, QR_NETWORK, QR_EXTSTORAGE])
+QR_VIA_LUXI = QR_VIA_OP | frozenset([QR_LOCK, QR_JOB, QR_FILTER])
+QR_VIA_RAPI = QR_VIA_LUXI
+
+# Query field types
+QFT_UNKNOWN = "unknown"
+QFT_TEXT = "text"
+QFT_BOOL = "bool"
+QFT_NUMBER = "number"
+QFT_NUMBER_FLOAT = "float"
+QFT_UNIT = "unit"
+QFT_TIMESTAMP = "timestamp"
+QFT_OTHER = "other"
+
+# Query result statuses
+RS_NORMAL = 0
+RS_UNKNOWN = 1
+RS_NODATA = 2
+RS_UNAVAIL = 3
+RS_OFFLINE = 4
+
+# Diagnose OS fields
+OS_SCRIPT_CREATE = "create"
+OS_SCRIPT_IMPORT = "import"
+OS_SCRIPT_EXPORT = "export"
+OS_SCRIPT_RENAME = "rename"
+OS_SCRIPT_VERIFY = "verify"
+OS_SCRIPTS = frozenset([OS_SCRIPT_CREATE, OS_SCRIPT_IMPORT, OS_SCRIPT_EXPORT,
+                        OS_SCRIPT_RENAME, OS_SCRIPT_VERIFY])
+OS_API_FILE = "ganeti_api_version"
+OS_VARIANTS_FILE = "variants.list"
+OS_PARAMETERS_FILE = "parameters.list"
+OS_VALIDATE_PARAMETERS = "parameters"
+OS_VALIDATE_CALLS = frozenset([OS_VALIDATE_PARAMETERS])
+
+# ExtStorage
+ES_ACTION_CREATE = "create"
+ES_ACTION_REMOVE = "remove"
+ES_ACTION_GROW = "grow"
+ES_ACTION_ATTACH = "attach"
+ES_ACTION_DETACH = "detach"
+ES_ACTION_SETINFO = "setinfo"
+ES_ACTION_VERIFY = "verify"
+ES_ACTION_SNAPSHOT = "snapshot"
+ES_PARAMETERS_FILE = "parameters.list"
+
+# Hooks
+HOOKS_PHASE_PRE = "pre"
+HOOKS_PHASE_POST = "post"
+HOOKS_NAME_CFGUPDATE = "config-update"
+HOOKS_NAME_WATCHER = "watcher"
+HOOKS_VERSION = 2
+HKR_SKIP = 0
+HKR_FAIL = 1
+HKR_SUCCESS = 2
+
+# Cluster verify error types and codes
+CV_WARNING = "WARNING"
+CV_ERROR = "ERROR"
+CV_ALL_ECODES_STRINGS = frozenset()  # filled by cmdlib.cluster_verify later
+VERIFY_NPLUSONE_MEM = "nplusone_mem"
+VERIFY_OPTIONAL_CHECKS = frozenset([VERIFY_NPLUSONE_MEM])
+
+# IAllocator
+IALLOCATOR_VERSION = 2
+IALLOCATOR_DIR_IN = "in"
+IALLOCATOR_DIR_OUT = "out"
+IALLOCATOR_MODE_ALLOC = "allocate"
+IALLOCATOR_MODE_MULTI_ALLOC = "multi-allocate"
+IALLOCATOR_MODE_RELOC = "relocate"
+IALLOCATOR_MODE_NODE_EVAC = "node-evacuate"
+IALLOCATOR_MODE_CHG_GROUP = "change-group"
+VALID_IALLOCATOR_MODES = frozenset([IALLOCATOR_MODE_ALLOC,
+                                    IALLOCATOR_MODE_MULTI_ALLOC,
+                                    IALLOCATOR_MODE_RELOC,
+                                    IALLOCATOR_MODE_NODE_EVAC,
+                                    IALLOCATOR_MODE_CHG_GROUP])
+IALLOC_HAIL = "hail"
+DEFAULT_IALLOCATOR_SHORTCUT = "."
+
+# Networks
+NETWORK_TYPE_PRIVATE = "private"
+NETWORK_TYPE_PUBLIC = "public"
+
+# DDM (dict modifications, as in OpInstanceSetParams disks/nics)
+DDM_ADD = "add"
+DDM_ATTACH = "attach"
+DDM_MODIFY = "modify"
+DDM_REMOVE = "remove"
+DDM_DETACH = "detach"
+DDMS_VALUES = frozenset([DDM_ADD, DDM_ATTACH, DDM_REMOVE, DDM_DETACH])
+DDMS_VALUES_WITH_MODIFY = DDMS_VALUES | frozenset([DDM_MODIFY])
+
+# Instance console types
+CONS_ALL = frozenset(["msg", "ssh", "vnc", "spice"])
+
+# Tests opcodes
+JQT_MSGPREFIX = "TESTMSG="
+JQT_EXPANDNAMES = "expandnames"
+JQT_EXEC = "exec"
+JQT_LOGMSG = "logmsg"
+JQT_STARTMSG = "startmsg"
+JQT_ALL = frozenset([JQT_EXPANDNAMES, JQT_EXEC, JQT_LOGMSG, JQT_STARTMSG])
+IALLOCATOR_TEST_DIRS = frozenset([IALLOCATOR_DIR_IN, IALLOCATOR_DIR_OUT])
+
+# --- RPC -------------------------------------------------------------------------------
+
+RPC_TMO_URGENT = 60          # one minute
+RPC_TMO_FAST = 5 * 60        # five minutes
+RPC_TMO_NORMAL = 15 * 60     # fifteen minutes
+RPC_TMO_SLOW = 3600          # one hour
+RPC_TMO_4HRS = 4 * 3600      # four hours
+RPC_TMO_1DAY = 86400         # one day
+RPC_TIMEOUTS = frozenset([RPC_TMO_URGENT, RPC_TMO_FAST, RPC_TMO_NORMAL,
+                          RPC_TMO_SLOW, RPC_TMO_4HRS, RPC_TMO_1DAY])
+RPC_CONNECT_TIMEOUT = 5
+RPC_ENCODING_NONE = 0
+RPC_ENCODING_ZLIB_BASE64 = 1
+
+# --- Luxi ------------------------------------------------------------------------------
+
+LUXI_EOM = b"\x03"
+LUXI_VERSION = CONFIG_VERSION
+LUXI_DEF_CTMO = 10    # connect timeout, seconds
+LUXI_DEF_RWTO = 60    # read/write timeout, seconds
+LUXI_WFJC_TIMEOUT = (LUXI_DEF_RWTO - 1) // 2
+
+# --- Confd -----------------------------------------------------------------------------
+
+CONFD_PROTOCOL_VERSION = 1
+CONFD_REQ_PING = 0
+CONFD_REQ_NODE_ROLE_BYNAME = 1
+CONFD_REQ_NODE_PIP_BY_INSTANCE_IP = 2
+CONFD_REQ_CLUSTER_MASTER = 3
+CONFD_REQ_NODE_PIP_LIST = 4
+CONFD_REQ_MC_PIP_LIST = 5
+CONFD_REQ_INSTANCES_IPS_LIST = 6
+CONFD_REQ_NODE_PIP_BY_INSTANCE_IP_LIST = 7
+CONFD_REQ_NODE_DRBD = 8
+CONFD_REQ_NODE_INSTANCES = 9
+CONFD_REQ_INSTANCE_DISKS = 10
+CONFD_REQS = frozenset(range(0, 11))
+CONFD_REPL_STATUS_OK = 0
+CONFD_REPL_STATUS_ERROR = 1
+CONFD_REPL_STATUS_NOTIMPLEMENTED = 2
+CONFD_NODE_ROLE_MASTER = 0
+CONFD_NODE_ROLE_CANDIDATE = 1
+CONFD_NODE_ROLE_OFFLINE = 2
+CONFD_NODE_ROLE_DRAINED = 3
+CONFD_NODE_ROLE_REGULAR = 4
+CONFD_ERROR_UNKNOWN_ENTRY = 1
+CONFD_ERROR_INTERNAL = 2
+CONFD_ERROR_ARGUMENT = 3
+CONFD_MAGIC_FOURCC = b"plj0"
+CONFD_MAX_CLOCK_SKEW = 2 * 150  # seconds: the 5-minute window is +/- this
+CONFD_DEFAULT_REQ_COVERAGE = 6
+CONFD_CLIENT_EXPIRE_TIMEOUT = 10
+MAX_UDP_DATA_SIZE = 61440
+
+# --- Hypervisor parameters ---------------------------------------------------------------
+
+HV_BOOT_ORDER = "boot_order"
+HV_KERNEL_PATH = "kernel_path"
+HV_KERNEL_ARGS = "kernel_args"
+HV_INITRD_PATH = "initrd_path"
+HV_ROOT_PATH = "root_path"
+HV_SERIAL_CONSOLE = "serial_console"
+HV_SERIAL_SPEED = "serial_speed"
+HV_NIC_TYPE = "nic_type"
+HV_DISK_TYPE = "disk_type"
+HV_CDROM_IMAGE_PATH = "cdrom_image_path"
+HV_VNC_BIND_ADDRESS = "vnc_bind_address"
+HV_ACPI = "acpi"
+HV_KVM_FLAG = "kvm_flag"
+HV_MIGRATION_PORT = "migration_port"
+HV_MIGRATION_BANDWIDTH = "migration_bandwidth"
+HV_MIGRATION_DOWNTIME = "migration_downtime"
+HV_MIGRATION_MODE = "migration_mode"
+HV_USE_LOCALTIME = "use_localtime"
+HV_REBOOT_BEHAVIOR = "reboot_behavior"
+HV_CPU_MASK = "cpu_mask"
+HV_KVM_PATH = "kvm_path"
+HV_SECURITY_MODEL = "security_model"
+HV_MEM_PATH = "mem_path"
+HV_INIT_SCRIPT = "init_script"
+HV_MACHINE_VERSION = "machine_version"
+
+INSTANCE_REBOOT_ALLOWED = "reboot"
+INSTANCE_REBOOT_EXIT = "exit"
+HT_BO_DISK = "disk"
+HT_BO_CDROM = "cdrom"
+HT_BO_NETWORK = "network"
+HT_NIC_PARAVIRTUAL = "paravirtual"
+HT_NIC_E1000 = "e1000"
+HT_DISK_PARAVIRTUAL = "paravirtual"
+HT_DISK_IDE = "ide"
+HT_SM_NONE = "none"
+HT_SM_USER = "user"
+HT_SM_POOL = "pool"
+KVM_FLAG_ENABLED = "enabled"
+KVM_FLAG_DISABLED = "disabled"
+CPU_PINNING_ALL = "all"
+
+HVC_DEFAULTS: dict[str, dict[str, object]] = {
+    HT_FAKE: {
+        HV_MIGRATION_MODE: HT_MIGRATION_LIVE,
+    },
+    HT_KVM: {
+        HV_KVM_PATH: "/usr/bin/kvm",
+        HV_KERNEL_PATH: "",
+        HV_KERNEL_ARGS: "ro",
+        HV_INITRD_PATH: "",
+        HV_ROOT_PATH: "/dev/vda1",
+        HV_ACPI: True,
+        HV_SERIAL_CONSOLE: True,
+        HV_SERIAL_SPEED: 38400,
+        HV_VNC_BIND_ADDRESS: "",
+        HV_BOOT_ORDER: HT_BO_DISK,
+        HV_CDROM_IMAGE_PATH: "",
+        HV_NIC_TYPE: HT_NIC_PARAVIRTUAL,
+        HV_DISK_TYPE: HT_DISK_PARAVIRTUAL,
+        HV_USE_LOCALTIME: False,
+        HV_MIGRATION_PORT: 8102,
+        HV_MIGRATION_BANDWIDTH: 32,
+        HV_MIGRATION_DOWNTIME: 30,
+        HV_MIGRATION_MODE: HT_MIGRATION_LIVE,
+        HV_SECURITY_MODEL: HT_SM_NONE,
+        HV_KVM_FLAG: "",
+        HV_MEM_PATH: "",
+        HV_REBOOT_BEHAVIOR: INSTANCE_REBOOT_ALLOWED,
+        HV_CPU_MASK: CPU_PINNING_ALL,
+        HV_MACHINE_VERSION: "",
+    },
+    HT_XEN_PVM: {
+        HV_KERNEL_PATH: "/boot/vmlinuz-3-xenU",
+        HV_INITRD_PATH: "",
+        HV_ROOT_PATH: "/dev/xvda1",
+        HV_KERNEL_ARGS: "ro",
+        HV_MIGRATION_PORT: 8002,
+        HV_MIGRATION_MODE: HT_MIGRATION_LIVE,
+        HV_REBOOT_BEHAVIOR: INSTANCE_REBOOT_ALLOWED,
+        HV_CPU_MASK: CPU_PINNING_ALL,
+    },
+    HT_XEN_HVM: {
+        HV_BOOT_ORDER: "cd",
+        HV_CDROM_IMAGE_PATH: "",
+        HV_NIC_TYPE: "rtl8139",
+        HV_DISK_TYPE: HT_DISK_PARAVIRTUAL,
+        HV_VNC_BIND_ADDRESS: "0.0.0.0",
+        HV_ACPI: True,
+        HV_MIGRATION_PORT: 8002,
+        HV_MIGRATION_MODE: HT_MIGRATION_NONLIVE,
+        HV_USE_LOCALTIME: False,
+        HV_REBOOT_BEHAVIOR: INSTANCE_REBOOT_ALLOWED,
+        HV_CPU_MASK: CPU_PINNING_ALL,
+    },
+    HT_CHROOT: {
+        HV_INIT_SCRIPT: "/ganeti-chroot",
+    },
+    HT_LXC: {
+        HV_CPU_MASK: "",
+    },
+}
+
+# --- Backend parameters ---------------------------------------------------------------------
+
+BE_MEMORY = "memory"   # obsolete alias of maxmem, still accepted on input
+BE_MINMEM = "minmem"
+BE_MAXMEM = "maxmem"
+BE_VCPUS = "vcpus"
+BE_AUTO_BALANCE = "auto_balance"
+BE_ALWAYS_FAILOVER = "always_failover"
+BE_SPINDLE_USE = "spindle_use"
+BES_PARAMETER_TYPES = {
+    BE_MINMEM: "size",
+    BE_MAXMEM: "size",
+    BE_VCPUS: "int",
+    BE_AUTO_BALANCE: "bool",
+    BE_ALWAYS_FAILOVER: "bool",
+    BE_SPINDLE_USE: "int",
+}
+BEC_DEFAULTS: dict[str, object] = {
+    BE_MINMEM: 128,
+    BE_MAXMEM: 128,
+    BE_VCPUS: 1,
+    BE_AUTO_BALANCE: True,
+    BE_ALWAYS_FAILOVER: False,
+    BE_SPINDLE_USE: 1,
+}
+
+# --- Node parameters ---------------------------------------------------------------------
+
+ND_OOB_PROGRAM = "oob_program"
+ND_SPINDLE_COUNT = "spindle_count"
+ND_EXCLUSIVE_STORAGE = "exclusive_storage"
+ND_OVS = "ovs"
+ND_OVS_NAME = "ovs_name"
+ND_OVS_LINK = "ovs_link"
+ND_SSH_PORT = "ssh_port"
+ND_CPU_SPEED = "cpu_speed"
+NDS_PARAMETER_TYPES = {
+    ND_OOB_PROGRAM: "string",
+    ND_SPINDLE_COUNT: "int",
+    ND_EXCLUSIVE_STORAGE: "bool",
+    ND_OVS: "bool",
+    ND_OVS_NAME: "maybe-string",
+    ND_OVS_LINK: "maybe-string",
+    ND_SSH_PORT: "int",
+    ND_CPU_SPEED: "float",
+}
+NDC_DEFAULTS: dict[str, object] = {
+    ND_OOB_PROGRAM: "",
+    ND_SPINDLE_COUNT: 1,
+    ND_EXCLUSIVE_STORAGE: False,
+    ND_OVS: False,
+    ND_OVS_NAME: DEFAULT_OVS,
+    ND_OVS_LINK: "",
+    ND_SSH_PORT: 22,
+    ND_CPU_SPEED: 1.0,
+}
+
+# --- Disk parameters (per disk template) --------------------------------------------------
+
+LV_STRIPES = "stripes"
+RBD_POOL = "pool"
+RBD_ACCESS = "access"
+DRBD_RESYNC_RATE = "resync-rate"
+DRBD_DATA_STRIPES = "data-stripes"
+DRBD_META_STRIPES = "meta-stripes"
+DRBD_DISK_BARRIERS = "disk-barriers"
+DRBD_META_BARRIERS = "meta-barriers"
+DRBD_DEFAULT_METAVG = "metavg"
+DRBD_DISK_CUSTOM = "disk-custom"
+DRBD_NET_CUSTOM = "net-custom"
+DRBD_PROTOCOL = "protocol"
+DRBD_DYNAMIC_RESYNC = "dynamic-resync"
+DRBD_C_PLAN_AHEAD = "c-plan-ahead"
+DRBD_C_FILL_TARGET = "c-fill-target"
+DRBD_C_DELAY_TARGET = "c-delay-target"
+DRBD_C_MAX_RATE = "c-max-rate"
+DRBD_C_MIN_RATE = "c-min-rate"
+GLUSTER_HOST = "host"
+GLUSTER_VOLUME = "volume"
+GLUSTER_PORT = "port"
+
+DISK_DT_DEFAULTS: dict[str, dict[str, object]] = {
+    DT_PLAIN: {LV_STRIPES: 1},
+    DT_DRBD8: {
+        DRBD_RESYNC_RATE: 61440,
+        DRBD_DATA_STRIPES: 1,
+        DRBD_META_STRIPES: 1,
+        DRBD_DISK_BARRIERS: "n",
+        DRBD_META_BARRIERS: False,
+        DRBD_DEFAULT_METAVG: DEFAULT_VG,
+        DRBD_DISK_CUSTOM: "",
+        DRBD_NET_CUSTOM: "",
+        DRBD_PROTOCOL: "C",
+        DRBD_DYNAMIC_RESYNC: False,
+        DRBD_C_PLAN_AHEAD: 20,
+        DRBD_C_FILL_TARGET: 0,
+        DRBD_C_DELAY_TARGET: 1,
+        DRBD_C_MAX_RATE: 61440,
+        DRBD_C_MIN_RATE: 4096,
+    },
+    DT_DISKLESS: {},
+    DT_FILE: {},
+    DT_SHARED_FILE: {},
+    DT_BLOCK: {},
+    DT_RBD: {RBD_POOL: "rbd", RBD_ACCESS: "kernelspace"},
+    DT_EXT: {},
+    DT_GLUSTER: {GLUSTER_HOST: "127.0.0.1", GLUSTER_VOLUME: "gv0",
+                 GLUSTER_PORT: 24007},
+}
+
+# --- Instance policy (ipolicy) -----------------------------------------------------------
+
+ISPEC_MEM_SIZE = "memory-size"
+ISPEC_CPU_COUNT = "cpu-count"
+ISPEC_DISK_COUNT = "disk-count"
+ISPEC_DISK_SIZE = "disk-size"
+ISPEC_NIC_COUNT = "nic-count"
+ISPEC_SPINDLE_USE = "spindle-use"
+ISPECS_PARAMETERS = frozenset([ISPEC_MEM_SIZE, ISPEC_CPU_COUNT,
+                               ISPEC_DISK_COUNT, ISPEC_DISK_SIZE,
+                               ISPEC_NIC_COUNT, ISPEC_SPINDLE_USE])
+ISPECS_MINMAX = "minmax"
+ISPECS_MIN = "min"
+ISPECS_MAX = "max"
+ISPECS_STD = "std"
+IPOLICY_DTS = "disk-templates"
+IPOLICY_VCPU_RATIO = "vcpu-ratio"
+IPOLICY_SPINDLE_RATIO = "spindle-ratio"
+IPOLICY_MEMORY_RATIO = "memory-ratio"
+IPOLICY_PARAMETERS = frozenset([IPOLICY_VCPU_RATIO, IPOLICY_SPINDLE_RATIO,
+                                IPOLICY_MEMORY_RATIO])
+IPOLICY_ALL_KEYS = IPOLICY_PARAMETERS | frozenset([ISPECS_MINMAX, ISPECS_STD,
+                                                   IPOLICY_DTS])
+ISPECS_MINMAX_DEFAULTS = {
+    ISPECS_MIN: {
+        ISPEC_MEM_SIZE: 128,
+        ISPEC_CPU_COUNT: 1,
+        ISPEC_DISK_COUNT: 1,
+        ISPEC_DISK_SIZE: 1024,
+        ISPEC_NIC_COUNT: 1,
+        ISPEC_SPINDLE_USE: 1,
+    },
+    ISPECS_MAX: {
+        ISPEC_MEM_SIZE: 32768,
+        ISPEC_CPU_COUNT: 8,
+        ISPEC_DISK_COUNT: 16,
+        ISPEC_DISK_SIZE: 1024 * 1024,
+        ISPEC_NIC_COUNT: 8,
+        ISPEC_SPINDLE_USE: 12,
+    },
+}
+IPOLICY_DEFAULTS: dict[str, object] = {
+    ISPECS_MINMAX: [ISPECS_MINMAX_DEFAULTS],
+    ISPECS_STD: {
+        ISPEC_MEM_SIZE: 128,
+        ISPEC_CPU_COUNT: 1,
+        ISPEC_DISK_COUNT: 1,
+        ISPEC_DISK_SIZE: 1024,
+        ISPEC_NIC_COUNT: 1,
+        ISPEC_SPINDLE_USE: 1,
+    },
+    IPOLICY_DTS: list(DISK_TEMPLATE_PREFERENCE),
+    IPOLICY_VCPU_RATIO: 4.0,
+    IPOLICY_SPINDLE_RATIO: 32.0,
+    IPOLICY_MEMORY_RATIO: 1.0,
+}
+
+# --- Cluster-wide defaults ----------------------------------------------------------------
+
+MASTER_POOL_SIZE_DEFAULT = 10
+DEFAULT_MAX_RUNNING_JOBS = 20
+DEFAULT_MAX_TRACKED_JOBS = 25
+DEFAULT_ZEROING_IMAGE = ""
+DEFAULT_COMPRESSION_TOOLS = ("gzip", "gzip-fast", "gzip-slow")
+IEC_NONE = "none"
+DEFAULT_SSH_KEY_TYPE = "rsa"
+DEFAULT_SSH_KEY_BITS = 2048
+DEFAULT_SHUTDOWN_TIMEOUT = 120
+DEFAULT_OS_NAME = "noop"
+DEFAULT_CANDIDATE_CERTS: dict[str, str] = {}
+UID_POOL_UID_MIN = 0
+UID_POOL_UID_MAX = 2 ** 32 - 1
+MAX_NET_SIZE_BITS = 16  # largest network is a /16 (ipaddr pool size)
+MAX_DISKS = 16
+MAX_NICS = 8
+
+# Opcode parameter helpers
+OP_DRY_RUN = "dry_run"
+OP_DEBUG_LEVEL = "debug_level"
+OP_PRIORITY = "priority"
+OP_COMMENT = "comment"
+OP_REASON = "reason"
+OP_DEPENDS = "depends"
+OPCODE_REASON_SRC_CLIENT = "gnt:client"
+OPCODE_REASON_SRC_NODED = "gnt:daemon:noded"
+OPCODE_REASON_SRC_OPCODE = "gnt:opcode"
+OPCODE_REASON_SRC_RLIB2 = "gnt:library:rlib2"
+OPCODE_REASON_SRC_USER = "gnt:user"
+OPCODE_REASON_SRC_WATCHER = "gnt:watcher"
+
+# Lock levels (names as seen in lock queries)
+LOCK_ATTEMPTS_TIMEOUT_MAX = 10.0
+LOCK_ATTEMPTS_MAXWAIT = 15.0
+LOCK_ATTEMPTS_MINWAIT = 1.0
+
+# Timeouts used in several places
+NODE_MAX_CLOCK_SKEW = 150
+DISK_TRANSFER_CONNECT_TIMEOUT = 60
+
+# Validity of parameters for value checks (ssconf keys and so on)
+SS_CLUSTER_NAME = "cluster_name"
+SS_CLUSTER_TAGS = "cluster_tags"
+SS_FILE_STORAGE_DIR = "file_storage_dir"
+SS_SHARED_FILE_STORAGE_DIR = "shared_file_storage_dir"
+SS_GLUSTER_STORAGE_DIR = "gluster_storage_dir"
+SS_MASTER_CANDIDATES = "master_candidates"
+SS_MASTER_CANDIDATES_IPS = "master_candidates_ips"
+SS_MASTER_CANDIDATES_CERTS = "master_candidates_certs"
+SS_MASTER_IP = "master_ip"
+SS_MASTER_NETDEV = "master_netdev"
+SS_MASTER_NETMASK = "master_netmask"
+SS_MASTER_NODE = "master_node"
+SS_NODE_LIST = "node_list"
+SS_NODE_PRIMARY_IPS = "node_primary_ips"
+SS_NODE_SECONDARY_IPS = "node_secondary_ips"
+SS_NODE_VM_CAPABLE = "node_vm_capable"
+SS_OFFLINE_NODES = "offline_nodes"
+SS_ONLINE_NODES = "online_nodes"
+SS_PRIMARY_IP_FAMILY = "primary_ip_family"
+SS_INSTANCE_LIST = "instance_list"
+SS_RELEASE_VERSION = "release_version"
+SS_HYPERVISOR_LIST = "hypervisor_list"
+SS_MAINTAIN_NODE_HEALTH = "maintain_node_health"
+SS_UID_POOL = "uid_pool"
+SS_NODEGROUPS = "nodegroups"
+SS_NETWORKS = "networks"
+SS_HVPARAMS_PREF = "hvparams_"
+SS_HVPARAMS_XEN_PVM = SS_HVPARAMS_PREF + HT_XEN_PVM
+SS_HVPARAMS_XEN_FAKE = SS_HVPARAMS_PREF + HT_FAKE
+SS_HVPARAMS_XEN_HVM = SS_HVPARAMS_PREF + HT_XEN_HVM
+SS_HVPARAMS_XEN_KVM = SS_HVPARAMS_PREF + HT_KVM
+SS_HVPARAMS_XEN_CHROOT = SS_HVPARAMS_PREF + HT_CHROOT
+SS_HVPARAMS_XEN_LXC = SS_HVPARAMS_PREF + HT_LXC
+SS_ENABLED_USER_SHUTDOWN = "enabled_user_shutdown"
+SS_SSH_PORTS = "ssh_ports"
+# Not in Ganeti: per-node daemon endpoints for virtual clusters (seed 004,
+# "per-node IP/port support"); one "name address:port" line per node.
+SS_NODE_NODED_ENDPOINTS = "node_noded_endpoints"
+SS_NODE_CONFD_ENDPOINTS = "node_confd_endpoints"
+VALID_SS_KEYS = frozenset([
+    SS_CLUSTER_NAME, SS_CLUSTER_TAGS, SS_FILE_STORAGE_DIR,
+    SS_SHARED_FILE_STORAGE_DIR, SS_GLUSTER_STORAGE_DIR,
+    SS_MASTER_CANDIDATES, SS_MASTER_CANDIDATES_IPS,
+    SS_MASTER_CANDIDATES_CERTS, SS_MASTER_IP, SS_MASTER_NETDEV,
+    SS_MASTER_NETMASK, SS_MASTER_NODE, SS_NODE_LIST, SS_NODE_PRIMARY_IPS,
+    SS_NODE_SECONDARY_IPS, SS_NODE_VM_CAPABLE, SS_OFFLINE_NODES,
+    SS_ONLINE_NODES, SS_PRIMARY_IP_FAMILY, SS_INSTANCE_LIST,
+    SS_RELEASE_VERSION, SS_HYPERVISOR_LIST, SS_MAINTAIN_NODE_HEALTH,
+    SS_UID_POOL, SS_NODEGROUPS, SS_NETWORKS, SS_HVPARAMS_XEN_PVM,
+    SS_HVPARAMS_XEN_FAKE, SS_HVPARAMS_XEN_HVM, SS_HVPARAMS_XEN_KVM,
+    SS_HVPARAMS_XEN_CHROOT, SS_HVPARAMS_XEN_LXC, SS_ENABLED_USER_SHUTDOWN,
+    SS_SSH_PORTS, SS_NODE_NODED_ENDPOINTS, SS_NODE_CONFD_ENDPOINTS,
+])
+SSCONF_FILEPREFIX = "ssconf_"
+
+# Cluster-level file names (relative; pathutils adds the directories)
+CLUSTER_CONF_FILE_NAME = "config.data"
+SERVER_PEM_NAME = "server.pem"
+CLIENT_PEM_NAME = "client.pem"
+RAPI_PEM_NAME = "rapi.pem"
+CONFD_HMAC_KEY_NAME = "hmac.key"
+SPICE_CERT_NAME = "spice.pem"
+SPICE_CACERT_NAME = "spice-ca.pem"
+CLUSTER_DOMAIN_SECRET_NAME = "cluster-domain-secret"
+RAPI_USERS_FILE_NAME = "users"
+
+# Node daemon request limits
+NODED_MAX_BODY_SIZE = 64 * 1024 * 1024
+
+# Miscellaneous
+RANDOM_UUID_FILE = "/proc/sys/kernel/random/uuid"
+MAC_PREFIX_LENGTH = 3
+WATCHER_STATEFILE_NAME = "watcher.data"
+DEFAULT_FILE_MODE = 0o644
+SECURE_FILE_MODE = 0o600
+SECURE_DIR_MODE = 0o700
