@@ -456,7 +456,7 @@ HKR_SUCCESS = 2
 # Cluster verify error types and codes
 CV_WARNING = "WARNING"
 CV_ERROR = "ERROR"
-CV_ALL_ECODES_STRINGS = frozenset()  # filled by cmdlib.cluster_verify later
+CV_ALL_ECODES_STRINGS: frozenset[str] = frozenset()  # cmdlib fills it later
 VERIFY_NPLUSONE_MEM = "nplusone_mem"
 VERIFY_OPTIONAL_CHECKS = frozenset([VERIFY_NPLUSONE_MEM])
 

@@ -317,7 +317,7 @@ def GetErrorCode(err: BaseException) -> str:
 
     OpPrereqError and friends carry the code as their second argument.
     """
-    args = getattr(err, "args", ())
+    args: tuple = getattr(err, "args", ())
     if len(args) >= 2 and args[1] in ECODE_ALL:
         return args[1]
     if isinstance(err, (OpPrereqError, ParameterError, TypeEnforcementError,
@@ -330,7 +330,7 @@ def GetErrorCode(err: BaseException) -> str:
 
 def FormatError(err: BaseException) -> str:
     """Return a one-line, human-readable message for an error."""
-    args = getattr(err, "args", ())
+    args: tuple = getattr(err, "args", ())
     if isinstance(err, OpPrereqError) and len(args) >= 2 \
             and args[1] in ECODE_ALL:
         return f"Failure: prerequisites not met for this operation:\n" \
