@@ -947,3 +947,140 @@ WATCHER_STATEFILE_NAME = "watcher.data"
 DEFAULT_FILE_MODE = 0o644
 SECURE_FILE_MODE = 0o600
 SECURE_DIR_MODE = 0o700
+
+# --- Node daemon, node RPC and cluster crypto (issue 5) ------------------------------
+# Added by the node daemon/RPC work; names and values follow Ganeti's.
+
+# X.509 certificates
+X509_CERT_CN = "ganeti.example.com"
+X509_CERT_DEFAULT_VALIDITY = 365 * 5  # days
+X509_CERT_SIGN_DIGEST = "SHA256"
+RSA_KEY_BITS = 2048
+SSL_CERT_EXPIRATION_WARN = 30  # days
+SSL_CERT_EXPIRATION_ERROR = 7  # days
+# Modes of the key files as Ganeti writes them
+NODED_CERT_MODE = 0o400
+NODED_CLIENT_CERT_MODE = 0o440
+RAPI_CERT_MODE = 0o400
+CONFD_HMAC_KEY_MODE = 0o400
+CLUSTER_DOMAIN_SECRET_MODE = 0o400
+HMAC_KEY_BYTES = 20  # random bytes in hmac.key, written as hex
+
+# Node verify checks (keys of node_verify's "what" and of its result)
+NV_DRBDHELPER = "drbd-helper"
+NV_DRBDLIST = "drbd-list"
+NV_FILELIST = "filelist"
+NV_HVINFO = "hvinfo"
+NV_HYPERVISOR = "hypervisor"
+NV_HVPARAMS = "hvparms"
+NV_INSTANCELIST = "instancelist"
+NV_LVLIST = "lvlist"
+NV_MASTERIP = "master-ip"
+NV_NODELIST = "nodelist"
+NV_NODENETTEST = "node-net-test"
+NV_NODESETUP = "nodesetup"
+NV_OSLIST = "oslist"
+NV_PVLIST = "pvlist"
+NV_TIME = "time"
+NV_VERSION = "version"
+NV_VGLIST = "vglist"
+NV_VMNODES = "vmnodes"
+NV_OOB_PATHS = "oob-paths"
+NV_BRIDGES = "bridges"
+NV_USERSCRIPTS = "user-scripts"
+NV_HOSTNAME = "hostname"
+NV_CLIENT_CERT = "client-cert"
+
+# Node daemon serving limits
+NODED_MAX_CLIENTS = 20           # concurrent request children (man page)
+NODED_REQUEST_READ_TIMEOUT = 60  # seconds a client has to send its request
+NODED_MAX_HEADER_SIZE = 64 * 1024
+NODED_TERM_TIMEOUT = 10          # seconds children get after SIGTERM
+RPC_COMPRESS_MIN_SIZE = 512      # smaller payloads are sent uncompressed
+TCP_PING_TIMEOUT = 10            # node_verify reachability checks, seconds
+
+# --- Added for config objects and the configuration writer -------------------
+# (objects/ and config/; appended here so other blocks stay untouched)
+
+# The name of the single parameter group in grouped dicts such as the
+# cluster's beparams and nicparams ({"default": {...}})
+PP_DEFAULT = "default"
+
+# Hypervisor parameters that are cluster-wide only: an instance cannot
+# override them, and UpgradeConfig drops them from instances' hvparams
+HVC_GLOBALS = frozenset([HV_MIGRATION_PORT, HV_MIGRATION_BANDWIDTH,
+                         HV_MIGRATION_MODE])
+
+# Address families as stored in the cluster's primary_ip_family (the values
+# of socket.AF_INET and socket.AF_INET6 on Linux, as Ganeti stores them)
+IP4_ADDRESS_FAMILY = 2
+IP6_ADDRESS_FAMILY = 10
+VALID_IP_FAMILIES = frozenset([IP4_ADDRESS_FAMILY, IP6_ADDRESS_FAMILY])
+IP4_DEFAULT_NETMASK = 32
+IP6_DEFAULT_NETMASK = 128
+
+# Smallest network an address pool may cover (a /30 has two usable hosts)
+MIN_NET_SIZE_BITS = 2
+
+# Highest DRBD minor we hand out (DRBD 8 allows 2**20 minors per node)
+DRBD_MAX_MINOR = 2 ** 20 - 1
+
+# How many random candidates we try before giving up on a unique MAC,
+# UUID or secret
+MAX_GENERATE_ATTEMPTS = 64
+
+# Length of generated DRBD shared secrets (hex characters, as Ganeti's)
+DRBD_SECRET_LENGTH = 40
+
+# --- Added for ht and opcodes (lib/ht.py, lib/opcodes*.py) ---------------------
+
+# Key of the job list in the result of opcodes that submit jobs
+JOB_IDS_KEY = "jobs"
+
+# Opcode parameter "sequential" (OpGroupEvacuate)
+OPCODE_SEQUENTIAL = "sequential"
+
+# File storage drivers (OpInstanceCreate/OpInstanceSetParams "file_driver")
+FD_LOOP = "loop"
+FD_BLKTAP = "blktap"
+FD_BLKTAP2 = "blktap2"
+FD_DEFAULT = FD_LOOP
+FILE_DRIVER = frozenset([FD_LOOP, FD_BLKTAP, FD_BLKTAP2])
+
+# SSH key types (OpClusterRenewCrypto "ssh_key_type")
+SSHK_RSA = "rsa"
+SSHK_DSA = "dsa"
+SSHK_ECDSA = "ecdsa"
+SSHK_ALL = frozenset([SSHK_RSA, SSHK_DSA, SSHK_ECDSA])
+
+# Data collector parameters of OpClusterSetParams
+DATA_COLLECTORS_ENABLED_NAME = "enabled_data_collectors"
+DATA_COLLECTORS_INTERVAL_NAME = "data_collector_interval"
+
+# Simple dict modifications (hidden_os, blacklisted_os, legacy disk/NIC mods)
+DDMS_SIMPLE = frozenset([DDM_ADD, DDM_REMOVE])
+
+# Every valid opcode priority (OP_PRIO_SUBMIT_VALID are those a client may
+# submit; the job queue may raise a waiting opcode's priority further)
+OP_PRIO_ALL = range(OP_PRIO_HIGHEST, OP_PRIO_LOWEST + 1)
+
+# --- Added with utils/pathutils/ssconf ------------------------------------------------
+
+# ssconf files are world-readable; the set is written under a lock
+SS_FILE_PERMS = 0o444
+SSCONF_LOCK_TIMEOUT = 10
+# Largest ssconf value we write or read, in bytes
+SSCONF_MAX_SIZE = 128 * 1024
+
+# Exit code of CheckMasterCandidate when this node is not a candidate
+EXIT_NOTCANDIDATE = 10
+
+# Base names of the daemons' log files (pathutils.GetLogFilename adds the
+# directory and the ".log" suffix)
+DAEMONS_LOGBASE = {
+    MASTERD: "master-daemon",
+    NODED: "node-daemon",
+    CONFD: "conf-daemon",
+    RAPI: "rapi-daemon",
+    WATCHER: "watcher",
+}
