@@ -1,0 +1,190 @@
+"""Node information: version, memory, CPUs, disk space, test delays.
+
+Memory and CPU figures come from ``/proc`` and ``/sys``; a hypervisor that
+knows better (Xen's dom0, say) can register its own function in
+:data:`HV_NODE_INFO_FNS`, and a storage type its space function in
+:data:`STORAGE_SPACE_FNS`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Any
+from collections.abc import Callable, Sequence
+
+from ganeti import constants, utils
+from ganeti.backend import Fail
+
+_BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+_MEMINFO_FILE = "/proc/meminfo"
+_CPUINFO_FILE = "/proc/cpuinfo"
+_NUMA_NODES_GLOB = "/sys/devices/system/node/node[0-9]*"
+
+
+def GetVersion() -> int:
+    """Return the RPC protocol version this node speaks."""
+    return constants.PROTOCOL_VERSION
+
+
+def GetBootId(filename: str = _BOOT_ID_FILE) -> str:
+    """Return the kernel's boot ID (changes at every reboot)."""
+    try:
+        with open(filename, encoding="ascii") as fd:
+            return fd.read().strip()
+    except OSError as err:
+        Fail("Cannot read the boot ID from %s: %s", filename, err)
+
+
+def ParseMeminfo(text: str) -> dict[str, int]:
+    """Parse /proc/meminfo into {field: KiB}."""
+    result = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            result[name.strip()] = int(parts[0])
+    return result
+
+
+def ParseCpuinfo(text: str) -> tuple[int, int]:
+    """Return (logical CPUs, physical sockets) from /proc/cpuinfo."""
+    cpus = 0
+    sockets = set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if name == "processor":
+            cpus += 1
+        elif name == "physical id":
+            sockets.add(value.strip())
+    return cpus, max(1, len(sockets))
+
+
+def GetLinuxNodeInfo(meminfo_file: str = _MEMINFO_FILE,
+                     cpuinfo_file: str = _CPUINFO_FILE,
+                     numa_glob: str = _NUMA_NODES_GLOB) -> dict[str, Any]:
+    """Return the node's memory (MiB) and CPU counts, as hypervisors report.
+
+    Keys: memory_total, memory_free (free plus reclaimable caches),
+    memory_dom0 (used by the node itself), cpu_total, cpu_nodes (NUMA),
+    cpu_sockets, cpu_dom0.
+    """
+    try:
+        with open(meminfo_file, encoding="ascii") as fd:
+            mem = ParseMeminfo(fd.read())
+        with open(cpuinfo_file, encoding="utf-8", errors="replace") as fd:
+            cpus, sockets = ParseCpuinfo(fd.read())
+    except OSError as err:
+        Fail("Cannot read memory or CPU information: %s", err)
+    try:
+        total = mem["MemTotal"] // 1024
+        free = (mem["MemFree"] + mem.get("Buffers", 0) + mem.get("Cached", 0)) // 1024
+    except KeyError as err:
+        Fail("Missing field %s in %s", err, meminfo_file)
+    cpus = cpus or os.cpu_count() or 1
+    numa_nodes = len(glob.glob(numa_glob)) or 1
+    return {
+        "memory_total": total,
+        "memory_free": free,
+        "memory_dom0": total - free,
+        "cpu_total": cpus,
+        "cpu_nodes": numa_nodes,
+        "cpu_sockets": sockets,
+        "cpu_dom0": cpus,
+    }
+
+
+def _DefaultHvInfo(hvname: str, hvparams: Any) -> dict[str, Any]:
+    return GetLinuxNodeInfo()
+
+
+#: Hypervisor name -> function(hvname, hvparams) returning node info
+HV_NODE_INFO_FNS: dict[str, Callable[[str, Any], dict[str, Any]]] = {}
+
+
+def _StatvfsSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[str, Any]:
+    try:
+        st = os.statvfs(key)
+    except OSError as err:
+        Fail("Cannot get free space of %s storage at %s: %s", storage_type, key,
+             err)
+    return {"type": storage_type, "name": key,
+            "storage_free": st.f_bavail * st.f_frsize // (1024 * 1024),
+            "storage_size": st.f_blocks * st.f_frsize // (1024 * 1024)}
+
+
+def _DisklessSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[str, Any]:
+    return {"type": storage_type, "name": key, "storage_free": 0, "storage_size": 0}
+
+
+def _LvmVgSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[str, Any]:
+    result = utils.RunCmd(["vgs", "--noheadings", "--nosuffix", "--units=m",
+                           "--separator=|", "-o", "vg_size,vg_free", key])
+    if result.failed:
+        Fail("Cannot get free space of volume group %s: %s", key,
+             result.output.strip())
+    try:
+        size, free = (int(float(v)) for v in result.stdout.strip().split("|"))
+    except ValueError:
+        Fail("Cannot parse vgs output for %s: %r", key, result.stdout)
+    return {"type": storage_type, "name": key, "storage_free": free,
+            "storage_size": size}
+
+
+#: Storage type -> function(type, key, params) returning its space info
+STORAGE_SPACE_FNS: dict[str, Callable[[str, str, Sequence[Any]], dict[str, Any]]] = {
+    constants.ST_FILE: _StatvfsSpace,
+    constants.ST_SHARED_FILE: _StatvfsSpace,
+    constants.ST_GLUSTER: _StatvfsSpace,
+    constants.ST_DISKLESS: _DisklessSpace,
+    constants.ST_LVM_VG: _LvmVgSpace,
+}
+
+
+def GetStorageSpace(storage_type: str, key: str,
+                    params: Sequence[Any] = ()) -> dict[str, Any]:
+    """Return {type, name, storage_free, storage_size} (MiB) of a storage unit."""
+    fn = STORAGE_SPACE_FNS.get(storage_type)
+    if fn is None:
+        Fail("Storage type '%s' cannot report its space on this node", storage_type)
+    return fn(storage_type, key, params)
+
+
+def GetNodeInfo(storage_units: Sequence[Sequence[Any]],
+                hv_specs: Sequence[Sequence[Any]]) -> tuple[str, list, list]:
+    """Return (boot ID, space of each storage unit, info per hypervisor).
+
+    ``storage_units`` holds (type, key[, params]) entries; ``hv_specs``
+    (hypervisor name, hvparams) pairs.
+    """
+    storage_info = []
+    for unit in storage_units or []:
+        if not isinstance(unit, (list, tuple)) or len(unit) not in (2, 3):
+            Fail("Invalid storage unit %r: expected (type, key[, params])", unit)
+        storage_type, key = unit[0], unit[1]
+        params = unit[2] if len(unit) == 3 else []
+        storage_info.append(GetStorageSpace(storage_type, key, params))
+    hv_info = []
+    for spec in hv_specs or []:
+        if not isinstance(spec, (list, tuple)) or len(spec) != 2:
+            Fail("Invalid hypervisor spec %r: expected (name, hvparams)", spec)
+        hvname, hvparams = spec
+        if hvname not in constants.HYPER_TYPES:
+            Fail("Unknown hypervisor '%s'", hvname)
+        hv_info.append(HV_NODE_INFO_FNS.get(hvname, _DefaultHvInfo)(hvname, hvparams))
+    return GetBootId(), storage_info, hv_info
+
+
+def HasIpAddress(address: str) -> bool:
+    """Tell whether this node has the IP address ``address``."""
+    return utils.IPAddress.Own(address)
+
+
+def TestDelay(duration: float) -> None:
+    """Sleep ``duration`` seconds (for tests of timeouts and parallelism)."""
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) \
+            or duration < 0:
+        Fail("Invalid sleep duration %r: must be a non-negative number", duration)
+    time.sleep(duration)

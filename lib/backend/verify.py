@@ -1,0 +1,120 @@
+"""``node_verify``: the node's half of cluster verification.
+
+The master sends a dict of checks (``constants.NV_*`` keys with their
+parameters); the answer has one entry per check this node knows. Checks
+implemented so far: version, hostname, file checksums, reachability of the
+other nodes' daemons, time and the client certificate. Others are left out
+of the answer, which the master reports as missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from collections.abc import Sequence
+
+from ganeti import constants, errors, pathutils, utils
+from ganeti.backend import Fail
+from ganeti.backend import files as backend_files
+
+_MAX_PING_THREADS = 16
+
+
+def _CheckFileList(virtual_paths: Sequence[str]) -> dict[str, str]:
+    local = {}
+    for vpath in virtual_paths:
+        try:
+            local[pathutils.LocalizeVirtualPath(vpath)] = vpath
+        except errors.ProgrammerError as err:
+            Fail("Invalid path in file list: %s", err)
+    sums = backend_files.FingerprintFiles(local)
+    return {local[path]: digest for path, digest in sums.items()}
+
+
+def _PingNode(target: str, port: int, source: str | None) -> bool:
+    return utils.TcpPing(target, port, timeout=constants.TCP_PING_TIMEOUT,
+                         live_port_needed=True, source=source)
+
+
+def _CheckNodeNet(entries: Sequence[Sequence[Any]], my_name: str) -> dict[str, str]:
+    """Check that the other nodes' daemons accept connections from us.
+
+    ``entries`` are (name, primary IP, secondary IP[, port]). Returns
+    {node name: problem} for the nodes that failed.
+    """
+    nodes = []
+    for entry in entries:
+        if not isinstance(entry, (list, tuple)) or len(entry) not in (3, 4):
+            Fail("Invalid node-net-test entry %r: expected (name, primary ip,"
+                 " secondary ip[, port])", entry)
+        name, pip, sip = entry[:3]
+        port = int(entry[3]) if len(entry) == 4 else constants.DEFAULT_NODED_PORT
+        nodes.append((name, pip, sip, port))
+    mine = [n for n in nodes if n[0] == my_name]
+    if not mine:
+        return {my_name: "Can't find my own primary/secondary IP in the node list"}
+    _, my_pip, my_sip, _ = mine[0]
+
+    def _Check(node: tuple[str, str, str, int]) -> tuple[str, str | None]:
+        name, pip, sip, port = node
+        fail = []
+        if not _PingNode(pip, port, my_pip):
+            fail.append("primary")
+        if sip != pip and not _PingNode(sip, port, my_sip):
+            fail.append("secondary")
+        if not fail:
+            return name, None
+        return name, (f"failure using the {' and '.join(fail)} interface(s)"
+                      f" to reach port {port}")
+
+    others = [n for n in nodes if n[0] != my_name]
+    result: dict[str, str] = {}
+    if not others:
+        return result
+    with ThreadPoolExecutor(max_workers=min(_MAX_PING_THREADS, len(others))) as pool:
+        for name, problem in pool.map(_Check, others):
+            if problem:
+                result[name] = problem
+    return result
+
+
+def _CheckClientCert() -> tuple[str | None, str | None]:
+    from ganeti.utils import x509
+    if not os.path.exists(pathutils.NODED_CLIENT_CERT_FILE):
+        return constants.CV_ERROR, (f"The client certificate does not exist at"
+                                    f" {pathutils.NODED_CLIENT_CERT_FILE}")
+    return x509.VerifyCertificate(pathutils.NODED_CLIENT_CERT_FILE)
+
+
+def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
+               node_groups: Any = None, groups_cfg: Any = None) -> dict[str, Any]:
+    """Run the requested checks and return their results by NV_* key."""
+    if not isinstance(what, dict):
+        Fail("node_verify needs a dict of checks, got %s", type(what).__name__)
+    result: dict[str, Any] = {}
+    my_name = utils.Hostname.GetSysName()
+
+    if constants.NV_HOSTNAME in what:
+        result[constants.NV_HOSTNAME] = my_name
+    if constants.NV_VERSION in what:
+        result[constants.NV_VERSION] = [constants.PROTOCOL_VERSION,
+                                        constants.RELEASE_VERSION]
+    if constants.NV_FILELIST in what:
+        result[constants.NV_FILELIST] = _CheckFileList(what[constants.NV_FILELIST])
+    if constants.NV_NODENETTEST in what:
+        result[constants.NV_NODENETTEST] = _CheckNodeNet(
+            what[constants.NV_NODENETTEST], my_name)
+    if constants.NV_TIME in what:
+        now = time.time()
+        result[constants.NV_TIME] = [int(now), int((now % 1) * 1000000)]
+    if constants.NV_CLIENT_CERT in what:
+        result[constants.NV_CLIENT_CERT] = list(_CheckClientCert())
+
+    unknown = set(what) - set(result)
+    if unknown:
+        logging.debug("node_verify checks not implemented here: %s",
+                      ", ".join(sorted(unknown)))
+    return result

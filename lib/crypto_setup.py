@@ -1,0 +1,195 @@
+"""The cluster's certificates, keys and secrets.
+
+At cluster init (and on ``gnt-cluster renew-crypto``) the master creates:
+
+============================  =====================================  ======
+file                          what                                   mode
+============================  =====================================  ======
+``server.pem``                cluster certificate + key, self-signed  0400
+``client.pem``                this node's client certificate + key,   0440
+                              signed by the cluster certificate
+``rapi.pem``                  RAPI certificate + key, self-signed     0400
+``hmac.key``                  confd HMAC key (hex)                    0400
+``cluster-domain-secret``     secret shared with other clusters      0400
+============================  =====================================  ======
+
+Each file belongs to the daemon user that reads it when that user exists on
+this machine (a virtual cluster runs everything as one user, so ownership is
+left alone there).
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pwd
+import time
+from dataclasses import dataclass
+
+from ganeti import constants, utils
+from ganeti.utils import x509
+
+
+@dataclass(frozen=True)
+class CryptoFile:
+    """Who owns a crypto file and with which mode it is written."""
+    mode: int
+    user: str
+    group: str
+
+
+#: The owner and mode of every crypto file, by its file name constant
+CRYPTO_FILES: dict[str, CryptoFile] = {
+    constants.SERVER_PEM_NAME: CryptoFile(constants.NODED_CERT_MODE,
+                                          constants.MASTERD_USER,
+                                          constants.MASTERD_GROUP),
+    constants.CLIENT_PEM_NAME: CryptoFile(constants.NODED_CLIENT_CERT_MODE,
+                                          constants.MASTERD_USER,
+                                          constants.MASTERD_GROUP),
+    constants.RAPI_PEM_NAME: CryptoFile(constants.RAPI_CERT_MODE,
+                                        constants.RAPI_USER,
+                                        constants.RAPI_GROUP),
+    constants.CONFD_HMAC_KEY_NAME: CryptoFile(constants.CONFD_HMAC_KEY_MODE,
+                                              constants.CONFD_USER,
+                                              constants.CONFD_GROUP),
+    constants.CLUSTER_DOMAIN_SECRET_NAME: CryptoFile(
+        constants.CLUSTER_DOMAIN_SECRET_MODE, constants.MASTERD_USER,
+        constants.MASTERD_GROUP),
+}
+
+
+def GetOwner(name: str) -> tuple[int, int]:
+    """Return (uid, gid) for a crypto file; -1 for a user/group not present."""
+    spec = CRYPTO_FILES[name]
+    try:
+        uid = pwd.getpwnam(spec.user).pw_uid
+    except KeyError:
+        uid = -1
+    try:
+        gid = grp.getgrnam(spec.group).gr_gid
+    except KeyError:
+        gid = -1
+    return uid, gid
+
+
+def _Write(filename: str, name: str, data: str | bytes) -> None:
+    uid, gid = GetOwner(name)
+    utils.WriteFile(filename, data=data, mode=CRYPTO_FILES[name].mode,
+                    uid=uid, gid=gid, backup=True)
+
+
+def _Backup(filename: str) -> None:
+    if os.path.isfile(filename):
+        utils.CreateBackup(filename)
+
+
+def GenerateHmacKey(file_name: str,
+                    name: str = constants.CONFD_HMAC_KEY_NAME) -> None:
+    """Write a new HMAC key (hex, one line) to ``file_name``."""
+    _Write(file_name, name, utils.GenerateSecret(constants.HMAC_KEY_BYTES) + "\n")
+
+
+def GenerateClusterCert(filename: str) -> None:
+    """Write a new self-signed cluster certificate and key (server.pem)."""
+    _Backup(filename)
+    uid, gid = GetOwner(constants.SERVER_PEM_NAME)
+    x509.GenerateSelfSignedSslCert(filename, 1, uid=uid, gid=gid,
+                                   mode=CRYPTO_FILES[constants.SERVER_PEM_NAME].mode)
+
+
+def GenerateNodeClientCert(filename: str, signing_cert_file: str,
+                           node_name: str) -> None:
+    """Write a node's client certificate (client.pem), signed by server.pem.
+
+    The node's name is the common name; the serial number is the creation
+    time, so that renewed certificates can be told apart.
+    """
+    uid, gid = GetOwner(constants.CLIENT_PEM_NAME)
+    x509.GenerateSignedSslCert(filename, int(time.time()), signing_cert_file,
+                               common_name=node_name, uid=uid, gid=gid,
+                               mode=CRYPTO_FILES[constants.CLIENT_PEM_NAME].mode)
+
+
+def GenerateRapiCert(filename: str) -> None:
+    """Write a new self-signed RAPI certificate and key (rapi.pem)."""
+    _Backup(filename)
+    uid, gid = GetOwner(constants.RAPI_PEM_NAME)
+    x509.GenerateSelfSignedSslCert(filename, 1, uid=uid, gid=gid,
+                                   mode=CRYPTO_FILES[constants.RAPI_PEM_NAME].mode)
+
+
+def _DefaultPaths() -> dict[str, str]:
+    from ganeti import pathutils
+    return {
+        "nodecert_file": pathutils.NODED_CERT_FILE,
+        "clientcert_file": pathutils.NODED_CLIENT_CERT_FILE,
+        "rapicert_file": pathutils.RAPI_CERT_FILE,
+        "hmackey_file": pathutils.CONFD_HMAC_KEY,
+        "cds_file": pathutils.CLUSTER_DOMAIN_SECRET_FILE,
+    }
+
+
+def GenerateClusterCrypto(new_cluster_cert: bool, new_rapi_cert: bool,
+                          new_confd_hmac_key: bool, new_cds: bool = False,
+                          new_client_cert: bool = False,
+                          master_name: str | None = None,
+                          rapi_cert_pem: str | None = None,
+                          cds: str | None = None,
+                          nodecert_file: str | None = None,
+                          clientcert_file: str | None = None,
+                          rapicert_file: str | None = None,
+                          hmackey_file: str | None = None,
+                          cds_file: str | None = None) -> None:
+    """Create or renew the cluster's certificates, keys and secrets.
+
+    A file is (re)generated when its ``new_*`` flag is set or when it does not
+    exist yet; existing files are backed up first. A given ``rapi_cert_pem``
+    (key and certificate) or ``cds`` is installed instead of generating one.
+    The client certificate is renewed whenever the cluster certificate is,
+    since the cluster certificate signs it; it needs ``master_name``.
+    File paths default to the standard ones under ``GANETI_ROOTDIR``.
+    """
+    explicit = {"nodecert_file": nodecert_file, "clientcert_file": clientcert_file,
+                "rapicert_file": rapicert_file, "hmackey_file": hmackey_file,
+                "cds_file": cds_file}
+    if any(value is None for value in explicit.values()):
+        paths = _DefaultPaths()
+        paths.update({k: v for k, v in explicit.items() if v is not None})
+    else:
+        paths = {k: v for k, v in explicit.items() if v is not None}
+
+    node_cert = paths["nodecert_file"]
+    cluster_cert_renewed = new_cluster_cert or not os.path.exists(node_cert)
+    if cluster_cert_renewed:
+        logging.debug("Generating new cluster certificate at %s", node_cert)
+        GenerateClusterCert(node_cert)
+
+    client_cert = paths["clientcert_file"]
+    if cluster_cert_renewed or new_client_cert or not os.path.exists(client_cert):
+        if master_name:
+            logging.debug("Generating new client certificate at %s", client_cert)
+            GenerateNodeClientCert(client_cert, node_cert, master_name)
+        else:
+            logging.debug("No node name given, not creating %s", client_cert)
+
+    hmac_key = paths["hmackey_file"]
+    if new_confd_hmac_key or not os.path.exists(hmac_key):
+        logging.debug("Writing new confd HMAC key to %s", hmac_key)
+        GenerateHmacKey(hmac_key)
+
+    rapi_cert = paths["rapicert_file"]
+    if rapi_cert_pem:
+        logging.debug("Installing the given RAPI certificate at %s", rapi_cert)
+        _Write(rapi_cert, constants.RAPI_PEM_NAME, rapi_cert_pem)
+    elif new_rapi_cert or not os.path.exists(rapi_cert):
+        logging.debug("Generating new RAPI certificate at %s", rapi_cert)
+        GenerateRapiCert(rapi_cert)
+
+    cds_path = paths["cds_file"]
+    if cds:
+        logging.debug("Installing the given cluster domain secret at %s", cds_path)
+        _Write(cds_path, constants.CLUSTER_DOMAIN_SECRET_NAME, cds)
+    elif new_cds or not os.path.exists(cds_path):
+        logging.debug("Generating new cluster domain secret at %s", cds_path)
+        GenerateHmacKey(cds_path, name=constants.CLUSTER_DOMAIN_SECRET_NAME)

@@ -1,0 +1,496 @@
+"""A forking HTTPS server: one child process per connection.
+
+The parent process only accepts connections and forks; the child does the
+TLS handshake, reads one request, answers it and exits. A slow handshake,
+a slow client or a slow request therefore never holds up another request,
+and a crash in a request cannot take the daemon down. The number of
+children is capped (``max_clients``); connections beyond the cap wait in
+the listen backlog until a child exits.
+
+Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body; every
+connection carries exactly one request (``Connection: close``). A handler
+answers with an :class:`HttpResponse` or raises an
+:class:`ganeti.http.HttpException` to answer with an error status.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from collections.abc import Callable
+
+from ganeti import http
+
+_SUPPORTED_VERSIONS = frozenset(["HTTP/1.0", "HTTP/1.1"])
+_MAX_DRAIN_BYTES = 1024 * 1024
+
+
+@dataclass
+class HttpServerRequest:
+    """One parsed request.
+
+    Header names are lower-cased. ``peer_cert`` is the DER encoding of the
+    verified client certificate, or None when the client sent none.
+    """
+    method: str
+    path: str
+    version: str
+    headers: dict[str, str]
+    body: bytes = b""
+    peer_address: Any = None
+    peer_cert: bytes | None = None
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared body length, or None when none was declared."""
+        value = self.headers.get("content-length")
+        return None if value is None else int(value)
+
+
+@dataclass
+class HttpResponse:
+    """What a handler answers."""
+    code: int = http.HTTP_OK
+    body: bytes = b""
+    content_type: str = http.HTTP_APP_JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HttpServerHandler:
+    """Base class of request handlers; subclasses define HandleRequest."""
+
+    def HandleRequest(self, req: HttpServerRequest) -> HttpResponse:
+        """Answer one request, or raise an HttpException."""
+        raise NotImplementedError
+
+    def CheckRequest(self, req: HttpServerRequest) -> None:
+        """Check a request's line and headers before its body is read.
+
+        Raise an HttpException to refuse it (wrong method, unknown path,
+        body too large) without reading the body. The default accepts all.
+        """
+
+
+class _ReadTimeout(Exception):
+    """The client took longer than allowed to send its request."""
+
+
+def _ReadLine(rfile: BinaryIO, budget: int) -> bytes:
+    line = rfile.readline(budget + 1)
+    if len(line) > budget:
+        raise http.HttpHeadersTooLarge("Request line or headers too long")
+    return line
+
+
+def ReadRequest(rfile: BinaryIO, max_header_size: int, max_body_size: int,
+                check_fn: Callable[[HttpServerRequest], None] | None = None,
+                continue_fn: Callable[[], None] | None = None,
+                ) -> HttpServerRequest | None:
+    """Read one request from ``rfile``.
+
+    Returns None if the client closed the connection without sending
+    anything. ``check_fn`` sees the request before its body is read and may
+    raise to refuse it; ``continue_fn`` is called to send ``100 Continue``
+    when the client waits for it. Raises HttpException for malformed
+    requests, bodies over ``max_body_size`` and unsupported encodings.
+    """
+    budget = max_header_size
+    line = _ReadLine(rfile, budget)
+    while line in (b"\r\n", b"\n"):  # tolerate empty lines before a request
+        line = _ReadLine(rfile, budget)
+    if not line:
+        return None
+    budget -= len(line)
+    try:
+        text = line.decode("ascii").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise http.HttpBadRequest("Request line is not ASCII") from err
+    parts = text.split()
+    if len(parts) != 3:
+        raise http.HttpBadRequest(f"Malformed request line: {text[:100]!r}")
+    method, path, version = parts
+    if not version.startswith("HTTP/"):
+        raise http.HttpBadRequest(f"Malformed request line: {text[:100]!r}")
+    if version not in _SUPPORTED_VERSIONS:
+        raise http.HttpVersionNotSupported(f"HTTP version {version} not supported")
+
+    headers: dict[str, str] = {}
+    while True:
+        line = _ReadLine(rfile, budget)
+        budget -= len(line)
+        if not line:
+            raise http.HttpBadRequest("Connection closed in the request headers")
+        if line in (b"\r\n", b"\n"):
+            break
+        try:
+            name, value = line.decode("latin-1").split(":", 1)
+        except ValueError as err:
+            raise http.HttpBadRequest("Malformed header line") from err
+        name = name.strip().lower()
+        if not name:
+            raise http.HttpBadRequest("Malformed header line")
+        headers[name] = value.strip()
+
+    req = HttpServerRequest(method=method.upper(), path=path, version=version,
+                            headers=headers)
+    if "transfer-encoding" in headers:
+        raise http.HttpLengthRequired(
+            "Chunked or encoded request bodies are not supported;"
+            " send the body with a Content-Length")
+    length_text = headers.get("content-length")
+    length = 0
+    if length_text is not None:
+        try:
+            length = int(length_text)
+        except ValueError as err:
+            raise http.HttpBadRequest(f"Invalid Content-Length {length_text!r}") from err
+        if length < 0:
+            raise http.HttpBadRequest(f"Invalid Content-Length {length_text!r}")
+        if length > max_body_size:
+            raise http.HttpRequestEntityTooLarge(
+                f"Request body of {length} bytes exceeds the limit of"
+                f" {max_body_size} bytes")
+    if check_fn:
+        check_fn(req)
+    if length:
+        if continue_fn and headers.get("expect", "").lower() == "100-continue":
+            continue_fn()
+        body = rfile.read(length)
+        if len(body) != length:
+            raise http.HttpBadRequest(
+                f"Connection closed after {len(body)} of {length} body bytes")
+        req.body = body
+    return req
+
+
+def FormatResponse(resp: HttpResponse, server_name: str) -> bytes:
+    """Encode a response with its status line and headers."""
+    head = [f"HTTP/1.1 {resp.code} {http.StatusReason(resp.code)}",
+            f"{http.HTTP_SERVER}: {server_name}",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            f"{http.HTTP_CONTENT_TYPE}: {resp.content_type}",
+            f"{http.HTTP_CONTENT_LENGTH}: {len(resp.body)}",
+            f"{http.HTTP_CONNECTION}: close"]
+    head.extend(f"{name}: {value}" for name, value in resp.headers.items())
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body
+
+
+def ErrorResponse(err: http.HttpException) -> HttpResponse:
+    """Turn an HttpException into a plain-text response."""
+    body = f"{err.code} {http.StatusReason(err.code)}: {err.message}\n"
+    return HttpResponse(code=err.code, body=body.encode("utf-8"),
+                        content_type=http.HTTP_TEXT_PLAIN, headers=err.headers)
+
+
+@dataclass
+class ServerOptions:
+    """Limits applied to every connection."""
+    server_name: str = http.HTTP_GANETI_VERSION
+    request_timeout: float = 60.0
+    max_header_size: int = 64 * 1024
+    max_body_size: int = 64 * 1024 * 1024
+    require_client_cert: bool = True
+
+
+def _Drain(conn: socket.socket) -> None:
+    """Read what the client still sends, so closing does not reset it.
+
+    A client refused before its body was read is usually still sending;
+    closing with unread data would make the kernel reset the connection and
+    the client might never see our answer.
+    """
+    try:
+        conn.settimeout(0.5)
+        drained = 0
+        while drained < _MAX_DRAIN_BYTES:
+            data = conn.recv(65536)
+            if not data:
+                break
+            drained += len(data)
+    except (OSError, ValueError):
+        pass
+
+
+def _Close(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
+
+
+def HandleConnection(conn: socket.socket, peer: Any, handler: HttpServerHandler,
+                     ssl_context: ssl.SSLContext | None,
+                     opts: ServerOptions) -> int | None:
+    """Serve one request on an accepted connection, then close it.
+
+    Returns the status code sent, or None when nothing was sent (TLS
+    failure, client gone). Never raises for client errors.
+    """
+    deadline = time.monotonic() + opts.request_timeout
+
+    def _OnAlarm(signum, frame):
+        raise _ReadTimeout()
+
+    # One alarm bounds the whole handshake and request read, however slowly
+    # a client drips its bytes; the handler itself runs without it.
+    old_alarm = signal.signal(signal.SIGALRM, _OnAlarm)
+    signal.setitimer(signal.ITIMER_REAL, opts.request_timeout)
+    sock: socket.socket = conn
+    try:
+        conn.settimeout(opts.request_timeout)
+        peer_cert = None
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as err:
+                logging.warning("TLS handshake with %s failed: %s", peer, err)
+                return None
+            peer_cert = sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+        rfile = sock.makefile("rb")
+
+        def _Continue() -> None:
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+        code: int | None = None
+        try:
+            if ssl_context is not None and opts.require_client_cert and not peer_cert:
+                raise http.HttpForbidden(
+                    "A client certificate signed by the cluster certificate is"
+                    " required")
+            req = ReadRequest(rfile, opts.max_header_size, opts.max_body_size,
+                              check_fn=handler.CheckRequest, continue_fn=_Continue)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if req is None:
+                return None
+            req.peer_address = peer
+            req.peer_cert = peer_cert or None
+            resp = handler.HandleRequest(req)
+            code = resp.code
+            logging.debug("%s %s %s from %s: %s", req.method, req.path,
+                          req.version, peer, code)
+        except (_ReadTimeout, TimeoutError):
+            resp = ErrorResponse(http.HttpRequestTimeout(
+                f"Request not received within {opts.request_timeout} seconds"))
+        except http.HttpException as err:
+            resp = ErrorResponse(err)
+            logging.info("Refused request from %s: %s %s", peer, err.code,
+                         err.message)
+        except Exception as err:  # a bug in a handler: answer, log, go on
+            logging.exception("Error while handling a request from %s", peer)
+            resp = ErrorResponse(http.HttpInternalServerError(str(err)))
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        code = resp.code
+        remaining = max(deadline - time.monotonic(), 5.0)
+        sock.settimeout(remaining)
+        sock.sendall(FormatResponse(resp, opts.server_name))
+        if code != http.HTTP_OK:
+            _Drain(sock)
+        return code
+    except _ReadTimeout:
+        logging.warning("Connection from %s timed out", peer)
+        return None
+    except OSError as err:
+        logging.warning("Connection from %s failed: %s", peer, err)
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_alarm)
+        _Close(sock)
+
+
+class ForkingHttpServer:
+    """Accept connections and serve each in a child process.
+
+    ``child_init_fn`` runs in every child before the request is read (the
+    node daemon uses it to lock the child's memory). ``Serve`` returns after
+    SIGTERM or SIGINT, once the children have been terminated.
+    """
+
+    def __init__(self, handler: HttpServerHandler,
+                 ssl_context: ssl.SSLContext | None,
+                 opts: ServerOptions | None = None,
+                 max_clients: int = 20,
+                 child_init_fn: Callable[[], None] | None = None,
+                 term_timeout: float = 10.0):
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.opts = opts or ServerOptions()
+        self.max_clients = max(1, max_clients)
+        self.child_init_fn = child_init_fn
+        self.term_timeout = term_timeout
+        self.children: set[int] = set()
+        self._sock: socket.socket | None = None
+        self._stop = False
+        self._graceful = False
+        self._wakeup: tuple[int, int] | None = None
+
+    def Bind(self, address: str, port: int, backlog: int = 128) -> tuple[str, int]:
+        """Listen on address:port (port 0 picks a free one); return both."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._sock = sock
+        bound = sock.getsockname()
+        return bound[0], bound[1]
+
+    def RequestStop(self, *_args: Any) -> None:
+        """Ask ``Serve`` to return (safe to call from a signal handler)."""
+        self._stop = True
+
+    def RequestGracefulStop(self, *_args: Any) -> None:
+        """Ask ``Serve`` to return once the running requests are done."""
+        self._graceful = True
+        self._stop = True
+
+    def _InstallSignals(self) -> None:
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        self._wakeup = (rfd, wfd)
+        signal.set_wakeup_fd(wfd)
+        signal.signal(signal.SIGTERM, self.RequestStop)
+        signal.signal(signal.SIGINT, self.RequestStop)
+        signal.signal(signal.SIGUSR1, self.RequestGracefulStop)
+        # A handler (not SIG_DFL) so that a child's exit wakes up select
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def _RestoreSignals(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+                       signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        if self._wakeup:
+            for fd in self._wakeup:
+                os.close(fd)
+            self._wakeup = None
+
+    def _DrainWakeup(self) -> None:
+        assert self._wakeup
+        try:
+            while os.read(self._wakeup[0], 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _Reap(self) -> None:
+        while self.children:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+
+    def Serve(self) -> None:
+        """Accept and fork until asked to stop; then stop the children."""
+        assert self._sock is not None, "Bind first"
+        self._InstallSignals()
+        assert self._wakeup
+        try:
+            while not self._stop:
+                self._Reap()
+                watch: list[Any] = [self._wakeup[0]]
+                if len(self.children) < self.max_clients:
+                    watch.append(self._sock)
+                try:
+                    readable, _, _ = select.select(watch, [], [], 1.0)
+                except InterruptedError:
+                    continue
+                if self._wakeup[0] in readable:
+                    self._DrainWakeup()
+                if self._sock in readable and not self._stop:
+                    self._AcceptOne()
+        finally:
+            self._sock.close()
+            self._TerminateChildren()
+            self._RestoreSignals()
+
+    def _AcceptOne(self) -> None:
+        assert self._sock is not None
+        try:
+            conn, peer = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as err:
+            # Out of file descriptors or similar: keep serving the others
+            logging.error("Cannot accept a connection: %s", err)
+            if err.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)
+            return
+        conn.setblocking(True)
+        try:
+            pid = os.fork()
+        except OSError as err:
+            logging.error("Cannot fork for a request from %s: %s", peer, err)
+            conn.close()
+            return
+        if pid == 0:
+            self._RunChild(conn, peer)  # never returns
+        self.children.add(pid)
+        conn.close()
+
+    def _RunChild(self, conn: socket.socket, peer: Any) -> None:
+        status = 1
+        try:
+            self._RestoreSignals()
+            if self._sock is not None:
+                self._sock.close()
+            if self.child_init_fn:
+                self.child_init_fn()
+            HandleConnection(conn, peer, self.handler, self.ssl_context, self.opts)
+            status = 0
+        except BaseException:
+            logging.exception("Request child for %s failed", peer)
+        finally:
+            logging.shutdown()
+            os._exit(status)
+
+    def _WaitChildren(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.children and time.monotonic() < deadline:
+            self._Reap()
+            if self.children:
+                time.sleep(0.02)
+
+    def _TerminateChildren(self) -> None:
+        """Send SIGTERM to all children and wait for them (then SIGKILL).
+
+        After a graceful stop request the children first get the time to
+        finish their requests.
+        """
+        self._Reap()
+        if self._graceful:
+            self._WaitChildren(self.term_timeout)
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.children.discard(pid)
+        self._WaitChildren(self.term_timeout)
+        for pid in list(self.children):
+            logging.warning("Request child %s did not stop, killing it", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.children.clear()

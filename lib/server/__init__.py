@@ -1,0 +1,1 @@
+"""The daemons' main programs (``daemons/`` holds thin launchers)."""

@@ -1,0 +1,229 @@
+"""ganeti-noded: the node daemon.
+
+Serves node RPC (:mod:`ganeti.rpc`) over HTTPS: ``PUT /<call>`` with the
+JSON list of arguments, answered with ``[success, payload]``. Only clients
+presenting a certificate signed by the cluster certificate are served.
+
+The parent process accepts connections and forks one child per request
+(:class:`ganeti.http.server.ForkingHttpServer`), so one slow call never
+blocks another. SIGTERM stops the daemon and its children. Unless
+``--no-mlock`` is given the daemon locks its memory (and each child's) in
+RAM; log records that cannot be written to the log file go to the console.
+
+Options follow ganeti-noded(8); ``--ready-file``, ``--log-file``,
+``--max-body-size`` and ``--request-timeout`` are additions for virtual
+clusters and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import gc
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+
+from ganeti import constants, errors, http, pathutils, utils
+from ganeti import daemon as daemon_util
+from ganeti.http import server as http_server
+from ganeti.rpc.dispatch import RpcDispatcher
+from ganeti.utils import mlock
+
+_SIOCGIFADDR = 0x8915
+
+
+class NodeRequestHandler(http_server.HttpServerHandler):
+    """Maps ``PUT /<call>`` requests to the RPC dispatcher."""
+
+    def __init__(self, dispatcher: RpcDispatcher):
+        self.dispatcher = dispatcher
+
+    @staticmethod
+    def _CallName(path: str) -> str:
+        name = path.split("?", 1)[0]
+        return name[1:] if name.startswith("/") else name
+
+    def CheckRequest(self, req: http_server.HttpServerRequest) -> None:
+        """Refuse wrong methods, unknown calls and bodies without a length."""
+        if req.method != http.HTTP_PUT:
+            raise http.HttpMethodNotAllowed(
+                f"Method {req.method} not allowed; node RPC calls use"
+                f" {http.HTTP_PUT}", headers={http.HTTP_ALLOW: http.HTTP_PUT})
+        name = self._CallName(req.path)
+        if self.dispatcher.GetCall(name) is None:
+            raise http.HttpNotFound(f"Unknown RPC call '{name}'")
+        if req.content_length is None:
+            raise http.HttpLengthRequired(
+                "Node RPC requests need a Content-Length header")
+
+    def HandleRequest(self, req: http_server.HttpServerRequest
+                      ) -> http_server.HttpResponse:
+        """Run the call; its outcome, success or failure, is a 200 answer."""
+        self.CheckRequest(req)
+        body = self.dispatcher.Dispatch(self._CallName(req.path), req.body)
+        return http_server.HttpResponse(body=body)
+
+
+def GetInterfaceAddress(interface: str) -> str:
+    """Return the IPv4 address of a network interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            packed = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR,
+                                 struct.pack("256s", interface.encode()[:15]))
+        except OSError as err:
+            raise errors.GenericError(f"Cannot get the address of interface"
+                                      f" '{interface}': {err}") from err
+    return socket.inet_ntoa(packed[20:24])
+
+
+def BuildParser() -> argparse.ArgumentParser:
+    """The command line of ganeti-noded."""
+    parser = argparse.ArgumentParser(
+        prog=constants.NODED, description="Ganeti node daemon")
+    parser.add_argument("-f", "--foreground", action="store_true",
+                        help="Don't detach from the terminal")
+    parser.add_argument("-d", "--debug", action="store_true",
+                        help="Log debug messages")
+    parser.add_argument("-p", "--port", type=int, default=None,
+                        help="Port to listen on (default: services database"
+                             f" or {constants.DEFAULT_NODED_PORT}; 0 picks a"
+                             " free one)")
+    bind = parser.add_mutually_exclusive_group()
+    bind.add_argument("-b", "--bind", dest="bind_address", default=None,
+                      metavar="ADDRESS",
+                      help="Address to bind to (default: 0.0.0.0)")
+    bind.add_argument("-i", "--interface", default=None,
+                      help="Bind to the address of this interface")
+    parser.add_argument("--max-clients", type=int,
+                        default=constants.NODED_MAX_CLIENTS,
+                        help="Requests served at the same time; more wait")
+    parser.add_argument("--no-mlock", dest="mlock", action="store_false",
+                        help="Don't lock the daemon's memory in RAM")
+    parser.add_argument("--syslog", action="store_true",
+                        help="Log to syslog instead of the log file")
+    parser.add_argument("--no-ssl", dest="ssl", action="store_false",
+                        help="Serve plain HTTP without client authentication"
+                             " (testing only)")
+    parser.add_argument("-K", "--ssl-key", default=None,
+                        help="TLS key file (default: the cluster's server.pem)")
+    parser.add_argument("-C", "--ssl-cert", default=None,
+                        help="TLS certificate file (default: server.pem)")
+    parser.add_argument("--ready-file", default=None,
+                        help="Write 'address port pid' here once serving")
+    parser.add_argument("--log-file", default=None,
+                        help="Log file (default: the node daemon's log)")
+    parser.add_argument("--max-body-size", type=int,
+                        default=constants.NODED_MAX_BODY_SIZE,
+                        help="Largest request body accepted, in bytes")
+    parser.add_argument("--request-timeout", type=float,
+                        default=constants.NODED_REQUEST_READ_TIMEOUT,
+                        help="Seconds a client has to send its request")
+    return parser
+
+
+def _ChildInit() -> None:
+    # Memory locks are not inherited across fork; locking on first touch
+    # keeps the cost of a request low
+    mlock.Mlockall(onfault=True)
+
+
+def _MakeDirs() -> None:
+    for path in (pathutils.RUN_DIR, pathutils.LOG_DIR, pathutils.LOCK_DIR):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def Main(argv: list[str] | None = None) -> int:
+    """Run the node daemon; return its exit code."""
+    options = BuildParser().parse_args(argv)
+    port = daemon_util.GetDaemonPort(constants.NODED) if options.port is None \
+        else options.port
+    if options.interface:
+        try:
+            address = GetInterfaceAddress(options.interface)
+        except errors.GenericError as err:
+            print(f"{constants.NODED}: {err}", file=sys.stderr)
+            return constants.EXIT_FAILURE
+    else:
+        address = options.bind_address or "0.0.0.0"
+
+    try:
+        _MakeDirs()
+    except OSError as err:
+        print(f"{constants.NODED}: cannot create directories: {err}", file=sys.stderr)
+        return constants.EXIT_FAILURE
+    daemon_util.SetupLogging(constants.NODED,
+                             options.log_file or pathutils.GetLogFilename(constants.NODED),
+                             debug=options.debug, stderr_logging=options.foreground,
+                             syslog=options.syslog)
+
+    ssl_context = None
+    if options.ssl:
+        params = http.HttpSslParams(
+            ssl_key_path=options.ssl_key or pathutils.NODED_CERT_FILE,
+            ssl_cert_path=options.ssl_cert or pathutils.NODED_CERT_FILE)
+        try:
+            ssl_context = http.MakeServerSslContext(params)
+        except (OSError, ValueError) as err:
+            logging.error("Cannot load the TLS key or certificate (%s, %s): %s",
+                          params.ssl_key_path, params.ssl_cert_path, err)
+            return constants.EXIT_FAILURE
+    else:
+        logging.warning("Serving without TLS: any client can make node RPC calls")
+
+    noded_pid = os.getpid()
+    dispatcher = RpcDispatcher(quit_fn=lambda: os.kill(noded_pid, signal.SIGUSR1))
+    dispatcher.LoadAll()
+
+    if options.mlock:
+        mlock.Mlockall()
+
+    server = http_server.ForkingHttpServer(
+        NodeRequestHandler(dispatcher), ssl_context,
+        http_server.ServerOptions(
+            server_name=f"{constants.NODED}/{constants.RELEASE_VERSION}",
+            request_timeout=options.request_timeout,
+            max_header_size=constants.NODED_MAX_HEADER_SIZE,
+            max_body_size=options.max_body_size,
+            require_client_cert=options.ssl),
+        max_clients=options.max_clients,
+        child_init_fn=_ChildInit if options.mlock else None,
+        term_timeout=constants.NODED_TERM_TIMEOUT)
+    try:
+        bound_address, bound_port = server.Bind(address, port)
+    except OSError as err:
+        logging.error("Cannot listen on %s:%s: %s", address, port, err)
+        return constants.EXIT_FAILURE
+
+    notify_ready = None
+    if not options.foreground:
+        notify_ready = daemon_util.Daemonize()
+        noded_pid = os.getpid()
+
+    pidfile = pathutils.GetDaemonPidFile(constants.NODED)
+    try:
+        pid_fd = utils.WritePidFile(pidfile)
+    except (errors.PidFileLockError, OSError) as err:
+        logging.error("Cannot write the pid file: %s", err)
+        return constants.EXIT_FAILURE
+
+    try:
+        if options.ready_file:
+            daemon_util.WriteReadyFile(options.ready_file, bound_address, bound_port)
+        logging.info("%s %s serving on %s:%s (pid %s)", constants.NODED,
+                     constants.RELEASE_VERSION, bound_address, bound_port,
+                     os.getpid())
+        if notify_ready:
+            notify_ready()
+        # Keep the startup objects out of the collector: children then do not
+        # copy the pages the collector would otherwise touch
+        gc.freeze()
+        server.Serve()
+        logging.info("%s stopped", constants.NODED)
+    finally:
+        utils.RemovePidFile(pidfile)
+        os.close(pid_fd)
+    return constants.EXIT_SUCCESS

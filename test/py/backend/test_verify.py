@@ -1,0 +1,84 @@
+"""backend.verify: the node's checks for cluster verify."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from ganeti import constants, pathutils
+from ganeti.backend import RPCFail
+from ganeti.backend import files, verify
+from ganeti.rpc.encoding import FileUpload
+
+NODE = "node1.example.com"
+
+
+def test_version_hostname_time(node_root):
+    before = time.time()
+    result = verify.VerifyNode({constants.NV_VERSION: None, constants.NV_HOSTNAME: None,
+                                constants.NV_TIME: None}, "cluster", {}, {}, {})
+    assert result[constants.NV_VERSION] == [constants.PROTOCOL_VERSION,
+                                            constants.RELEASE_VERSION]
+    assert result[constants.NV_HOSTNAME] == NODE
+    secs, usecs = result[constants.NV_TIME]
+    assert int(before) <= secs <= time.time() and 0 <= usecs < 1000000
+
+
+def test_unknown_checks_are_left_out(node_root):
+    assert verify.VerifyNode({constants.NV_LVLIST: "xenvg"}, "c", {}, {}, {}) == {}
+    with pytest.raises(RPCFail, match="dict of checks"):
+        verify.VerifyNode([], "c", {}, {}, {})
+
+
+def test_file_checksums(node_root):
+    files.UploadFile(FileUpload(pathutils.RAPI_CERT_FILE, b"abc", 0o400, None, None,
+                                None, None))
+    names = [pathutils.MakeVirtualPath(pathutils.RAPI_CERT_FILE),
+             pathutils.MakeVirtualPath(pathutils.CONFD_HMAC_KEY)]
+    result = verify.VerifyNode({constants.NV_FILELIST: names}, "c", {}, {}, {})
+    assert result[constants.NV_FILELIST] == {
+        names[0]: "a9993e364706816aba3e25717850c26c9cd0d89d"}
+    with pytest.raises(RPCFail, match="Invalid path"):
+        verify.VerifyNode({constants.NV_FILELIST: ["/not/virtual"]}, "c", {}, {}, {})
+
+
+def test_node_net_test(node_root):
+    with socket.socket() as listener:
+        listener.bind(("127.0.97.2", 0))
+        listener.listen(5)
+        port = listener.getsockname()[1]
+        entries = [
+            (NODE, "127.0.97.1", "127.0.97.1", port),
+            ("up.example.com", "127.0.97.2", "127.0.97.2", port),
+            ("down.example.com", "127.0.97.3", "127.0.97.5", port),
+            ("single.example.com", "127.0.97.6", "127.0.97.6", port),
+            ("halfdown.example.com", "127.0.97.2", "127.0.97.4", port),
+        ]
+        result = verify.VerifyNode({constants.NV_NODENETTEST: entries}, "c", {}, {}, {})
+    problems = result[constants.NV_NODENETTEST]
+    assert set(problems) == {"down.example.com", "halfdown.example.com",
+                             "single.example.com"}
+    assert "primary and secondary" in problems["down.example.com"]
+    assert "the primary interface" in problems["single.example.com"]
+    assert "secondary interface" in problems["halfdown.example.com"]
+
+
+def test_node_net_test_without_self(node_root):
+    result = verify.VerifyNode({constants.NV_NODENETTEST: [
+        ("other", "127.0.0.1", "127.0.0.1")]}, "c", {}, {}, {})
+    assert "Can't find my own" in result[constants.NV_NODENETTEST][NODE]
+    with pytest.raises(RPCFail, match="Invalid node-net-test entry"):
+        verify.VerifyNode({constants.NV_NODENETTEST: [("x",)]}, "c", {}, {}, {})
+
+
+def test_client_cert_check(node_root, cluster_crypto):
+    result = verify.VerifyNode({constants.NV_CLIENT_CERT: None}, "c", {}, {}, {})
+    code, msg = result[constants.NV_CLIENT_CERT]
+    assert code == constants.CV_ERROR and "does not exist" in msg
+    with open(cluster_crypto.client_pem, "rb") as src, \
+            open(pathutils.NODED_CLIENT_CERT_FILE, "wb") as dst:
+        dst.write(src.read())
+    result = verify.VerifyNode({constants.NV_CLIENT_CERT: None}, "c", {}, {}, {})
+    assert result[constants.NV_CLIENT_CERT] == [None, None]

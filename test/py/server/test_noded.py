@@ -1,0 +1,330 @@
+"""Tests for ganeti-noded: a real daemon on a loopback address, real TLS."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+import nodedhelpers
+from ganeti import constants, serializer
+from ganeti import daemon as daemon_util
+from ganeti import http as ghttp
+from ganeti.http import client as http_client
+from ganeti.server import noded
+
+
+def _Wait(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _ClientContext(crypto, with_cert=True):
+    return ghttp.MakeClientSslContext(crypto.server_pem,
+                                      crypto.client_pem if with_cert else None)
+
+
+def _Request(daemon, crypto, method, path, body=b"", with_cert=True, headers=None):
+    return http_client.HttpRequest(daemon.address, daemon.port, method, path,
+                                   body=body, headers=headers,
+                                   ssl_context=_ClientContext(crypto, with_cert),
+                                   timeout=10)
+
+
+@pytest.fixture
+def daemon(start_noded):
+    return start_noded(1, subnet=81, extra_args=["--max-body-size", "4096"])[0]
+
+
+def test_version_over_https(daemon, cluster_crypto):
+    resp = _Request(daemon, cluster_crypto, "PUT", "/version", b"[]")
+    assert resp.code == 200
+    assert resp.headers["content-type"] == ghttp.HTTP_APP_JSON
+    assert serializer.LoadJson(resp.body) == [True, constants.PROTOCOL_VERSION]
+
+
+def test_runner_version(daemon, cluster_crypto):
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    result = runner.call_version([daemon.name])[daemon.name]
+    assert result.fail_msg is None
+    assert result.payload == constants.PROTOCOL_VERSION
+    assert result.node == daemon.name and result.call == "version"
+
+
+@pytest.mark.parametrize("method,path,body,code,text", [
+    ("GET", "/version", b"", 405, "Method GET not allowed"),
+    ("POST", "/version", b"[]", 405, "Method POST not allowed"),
+    ("PUT", "/no_such_call", b"[]", 404, "Unknown RPC call 'no_such_call'"),
+    ("PUT", "/version", b"[not json", 400, "Invalid request body for 'version'"),
+    ("PUT", "/version", b'{"a": 1}', 400, "must be a JSON list"),
+    ("PUT", "/version", b"[1, 2]", 400, "takes 0 argument(s) (none), got 2"),
+    ("PUT", "/test_delay", b"[]", 400, "takes 1 argument(s) (duration), got 0"),
+    ("PUT", "/upload_file", b'[["relative", [0, ""], 420, null, null, null, null]]',
+     400, "Invalid argument 'file_name'"),
+    ("PUT", "/version", b"[" + b" " * 5000 + b"]", 413, "exceeds the limit of 4096"),
+])
+def test_bad_requests(daemon, cluster_crypto, method, path, body, code, text):
+    resp = _Request(daemon, cluster_crypto, method, path, body)
+    assert resp.code == code, resp.body
+    assert text in resp.body.decode()
+    if code == 405:
+        assert resp.headers["allow"] == "PUT"
+    # ... and the daemon goes on serving
+    ok = _Request(daemon, cluster_crypto, "PUT", "/version", b"[]")
+    assert ok.code == 200
+
+
+def _RawTls(daemon, crypto, data: bytes) -> bytes:
+    ctx = _ClientContext(crypto)
+    with socket.create_connection((daemon.address, daemon.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as sock:
+            sock.sendall(data)
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_put_without_length_is_refused(daemon, cluster_crypto):
+    answer = _RawTls(daemon, cluster_crypto, b"PUT /version HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 411 ")
+    assert b"Content-Length" in answer
+
+
+def test_chunked_body_is_refused(daemon, cluster_crypto):
+    answer = _RawTls(daemon, cluster_crypto,
+                     b"PUT /version HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"2\r\n[]\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 411 ")
+
+
+def test_malformed_request_line(daemon, cluster_crypto):
+    answer = _RawTls(daemon, cluster_crypto, b"HELLO\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    answer = _RawTls(daemon, cluster_crypto, b"PUT /version HTTP/2.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 505 ")
+
+
+def test_client_without_certificate_is_refused(daemon, cluster_crypto):
+    resp = _Request(daemon, cluster_crypto, "PUT", "/version", b"[]", with_cert=False)
+    assert resp.code == 403
+    assert "client certificate" in resp.body.decode()
+    assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+
+
+def test_client_with_foreign_certificate_is_refused(daemon, cluster_crypto, tmp_path):
+    other = nodedhelpers.MakeClusterCrypto(str(tmp_path / "other"))
+    ctx = ghttp.MakeClientSslContext(cluster_crypto.server_pem, other.client_pem)
+    with pytest.raises(http_client.HttpClientError):
+        http_client.HttpRequest(daemon.address, daemon.port, "PUT", "/version",
+                                b"[]", ssl_context=ctx, timeout=10)
+    assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+
+
+def test_cluster_certificate_works_as_client_certificate(daemon, cluster_crypto):
+    ctx = ghttp.MakeClientSslContext(cluster_crypto.server_pem, cluster_crypto.server_pem)
+    resp = http_client.HttpRequest(daemon.address, daemon.port, "PUT", "/version",
+                                   b"[]", ssl_context=ctx, timeout=10)
+    assert resp.code == 200
+
+
+def test_client_checks_the_server_certificate(daemon, cluster_crypto, tmp_path):
+    other = nodedhelpers.MakeClusterCrypto(str(tmp_path / "other"))
+    ctx = ghttp.MakeClientSslContext(other.server_pem, other.client_pem)
+    with pytest.raises(http_client.HttpClientError, match="CERTIFICATE_VERIFY_FAILED"):
+        http_client.HttpRequest(daemon.address, daemon.port, "PUT", "/version",
+                                b"[]", ssl_context=ctx, timeout=10)
+    # The pycurl client refuses it as well
+    runner = nodedhelpers.MakeRunner(other, [daemon])
+    result = runner.call_version([daemon.name])[daemon.name]
+    assert result.fail_msg and "TLS error" in result.fail_msg
+
+
+def test_plain_tls_client_cannot_skip_tls(daemon):
+    conn = http.client.HTTPConnection(daemon.address, daemon.port, timeout=10)
+    try:
+        with pytest.raises((http.client.HTTPException, OSError)):
+            conn.request("PUT", "/version", body=b"[]")
+            conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def test_slow_call_does_not_block_others(daemon, cluster_crypto):
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    slow: dict = {}
+
+    def _Slow():
+        slow.update(runner.call_test_delay([daemon.name], 3.0))
+
+    thread = threading.Thread(target=_Slow)
+    thread.start()
+    try:
+        _Wait(lambda: daemon.Children(), what="the slow request's child")
+        start = time.monotonic()
+        fast = runner.call_version([daemon.name])[daemon.name]
+        assert fast.fail_msg is None
+        assert time.monotonic() - start < 1.5
+        assert thread.is_alive()
+    finally:
+        thread.join(30)
+    assert slow[daemon.name].fail_msg is None
+
+
+def test_sigterm_stops_daemon_and_children(start_noded, cluster_crypto):
+    (daemon,) = start_noded(1, subnet=82)
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(runner.call_test_delay([daemon.name], 60)))
+    thread.start()
+    try:
+        _Wait(lambda: daemon.Children(), what="the request child")
+        children = daemon.Children()
+        daemon.Signal(signal.SIGTERM)
+        assert daemon.proc.wait(15) == 0
+    finally:
+        thread.join(30)
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}"), f"child {pid} survived"
+    res = result[daemon.name]
+    assert res.fail_msg and "closed without a complete answer" in res.fail_msg
+    pidfile = os.path.join(daemon.root, "var", "run", "ganeti", "ganeti-noded.pid")
+    assert not os.path.exists(pidfile)
+
+
+def test_pid_file_and_log(daemon):
+    pidfile = os.path.join(daemon.root, "var", "run", "ganeti", "ganeti-noded.pid")
+    with open(pidfile, encoding="ascii") as fd:
+        assert int(fd.read()) == daemon.pid
+    logfile = os.path.join(daemon.root, "var", "log", "ganeti", "node-daemon.log")
+    with open(logfile, encoding="utf-8") as fd:
+        assert "serving on" in fd.read()
+
+
+def test_second_daemon_same_root_refused(daemon, cluster_crypto):
+    other = nodedhelpers.StartDaemon(os.path.dirname(daemon.root), cluster_crypto,
+                                     daemon.name, daemon.address)
+    try:
+        assert other.proc.wait(30) == constants.EXIT_FAILURE
+        assert "pid file" in other.Output()
+    finally:
+        other.Stop()
+
+
+def test_mlock(start_noded, cluster_crypto):
+    (daemon,) = start_noded(1, subnet=83, mlock=True)
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
+    with open(f"/proc/{daemon.pid}/status", encoding="ascii") as fd:
+        status = fd.read()
+    locked_kb = int(status.split("VmLck:")[1].split()[0])
+    if "Cannot lock memory" in daemon.Output():
+        pytest.skip("mlockall is not permitted here")
+    assert locked_kb > 0
+
+
+def test_no_ssl_mode(start_noded):
+    (daemon,) = start_noded(1, subnet=84, extra_args=["--no-ssl"])
+    resp = http_client.HttpRequest(daemon.address, daemon.port, "PUT", "/version",
+                                   b"[]", timeout=10)
+    assert resp.code == 200
+    assert serializer.LoadJson(resp.body) == [True, constants.PROTOCOL_VERSION]
+
+
+def test_missing_certificate_fails_startup(tmp_path, cluster_crypto):
+    daemon = nodedhelpers.StartDaemon(str(tmp_path), cluster_crypto, "bad.example.com",
+                                      "127.0.85.1",
+                                      ["-K", "/nonexistent.pem", "-C", "/nonexistent.pem"])
+    try:
+        assert daemon.proc.wait(30) == constants.EXIT_FAILURE
+        assert "Cannot load the TLS key or certificate" in daemon.Output()
+    finally:
+        daemon.Stop()
+
+
+def test_port_in_use_fails_startup(daemon, tmp_path, cluster_crypto):
+    clash = nodedhelpers.StartDaemon(str(tmp_path / "c"), cluster_crypto,
+                                     "clash.example.com", daemon.address,
+                                     ["-p", str(daemon.port)])
+    try:
+        assert clash.proc.wait(30) == constants.EXIT_FAILURE
+        assert "Cannot listen on" in clash.Output()
+    finally:
+        clash.Stop()
+
+
+def test_parser_defaults():
+    opts = noded.BuildParser().parse_args([])
+    assert opts.mlock and opts.ssl and not opts.foreground and opts.port is None
+    assert opts.max_clients == constants.NODED_MAX_CLIENTS
+    with pytest.raises(SystemExit):
+        noded.BuildParser().parse_args(["-b", "127.0.0.1", "-i", "lo"])
+    with pytest.raises(SystemExit):
+        noded.BuildParser().parse_args(["extra-argument"])
+
+
+def test_daemon_port(monkeypatch):
+    monkeypatch.setattr(socket, "getservbyname", lambda name, proto: 2811)
+    assert daemon_util.GetDaemonPort(constants.NODED) == 2811
+
+    def _NoService(name, proto):
+        raise OSError("service not found")
+    monkeypatch.setattr(socket, "getservbyname", _NoService)
+    assert daemon_util.GetDaemonPort(constants.NODED) == constants.DEFAULT_NODED_PORT
+
+
+def test_interface_address():
+    assert noded.GetInterfaceAddress("lo") == "127.0.0.1"
+
+
+def test_tls_handshake_timeout_does_not_block(start_noded, cluster_crypto):
+    (daemon,) = start_noded(1, subnet=86, extra_args=["--request-timeout", "2"])
+    # A client that connects and never speaks ...
+    idle = socket.create_connection((daemon.address, daemon.port), timeout=10)
+    try:
+        # ... does not hold up others
+        assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+        # and is dropped after the request timeout
+        idle.settimeout(10)
+        assert idle.recv(100) == b""
+    finally:
+        idle.close()
+
+
+def test_ssl_module_server_context_refuses_unverified(cluster_crypto):
+    params = ghttp.HttpSslParams(cluster_crypto.server_pem, cluster_crypto.server_pem)
+    ctx = ghttp.MakeServerSslContext(params)
+    assert ctx.verify_mode == ssl.CERT_OPTIONAL
+    assert ghttp.MakeServerSslContext(params, verify_peer=False).verify_mode == ssl.CERT_NONE
+
+
+def test_max_clients_queues_connections(start_noded, cluster_crypto):
+    (daemon,) = start_noded(1, subnet=87, extra_args=["--max-clients", "1"])
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    slow: dict = {}
+    thread = threading.Thread(
+        target=lambda: slow.update(runner.call_test_delay([daemon.name], 1.5)))
+    start = time.monotonic()
+    thread.start()
+    try:
+        _Wait(lambda: daemon.Children(), what="the slow request's child")
+        # Accepted by the kernel, but served only once the slow call is done
+        fast = runner.call_version([daemon.name])[daemon.name]
+        assert fast.fail_msg is None
+        assert time.monotonic() - start >= 1.4
+    finally:
+        thread.join(30)
+    assert slow[daemon.name].fail_msg is None
