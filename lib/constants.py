@@ -534,11 +534,15 @@ CONFD_REQ_CLUSTER_MASTER = 3
 CONFD_REQ_NODE_PIP_LIST = 4
 CONFD_REQ_MC_PIP_LIST = 5
 CONFD_REQ_INSTANCES_IPS_LIST = 6
-CONFD_REQ_NODE_PIP_BY_INSTANCE_IP_LIST = 7
-CONFD_REQ_NODE_DRBD = 8
-CONFD_REQ_NODE_INSTANCES = 9
-CONFD_REQ_INSTANCE_DISKS = 10
-CONFD_REQS = frozenset(range(0, 11))
+# Ganeti has no separate type for the list variant: it is type 2 with the
+# list of IPs under CONFD_REQQ_IPLIST in a dict query (fixed, issue 9)
+CONFD_REQ_NODE_PIP_BY_INSTANCE_IP_LIST = CONFD_REQ_NODE_PIP_BY_INSTANCE_IP
+CONFD_REQ_NODE_DRBD = 7
+CONFD_REQ_NODE_INSTANCES = 8
+CONFD_REQ_INSTANCE_DISKS = 9
+CONFD_REQ_CONFIG_QUERY = 10
+CONFD_REQ_DATA_COLLECTORS = 11
+CONFD_REQS = frozenset(range(0, 12))
 CONFD_REPL_STATUS_OK = 0
 CONFD_REPL_STATUS_ERROR = 1
 CONFD_REPL_STATUS_NOTIMPLEMENTED = 2
@@ -547,9 +551,9 @@ CONFD_NODE_ROLE_CANDIDATE = 1
 CONFD_NODE_ROLE_OFFLINE = 2
 CONFD_NODE_ROLE_DRAINED = 3
 CONFD_NODE_ROLE_REGULAR = 4
-CONFD_ERROR_UNKNOWN_ENTRY = 1
-CONFD_ERROR_INTERNAL = 2
-CONFD_ERROR_ARGUMENT = 3
+CONFD_ERROR_UNKNOWN_ENTRY = 0
+CONFD_ERROR_INTERNAL = 1
+CONFD_ERROR_ARGUMENT = 2
 CONFD_MAGIC_FOURCC = b"plj0"
 CONFD_MAX_CLOCK_SKEW = 2 * 150  # seconds: the 5-minute window is +/- this
 CONFD_DEFAULT_REQ_COVERAGE = 6
@@ -1084,3 +1088,92 @@ DAEMONS_LOGBASE = {
     RAPI: "rapi-daemon",
     WATCHER: "watcher",
 }
+
+
+# --- Luxi wire and master daemon (issue 4, luxi/masterd) ----------------------------
+# Keys of luxi requests and answers, as Ganeti's
+LUXI_KEY_METHOD = "method"
+LUXI_KEY_ARGS = "args"
+LUXI_KEY_VERSION = "version"
+LUXI_KEY_SUCCESS = "success"
+LUXI_KEY_RESULT = "result"
+# WaitForJobChange's answer when nothing changed before its timeout
+JOB_NOTCHANGED = "nochange"
+# Largest luxi message the master accepts, in bytes (terminator excluded)
+LUXI_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+# Longest a single WaitForJobChange may wait, whatever the client asks
+LUXI_WFJC_MAX_TIMEOUT = LUXI_DEF_RWTO - 1
+# Mode of the master's luxi sockets
+LUXI_SOCKET_PERMS = 0o660
+# Seconds ganeti-masterd waits for running jobs on SIGTERM
+MASTERD_SHUTDOWN_TIMEOUT = 30
+# Threads running luxi requests that touch files (job submission, archiving)
+MASTERD_LUXI_THREADS = 8
+
+
+# --- Confd queries (issue 9, confd) ------------------------------------------------------
+# Keys of a dict query, as Ganeti's (strings: they are JSON object keys)
+CONFD_REQQ_LINK = "0"
+CONFD_REQQ_IP = "1"
+CONFD_REQQ_IPLIST = "2"
+CONFD_REQQ_FIELDS = "3"
+# Fields of a CONFD_REQ_CLUSTER_MASTER dict query (Ganeti sends them as
+# strings or, since 2.7, as integers; the daemon takes both)
+CONFD_REQFIELD_NAME = "0"
+CONFD_REQFIELD_IP = "1"
+CONFD_REQFIELD_MNODE_PIP = "2"
+# Extension (not in Ganeti): the master network device
+CONFD_REQFIELD_NETDEV = "3"
+CONFD_REPL_STATUSES = frozenset([CONFD_REPL_STATUS_OK, CONFD_REPL_STATUS_ERROR,
+                                 CONFD_REPL_STATUS_NOTIMPLEMENTED])
+CONFD_NODE_ROLES = frozenset(range(0, 5))
+# Seconds without a reload after which confd checks the file anyway, in
+# case an inotify event was missed (Ganeti's value)
+CONFD_CONFIG_RELOAD_TIMEOUT = 17
+# Shortest interval between two reloads, in seconds (a burst of writes
+# gives one reload at the end of it)
+CONFD_CONFIG_RELOAD_RATELIMIT = 0.25
+
+
+# --- Hypervisors, storage and the OS API on the node (issue 7, node side) -------------
+# Console kinds (InstanceConsole.kind), as Ganeti's
+CONS_MESSAGE = "msg"
+CONS_SSH = "ssh"
+CONS_VNC = "vnc"
+CONS_SPICE = "spice"
+# Migration states a hypervisor reports (instance_get_migration_status)
+HV_MIGRATION_COMPLETED = "completed"
+HV_MIGRATION_ACTIVE = "active"
+HV_MIGRATION_FAILED = "failed"
+HV_MIGRATION_CANCELLED = "cancelled"
+HV_MIGRATION_VALID_STATUSES = frozenset([
+    HV_MIGRATION_COMPLETED, HV_MIGRATION_ACTIVE, HV_MIGRATION_FAILED,
+    HV_MIGRATION_CANCELLED])
+HV_MIGRATION_FAILED_STATUSES = frozenset([HV_MIGRATION_FAILED,
+                                          HV_MIGRATION_CANCELLED])
+# Storage unit fields (storage_list), as Ganeti's
+SF_NODE = "node"
+SF_TYPE = "type"
+SF_NAME = "name"
+SF_SIZE = "size"
+SF_USED = "used"
+SF_FREE = "free"
+SF_ALLOCATABLE = "allocatable"
+VALID_STORAGE_FIELDS = frozenset([SF_NODE, SF_TYPE, SF_NAME, SF_SIZE, SF_USED,
+                                  SF_FREE, SF_ALLOCATABLE])
+# Ganeti's optional OS files: the untrusted create script and os_version
+OS_SCRIPT_CREATE_UNTRUSTED = "create_untrusted"
+OS_VERSION_FILE = "os_version"
+# OS status in os_diagnose (valid or not), as Ganeti's
+OS_VALID_STATUS = "valid"
+# Seconds an OS script may run (create/import can copy whole disks)
+OS_SCRIPT_TIMEOUT = 24 * 3600
+OS_VERIFY_TIMEOUT = 300
+# Lines of an OS script's log quoted in an error
+OS_LOG_TAIL_LINES = 20
+# Debug levels for OS scripts (DEBUG_LEVEL)
+OS_DEBUG_LEVELS = frozenset([0, 1])
+# Backend types of disks in the OS environment (DISK_%d_BACKEND_TYPE)
+DISK_BACKEND_BLOCK = "block"
+# How long instance_shutdown waits between soft stop attempts, in seconds
+HV_SOFT_STOP_POLL = 0.1
