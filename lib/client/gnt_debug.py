@@ -1,0 +1,242 @@
+"""gnt-debug: commands for testing and debugging the master daemon."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ganeti import cli, constants, errors, opcodes, utils
+from ganeti.cli import (
+    ARGS_NONE,
+    DRY_RUN_OPT,
+    FIELDS_OPT,
+    INTERVAL_OPT,
+    NOHDR_OPT,
+    PRIORITY_OPT,
+    SEP_OPT,
+    SUBMIT_OPTS,
+    VERBOSE_OPT,
+    ArgUnknown,
+    ToStdout,
+    cli_option,
+)
+from ganeti.cli.options import NonNegativeInt
+
+#: Default fields of "gnt-debug locks"
+_LIST_LOCKS_DEF_FIELDS = ["name", "mode", "owner", "pending"]
+
+
+def _ParseDuration(text: str) -> float:
+    """The delay's duration in seconds: a number greater than zero."""
+    try:
+        duration = float(text)
+    except ValueError:
+        duration = math.nan
+    if not math.isfinite(duration):
+        raise errors.OpPrereqError(f"Invalid duration '{text}': expected a number"
+                                   " of seconds", errors.ECODE_INVAL)
+    if duration <= 0:
+        raise errors.OpPrereqError(f"Invalid duration '{text}': must be greater"
+                                   " than zero", errors.ECODE_INVAL)
+    return duration
+
+
+def Delay(opts: Any, args: list[str]) -> int:
+    """Run an OpTestDelay (sleep on the master and/or nodes)."""
+    op = opcodes.OpTestDelay(duration=_ParseDuration(args[0]),
+                             on_master=opts.on_master,
+                             on_nodes=list(opts.on_nodes),
+                             repeat=opts.repeat,
+                             interruptible=opts.interruptible,
+                             no_locks=opts.no_locks)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- locks --------------------------------------------------------------------------
+
+def _DashIfEmpty(fn: Callable[[Any], str]) -> Callable[[Any], str]:
+    def _Fn(value: Any) -> str:
+        return fn(value) if value else "-"
+    return _Fn
+
+
+def _FormatPending(value: Any) -> str:
+    """Pending acquires as "mode:owner,owner" items."""
+    return utils.CommaJoin(f"{mode}:{','.join(map(str, owners))}"
+                           for mode, owners in value)
+
+
+_LOCKS_FORMAT: dict[str, tuple[Callable[[Any], str], bool]] = {
+    "mode": (_DashIfEmpty(str), False),
+    "owner": (_DashIfEmpty(lambda owners: ",".join(map(str, owners))), False),
+    "pending": (_DashIfEmpty(_FormatPending), False),
+}
+
+
+def ListLocks(opts: Any, args: list[str]) -> int:
+    """List the locks of the master daemon (every --interval seconds)."""
+    selected_fields = cli.ParseFields(opts.output, _LIST_LOCKS_DEF_FIELDS)
+    cl = cli.GetClient()
+    while True:
+        ret = cli.GenericList(constants.QR_LOCK, selected_fields, None, None,
+                              opts.separator, not opts.no_headers, cl=cl,
+                              format_override=_LOCKS_FORMAT, verbose=opts.verbose)
+        if ret != constants.EXIT_SUCCESS or not opts.interval:
+            return ret
+        ToStdout("")
+        # A user-facing refresh period, not synchronisation
+        time.sleep(opts.interval)
+
+
+# --- test-jobqueue ------------------------------------------------------------------
+
+class _JobQueueTestReporter(cli.JobPollReportCbBase):
+    """Plays the client side of OpTestJqueue while its job is followed.
+
+    At each step the LU logs an ELOG_JQUEUE_TEST entry ``(socket path, step,
+    argument)`` and waits until the client connects to that socket and
+    closes it. Before releasing the LU, the reporter checks what the queue
+    shows: the job "waiting" while names are expanded, "running" in Exec,
+    and every test message (logged with JQT_MSGPREFIX) so far received.
+    """
+
+    def __init__(self, cl: Any) -> None:
+        self.cl = cl
+        self.messages: list[str] = []
+        self.expected_count: int | None = None
+        self.steps: list[str] = []
+        self._stdio = cli.StdioJobPollReportCb()
+
+    def _JobStatus(self, job_id: int) -> str:
+        (row,) = self.cl.QueryJobs([job_id], ["status"])
+        if row is None:
+            raise errors.OpExecError(f"Job {job_id} vanished during the test")
+        return row[0]
+
+    def _CheckStep(self, job_id: int, step: str, arg: Any) -> None:
+        expected_status = {constants.JQT_EXPANDNAMES: constants.JOB_STATUS_WAITING,
+                           constants.JQT_EXEC: constants.JOB_STATUS_RUNNING}.get(step)
+        if expected_status is not None:
+            status = self._JobStatus(job_id)
+            if status != expected_status:
+                raise errors.OpExecError(f"Job {job_id} is {status} at step {step},"
+                                         f" expected {expected_status}")
+        elif step == constants.JQT_STARTMSG:
+            self.expected_count = int(arg)
+        elif step == constants.JQT_LOGMSG and len(self.messages) != arg:
+            raise errors.OpExecError(f"Job {job_id} sent message {arg} but"
+                                     f" {len(self.messages)} arrived")
+
+    def ReportLogMessage(self, job_id: int, serial: int, timestamp: Any,
+                         log_type: str, log_msg: Any) -> None:
+        if log_type == constants.ELOG_JQUEUE_TEST:
+            try:
+                sockname, step, arg = log_msg
+            except (TypeError, ValueError):
+                raise errors.OpExecError(f"Malformed job queue test entry {log_msg!r}") \
+                    from None
+            if step not in constants.JQT_ALL:
+                raise errors.OpExecError(f"Unknown job queue test step {step!r}")
+            self.steps.append(step)
+            try:
+                self._CheckStep(job_id, step, arg)
+            finally:
+                # Release the LU even when a check failed, so the job ends
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(30)
+                    sock.connect(sockname)
+            return
+        if isinstance(log_msg, str) and log_msg.startswith(constants.JQT_MSGPREFIX):
+            self.messages.append(log_msg[len(constants.JQT_MSGPREFIX):])
+            return
+        self._stdio.ReportLogMessage(job_id, serial, timestamp, log_type, log_msg)
+
+    def ReportNotChanged(self, job_id: int, status: str | None) -> None:
+        pass
+
+
+def _TestJob(cl: Any, opts: Any, fail: bool) -> None:
+    """Run one OpTestJqueue job and check its steps, messages and outcome."""
+    messages = [f"Hello World {'fail' if fail else 'success'}", "Second message",
+                "Third: \u00e4\u00f6\u00fc"]
+    op = opcodes.OpTestJqueue(notify_waitlock=True, notify_exec=True,
+                              log_messages=messages, fail=fail)
+    cli.SetGenericOpcodeOpts([op], opts)
+    job_id = cli.SendJob([op], cl=cl)
+    reporter = _JobQueueTestReporter(cl)
+    results = None
+    try:
+        results = cli.PollJob(job_id, cl=cl, reporter=reporter)
+    except errors.OpExecError as err:
+        if not fail:
+            raise
+        ToStdout("Ignoring error for 'job fail' test: %s", err)
+    else:
+        if fail:
+            raise errors.OpExecError(f"Job {job_id} didn't fail when it should")
+    if not fail and results != [True]:
+        raise errors.OpExecError(f"Job {job_id} returned {results!r}, expected [True]")
+    if reporter.messages != messages or reporter.expected_count != len(messages):
+        raise errors.OpExecError(f"Job {job_id} logged {reporter.messages!r},"
+                                 f" expected {messages!r}")
+    expected_steps = [constants.JQT_EXPANDNAMES, constants.JQT_EXEC, constants.JQT_STARTMSG] \
+        + [constants.JQT_LOGMSG] * len(messages)
+    if reporter.steps != expected_steps:
+        raise errors.OpExecError(f"Job {job_id} went through {reporter.steps!r},"
+                                 f" expected {expected_steps!r}")
+    row = cl.QueryJobs([job_id], ["status", "opstatus"])[0]
+    expected = constants.JOB_STATUS_ERROR if fail else constants.JOB_STATUS_SUCCESS
+    if row is None or row[0] != expected:
+        raise errors.OpExecError(f"Job {job_id} ended as {row and row[0]},"
+                                 f" expected {expected}")
+
+
+def TestJobqueue(opts: Any, args: list[str]) -> int:
+    """Check that jobs report their messages and succeed or fail as asked."""
+    cl = cli.GetClient()
+    for fail in (False, True):
+        ToStdout("Testing job %s", "failure" if fail else "success")
+        _TestJob(cl, opts, fail)
+    ToStdout("Job queue test successful")
+    return constants.EXIT_SUCCESS
+
+
+# --- The command table ---------------------------------------------------------------
+
+commands: dict[str, cli.CommandDef] = {
+    "delay": (
+        Delay, [ArgUnknown(min=1, max=1)],
+        [cli_option("--no-master", dest="on_master", default=True,
+                    action="store_false", help="Do not sleep in the master code"),
+         cli_option("-n", dest="on_nodes", default=[], action="append",
+                    metavar="NODE", help="Select nodes to sleep on (repeatable)"),
+         cli_option("-r", "--repeat", type=NonNegativeInt, default=0, dest="repeat",
+                    help="Number of times to repeat the sleep"),
+         cli_option("-i", "--interruptible", default=False, dest="interruptible",
+                    action="store_true",
+                    help="Allow interrupting the delay through a domain socket"),
+         cli_option("-l", "--no-locks", default=False, dest="no_locks",
+                    action="store_true",
+                    help="Don't take locks while performing the delay"),
+         DRY_RUN_OPT, PRIORITY_OPT] + SUBMIT_OPTS,
+        "[opts...] <duration>", "Executes a TestDelay OpCode"),
+    "test-jobqueue": (
+        TestJobqueue, ARGS_NONE, [PRIORITY_OPT],
+        "", "Test a few aspects of the job queue"),
+    "locks": (
+        ListLocks, ARGS_NONE,
+        [NOHDR_OPT, SEP_OPT, FIELDS_OPT, INTERVAL_OPT, VERBOSE_OPT],
+        "[--interval N]", "Show a list of locks in the master daemon"),
+}
+
+#: Other names of commands
+aliases: dict[str, str] = {}
+
+
+def Main(argv: Sequence[str] | None = None) -> int:
+    """Run gnt-debug."""
+    return cli.GenericMain(commands, aliases=aliases, argv=argv)

@@ -1,0 +1,322 @@
+"""The luxi methods the master daemon answers, in one table.
+
+:func:`BuildMethods` maps every luxi method name to its handler, the number
+of arguments it takes (Ganeti's argument order) and how it runs (see
+:mod:`ganeti.luxi.server`). Job calls go to the job queue, queries to
+:mod:`ganeti.query`, cluster information to the configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import time
+from typing import Any
+
+from ganeti import constants, errors, pathutils, utils
+from ganeti.luxi import client as names
+from ganeti.luxi.server import KIND_ASYNC, KIND_INLINE, LuxiMethod, RunHandlerSoon
+
+
+def _CheckJobId(job_id: Any) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, (int, str)):
+        raise errors.OpPrereqError(f"Invalid job id {job_id!r}: expected an"
+                                   " integer", errors.ECODE_INVAL)
+    try:
+        return int(job_id)
+    except ValueError as err:
+        raise errors.OpPrereqError(f"Invalid job id {job_id!r}: expected an"
+                                   " integer", errors.ECODE_INVAL) from err
+
+
+def _CheckFields(fields: Any, what: str = "fields") -> list[str]:
+    if not isinstance(fields, list) or \
+            not all(isinstance(f, str) for f in fields):
+        raise errors.OpPrereqError(f"Invalid {what} {fields!r}: expected a list"
+                                   " of field names", errors.ECODE_INVAL)
+    return fields
+
+
+def _CheckNumber(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise errors.OpPrereqError(f"Invalid {what} {value!r}: expected a"
+                                   " number", errors.ECODE_INVAL)
+    return value
+
+
+def ReadWatcherPause(path: str | None = None, now: float | None = None
+                     ) -> int | None:
+    """The Unix time until which the watcher is paused, None if it is not."""
+    if path is None:
+        path = pathutils.WATCHER_PAUSEFILE
+    try:
+        text = utils.ReadFile(path)
+    except FileNotFoundError:
+        return None
+    try:
+        until = int(float(text.strip()))
+    except ValueError:
+        logging.warning("Ignoring invalid watcher pause file %s: %r", path, text)
+        return None
+    if until < (time.time() if now is None else now):
+        return None
+    return until
+
+
+def WriteWatcherPause(until: Any, path: str | None = None) -> int | None:
+    """Pause the watcher until ``until`` (None: resume); return ``until``."""
+    if path is None:
+        path = pathutils.WATCHER_PAUSEFILE
+    if until is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
+    _CheckNumber(until, "watcher pause end time")
+    if until < time.time():
+        raise errors.OpPrereqError(f"Cannot pause the watcher until {until}:"
+                                   " the time is in the past", errors.ECODE_INVAL)
+    until = int(until)
+    utils.WriteFile(path, data=f"{until}\n", mode=0o644)
+    return until
+
+
+class MasterHandlers:
+    """The master's answers to luxi calls.
+
+    ``queue`` is the :class:`ganeti.jqueue.JobQueue`, ``cfg`` the
+    ConfigWriter (may be None in tests), ``query_context`` what
+    :func:`ganeti.query.Query` gets as its context.
+    """
+
+    def __init__(self, queue: Any, cfg: Any = None, query_context: Any = None,
+                 query_module: Any = None) -> None:
+        self.queue = queue
+        self.cfg = cfg
+        self.query_context = query_context
+        if query_module is None:
+            from ganeti import query as query_module  # type: ignore[no-redef]
+        self.query = query_module
+
+    # --- jobs -------------------------------------------------------------------
+
+    def SubmitJob(self, ops: Any) -> int:
+        return self.queue.SubmitJob(self._CheckOps(ops))
+
+    def SubmitJobToDrainedQueue(self, ops: Any) -> int:
+        return self.queue.SubmitJobToDrainedQueue(self._CheckOps(ops))
+
+    def SubmitManyJobs(self, jobs: Any) -> list[Any]:
+        if not isinstance(jobs, list):
+            raise errors.OpPrereqError(f"Invalid job list {jobs!r}: expected a"
+                                       " list of jobs", errors.ECODE_INVAL)
+        return self.queue.SubmitManyJobs([self._CheckOps(ops) for ops in jobs])
+
+    @staticmethod
+    def _CheckOps(ops: Any) -> list[Any]:
+        if not isinstance(ops, list) or not ops:
+            raise errors.OpPrereqError(f"Invalid job {ops!r}: expected a"
+                                       " non-empty list of opcodes",
+                                       errors.ECODE_INVAL)
+        return ops
+
+    def CancelJob(self, job_id: Any, kill: Any = False) -> Any:
+        job_id = _CheckJobId(job_id)
+        if kill:
+            try:
+                return self.queue.CancelJob(job_id, kill=True)
+            except TypeError:
+                return (False, "Killing running jobs is not supported")
+        return self.queue.CancelJob(job_id)
+
+    def ChangeJobPriority(self, job_id: Any, priority: Any) -> Any:
+        job_id = _CheckJobId(job_id)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise errors.OpPrereqError(f"Invalid priority {priority!r}: expected"
+                                       " an integer", errors.ECODE_INVAL)
+        return self.queue.ChangeJobPriority(job_id, priority)
+
+    def ArchiveJob(self, job_id: Any) -> bool:
+        return self.queue.ArchiveJob(_CheckJobId(job_id))
+
+    def AutoArchiveJobs(self, age: Any, timeout: Any) -> Any:
+        _CheckNumber(age, "age")
+        _CheckNumber(timeout, "timeout")
+        return self.queue.AutoArchiveJobs(age, timeout)
+
+    async def WaitForJobChange(self, job_id: Any, fields: Any, prev_job_info: Any,
+                               prev_log_serial: Any,
+                               timeout: Any = constants.LUXI_WFJC_TIMEOUT) -> Any:
+        """Answer as soon as the job changes, or "nochange" at the timeout.
+
+        The job queue tells about changes through a subscription; nothing
+        waits in a thread, so thousands of clients may wait at once.
+        GetJobChanges runs in the loop: it works on memory, except for the
+        rare job neither in the queue's memory nor in its small cache of
+        finished jobs, which it reads from its file.
+        """
+        job_id = _CheckJobId(job_id)
+        _CheckFields(fields)
+        timeout = min(max(_CheckNumber(timeout, "timeout"), 0),
+                      constants.LUXI_WFJC_MAX_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        handle = self.queue.Subscribe(job_id, RunHandlerSoon(loop, changed.set))
+        try:
+            deadline = loop.time() + timeout
+            while True:
+                changed.clear()
+                result = self.queue.GetJobChanges(job_id, fields, prev_job_info,
+                                                  prev_log_serial)
+                if result is not None:
+                    return result
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return constants.JOB_NOTCHANGED
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            self.queue.Unsubscribe(handle)
+
+    def QueryJobs(self, job_ids: Any, fields: Any) -> Any:
+        _CheckFields(fields)
+        if job_ids is not None:
+            if not isinstance(job_ids, list):
+                raise errors.OpPrereqError(f"Invalid job id list {job_ids!r}",
+                                           errors.ECODE_INVAL)
+            job_ids = [_CheckJobId(job_id) for job_id in job_ids]
+        return self.query.QueryJobs(self.query_context, job_ids, fields)
+
+    # --- queries ----------------------------------------------------------------
+
+    def Query(self, what: Any, fields: Any, qfilter: Any) -> Any:
+        self._CheckResource(what)
+        _CheckFields(fields)
+        return self.query.Query(what, fields, qfilter, self.query_context)
+
+    def QueryFields(self, what: Any, fields: Any) -> Any:
+        self._CheckResource(what)
+        if fields is not None:
+            _CheckFields(fields)
+        return self.query.QueryFields(what, fields)
+
+    @staticmethod
+    def _CheckResource(what: Any) -> None:
+        if what not in constants.QR_VIA_LUXI:
+            raise errors.OpPrereqError(
+                f"Resource type '{what}' unknown; known:"
+                f" {', '.join(sorted(constants.QR_VIA_LUXI))}", errors.ECODE_INVAL)
+
+    def _Cfg(self) -> Any:
+        if self.cfg is None:
+            raise errors.OpPrereqError("The master has no cluster configuration",
+                                       errors.ECODE_STATE)
+        return self.cfg
+
+    def QueryClusterInfo(self) -> dict[str, Any]:
+        return ClusterInfo(self._Cfg())
+
+    def QueryConfigValues(self, fields: Any) -> list[Any]:
+        _CheckFields(fields)
+        values = ClusterInfo(self._Cfg())
+        values.update({
+            "cluster_name": values["name"],
+            "master_node": values["master"],
+            "drain_flag": self.queue.IsDrained(),
+            "watcher_pause": ReadWatcherPause(),
+            "cluster_tags": values["tags"],
+        })
+        unknown = [f for f in fields if f not in values]
+        if unknown:
+            raise errors.OpPrereqError(
+                f"Unknown configuration field(s): {', '.join(unknown)}",
+                errors.ECODE_INVAL)
+        return [values[f] for f in fields]
+
+    # --- flags ------------------------------------------------------------------
+
+    def SetDrainFlag(self, drain_flag: Any) -> bool:
+        if not isinstance(drain_flag, bool):
+            raise errors.OpPrereqError(f"Invalid drain flag {drain_flag!r}:"
+                                       " expected true or false",
+                                       errors.ECODE_INVAL)
+        return self.queue.SetDrainFlag(drain_flag)
+
+    def SetWatcherPause(self, until: Any) -> int | None:
+        # TODO: also push the pause to the other nodes once node RPC has a
+        # call for it; only the master's file is written here
+        return WriteWatcherPause(until)
+
+    # --- the table --------------------------------------------------------------
+
+    def Methods(self) -> dict[str, LuxiMethod]:
+        """The luxi method table (see :class:`ganeti.luxi.server.LuxiMethod`)."""
+        return {
+            names.REQ_SUBMIT_JOB: LuxiMethod(self.SubmitJob, 1, 1),
+            names.REQ_SUBMIT_JOB_TO_DRAINED_QUEUE:
+                LuxiMethod(self.SubmitJobToDrainedQueue, 1, 1),
+            names.REQ_SUBMIT_MANY_JOBS: LuxiMethod(self.SubmitManyJobs, 1, 1),
+            names.REQ_WAIT_FOR_JOB_CHANGE:
+                LuxiMethod(self.WaitForJobChange, 4, 5, KIND_ASYNC),
+            names.REQ_CANCEL_JOB: LuxiMethod(self.CancelJob, 1, 2),
+            names.REQ_CHANGE_JOB_PRIORITY: LuxiMethod(self.ChangeJobPriority, 2, 2),
+            names.REQ_ARCHIVE_JOB: LuxiMethod(self.ArchiveJob, 1, 1),
+            names.REQ_AUTO_ARCHIVE_JOBS: LuxiMethod(self.AutoArchiveJobs, 2, 2),
+            names.REQ_QUERY: LuxiMethod(self.Query, 3, 3),
+            names.REQ_QUERY_FIELDS: LuxiMethod(self.QueryFields, 2, 2, KIND_INLINE),
+            names.REQ_QUERY_JOBS: LuxiMethod(self.QueryJobs, 2, 2),
+            # The configuration lock may be held while a job saves it
+            names.REQ_QUERY_CLUSTER_INFO: LuxiMethod(self.QueryClusterInfo, 0, 0),
+            names.REQ_QUERY_CONFIG_VALUES: LuxiMethod(self.QueryConfigValues, 1, 1),
+            names.REQ_SET_DRAIN_FLAG: LuxiMethod(self.SetDrainFlag, 1, 1),
+            names.REQ_SET_WATCHER_PAUSE: LuxiMethod(self.SetWatcherPause, 1, 1),
+        }
+
+
+def ClusterInfo(cfg: Any) -> dict[str, Any]:
+    """The answer to QueryClusterInfo, with Ganeti's keys."""
+    cluster = cfg.GetClusterInfo()
+    enabled_hv = list(cluster.enabled_hypervisors)
+    os_hvp = {os_name: {hv: params for hv, params in hvs.items() if hv in enabled_hv}
+              for os_name, hvs in cluster.os_hvp.items()}
+    # Ganeti reports the IP version (4 or 6), not the address family
+    primary_ip_version = 6 if cluster.primary_ip_family == constants.IP6_ADDRESS_FAMILY else 4
+    info: dict[str, Any] = {
+        "software_version": constants.RELEASE_VERSION,
+        "protocol_version": constants.PROTOCOL_VERSION,
+        "config_version": constants.CONFIG_VERSION,
+        "os_api_version": max(constants.OS_API_VERSIONS),
+        "export_version": constants.EXPORT_VERSION,
+        "vcs_version": getattr(constants, "VCS_VERSION", constants.RELEASE_VERSION),
+        "architecture": (platform.architecture()[0], platform.machine()),
+        "name": cluster.cluster_name,
+        "master": cfg.GetMasterNodeName(),
+        "default_hypervisor": enabled_hv[0] if enabled_hv else None,
+        "enabled_hypervisors": enabled_hv,
+        "hvparams": {hv: cluster.hvparams.get(hv, {}) for hv in enabled_hv},
+        "os_hvp": os_hvp,
+        "primary_ip_version": primary_ip_version,
+        "tags": sorted(cluster.GetTags()),
+    }
+    for key in ("beparams", "osparams", "ipolicy", "nicparams", "ndparams",
+                "diskparams", "candidate_pool_size", "max_running_jobs",
+                "max_tracked_jobs", "mac_prefix", "master_netdev",
+                "master_netmask", "use_external_mip_script",
+                "volume_group_name", "drbd_usermode_helper",
+                "file_storage_dir", "shared_file_storage_dir",
+                "gluster_storage_dir", "maintain_node_health", "ctime", "mtime",
+                "uuid", "uid_pool", "default_iallocator",
+                "default_iallocator_params", "reserved_lvs",
+                "prealloc_wipe_disks", "hidden_os", "blacklisted_os",
+                "enabled_disk_templates", "install_image",
+                "instance_communication_network", "zeroing_image",
+                "compression_tools", "enabled_user_shutdown",
+                "data_collectors", "modify_etc_hosts", "modify_ssh_setup",
+                "ssh_key_type", "ssh_key_bits", "master_ip"):
+        value = getattr(cluster, key, None)
+        if isinstance(value, (set, frozenset)):
+            value = sorted(value)
+        info[key] = value
+    return info

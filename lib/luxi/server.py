@@ -1,0 +1,306 @@
+"""The luxi server: an asyncio Unix-socket server driven by a method table.
+
+The server knows nothing of jobs: it reads requests, checks the method
+name and the number of arguments against a table of :class:`LuxiMethod`,
+runs the handler and writes the answer. Handlers come in three kinds:
+
+- ``KIND_INLINE``: quick, run in the event loop;
+- ``KIND_THREAD``: may touch files (job submission, archiving), run in a
+  small thread pool so that the loop never waits on a disk;
+- ``KIND_ASYNC``: coroutines for calls that wait (WaitForJobChange); while
+  one runs the connection is watched, and a client that goes away cancels
+  its handler (which must clean up in ``finally``).
+
+Every connection is served by its own task, one request after another. A
+request that cannot be parsed, names an unknown method or has the wrong
+number of arguments is answered with an error and the connection stays
+usable; a message larger than the limit, or cut short by the end of the
+stream, is answered with an error and the connection is closed. Either way
+other clients are not affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ganeti import constants, errors
+from ganeti.luxi import protocol
+
+KIND_INLINE = "inline"
+KIND_THREAD = "thread"
+KIND_ASYNC = "async"
+_KINDS = frozenset([KIND_INLINE, KIND_THREAD, KIND_ASYNC])
+
+_READ_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class LuxiMethod:
+    """One luxi method: its handler and how many arguments it takes."""
+
+    handler: Callable[..., Any]
+    min_args: int
+    max_args: int
+    kind: str = KIND_THREAD
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise errors.ProgrammerError(f"Unknown luxi handler kind {self.kind!r}")
+        if not 0 <= self.min_args <= self.max_args:
+            raise errors.ProgrammerError(
+                f"Invalid argument counts {self.min_args}..{self.max_args}")
+
+    def CheckArgs(self, method: str, args: list[Any]) -> None:
+        """Raise LuxiError unless ``args`` has an acceptable length."""
+        count = len(args)
+        if self.min_args <= count <= self.max_args:
+            return
+        if self.min_args == self.max_args:
+            expected = f"{self.min_args}"
+        else:
+            expected = f"{self.min_args} to {self.max_args}"
+        raise errors.LuxiError(f"Luxi method {method} takes {expected}"
+                               f" argument(s), got {count}")
+
+
+class _ClientGone(Exception):
+    """The client closed the connection while its request was handled."""
+
+
+class _Connection:
+    """The reading side of one client connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_size: int) -> None:
+        self.reader = reader
+        self.splitter = protocol.FrameSplitter(max_size)
+        self.eof = False
+
+    async def NextMessage(self) -> bytes | None:
+        """The next request, or None at the end of the stream.
+
+        @raise protocol.MessageTooLarge: see FrameSplitter
+        @raise protocol.ConnectionClosedError: the stream ended inside a
+            message
+        """
+        while True:
+            msg = self.splitter.Pop()
+            if msg is not None:
+                return msg
+            if self.eof:
+                return None
+            self.Feed(await self.reader.read(_READ_SIZE))
+            if self.eof and self.splitter.pending.strip():
+                raise protocol.ConnectionClosedError(
+                    "Truncated luxi message: the connection was closed"
+                    f" after {len(self.splitter.pending)} bytes without"
+                    " a terminator")
+
+    def Feed(self, data: bytes) -> None:
+        """Add bytes read from the client ('' means end of stream)."""
+        if not data:
+            self.eof = True
+        else:
+            self.splitter.Feed(data)
+
+
+class LuxiServer:
+    """Serve a table of luxi methods on one or more Unix sockets."""
+
+    def __init__(self, methods: Mapping[str, LuxiMethod],
+                 max_message_size: int = constants.LUXI_MAX_MESSAGE_SIZE,
+                 threads: int = constants.MASTERD_LUXI_THREADS,
+                 executor: concurrent.futures.Executor | None = None) -> None:
+        self.methods = dict(methods)
+        self.max_message_size = max_message_size
+        self._own_executor = executor is None
+        self._executor = executor if executor is not None else \
+            concurrent.futures.ThreadPoolExecutor(max_workers=threads,
+                                                  thread_name_prefix="luxi")
+        self._servers: list[asyncio.AbstractServer] = []
+        self._paths: list[str] = []
+        self._tasks: set[asyncio.Task] = set()
+        self.requests_served = 0
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def Start(self, paths: Iterable[str],
+                    mode: int = constants.LUXI_SOCKET_PERMS) -> None:
+        """Listen on every path in ``paths`` (stale socket files are replaced).
+
+        The caller must make sure no other server uses the paths (the
+        master holds its pid file lock before calling this).
+        """
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                with protocol.SocketAddress(path) as address:
+                    sock.bind(address)
+                os.chmod(path, mode)
+            except BaseException:
+                sock.close()
+                raise
+            server = await asyncio.start_unix_server(self._HandleClient, sock=sock,
+                                                     limit=_READ_SIZE)
+            self._servers.append(server)
+            self._paths.append(path)
+            logging.info("Luxi server listening on %s", path)
+
+    def StopAccepting(self) -> None:
+        """Stop accepting connections and remove the socket files."""
+        for server in self._servers:
+            server.close()
+        for path in self._paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._paths = []
+
+    async def Stop(self) -> None:
+        """Stop accepting, end every connection, stop the thread pool."""
+        self.StopAccepting()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
+        if self._own_executor:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # --- serving ----------------------------------------------------------------
+
+    async def _HandleClient(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        conn = _Connection(reader, self.max_message_size)
+        try:
+            await self._Serve(conn, writer)
+        except asyncio.CancelledError:
+            pass
+        except (ConnectionError, OSError) as err:
+            logging.debug("Luxi client connection failed: %s", err)
+        except Exception:  # a bug must not take the server down
+            logging.exception("Unexpected error serving a luxi client")
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _Serve(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                msg = await conn.NextMessage()
+            except protocol.ProtocolError as err:
+                # The stream cannot be trusted any more: answer and close
+                logging.info("Closing luxi connection: %s", err)
+                await self._Write(writer, protocol.FormatError(err))
+                return
+            if msg is None:
+                return
+            try:
+                answer = await self._Answer(conn, msg)
+            except _ClientGone:
+                return
+            await self._Write(writer, answer)
+
+    @staticmethod
+    async def _Write(writer: asyncio.StreamWriter, answer: bytes) -> None:
+        writer.write(protocol.Frame(answer))
+        await writer.drain()
+
+    async def _Answer(self, conn: _Connection, msg: bytes) -> bytes:
+        version = None
+        try:
+            method, args, version = protocol.ParseRequest(msg)
+            spec = self.methods.get(method)
+            if spec is None:
+                raise errors.LuxiError(f"Unknown luxi method '{method}'")
+            spec.CheckArgs(method, args)
+            result = await self._Run(conn, method, spec, args)
+        except (_ClientGone, asyncio.CancelledError):
+            raise
+        except errors.GenericError as err:
+            logging.debug("Luxi request failed: %s", err)
+            return protocol.FormatError(err, version)
+        except Exception as err:
+            logging.exception("Luxi handler failed unexpectedly")
+            return protocol.FormatError(err, version)
+        self.requests_served += 1
+        try:
+            return protocol.FormatResponse(True, result, version)
+        except protocol.EncodingError as err:
+            logging.error("Cannot encode the answer to %s: %s", method, err)
+            return protocol.FormatError(err, version)
+
+    async def _Run(self, conn: _Connection, method: str, spec: LuxiMethod,
+                   args: list[Any]) -> Any:
+        logging.debug("Luxi request %s%r", method, args)
+        if spec.kind == KIND_INLINE:
+            return spec.handler(*args)
+        if spec.kind == KIND_THREAD:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor,
+                                              lambda: spec.handler(*args))
+        return await self._RunWatched(conn, spec.handler(*args))
+
+    async def _RunWatched(self, conn: _Connection, coro: Awaitable[Any]) -> Any:
+        """Run ``coro``; cancel it when the client closes the connection."""
+        work = asyncio.ensure_future(coro)
+        watch: asyncio.Task | None = None
+        try:
+            while True:
+                if watch is None and not conn.eof:
+                    watch = asyncio.ensure_future(conn.reader.read(_READ_SIZE))
+                waiting: set[asyncio.Future] = {work}
+                if watch is not None:
+                    waiting.add(watch)
+                done, _ = await asyncio.wait(waiting,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if work in done:
+                    return work.result()
+                assert watch is not None
+                data = watch.result()
+                watch = None
+                if not data:
+                    raise _ClientGone()
+                # A request sent before the answer: keep it for later
+                conn.Feed(data)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watch
+                if not watch.cancelled() and watch.exception() is None:
+                    # Read just as the work finished: keep it for later
+                    conn.Feed(watch.result())
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+
+
+def RunHandlerSoon(loop: asyncio.AbstractEventLoop,
+                   callback: Callable[[], None]) -> Callable[[], None]:
+    """A function, callable from any thread, that runs ``callback`` in ``loop``.
+
+    Calls after the loop closed are ignored.
+    """
+    def _Notify() -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback)
+    return _Notify
