@@ -200,7 +200,11 @@ def test_sigterm_stops_daemon_and_children(start_noded, cluster_crypto):
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}"), f"child {pid} survived"
     res = result[daemon.name]
-    assert res.fail_msg and "closed without a complete answer" in res.fail_msg
+    # The child dies mid-answer: the client sees the connection end, either
+    # closed cleanly or reset, depending on how far the TLS layer got.
+    assert res.fail_msg
+    assert ("closed without a complete answer" in res.fail_msg
+            or "Connection reset by peer" in res.fail_msg), res.fail_msg
     pidfile = os.path.join(daemon.root, "var", "run", "ganeti", "ganeti-noded.pid")
     assert not os.path.exists(pidfile)
 
