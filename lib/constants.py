@@ -1177,3 +1177,8 @@ OS_DEBUG_LEVELS = frozenset([0, 1])
 DISK_BACKEND_BLOCK = "block"
 # How long instance_shutdown waits between soft stop attempts, in seconds
 HV_SOFT_STOP_POLL = 0.1
+# Separator between instance name and disk index in disk link names
+DISK_SEPARATOR = ":"
+# PATH given to OS scripts, whose environment is otherwise cleaned (Ganeti's)
+OS_SCRIPT_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
+

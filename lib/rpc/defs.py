@@ -80,6 +80,35 @@ def _A(name: str, kind: ArgKind = ArgKind.NONE, doc: str = "") -> RpcArg:
     return RpcArg(name, kind, doc)
 
 
+def _ShutdownTimeout(args: Sequence[Any]) -> float:
+    # instance_shutdown(instance, timeout, reason): the soft stop may take
+    # the whole timeout before the hard stop
+    return float(args[1] or 0) + TMO_NORMAL
+
+
+def _RebootTimeout(args: Sequence[Any]) -> float:
+    # instance_reboot(inst, reboot_type, shutdown_timeout, reason)
+    return float(args[2] or 0) + TMO_NORMAL
+
+
+def InstanceDict(instance: Any, disks: Sequence[Any], hvparams: Any = None,
+                 beparams: Any = None, osparams: Any = None) -> dict[str, Any]:
+    """The instance argument of the instance and OS calls.
+
+    Ganeti's node calls get the instance with its disks as whole disk
+    objects (not UUIDs) and with filled parameters: pass the instance, its
+    disk objects in order and, optionally, the filled hvparams, beparams
+    and osparams (cluster defaults plus the instance's overrides).
+    """
+    result = instance.ToDict() if hasattr(instance, "ToDict") else dict(instance)
+    result["disks"] = [d.ToDict() if hasattr(d, "ToDict") else d for d in disks]
+    for key, value in (("hvparams", hvparams), ("beparams", beparams),
+                       ("osparams", osparams)):
+        if value is not None:
+            result[key] = dict(value)
+    return result
+
+
 _VERIFY_ARGS = (
     _A("checkdict", doc="What to verify: NV_* key -> parameters"),
     _A("cluster_name", doc="Cluster name"),
@@ -138,6 +167,204 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("jobqueue_set_drain_flag", TMO_URGENT, (_A("flag"),),
             "ganeti.backend.jobqueue.JobQueueSetDrainFlag",
             "Set job queue drain flag"),
+    # --- Instances (issue 7): instance dicts carry whole disk dicts and
+    # filled parameters, see InstanceDict ------------------------------------
+    RpcCall("instance_start", TMO_NORMAL, (
+        _A("instance_hvp_bep", ArgKind.OBJECT_DICT,
+           "Instance with filled hvparams and beparams"),
+        _A("startup_paused", doc="Start paused"),
+        _A("reason", doc="Reason trail"),
+    ), "ganeti.backend.instance.InstanceStart", "Starts an instance",
+        single=True),
+    RpcCall("instance_shutdown", _ShutdownTimeout, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("timeout", doc="Seconds for the soft stop before the hard one"),
+        _A("reason", doc="Reason trail"),
+    ), "ganeti.backend.instance.InstanceShutdown", "Stops an instance",
+        single=True),
+    RpcCall("instance_reboot", _RebootTimeout, (
+        _A("inst", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("reboot_type", doc="soft or hard"),
+        _A("shutdown_timeout", doc="Seconds for the soft stop of a hard reboot"),
+        _A("reason", doc="Reason trail"),
+    ), "ganeti.backend.instance.InstanceReboot", "Reboots an instance",
+        single=True),
+    RpcCall("instance_balloon_memory", TMO_NORMAL, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("memory", doc="New memory amount (MiB)"),
+    ), "ganeti.backend.instance.InstanceBalloonMemory",
+        "Modify the amount of an instance's runtime memory", single=True),
+    RpcCall("instance_info", TMO_URGENT, (
+        _A("instance", doc="Instance name"),
+        _A("hname", doc="Hypervisor type"),
+        _A("hvparams", doc="Hypervisor parameters"),
+    ), "ganeti.backend.instance.GetInstanceInfo",
+        "Returns information about a single instance"),
+    RpcCall("all_instances_info", TMO_URGENT, (
+        _A("hypervisor_list", doc="Hypervisors to query for instances"),
+        _A("all_hvparams", doc="Hypervisor name -> hvparams"),
+    ), "ganeti.backend.instance.GetAllInstancesInfo",
+        "Returns information about all instances on the given nodes"),
+    RpcCall("instance_list", TMO_URGENT, (
+        _A("hypervisor_list", doc="Hypervisors to query for instances"),
+        _A("all_hvparams", doc="Hypervisor name -> hvparams"),
+    ), "ganeti.backend.instance.GetInstanceList",
+        "Returns the list of running instances on the given nodes"),
+    RpcCall("instance_console_info", TMO_URGENT, (
+        _A("instance_info", doc="Instance name -> {instance, node, group,"
+           " hvParams, beParams}"),
+    ), "ganeti.backend.instance.GetInstanceConsoleInfo",
+        "Retrieves instance console information"),
+    RpcCall("hypervisor_validate_params", TMO_NORMAL, (
+        _A("hvname", doc="Hypervisor name"),
+        _A("hvfull", doc="Parameters to be validated"),
+    ), "ganeti.backend.instance.ValidateHVParams",
+        "Validate hypervisor params"),
+    # --- Migration: source, target, source, target, source ---------------------
+    RpcCall("migration_info", TMO_NORMAL,
+            (_A("instance", ArgKind.OBJECT_DICT, "Instance object"),),
+            "ganeti.backend.instance.MigrationInfo",
+            "Gather the information necessary to prepare an instance"
+            " migration", single=True),
+    RpcCall("accept_instance", TMO_NORMAL, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("info", doc="Result for the call_migration_info call"),
+        _A("target", doc="Target hostname (usually an IP address)"),
+    ), "ganeti.backend.instance.AcceptInstance",
+        "Prepare a node to accept an instance", single=True),
+    RpcCall("instance_finalize_migration_dst", TMO_NORMAL, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("info", doc="Result for the call_migration_info call"),
+        _A("success", doc="Whether the migration was a success or failure"),
+    ), "ganeti.backend.instance.FinalizeMigrationDst",
+        "Finalize any target-node migration specific operation", single=True),
+    RpcCall("instance_migrate", TMO_SLOW, (
+        _A("cluster_name", doc="Cluster name"),
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("target", doc="Target node name"),
+        _A("live", doc="Whether the migration should be done live or not"),
+    ), "ganeti.backend.instance.MigrateInstance", "Migrate an instance",
+        single=True),
+    RpcCall("instance_finalize_migration_src", TMO_SLOW, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("success", doc="Whether the migration succeeded or not"),
+        _A("live", doc="Whether the user requested a live migration or not"),
+    ), "ganeti.backend.instance.FinalizeMigrationSource",
+        "Finalize the instance migration on the source node", single=True),
+    RpcCall("instance_get_migration_status", TMO_SLOW,
+            (_A("instance", ArgKind.OBJECT_DICT, "Instance object"),),
+            "ganeti.backend.instance.GetMigrationStatus",
+            "Report migration status", single=True),
+    # --- OS scripts for instances -------------------------------------------------
+    RpcCall("instance_os_add", TMO_1DAY, (
+        _A("instance_osp", ArgKind.OBJECT_DICT,
+           "Instance with filled OS parameters"),
+        _A("reinstall", doc="Whether the instance is being reinstalled"),
+        _A("debug", doc="Debug level for the OS install script to use"),
+    ), "ganeti.backend.instance.InstanceOsAdd",
+        "Installs an operative system onto an instance", single=True),
+    RpcCall("instance_run_rename", TMO_4HRS, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("old_name", doc="Old instance name"),
+        _A("debug", doc="Debug level for the OS script to use"),
+    ), "ganeti.backend.instance.RunRenameInstance",
+        "Run the OS rename script for an instance", single=True),
+    # --- OS definitions ------------------------------------------------------------
+    RpcCall("os_diagnose", TMO_FAST, (), "ganeti.backend.os.DiagnoseOS",
+            "Request a diagnose of OS definitions"),
+    RpcCall("os_validate", TMO_FAST, (
+        _A("required", doc="Whether the OS must be present on the node"),
+        _A("name", doc="OS name (with variant)"),
+        _A("checks", doc="Checks to run (\"parameters\")"),
+        _A("params", doc="OS parameters"),
+        _A("force_variant", doc="Whether to skip the variant check"),
+    ), "ganeti.backend.os.ValidateOS",
+        "Run a validation routine for a given OS"),
+    RpcCall("os_get", TMO_FAST, (_A("name", doc="OS name"),),
+            "ganeti.backend.os.OSGet",
+            "Returns an OS definition (dict of objects.OS)", single=True),
+    # --- Block devices (disks as dicts of objects.Disk) ------------------------------
+    RpcCall("blockdev_create", TMO_NORMAL, (
+        _A("bdev", ArgKind.OBJECT_DICT, "Block device to create"),
+        _A("size", doc="Size (MiB)"),
+        _A("owner", doc="Owning instance name"),
+        _A("on_primary", doc="Whether this is the primary node"),
+        _A("info", doc="Free-form metadata for the device"),
+        _A("exclusive_storage", doc="Whether exclusive storage is enabled"),
+    ), "ganeti.backend.storage.BlockdevCreate",
+        "Request creation of a given block device", single=True),
+    RpcCall("blockdev_remove", TMO_NORMAL,
+            (_A("bdev", ArgKind.OBJECT_DICT, "Block device"),),
+            "ganeti.backend.storage.BlockdevRemove",
+            "Request removal of a given block device", single=True),
+    RpcCall("blockdev_assemble", TMO_NORMAL, (
+        _A("disk", ArgKind.OBJECT_DICT, "Block device"),
+        _A("instance", ArgKind.OBJECT_DICT, "Instance (name and hypervisor are used)"),
+        _A("on_primary", doc="Whether this is the primary node"),
+        _A("idx", doc="Index of the disk"),
+    ), "ganeti.backend.storage.BlockdevAssemble",
+        "Request assembling of a given block device; returns (link, uri)",
+        single=True),
+    RpcCall("blockdev_shutdown", TMO_NORMAL,
+            (_A("disk", ArgKind.OBJECT_DICT, "Block device"),),
+            "ganeti.backend.storage.BlockdevShutdown",
+            "Request shutdown of a given block device", single=True),
+    RpcCall("blockdev_grow", TMO_NORMAL, (
+        _A("cf_bdev", ArgKind.OBJECT_DICT, "Block device"),
+        _A("amount", doc="Amount to grow by (MiB)"),
+        _A("dryrun", doc="Whether to only check"),
+        _A("backingstore", doc="Whether to grow the backing storage"),
+        _A("es_flag", doc="Whether exclusive storage is enabled"),
+    ), "ganeti.backend.storage.BlockdevGrow", "Request growing of a disk",
+        single=True),
+    RpcCall("blockdev_rename", TMO_NORMAL,
+            (_A("devlist", doc="List of (disk dict, new logical_id)"),),
+            "ganeti.backend.storage.BlockdevRename",
+            "Request rename of the given block devices", single=True),
+    RpcCall("blockdev_find", TMO_NORMAL,
+            (_A("disk", ArgKind.OBJECT_DICT, "Block device"),),
+            "ganeti.backend.storage.BlockdevFind",
+            "Request identification of a given block device (a BlockDevStatus"
+            " dict, or None if missing)", single=True),
+    RpcCall("blockdev_getmirrorstatus", TMO_NORMAL,
+            (_A("disks", ArgKind.OBJECT_DICT_LIST, "Disks"),),
+            "ganeti.backend.storage.BlockdevGetMirrorStatus",
+            "Request status of a (mirroring) device", single=True),
+    RpcCall("blockdev_getdimensions", TMO_NORMAL,
+            (_A("disks", ArgKind.OBJECT_DICT_LIST, "Disks"),),
+            "ganeti.backend.storage.BlockdevGetDimensions",
+            "Returns size and spindles of the given disks"),
+    RpcCall("blockdev_snapshot", TMO_NORMAL, (
+        _A("cdev", ArgKind.OBJECT_DICT, "Block device"),
+        _A("snap_name", doc="Name of the snapshot"),
+        _A("snap_size", doc="Size of the snapshot (MiB)"),
+    ), "ganeti.backend.storage.BlockdevSnapshot", "Export a given disk to"
+        " another node (snapshot); returns its logical_id", single=True),
+    RpcCall("blockdev_setinfo", TMO_NORMAL, (
+        _A("disk", ArgKind.OBJECT_DICT, "Block device"),
+        _A("info", doc="Metadata"),
+    ), "ganeti.backend.storage.BlockdevSetInfo",
+        "Sets metadata information on a given block device", single=True),
+    # --- Storage units and file storage directories ----------------------------------
+    RpcCall("storage_list", TMO_NORMAL, (
+        _A("su_name", doc="Storage unit type"),
+        _A("su_args", doc="Arguments of the storage unit type"),
+        _A("name", doc="Unit name (None: all)"),
+        _A("fields", doc="Fields to return"),
+    ), "ganeti.backend.storage.StorageList", "Get list of storage units"),
+    RpcCall("file_storage_dir_create", TMO_FAST,
+            (_A("file_storage_dir", doc="File storage directory"),),
+            "ganeti.backend.storage.FileStorageDirCreate",
+            "Create the given file storage directory", single=True),
+    RpcCall("file_storage_dir_remove", TMO_FAST,
+            (_A("file_storage_dir", doc="File storage directory"),),
+            "ganeti.backend.storage.FileStorageDirRemove",
+            "Remove the given file storage directory", single=True),
+    RpcCall("file_storage_dir_rename", TMO_FAST, (
+        _A("old_file_storage_dir", doc="Old name"),
+        _A("new_file_storage_dir", doc="New name"),
+    ), "ganeti.backend.storage.FileStorageDirRename",
+        "Rename file storage directory", single=True),
 ]
 
 
