@@ -1182,3 +1182,97 @@ DISK_SEPARATOR = ":"
 # PATH given to OS scripts, whose environment is otherwise cleaned (Ganeti's)
 OS_SCRIPT_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
 
+# --- Cluster verification error codes (cluster lifecycle, issue 6) ----------
+# Each is (domain, code, description); the codes and domains are Ganeti's.
+CV_TCLUSTER = "cluster"
+CV_TGROUP = "group"
+CV_TNODE = "node"
+CV_TINSTANCE = "instance"
+CV_ECLUSTERCFG = (CV_TCLUSTER, "ECLUSTERCFG", "Cluster configuration verification failure")
+CV_ECLUSTERCERT = (CV_TCLUSTER, "ECLUSTERCERT", "Cluster certificate files verification failure")
+CV_ECLUSTERCLIENTCERT = (CV_TCLUSTER, "ECLUSTERCLIENTCERT",
+                         "Cluster client certificate files verification failure")
+CV_ECLUSTERFILECHECK = (CV_TCLUSTER, "ECLUSTERFILECHECK",
+                        "Cluster configuration verification failure")
+CV_ECLUSTERDANGLINGNODES = (CV_TNODE, "ECLUSTERDANGLINGNODES",
+                            "Some nodes belong to non-existing groups")
+CV_ECLUSTERDANGLINGINST = (CV_TNODE, "ECLUSTERDANGLINGINST",
+                           "Some instances have a non-existing primary node")
+CV_EGROUPDIFFERENTPVSIZE = (CV_TGROUP, "EGROUPDIFFERENTPVSIZE", "PVs in the group have"
+                            " different sizes")
+CV_EINSTANCEBADNODE = (CV_TINSTANCE, "EINSTANCEBADNODE",
+                       "Instance marked as running lives on an offline node")
+CV_EINSTANCEDOWN = (CV_TINSTANCE, "EINSTANCEDOWN", "Instance not running on its primary node")
+CV_EINSTANCELAYOUT = (CV_TINSTANCE, "EINSTANCELAYOUT", "Instance has multiple secondary nodes")
+CV_EINSTANCEMISSINGDISK = (CV_TINSTANCE, "EINSTANCEMISSINGDISK", "Missing volume on an instance")
+CV_EINSTANCEFAULTYDISK = (CV_TINSTANCE, "EINSTANCEFAULTYDISK", "Impossible to retrieve status"
+                          " for a disk")
+CV_EINSTANCEWRONGNODE = (CV_TINSTANCE, "EINSTANCEWRONGNODE", "Instance running on the wrong node")
+CV_EINSTANCESPLITGROUPS = (CV_TINSTANCE, "EINSTANCESPLITGROUPS",
+                           "Instance with primary and secondary nodes in different groups")
+CV_EINSTANCEPOLICY = (CV_TINSTANCE, "EINSTANCEPOLICY", "Instance does not meet policy")
+CV_EINSTANCEUNSUITABLENODE = (CV_TINSTANCE, "EINSTANCEUNSUITABLENODE",
+                              "Instance running on nodes that are not suitable for it")
+CV_EINSTANCEMISSINGCFGPARAMETER = (CV_TINSTANCE, "EINSTANCEMISSINGCFGPARAMETER",
+                                   "A configuration parameter for an instance is missing")
+CV_ENODEDRBD = (CV_TNODE, "ENODEDRBD", "Error parsing the DRBD status file")
+CV_ENODEDRBDVERSION = (CV_TNODE, "ENODEDRBDVERSION", "DRBD version mismatch within a node group")
+CV_ENODEDRBDHELPER = (CV_TNODE, "ENODEDRBDHELPER", "Error caused by the DRBD helper")
+CV_ENODEFILECHECK = (CV_TNODE, "ENODEFILECHECK",
+                     "Error retrieving the checksum of the node files")
+CV_ENODEHOOKS = (CV_TNODE, "ENODEHOOKS", "Communication failure in hooks execution")
+CV_ENODEHV = (CV_TNODE, "ENODEHV", "Hypervisor parameters verification failure")
+CV_ENODELVM = (CV_TNODE, "ENODELVM", "LVM-related node error")
+CV_ENODEN1 = (CV_TNODE, "ENODEN1", "Not enough memory to accommodate instance failovers")
+CV_ENODENET = (CV_TNODE, "ENODENET", "Network-related node error")
+CV_ENODEOS = (CV_TNODE, "ENODEOS", "OS-related node error")
+CV_ENODEORPHANINSTANCE = (CV_TNODE, "ENODEORPHANINSTANCE", "Unknown intance running on a node")
+CV_ENODEORPHANLV = (CV_TNODE, "ENODEORPHANLV", "Unknown LVM logical volume")
+CV_ENODERPC = (CV_TNODE, "ENODERPC", "Error during connection to the primary node of an"
+               " instance")
+CV_ENODESSH = (CV_TNODE, "ENODESSH", "SSH-related node error")
+CV_ENODEVERSION = (CV_TNODE, "ENODEVERSION", "Protocol version mismatch or Ganeti version"
+                   " mismatch")
+CV_ENODESETUP = (CV_TNODE, "ENODESETUP", "Node setup error")
+CV_ENODETIME = (CV_TNODE, "ENODETIME", "Node returned invalid time")
+CV_ENODEOOBPATH = (CV_TNODE, "ENODEOOBPATH", "Invalid Out Of Band path")
+CV_ENODEUSERSCRIPTS = (CV_TNODE, "ENODEUSERSCRIPTS", "User scripts not present or not"
+                       " executable")
+CV_ENODEFILESTORAGEPATHS = (CV_TNODE, "ENODEFILESTORAGEPATHS",
+                            "Detected bad file storage paths")
+CV_ENODEFILESTORAGEPATHUNUSABLE = (CV_TNODE, "ENODEFILESTORAGEPATHUNUSABLE",
+                                   "File storage path unusable")
+CV_ALL_ECODES = frozenset([
+    CV_ECLUSTERCFG, CV_ECLUSTERCERT, CV_ECLUSTERCLIENTCERT, CV_ECLUSTERFILECHECK,
+    CV_ECLUSTERDANGLINGNODES, CV_ECLUSTERDANGLINGINST, CV_EGROUPDIFFERENTPVSIZE,
+    CV_EINSTANCEBADNODE, CV_EINSTANCEDOWN, CV_EINSTANCELAYOUT, CV_EINSTANCEMISSINGDISK,
+    CV_EINSTANCEFAULTYDISK, CV_EINSTANCEWRONGNODE, CV_EINSTANCESPLITGROUPS,
+    CV_EINSTANCEPOLICY, CV_EINSTANCEUNSUITABLENODE, CV_EINSTANCEMISSINGCFGPARAMETER,
+    CV_ENODEDRBD, CV_ENODEDRBDVERSION, CV_ENODEDRBDHELPER, CV_ENODEFILECHECK,
+    CV_ENODEHOOKS, CV_ENODEHV, CV_ENODELVM, CV_ENODEN1, CV_ENODENET, CV_ENODEOS,
+    CV_ENODEORPHANINSTANCE, CV_ENODEORPHANLV, CV_ENODERPC, CV_ENODESSH,
+    CV_ENODEVERSION, CV_ENODESETUP, CV_ENODETIME, CV_ENODEOOBPATH,
+    CV_ENODEUSERSCRIPTS, CV_ENODEFILESTORAGEPATHS, CV_ENODEFILESTORAGEPATHUNUSABLE,
+])
+CV_ALL_ECODES_STRINGS = frozenset(code for (_, code, _) in CV_ALL_ECODES)
+# Daemon control (daemon-util): seconds to wait for a daemon to start or stop
+DAEMON_START_TIMEOUT = 60.0
+DAEMON_STOP_TIMEOUT = 30.0
+# The administrator's list of extra files redist-conf keeps in sync (one
+# absolute path per line), relative to CONF_DIR; our name
+CLUSTER_FILES_LIST_NAME = "cluster-files"
+# --- end of the cluster lifecycle block ----------------------------------------
+# --- Hooks, tags, OS and instance queries (issue 7, master side) --------------------
+#: PATH given to hook scripts (the rest of their environment is cleared)
+HOOKS_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
+#: Seconds a single hook script may run before it is killed (our limit)
+HOOKS_SCRIPT_TIMEOUT = 300
+#: Hooks object types (GANETI_OBJECT_TYPE)
+HTYPE_CLUSTER = "CLUSTER"
+HTYPE_NODE = "NODE"
+HTYPE_GROUP = "GROUP"
+HTYPE_INSTANCE = "INSTANCE"
+HTYPE_NETWORK = "NETWORK"
+#: Script names hooks run (as run-parts)
+HOOKS_SCRIPT_NAME_RE = r"^[a-zA-Z0-9_-]+$"
+# --- end of the hooks, tags, OS and instance queries block --------------------------

@@ -27,6 +27,7 @@ from typing import Any
 from ganeti import cmdlib
 from ganeti import constants
 from ganeti import errors
+from ganeti import hooksmaster
 from ganeti import locking
 from ganeti import opcodes
 from ganeti.cmdlib.base import LogicalUnit
@@ -64,7 +65,8 @@ class OpExecCbBase:
 
 
 class HooksMaster:
-    """Runs an LU's hooks; this one runs none.
+    """A hooks master running no hooks (for tests; the processor's default
+    is :class:`ganeti.hooksmaster.HooksMaster`).
 
     The processor calls :meth:`RunPhase` for the pre phase before ``Exec``
     and for the post phase after it, and hands the results to the LU's
@@ -103,7 +105,7 @@ class Processor:
     """Runs opcodes for one job, one at a time, in the calling thread."""
 
     def __init__(self, context: Any, ec_id: Any = None, enable_locks: bool = True,
-                 hooks_master: type[HooksMaster] = HooksMaster,
+                 hooks_master: Any = hooksmaster.HooksMaster,
                  lock_timeouts: Callable[[], locking.LockAttemptTimeoutStrategy] | None = None,
                  lu_class_fn: Callable[[opcodes.OpCode], type[LogicalUnit]] = cmdlib.GetLuClass,
                  ) -> None:
@@ -212,8 +214,9 @@ class Processor:
         """CheckPrereq, hooks and Exec, with every lock held."""
         assert self._cbs is not None
         self._cbs.NotifyStart()
-        hm = self._hmclass.BuildFromLu(lu)
         lu.CheckPrereq()
+        # After CheckPrereq: the hooks' nodes and variables may depend on it
+        hm = self._hmclass.BuildFromLu(lu)
         feedback_fn = self.Log
         pre = hm.RunPhase(constants.HOOKS_PHASE_PRE)
         lu.HooksCallBack(constants.HOOKS_PHASE_PRE, pre, feedback_fn, None)

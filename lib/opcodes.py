@@ -322,6 +322,16 @@ class OpNodeAdd(OpCode):
         ("group", None, _TMaybeNES, "Node group to put the node in"),
         PMasterCapable, PVmCapable, PNdParams,
         ("node_setup", False, ht.TBool, "Set up SSH on the new node"),
+        # Our extension (doc/design-cluster.rst): per-node daemon ports, so
+        # that many nodes can share one machine (None: the default ports)
+        ("noded_port", None,
+         ht.TMaybe(ht.WithDesc("port number")(ht.TAnd(ht.TInt, ht.Check(
+             lambda v: 0 < v < 65536, "between 1 and 65535")))),
+         "Port of the new node's node daemon"),
+        ("confd_port", None,
+         ht.TMaybe(ht.WithDesc("port number")(ht.TAnd(ht.TInt, ht.Check(
+             lambda v: 0 < v < 65536, "between 1 and 65535")))),
+         "Port of the new node's confd"),
     ]
     OP_RESULT = ht.TNone
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ganeti import constants, errors, utils
+from ganeti import constants, errors, qlang, utils
 from ganeti.cli import base
 from ganeti.cli.base import ToStderr, ToStdout
 
@@ -315,10 +315,12 @@ def ParseFilterText(text: str) -> list[Any]:
     """Parse a filter given on the command line.
 
     Accepted: a JSON list in Ganeti's query language (``["=", "status",
-    "error"]``), or one comparison ``FIELD OP VALUE`` with OP one of ==, !=,
-    =~, <, <=, >, >= (VALUE is JSON when it parses as JSON, else text).
+    "error"]``), the text form of :mod:`ganeti.qlang` (``name =~ m/^node/
+    and not offline``), or, for compatibility, one comparison ``FIELD OP
+    VALUE`` whose VALUE is JSON when it parses as JSON, else text.
 
-    @raise errors.OpPrereqError: for anything else
+    @raise errors.OpPrereqError: for anything else, with the text form's
+        error (offset and caret)
     """
     stripped = text.strip()
     if stripped.startswith("["):
@@ -332,11 +334,12 @@ def ParseFilterText(text: str) -> list[Any]:
                 f"Invalid query filter '{text}': expected a non-empty list",
                 errors.ECODE_INVAL)
         return parsed
-    match = _SIMPLE_FILTER_RE.match(stripped)
-    if not match:
-        raise errors.OpPrereqError(
-            f"Invalid query filter '{text}': expected a JSON list or"
-            " 'FIELD OP VALUE'", errors.ECODE_INVAL)
+    try:
+        return qlang.ParseFilter(text)
+    except errors.QueryFilterParseError as err:
+        match = _SIMPLE_FILTER_RE.match(stripped)
+        if not match:
+            raise errors.OpPrereqError(str(err.args[0]), errors.ECODE_INVAL) from None
     value = _ParseFilterValue(match.group("value"))
     op = match.group("op")
     if op == "!=":
@@ -348,26 +351,16 @@ def MakeFilter(args: Sequence[str] | None, force: bool, namefield: str = "name",
                isnumeric: bool = False) -> list[Any] | None:
     """The filter for a list command's arguments.
 
-    With ``force`` (``-F``) the arguments, joined by spaces, are one filter
-    (see :func:`ParseFilterText`); otherwise they are names (numbers with
-    ``isnumeric``) matched against ``namefield``.
+    With ``force`` (``-F``), or one argument that looks like a filter, the
+    arguments joined by spaces are one filter (see :func:`ParseFilterText`);
+    otherwise they are names (numbers with ``isnumeric``; ``*``/``?``
+    globs) matched against ``namefield`` (see :func:`ganeti.qlang.MakeFilter`).
     """
     if not args:
         return None
-    if force:
+    if force or (len(args) == 1 and qlang.MaybeFilter(args[0])):
         return ParseFilterText(" ".join(args))
-    values: list[Any] = list(args)
-    if isnumeric:
-        converted = []
-        for value in values:
-            try:
-                converted.append(int(value))
-            except ValueError:
-                raise errors.OpPrereqError(
-                    f"Invalid {namefield} '{value}': expected a number",
-                    errors.ECODE_INVAL) from None
-        values = converted
-    return MakeSimpleFilter(namefield, values)
+    return qlang.MakeFilter(args, False, namefield=namefield, isnumeric=isnumeric)
 
 
 # --- The generic list commands --------------------------------------------------------

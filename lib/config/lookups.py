@@ -7,14 +7,25 @@ change the configuration; hand it to ConfigWriter.Update to store it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ganeti import constants, errors, objects, utils
 from ganeti.config.base import ConfigBase, Locked
 from ganeti.config.ssconf_values import ComputeSsconfValues
 from ganeti.config.verify import VerifyConfigData
 
-__all__ = ["LookupsMixin"]
+__all__ = ["LookupsMixin", "ReadOnlySnapshot"]
+
+
+class ReadOnlySnapshot(NamedTuple):
+    """See :meth:`LookupsMixin.GetReadOnlySnapshot`: do not modify."""
+
+    cluster: objects.Cluster
+    nodes: dict[str, objects.Node]
+    nodegroups: dict[str, objects.NodeGroup]
+    instances: dict[str, objects.Instance]
+    disks: dict[str, objects.Disk]
+    networks: dict[str, objects.Network]
 
 
 def _Copies(objs: dict[str, Any]) -> dict[str, Any]:
@@ -562,6 +573,21 @@ class LookupsMixin(ConfigBase):
     def GetSsconfValues(self) -> dict[str, str]:
         """Return {ssconf key: file contents} (see ssconf_values)."""
         return ComputeSsconfValues(self._config_data)
+
+    @Locked
+    def GetReadOnlySnapshot(self) -> ReadOnlySnapshot:
+        """The stored objects themselves, for fast read-only bulk queries.
+
+        Unlike every other getter this returns no copies (copying 10,000
+        instances costs seconds): the dicts are new, the objects in them
+        are the configuration's own and MUST NOT be changed. Most changes
+        store new objects, so the snapshot stays as it was; the few made
+        in place (instance state flags, renames) may show through.
+        """
+        data = self._config_data
+        return ReadOnlySnapshot(data.cluster, dict(data.nodes),
+                                dict(data.nodegroups), dict(data.instances),
+                                dict(data.disks), dict(data.networks))
 
     @Locked
     def GetConfigData(self) -> objects.ConfigData:

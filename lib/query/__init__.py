@@ -64,6 +64,12 @@ from ganeti.query.jobs import (
 )
 from ganeti.query.locks import LOCK_FIELDS
 
+# Resources over the configuration register themselves on import
+from ganeti.query import groups as _groups  # noqa: E402,F401
+from ganeti.query import nodes as _nodes  # noqa: E402,F401
+from ganeti.query import instances as _instances  # noqa: E402,F401
+from ganeti.query import os as _os  # noqa: E402,F401
+
 __all__ = [
     "JOB_FIELDS",
     "LOCK_FIELDS",

@@ -167,6 +167,37 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("jobqueue_set_drain_flag", TMO_URGENT, (_A("flag"),),
             "ganeti.backend.jobqueue.JobQueueSetDrainFlag",
             "Set job queue drain flag"),
+    # --- Cluster lifecycle (issue 6): master role, vote, command, copyfile --
+    RpcCall("master_node_name", TMO_URGENT, (),
+            "ganeti.backend.cluster.GetMasterNodeName",
+            "Return the master node name according to the node's ssconf"),
+    RpcCall("node_start_master_daemons", TMO_FAST,
+            (_A("no_voting", doc="Start the master daemon without voting"),),
+            "ganeti.backend.cluster.StartMasterDaemons",
+            "Start the master daemons on the node", single=True),
+    RpcCall("node_stop_master", TMO_FAST, (),
+            "ganeti.backend.cluster.StopMasterDaemons",
+            "Stop the master daemons on the node", single=True),
+    RpcCall("node_run_command", TMO_SLOW, (
+        _A("command", doc="Shell command line"),
+        _A("timeout", doc="Seconds the command may run (None: the call's"
+           " timeout)"),
+    ), "ganeti.backend.cluster.RunCommand",
+        "Run a shell command (gnt-cluster command); returns (exit code,"
+        " output)"),
+    RpcCall("node_copy_file", TMO_NORMAL, (
+        _A("file_name", doc="Absolute destination path (virtual below the"
+           " master's node root)"),
+        _A("data", ArgKind.COMPRESS, "File contents"),
+        _A("mode", doc="File mode"),
+    ), "ganeti.backend.cluster.CopyFile",
+        "Write any file (gnt-cluster copyfile)"),
+    # --- Nodes (issue 6, gnt-node remove) -------------------------------------
+    RpcCall("node_leave_cluster", TMO_NORMAL,
+            (_A("modify_ssh_setup", doc="Whether SSH keys may be changed"),),
+            "ganeti.backend.membership.LeaveCluster",
+            "Requests a node to clean the cluster information it has",
+            single=True),
     # --- Instances (issue 7): instance dicts carry whole disk dicts and
     # filled parameters, see InstanceDict ------------------------------------
     RpcCall("instance_start", TMO_NORMAL, (
@@ -365,6 +396,13 @@ _CALL_LIST: list[RpcCall] = [
         _A("new_file_storage_dir", doc="New name"),
     ), "ganeti.backend.storage.FileStorageDirRename",
         "Rename file storage directory", single=True),
+    # --- Hooks (issue 7, master side) ---------------------------------------------------
+    RpcCall("hooks_runner", TMO_NORMAL, (
+        _A("hpath", doc="Hooks directory name (e.g. instance-add)"),
+        _A("phase", doc="pre or post"),
+        _A("env", doc="Environment of the scripts"),
+    ), "ganeti.backend.hooks.RunHooks",
+        "Run hook scripts; returns [(script, HKR_*, output)]"),
 ]
 
 

@@ -49,6 +49,8 @@ class MasterContext:
     archive_dir: str
     jobqueue: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the RpcRunner the LUs use (``lu.rpc``), resolving nodes by UUID
+    rpc: Any = None
 
     @property
     def queue(self) -> Any:
@@ -140,6 +142,12 @@ class MasterDaemon:
         self.context = MasterContext(cfg=cfg, glm=BuildLockManager(cfg),
                                      queue_dir=pathutils.QUEUE_DIR,
                                      archive_dir=pathutils.JOB_QUEUE_ARCHIVE_DIR)
+        # Node RPC for the LUs, and config distribution after every save
+        # (lib/config_sync.py)
+        from ganeti import config_sync
+        from ganeti.rpc import node as rpc_node
+        self.context.rpc = rpc_node.RpcRunner.FromConfig(cfg)
+        self.config_sync = config_sync.Attach(cfg, self.context.rpc)
         self.queue = make_queue(self.context)
         self.context.jobqueue = self.queue
         self.handlers = luxi_handlers.MasterHandlers(self.queue, cfg, self.context)

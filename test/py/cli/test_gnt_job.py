@@ -91,7 +91,7 @@ def test_list_archived_adds_the_field(jobs_client):
 
 def test_list_forced_filter(jobs_client):
     _Run("list", "-F", "status == \"error\"")
-    assert jobs_client.calls[0][1][2] == ["==", "status", "error"]
+    assert jobs_client.calls[0][1][2] == ["=", "status", "error"]
 
 
 def test_list_unknown_field(jobs_client, capsys):

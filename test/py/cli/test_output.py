@@ -182,7 +182,7 @@ def test_make_filter_refuses_non_numeric_ids():
 def test_make_filter_forced():
     assert cli.MakeFilter(['["=", "status", "error"]'], True) == ["=", "status", "error"]
     assert cli.MakeFilter(["status", "==", "error"], True) == ["==", "status", "error"]
-    assert cli.MakeFilter(["id != 3"], True) == ["!", ["==", "id", 3]]
+    assert cli.MakeFilter(["id != 3"], True) == ["!=", "id", 3]
 
 
 @pytest.mark.parametrize("text", ["[", "[]", "just words", '{"a": 1}'])

@@ -22,8 +22,9 @@ def test_lookup_by_opcode_name():
 
 
 def test_lookup_errors():
-    with pytest.raises(errors.OpCodeUnknown, match="OP_CLUSTER_VERIFY_CONFIG is not implemented"):
-        cmdlib.GetLuClass(opcodes.OpClusterVerifyConfig)
+    with pytest.raises(errors.OpCodeUnknown,
+                       match="OP_CLUSTER_REPAIR_DISK_SIZES is not implemented"):
+        cmdlib.GetLuClass(opcodes.OpClusterRepairDiskSizes)
     with pytest.raises(errors.ProgrammerError, match="Not an opcode"):
         cmdlib.GetLuClass(dict)  # type: ignore[arg-type]
     with pytest.raises(errors.ProgrammerError, match="start with 'Op'"):

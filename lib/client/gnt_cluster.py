@@ -1,0 +1,800 @@
+"""gnt-cluster: cluster administration.
+
+Commands and options are Ganeti's (see gnt-cluster(8)); ``init`` also
+takes ``--node-ip``, ``--noded-port``, ``--confd-port`` and ``--master-ip``
+for virtual clusters, and ``modify`` takes ``--hidden-os`` and
+``--blacklisted-os`` (``add:OS,remove:OS``). ``command`` and ``copyfile``
+work over node RPC (``node_run_command``, ``node_copy_file``) rather than
+SSH. ``init``, ``destroy``'s last step, ``master-failover``, ``command``,
+``copyfile`` and ``renew-crypto`` run on the master node itself (they
+read the configuration or ssconf of the node they run on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from ganeti import cli, constants, errors, opcodes, pathutils, utils
+from ganeti.cli import ToStderr, ToStdout, cli_option
+
+# --- Value parsers -------------------------------------------------------------------
+
+
+def _Fail(msg: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(msg)
+
+
+def ParseKeyVal(text: str) -> dict[str, Any]:
+    """Parse "key=value,no_flag,-reset" into a dict (Ganeti's -B/-N syntax)."""
+    result: dict[str, Any] = {}
+    if not text:
+        return result
+    for item in utils.UnescapeAndSplit(text, sep=","):
+        if not item:
+            continue
+        value: Any
+        if "=" in item:
+            key, value = item.split("=", 1)
+        elif item.startswith("no_"):
+            key, value = item[3:], False
+        elif item.startswith("-"):
+            key, value = item[1:], constants.VALUE_DEFAULT
+        else:
+            key, value = item, True
+        if not key:
+            raise _Fail(f"invalid parameter '{item}': missing name")
+        if key in result:
+            raise _Fail(f"parameter '{key}' given more than once")
+        result[key] = value
+    return result
+
+
+def ParseIdentKeyVal(text: str) -> tuple[str, dict[str, Any]]:
+    """Parse "ident:key=value,..." (-H, -D)."""
+    ident, _, rest = text.partition(":")
+    if not ident:
+        raise _Fail(f"invalid value '{text}': expected NAME:key=value,...")
+    return ident, ParseKeyVal(rest)
+
+
+def ParseUidPool(text: str) -> list[tuple[int, int]]:
+    """Parse "1000-2000,3000" into [(1000, 2000), (3000, 3000)]."""
+    result = []
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        low_text, _, high_text = item.partition("-")
+        try:
+            low = int(low_text)
+            high = int(high_text) if high_text else low
+        except ValueError:
+            raise _Fail(f"invalid user-id range '{item}'") from None
+        if high < low:
+            raise _Fail(f"invalid user-id range '{item}': end before start")
+        result.append((low, high))
+    return result
+
+
+def ParseYesNo(text: str) -> bool:
+    """Parse yes/no."""
+    if text.lower() in ("yes", "true"):
+        return True
+    if text.lower() in ("no", "false"):
+        return False
+    raise _Fail(f"invalid value '{text}': expected yes or no")
+
+
+def ParseList(text: str) -> list[str]:
+    """Parse a comma-separated list."""
+    return [item for item in text.split(",") if item]
+
+
+def ParseOsMods(text: str) -> list[list[str]]:
+    """Parse "add:os1,remove:os2" into [["add", "os1"], ["remove", "os2"]]."""
+    result = []
+    for item in ParseList(text):
+        action, _, name = item.partition(":")
+        if action not in (constants.DDM_ADD, constants.DDM_REMOVE) or not name:
+            raise _Fail(f"invalid OS list change '{item}': expected add:NAME or"
+                        " remove:NAME")
+        result.append([action, name])
+    return result
+
+
+def _Port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise _Fail(f"invalid port '{text}'") from None
+    if not 0 < port < 65536:
+        raise _Fail(f"invalid port '{text}': must be 1-65535")
+    return port
+
+
+def _NonNegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _Fail(f"invalid number '{text}'") from None
+    if value < 0:
+        raise _Fail(f"invalid number '{text}': must not be negative")
+    return value
+
+
+def _Positive(text: str) -> int:
+    value = _NonNegative(text)
+    if value == 0:
+        raise _Fail(f"invalid number '{text}': must be positive")
+    return value
+
+
+# --- Options ----------------------------------------------------------------------------
+
+HVOPTS_OPT = cli_option("-H", "--hypervisor-parameters", dest="hvparams", default=[],
+                        action="append", type=ParseIdentKeyVal,
+                        metavar="HYPERVISOR:KEY=VAL,...",
+                        help="Hypervisor parameters")
+BACKEND_OPT = cli_option("-B", "--backend-parameters", dest="beparams", default=None,
+                         type=ParseKeyVal, metavar="KEY=VAL,...",
+                         help="Backend parameters")
+NIC_PARAMS_OPT = cli_option("-N", "--nic-parameters", dest="nicparams", default=None,
+                            type=ParseKeyVal, metavar="KEY=VAL,...",
+                            help="NIC parameters")
+DISK_PARAMS_OPT = cli_option("-D", "--disk-parameters", dest="diskparams", default=[],
+                             action="append", type=ParseIdentKeyVal,
+                             metavar="TEMPLATE:KEY=VAL,...", help="Disk parameters")
+NODE_PARAMS_OPT = cli_option("--node-parameters", dest="ndparams", default=None,
+                             type=ParseKeyVal, metavar="KEY=VAL,...",
+                             help="Node parameters")
+VG_NAME_OPT = cli_option("--vg-name", dest="vg_name", default=None,
+                         help="Volume group name (empty to disable LVM)")
+ENABLED_HV_OPT = cli_option("--enabled-hypervisors", dest="enabled_hypervisors",
+                            default=None, type=ParseList, metavar="HV,...",
+                            help="Comma-separated list of hypervisors")
+ENABLED_DT_OPT = cli_option("--enabled-disk-templates", dest="enabled_disk_templates",
+                            default=None, type=ParseList, metavar="TEMPLATE,...",
+                            help="Comma-separated list of disk templates")
+FILESTORE_DIR_OPT = cli_option("--file-storage-dir", dest="file_storage_dir",
+                               default=None, help="Directory for file-based disks")
+SHARED_FILESTORE_DIR_OPT = cli_option("--shared-file-storage-dir",
+                                      dest="shared_file_storage_dir", default=None,
+                                      help="Directory for shared-file disks")
+GLUSTER_DIR_OPT = cli_option("--gluster-storage-dir", dest="gluster_storage_dir",
+                             default=None, help="Gluster mount point")
+MAC_PREFIX_OPT = cli_option("-m", "--mac-prefix", dest="mac_prefix", default=None,
+                            help="MAC address prefix (three hex octets)")
+MASTER_NETDEV_OPT = cli_option("--master-netdev", dest="master_netdev", default=None,
+                               help="Network device carrying the master IP")
+MASTER_NETMASK_OPT = cli_option("--master-netmask", dest="master_netmask",
+                                default=None, type=_NonNegative,
+                                help="Prefix length of the master IP")
+UIDPOOL_OPT = cli_option("--uid-pool", dest="uid_pool", default=None,
+                         type=ParseUidPool, help="User-id pool (ranges)")
+ADD_UIDS_OPT = cli_option("--add-uids", dest="add_uids", default=None,
+                          type=ParseUidPool, help="User-ids to add to the pool")
+REMOVE_UIDS_OPT = cli_option("--remove-uids", dest="remove_uids", default=None,
+                             type=ParseUidPool, help="User-ids to remove")
+CP_SIZE_OPT = cli_option("-C", "--candidate-pool-size", dest="candidate_pool_size",
+                         default=None, type=_Positive,
+                         help="Wanted number of master candidates")
+MAINTAIN_NODE_HEALTH_OPT = cli_option("--maintain-node-health", dest="maintain_node_health",
+                                      default=None, type=ParseYesNo, metavar="yes|no",
+                                      help="Maintain node health")
+PREALLOC_WIPE_OPT = cli_option("--prealloc-wipe-disks", dest="prealloc_wipe_disks",
+                               default=None, type=ParseYesNo, metavar="yes|no",
+                               help="Wipe disks before use")
+EXT_MIP_OPT = cli_option("--use-external-mip-script", dest="use_external_mip_script",
+                         default=None, type=ParseYesNo, metavar="yes|no",
+                         help="Use a site script for the master IP")
+USER_SHUTDOWN_OPT = cli_option("--user-shutdown", dest="enabled_user_shutdown",
+                               default=None, type=ParseYesNo, metavar="yes|no",
+                               help="Allow shutdown from inside instances")
+IALLOCATOR_OPT = cli_option("-I", "--default-iallocator", dest="default_iallocator",
+                            default=None, help="Default instance allocator")
+DRBD_HELPER_OPT = cli_option("--drbd-usermode-helper", dest="drbd_helper",
+                             default=None, help="DRBD usermode helper")
+COMPRESSION_OPT = cli_option("--compression-tools", dest="compression_tools",
+                             default=None, type=ParseList, help="Compression tools")
+INSTALL_IMAGE_OPT = cli_option("--install-image", dest="install_image", default=None,
+                               help="Install image")
+ZEROING_IMAGE_OPT = cli_option("--zeroing-image", dest="zeroing_image", default=None,
+                               help="Zeroing image")
+NODE_LIST_OPT = cli_option("-n", "--node", dest="nodes", default=[], action="append",
+                           help="Node to run on (repeat for more; default: all)")
+NOVOTING_OPT = cli_option("--no-voting", dest="no_voting", default=False,
+                          action="store_true",
+                          help="Skip the node agreement check (dangerous)")
+ERROR_CODES_OPT = cli_option("--error-codes", dest="error_codes", default=False,
+                             action="store_true",
+                             help="Print errors in a machine-parseable form")
+IGNORE_ERRORS_OPT = cli_option("--ignore-errors", dest="ignore_errors", default=[],
+                               action="append", metavar="ERROR_CODE",
+                               help="Report this error code as a warning")
+NONPLUS1_OPT = cli_option("--no-nplus1-mem", dest="skip_nplusone_mem",
+                          default=False, action="store_true",
+                          help="Skip the N+1 memory redundancy check")
+SIMULATE_OPT = cli_option("--debug-simulate-errors", dest="simulate_errors",
+                          default=False, action="store_true",
+                          help="Pretend errors were found (for testing)")
+
+INIT_OPTS = [
+    HVOPTS_OPT, BACKEND_OPT, NIC_PARAMS_OPT, DISK_PARAMS_OPT, NODE_PARAMS_OPT,
+    VG_NAME_OPT, ENABLED_HV_OPT, ENABLED_DT_OPT, FILESTORE_DIR_OPT,
+    SHARED_FILESTORE_DIR_OPT, GLUSTER_DIR_OPT, MAC_PREFIX_OPT, MASTER_NETDEV_OPT,
+    MASTER_NETMASK_OPT, UIDPOOL_OPT, CP_SIZE_OPT, MAINTAIN_NODE_HEALTH_OPT,
+    PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT, IALLOCATOR_OPT,
+    DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT, ZEROING_IMAGE_OPT,
+    cli_option("-s", "--secondary-ip", dest="secondary_ip", default=None,
+               help="Secondary IP of the master node"),
+    cli_option("--no-etc-hosts", dest="modify_etc_hosts", default=True,
+               action="store_false", help="Don't modify /etc/hosts"),
+    cli_option("--no-ssh-init", dest="modify_ssh_setup", default=True,
+               action="store_false", help="Don't set up SSH keys"),
+    cli_option("--primary-ip-version", dest="primary_ip_version", default=4,
+               type=int, choices=[4, 6], help="IP version of the primary IPs"),
+    cli_option("--master-ip", dest="master_ip", default=None,
+               help="Master IP (default: the cluster name's address)"),
+    cli_option("--node-ip", dest="node_ip", default=None,
+               help="This node's primary IP (default: its name's address)"),
+    cli_option("--noded-port", dest="noded_port", default=None, type=_Port,
+               help="Port of this node's node daemon"),
+    cli_option("--confd-port", dest="confd_port", default=None, type=_Port,
+               help="Port of this node's confd"),
+]
+
+MODIFY_OPTS = [
+    HVOPTS_OPT, BACKEND_OPT, NIC_PARAMS_OPT, DISK_PARAMS_OPT, NODE_PARAMS_OPT,
+    VG_NAME_OPT, ENABLED_HV_OPT, ENABLED_DT_OPT, FILESTORE_DIR_OPT,
+    SHARED_FILESTORE_DIR_OPT, GLUSTER_DIR_OPT, MAC_PREFIX_OPT, MASTER_NETDEV_OPT,
+    MASTER_NETMASK_OPT, UIDPOOL_OPT, ADD_UIDS_OPT, REMOVE_UIDS_OPT, CP_SIZE_OPT,
+    MAINTAIN_NODE_HEALTH_OPT, PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT,
+    IALLOCATOR_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT,
+    ZEROING_IMAGE_OPT, cli.FORCE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT,
+    *cli.SUBMIT_OPTS,
+    cli_option("--max-running-jobs", dest="max_running_jobs", default=None,
+               type=_Positive, help="Most jobs running at once"),
+    cli_option("--max-tracked-jobs", dest="max_tracked_jobs", default=None,
+               type=_Positive, help="Most jobs tracked"),
+    cli_option("--reserved-lvs", dest="reserved_lvs", default=None, type=ParseList,
+               help="Logical volumes cluster verify ignores"),
+    cli_option("--modify-etc-hosts", dest="modify_etc_hosts", default=None,
+               type=ParseYesNo, metavar="yes|no", help="Keep /etc/hosts up to date"),
+    cli_option("--instance-communication-network",
+               dest="instance_communication_network", default=None,
+               help="Instance communication network"),
+    cli_option("--hidden-os", dest="hidden_os", default=None, type=ParseOsMods,
+               metavar="add:OS,remove:OS", help="Change the hidden OS list"),
+    cli_option("--blacklisted-os", dest="blacklisted_os", default=None,
+               type=ParseOsMods, metavar="add:OS,remove:OS",
+               help="Change the blacklisted OS list"),
+    cli_option("--ipolicy-vcpu-ratio", dest="ipolicy_vcpu_ratio", default=None,
+               type=float, help="Instance policy vCPU ratio"),
+    cli_option("--ipolicy-spindle-ratio", dest="ipolicy_spindle_ratio", default=None,
+               type=float, help="Instance policy spindle ratio"),
+    cli_option("--ipolicy-disk-templates", dest="ipolicy_disk_templates", default=None,
+               type=ParseList, help="Instance policy disk templates"),
+]
+
+
+def _Dict(pairs: list[tuple[str, dict[str, Any]]], what: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for ident, params in pairs or []:
+        if ident in result:
+            raise errors.OpPrereqError(f"{what} '{ident}' given more than once",
+                                       errors.ECODE_INVAL)
+        result[ident] = params
+    return result
+
+
+# --- init / destroy -------------------------------------------------------------------
+
+def InitCluster(opts: Any, args: list[str]) -> int:
+    """Initialise the cluster (on the future master node)."""
+    from ganeti.bootstrap import cluster as bootstrap
+    kwargs: dict[str, Any] = {}
+    for name in ("mac_prefix", "master_netdev", "master_netmask", "master_ip",
+                 "file_storage_dir", "shared_file_storage_dir", "gluster_storage_dir",
+                 "candidate_pool_size", "secondary_ip", "vg_name", "beparams",
+                 "nicparams", "ndparams", "enabled_hypervisors",
+                 "enabled_disk_templates", "drbd_helper", "uid_pool",
+                 "default_iallocator", "maintain_node_health", "prealloc_wipe_disks",
+                 "use_external_mip_script", "install_image", "zeroing_image",
+                 "compression_tools", "enabled_user_shutdown", "node_ip",
+                 "noded_port", "confd_port"):
+        value = getattr(opts, name)
+        if value is not None:
+            kwargs[name] = value
+    kwargs["hvparams"] = _Dict(opts.hvparams, "Hypervisor")
+    kwargs["diskparams"] = _Dict(opts.diskparams, "Disk template")
+    bootstrap.InitCluster(args[0], modify_etc_hosts=opts.modify_etc_hosts,
+                          modify_ssh_setup=opts.modify_ssh_setup,
+                          primary_ip_version=opts.primary_ip_version,
+                          feedback_fn=lambda msg: ToStdout("%s", msg), **kwargs)
+    return constants.EXIT_SUCCESS
+
+
+def DestroyCluster(opts: Any, args: list[str]) -> int:
+    """Destroy the cluster (the master must be its only node)."""
+    if not opts.yes_do_it:
+        ToStderr("Destroying a cluster is irreversible. If you really want to"
+                 " destroy this cluster, supply the --yes-do-it option.")
+        return constants.EXIT_FAILURE
+    from ganeti.bootstrap import cluster as bootstrap
+    master_uuid = cli.SubmitOpCode(opcodes.OpClusterDestroy(), opts=opts)
+    bootstrap.FinalizeClusterDestroy(master_uuid,
+                                     feedback_fn=lambda msg: ToStdout("%s", msg))
+    return constants.EXIT_SUCCESS
+
+
+# --- info, getmaster, version -----------------------------------------------------------
+
+def _FormatTime(value: Any) -> str:
+    if not value:
+        return "N/A"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value)))
+
+
+def _Value(value: Any) -> str:
+    if value is None or value == "":
+        return "" if value == "" else "default (None)"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if value else "(none)"
+    return str(value)
+
+
+def FormatInfo(items: list[tuple[str, Any]], indent: int = 0) -> list[str]:
+    """Lines of nested (key, value) pairs / dicts, Ganeti's "info" layout."""
+    lines: list[str] = []
+    pad = " " * indent
+    for key, value in items:
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            lines.extend(FormatInfo(sorted(value.items()), indent + 2))
+        elif isinstance(value, list) and value and all(
+                isinstance(v, tuple) and len(v) == 2 for v in value):
+            lines.append(f"{pad}{key}:")
+            lines.extend(FormatInfo(value, indent + 2))
+        else:
+            lines.append(f"{pad}{key}: {_Value(value)}")
+    return lines
+
+
+def ClusterInfoItems(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The "gnt-cluster info" items from QueryClusterInfo's answer."""
+    arch = info.get("architecture") or ("", "")
+    uid_pool = info.get("uid_pool") or []
+    from ganeti.config import FormatUidPool
+    return [
+        ("Cluster name", info["name"]),
+        ("Cluster UUID", info.get("uuid")),
+        ("Creation time", _FormatTime(info.get("ctime"))),
+        ("Modification time", _FormatTime(info.get("mtime"))),
+        ("Master node", info["master"]),
+        ("Architecture (this node)", f"{arch[0]} ({arch[1]})"),
+        ("Tags", ", ".join(info.get("tags") or []) or "(none)"),
+        ("Default hypervisor", info.get("default_hypervisor")),
+        ("Enabled hypervisors", ", ".join(info.get("enabled_hypervisors") or [])),
+        ("Hypervisor parameters", info.get("hvparams") or {}),
+        ("OS-specific hypervisor parameters", info.get("os_hvp") or {}),
+        ("OS parameters", info.get("osparams") or {}),
+        ("Hidden OSes", ", ".join(info.get("hidden_os") or [])),
+        ("Blacklisted OSes", ", ".join(info.get("blacklisted_os") or [])),
+        ("Cluster parameters", [
+            ("candidate pool size", info.get("candidate_pool_size")),
+            ("maximal number of jobs running simultaneously",
+             info.get("max_running_jobs")),
+            ("maximal number of jobs simultaneously tracked by the scheduler",
+             info.get("max_tracked_jobs")),
+            ("mac prefix", info.get("mac_prefix")),
+            ("master netdev", info.get("master_netdev")),
+            ("master netmask", info.get("master_netmask")),
+            ("use external master IP address setup script",
+             info.get("use_external_mip_script")),
+            ("lvm volume group", info.get("volume_group_name")),
+            ("lvm reserved volumes", info.get("reserved_lvs") or []),
+            ("drbd usermode helper", info.get("drbd_usermode_helper")),
+            ("file storage path", info.get("file_storage_dir")),
+            ("shared file storage path", info.get("shared_file_storage_dir")),
+            ("gluster storage path", info.get("gluster_storage_dir")),
+            ("maintenance of node health", info.get("maintain_node_health")),
+            ("uid pool", FormatUidPool(uid_pool, ", ")),
+            ("default instance allocator", info.get("default_iallocator")),
+            ("default instance allocator parameters",
+             info.get("default_iallocator_params") or {}),
+            ("primary ip version", info.get("primary_ip_version")),
+            ("preallocation wipe disks", info.get("prealloc_wipe_disks")),
+            ("OS search path", ", ".join(pathutils.OS_SEARCH_PATH)),
+            ("enabled disk templates",
+             ", ".join(info.get("enabled_disk_templates") or [])),
+            ("install image", info.get("install_image")),
+            ("instance communication network",
+             info.get("instance_communication_network")),
+            ("zeroing image", info.get("zeroing_image")),
+            ("compression tools", info.get("compression_tools") or []),
+            ("enabled user shutdown", info.get("enabled_user_shutdown")),
+        ]),
+        ("Default node parameters", info.get("ndparams") or {}),
+        ("Default instance parameters", info.get("beparams") or {}),
+        ("Default nic parameters", info.get("nicparams") or {}),
+        ("Default disk parameters", info.get("diskparams") or {}),
+        ("Instance policy - limits for instances", info.get("ipolicy") or {}),
+    ]
+
+
+def ShowClusterConfig(opts: Any, args: list[str]) -> int:
+    """Print the cluster's configuration."""
+    info = cli.GetClient().QueryClusterInfo()
+    for line in FormatInfo(ClusterInfoItems(info)):
+        ToStdout("%s", line)
+    return constants.EXIT_SUCCESS
+
+
+def ShowClusterMaster(opts: Any, args: list[str]) -> int:
+    """Print the master node's name."""
+    (master,) = cli.GetClient().QueryConfigValues(["master_node"])
+    ToStdout("%s", master)
+    return constants.EXIT_SUCCESS
+
+
+def ShowClusterVersion(opts: Any, args: list[str]) -> int:
+    """Print the software and protocol versions."""
+    info = cli.GetClient().QueryClusterInfo()
+    ToStdout("Software version: %s", info["software_version"])
+    ToStdout("Internode protocol: %s", info["protocol_version"])
+    ToStdout("Configuration format: %s", info["config_version"])
+    ToStdout("OS api version: %s", info["os_api_version"])
+    ToStdout("Export interface: %s", info["export_version"])
+    ToStdout("VCS version: %s", info["vcs_version"])
+    return constants.EXIT_SUCCESS
+
+
+# --- modify, redist-conf ---------------------------------------------------------------
+
+def SetClusterParams(opts: Any, args: list[str]) -> int:
+    """Change cluster parameters."""
+    ipolicy: dict[str, Any] = {}
+    if opts.ipolicy_vcpu_ratio is not None:
+        ipolicy[constants.IPOLICY_VCPU_RATIO] = opts.ipolicy_vcpu_ratio
+    if opts.ipolicy_spindle_ratio is not None:
+        ipolicy[constants.IPOLICY_SPINDLE_RATIO] = opts.ipolicy_spindle_ratio
+    if opts.ipolicy_disk_templates is not None:
+        ipolicy[constants.IPOLICY_DTS] = opts.ipolicy_disk_templates
+    kwargs: dict[str, Any] = {}
+    for name in ("vg_name", "enabled_hypervisors", "beparams", "nicparams", "ndparams",
+                 "candidate_pool_size", "max_running_jobs", "max_tracked_jobs",
+                 "uid_pool", "add_uids", "remove_uids", "maintain_node_health",
+                 "prealloc_wipe_disks", "drbd_helper", "default_iallocator",
+                 "mac_prefix", "master_netdev", "master_netmask", "reserved_lvs",
+                 "hidden_os", "blacklisted_os", "use_external_mip_script",
+                 "enabled_disk_templates", "modify_etc_hosts", "file_storage_dir",
+                 "shared_file_storage_dir", "gluster_storage_dir", "install_image",
+                 "instance_communication_network", "zeroing_image",
+                 "compression_tools", "enabled_user_shutdown"):
+        value = getattr(opts, name, None)
+        if value is not None:
+            kwargs[name] = value
+    hvparams = _Dict(opts.hvparams, "Hypervisor")
+    if hvparams:
+        kwargs["hvparams"] = hvparams
+    diskparams = _Dict(opts.diskparams, "Disk template")
+    if diskparams:
+        kwargs["diskparams"] = diskparams
+    if ipolicy:
+        kwargs["ipolicy"] = ipolicy
+    if not kwargs:
+        ToStderr("Please give at least one of the parameters.")
+        return constants.EXIT_FAILURE
+    op = opcodes.OpClusterSetParams(force=opts.force, **kwargs)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RedistributeConfig(opts: Any, args: list[str]) -> int:
+    """Push the configuration and ancillary files to every node."""
+    cli.SubmitOrSend(opcodes.OpClusterRedistConf(), opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- master-failover -------------------------------------------------------------------
+
+def MasterFailover(opts: Any, args: list[str]) -> int:
+    """Make the node this runs on the master."""
+    if opts.no_voting and not opts.yes_do_it:
+        usertext = ("This will perform the failover even if most other nodes are"
+                    " down, or if this node is outdated. This is dangerous as it"
+                    " can lead to a non-consistent cluster. Check the gnt-cluster"
+                    " man page before continuing.\n\nContinue?")
+        if not cli.AskUser(usertext):
+            return constants.EXIT_FAILURE
+    from ganeti.bootstrap import cluster as bootstrap
+    return bootstrap.MasterFailover(no_voting=opts.no_voting,
+                                    feedback_fn=lambda msg: ToStdout("%s", msg))
+
+
+# --- queue, watcher ---------------------------------------------------------------------
+
+def QueueOps(opts: Any, args: list[str]) -> int:
+    """Drain, undrain or show the job queue's drain flag."""
+    command = args[0]
+    client = cli.GetClient()
+    if command in ("drain", "undrain"):
+        client.SetDrainFlag(command == "drain")
+    elif command == "info":
+        (drained,) = client.QueryConfigValues(["drain_flag"])
+        ToStdout("The drain flag is %s", "set" if drained else "unset")
+    else:
+        ToStderr("Command must be one of drain, undrain, info (got '%s')", command)
+        return constants.EXIT_FAILURE
+    return constants.EXIT_SUCCESS
+
+
+def _ShowWatcherPause(until: Any) -> None:
+    if until is None or until < time.time():
+        ToStdout("The watcher is not paused.")
+    else:
+        ToStdout("The watcher is paused until %s.", time.ctime(until))
+
+
+def WatcherOps(opts: Any, args: list[str]) -> int:
+    """Pause, continue or show the watcher."""
+    command = args[0]
+    client = cli.GetClient()
+    if command == "continue":
+        client.SetWatcherPause(None)
+        ToStdout("The watcher is no longer paused.")
+    elif command == "pause":
+        if len(args) < 2:
+            raise errors.OpPrereqError("Missing pause duration", errors.ECODE_INVAL)
+        duration = cli.ParseTimespec(args[1])
+        _ShowWatcherPause(client.SetWatcherPause(time.time() + duration))
+    elif command == "info":
+        (until,) = client.QueryConfigValues(["watcher_pause"])
+        _ShowWatcherPause(until)
+    else:
+        ToStderr("Command must be one of continue, pause, info (got '%s')", command)
+        return constants.EXIT_FAILURE
+    return constants.EXIT_SUCCESS
+
+
+# --- command, copyfile (node RPC from the master node) --------------------------------
+
+def _LocalConfig() -> Any:
+    from ganeti import config
+    return config.ConfigWriter(accept_foreign=True, offline=True)
+
+
+def _SelectNodes(cfg: Any, names: list[str], skip_master: bool) -> list[Any]:
+    nodes = {n.name: n for n in cfg.GetAllNodesInfo().values()}
+    if names:
+        selected = []
+        for name in names:
+            full = cfg.ExpandNodeName(name)
+            if full is None:
+                raise errors.OpPrereqError(f"Node '{name}' not known",
+                                           errors.ECODE_NOENT)
+            selected.append(cfg.GetNodeInfoByName(full))
+    else:
+        selected = [n for n in nodes.values() if not n.offline]
+    master = cfg.GetMasterNode()
+    if skip_master:
+        selected = [n for n in selected if n.uuid != master]
+    return utils.NiceSort(selected, key=lambda n: n.name)
+
+
+def RunClusterCommand(opts: Any, args: list[str]) -> int:
+    """Run a shell command on every (or the given) node, over node RPC."""
+    from ganeti.rpc.node import RpcRunner
+    cfg = _LocalConfig()
+    nodes = _SelectNodes(cfg, opts.nodes, skip_master=False)
+    command = " ".join(args)
+    results = RpcRunner.FromConfig(cfg).call_node_run_command(
+        [n.uuid for n in nodes], command, None)
+    retcode = constants.EXIT_SUCCESS
+    for node in nodes:
+        res = results[node.uuid]
+        ToStdout("------------------------------------------------")
+        ToStdout("node: %s", node.name)
+        if res.fail_msg:
+            ToStdout("Failed to run the command: %s", res.fail_msg)
+            retcode = constants.EXIT_FAILURE
+            continue
+        exit_code, output = res.payload
+        ToStdout("%s", output.rstrip("\n"))
+        ToStdout("return code = %s", exit_code)
+        if exit_code:
+            retcode = constants.EXIT_FAILURE
+    return retcode
+
+
+def ClusterCopyFile(opts: Any, args: list[str]) -> int:
+    """Copy a file to every (or the given) node but this one."""
+    from ganeti import config_sync
+    from ganeti.rpc.node import RpcRunner
+    filename = os.path.abspath(args[0])
+    if not os.path.isfile(filename):
+        raise errors.OpPrereqError(f"No such filename '{filename}'", errors.ECODE_INVAL)
+    cfg = _LocalConfig()
+    nodes = _SelectNodes(cfg, opts.nodes, skip_master=True)
+    if not nodes:
+        ToStdout("No other nodes to copy the file to.")
+        return constants.EXIT_SUCCESS
+    results = RpcRunner.FromConfig(cfg).call_node_copy_file(
+        [n.uuid for n in nodes], config_sync.CopyFileName(filename),
+        utils.ReadBinaryFile(filename), os.stat(filename).st_mode & 0o7777)
+    retcode = constants.EXIT_SUCCESS
+    for node in nodes:
+        res = results[node.uuid]
+        if res.fail_msg:
+            ToStderr("Copy of file %s to node %s failed: %s", filename, node.name,
+                     res.fail_msg)
+            retcode = constants.EXIT_FAILURE
+    return retcode
+
+
+# --- verify ---------------------------------------------------------------------------
+
+def _FeedbackPrinter(msg: Any) -> None:
+    if isinstance(msg, (list, tuple)) and len(msg) == 3:
+        ToStdout("%s", msg[2])
+    else:
+        ToStdout("%s", msg)
+
+
+def VerifyCluster(opts: Any, args: list[str]) -> int:
+    """Verify the cluster; non-zero exit when problems were found."""
+    skip = [constants.VERIFY_NPLUSONE_MEM] if opts.skip_nplusone_mem else []
+    op = opcodes.OpClusterVerify(verbose=opts.verbose, error_codes=opts.error_codes,
+                                 debug_simulate_errors=opts.simulate_errors,
+                                 skip_checks=skip, ignore_errors=opts.ignore_errors)
+    client = cli.GetClient()
+    result = cli.SubmitOpCode(op, cl=client, opts=opts)
+    jobs = result[constants.JOB_IDS_KEY]
+    ToStdout("Submitted jobs %s", ", ".join(str(job_id) for _, job_id in jobs))
+    bad_jobs = bad_results = 0
+    for ok, job_id in jobs:
+        if not ok:
+            ToStderr("Job submission failed: %s", job_id)
+            bad_jobs += 1
+            continue
+        ToStdout("Waiting for job %s ...", job_id)
+        try:
+            results = cli.PollJob(job_id, cl=client, feedback_fn=_FeedbackPrinter)
+        except errors.GenericError as err:
+            ToStderr("Job %s failed: %s", job_id, cli.FormatError(err)[1])
+            bad_jobs += 1
+            continue
+        if not all(results):
+            bad_results += 1
+    if bad_jobs:
+        ToStdout("%s job(s) failed while verifying the cluster.", bad_jobs)
+    return constants.EXIT_FAILURE if (bad_jobs or bad_results) \
+        else constants.EXIT_SUCCESS
+
+
+def VerifyDisks(opts: Any, args: list[str]) -> int:
+    """Verify instance disks (nothing to do without DRBD)."""
+    client = cli.GetClient()
+    result = cli.SubmitOpCode(opcodes.OpClusterVerifyDisks(), cl=client, opts=opts)
+    retcode = constants.EXIT_SUCCESS
+    for ok, job_id in result[constants.JOB_IDS_KEY]:
+        if not ok:
+            retcode = constants.EXIT_FAILURE
+            continue
+        cli.PollJob(job_id, cl=client)
+    ToStdout("No disks need to be activated.")
+    return retcode
+
+
+# --- renew-crypto -------------------------------------------------------------------------
+
+def RenewCrypto(opts: Any, args: list[str]) -> int:
+    """Renew the HMAC key, RAPI certificate or domain secret; upload them."""
+    if opts.new_cluster_cert:
+        raise errors.OpPrereqError("Renewing the cluster certificate is not"
+                                   " supported yet", errors.ECODE_INVAL)
+    if not (opts.new_confd_hmac_key or opts.new_rapi_cert or opts.new_cds
+            or opts.rapi_cert or opts.cds_file or opts.new_node_certs):
+        ToStderr("Nothing to renew: give --new-confd-hmac-key,"
+                 " --new-rapi-certificate, --new-cluster-domain-secret, ...")
+        return constants.EXIT_FAILURE
+    if not opts.force and not cli.AskUser(
+            "Updating certificates now. Running commands while this is going on"
+            " may fail. Continue?"):
+        return constants.EXIT_FAILURE
+    from ganeti import config_sync, crypto_setup
+    from ganeti.rpc.node import RpcRunner
+    rapi_pem = utils.ReadFile(opts.rapi_cert) if opts.rapi_cert else None
+    cds = utils.ReadFile(opts.cds_file).strip() if opts.cds_file else None
+    if opts.new_node_certs:
+        cli.SubmitOpCode(opcodes.OpClusterRenewCrypto(node_certificates=True), opts=opts)
+    crypto_setup.GenerateClusterCrypto(
+        False, opts.new_rapi_cert, opts.new_confd_hmac_key, opts.new_cds,
+        rapi_cert_pem=rapi_pem, cds=cds)
+    files = []
+    if opts.new_confd_hmac_key:
+        files.append(pathutils.CONFD_HMAC_KEY)
+    if opts.new_rapi_cert or rapi_pem:
+        files.append(pathutils.RAPI_CERT_FILE)
+    if opts.new_cds or cds:
+        files.append(pathutils.CLUSTER_DOMAIN_SECRET_FILE)
+    cfg = _LocalConfig()
+    nodes = _SelectNodes(cfg, [], skip_master=True)
+    names = {n.uuid: n.name for n in nodes}
+    failed = config_sync.UploadFiles(RpcRunner.FromConfig(cfg), list(names), files,
+                                     names)
+    for what, msg in sorted(failed.items()):
+        ToStderr("Copy failed for %s: %s", what, msg)
+    if failed:
+        return constants.EXIT_FAILURE
+    ToStdout("All requested certificates and keys have been replaced.")
+    return constants.EXIT_SUCCESS
+
+
+RENEW_OPTS = [
+    cli.FORCE_OPT,
+    cli_option("--new-cluster-certificate", dest="new_cluster_cert", default=False,
+               action="store_true", help="Generate a new cluster certificate"),
+    cli_option("--new-rapi-certificate", dest="new_rapi_cert", default=False,
+               action="store_true", help="Generate a new RAPI certificate"),
+    cli_option("--rapi-certificate", dest="rapi_cert", default=None,
+               help="Install this RAPI certificate (PEM with key)"),
+    cli_option("--new-confd-hmac-key", dest="new_confd_hmac_key", default=False,
+               action="store_true", help="Create a new HMAC key for confd"),
+    cli_option("--new-cluster-domain-secret", dest="new_cds", default=False,
+               action="store_true", help="Create a new cluster domain secret"),
+    cli_option("--cluster-domain-secret", dest="cds_file", default=None,
+               help="Load the new cluster domain secret from this file"),
+    cli_option("--new-node-certificates", dest="new_node_certs", default=False,
+               action="store_true", help="Renew the nodes' client certificates"),
+]
+
+commands: dict[str, cli.CommandDef] = {
+    "init": (InitCluster, [cli.ArgHost(min=1, max=1)], INIT_OPTS,
+             "[opts...] <cluster_name>", "Initialises a new cluster configuration"),
+    "destroy": (DestroyCluster, cli.ARGS_NONE, [cli.YES_DOIT_OPT], "",
+                "Destroy cluster"),
+    "info": (ShowClusterConfig, cli.ARGS_NONE,
+             [cli_option("--roman", dest="roman", default=False, action="store_true",
+                         help="Use roman numbers (ignored)")],
+             "[--roman]", "Show cluster configuration"),
+    "getmaster": (ShowClusterMaster, cli.ARGS_NONE, [], "",
+                  "Show the master node name"),
+    "version": (ShowClusterVersion, cli.ARGS_NONE, [], "", "Show the cluster version"),
+    "modify": (SetClusterParams, cli.ARGS_NONE, MODIFY_OPTS, "[opts...]",
+               "Alters the parameters of the cluster"),
+    "redist-conf": (RedistributeConfig, cli.ARGS_NONE, [*cli.SUBMIT_OPTS,
+                                                        cli.PRIORITY_OPT],
+                    "", "Forces a push of the configuration file and ssconf files"
+                    " to the nodes in the cluster"),
+    "master-failover": (MasterFailover, cli.ARGS_NONE,
+                        [NOVOTING_OPT, cli.YES_DOIT_OPT], "",
+                        "Makes the current node the master"),
+    "queue": (QueueOps, [cli.ArgChoice(min=1, max=1,
+                                       choices=("drain", "undrain", "info"))],
+              [], "drain|undrain|info", "Change queue properties"),
+    "watcher": (WatcherOps, [cli.ArgChoice(min=1, max=1,
+                                           choices=("pause", "continue", "info")),
+                             cli.ArgSuggest(min=0, max=1, choices=("30m", "1h", "4h"))],
+                [], "{pause <timespec>|continue|info}", "Change watcher properties"),
+    "command": (RunClusterCommand, [cli.ArgCommand(min=1)], [NODE_LIST_OPT],
+                "[-n node...] <command>", "Runs a command on all (or only some) nodes"),
+    "copyfile": (ClusterCopyFile, [cli.ArgFile(min=1, max=1)], [NODE_LIST_OPT],
+                 "[-n node...] <filename>", "Copies a file to all (or only some) nodes"),
+    "verify": (VerifyCluster, cli.ARGS_NONE,
+               [cli.VERBOSE_OPT, ERROR_CODES_OPT, IGNORE_ERRORS_OPT, NONPLUS1_OPT,
+                SIMULATE_OPT, cli.PRIORITY_OPT],
+               "", "Does a check on the cluster configuration"),
+    "verify-disks": (VerifyDisks, cli.ARGS_NONE, [cli.PRIORITY_OPT], "",
+                     "Does a check on the cluster disk status"),
+    "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
+                     "Renews cluster certificates, keys and secrets"),
+}
+
+
+def Main(argv: list[str] | None = None) -> int:
+    """Run gnt-cluster; return its exit code."""
+    return cli.GenericMain(commands, argv=argv if argv is not None else sys.argv)

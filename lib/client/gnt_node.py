@@ -1,0 +1,345 @@
+"""gnt-node: node administration (add, remove, list, info, modify)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from ganeti import cli, constants, errors, opcodes, qlang, utils
+from ganeti.cli import (
+    FIELDS_OPT,
+    FORCE_FILTER_OPT,
+    FORCE_OPT,
+    NOHDR_OPT,
+    SEP_OPT,
+    SUBMIT_OPTS,
+    UNITS_OPT,
+    VERBOSE_OPT,
+    ArgNode,
+    ArgUnknown,
+    ToStderr,
+    ToStdout,
+    cli_option,
+)
+
+#: Default fields of "gnt-node list" (Ganeti's)
+_LIST_DEF_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree",
+                    "pinst_cnt", "sinst_cnt"]
+
+#: Fields "gnt-node info" reads, in this order
+_INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list",
+                "master_candidate", "drained", "offline", "master_capable",
+                "vm_capable", "group", "group.uuid", "ndparams",
+                "custom_ndparams", "powered", "noded_address", "noded_port",
+                "confd_port", "master"]
+
+
+def ParseYesNo(text: str) -> bool:
+    """``yes``/``no`` (also true/false) as a boolean."""
+    if text.lower() in ("yes", "true"):
+        return True
+    if text.lower() in ("no", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid value '{text}': expected yes or no")
+
+
+def ParseKeyVal(text: str) -> dict[str, Any]:
+    """``key=value,no_flag,-reset`` as a dict (Ganeti's parameter syntax)."""
+    result: dict[str, Any] = {}
+    for item in utils.UnescapeAndSplit(text, sep=",") if text else []:
+        if not item:
+            continue
+        value: Any
+        if "=" in item:
+            key, value = item.split("=", 1)
+        elif item.startswith("no_"):
+            key, value = item[3:], False
+        elif item.startswith("-"):
+            key, value = item[1:], constants.VALUE_DEFAULT
+        else:
+            key, value = item, True
+        if not key or key in result:
+            raise argparse.ArgumentTypeError(f"invalid parameter '{item}'")
+        result[key] = value
+    return result
+
+
+def _Port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"invalid port '{text}': expected 1-65535")
+    return port
+
+
+# --- add / remove ----------------------------------------------------------------------
+
+def _ExistingNode(cl: Any, name: str) -> str | None:
+    """The configured node ``name`` abbreviates, or None."""
+    result = cl.Query(constants.QR_NODE, ["name"], qlang.MakeFilter([name], False))
+    rows = result.get("data", []) if isinstance(result, dict) else []
+    return rows[0][0][1] if rows else None
+
+
+def _SshPort(info: dict[str, Any], ndparams: dict[str, Any] | None) -> int:
+    port: Any = (ndparams or {}).get(constants.ND_SSH_PORT) or \
+        (info.get("ndparams") or {}).get(constants.ND_SSH_PORT) or \
+        constants.NDC_DEFAULTS[constants.ND_SSH_PORT]
+    return int(port)
+
+
+def AddNode(opts: Any, args: list[str]) -> int:
+    """Prepare a node (SSH or, in a virtual cluster, locally) and add it."""
+    from ganeti.bootstrap import node_setup
+
+    cl = cli.GetClient()
+    name = args[0]
+    existing = _ExistingNode(cl, name)
+    if opts.readd and existing is None:
+        ToStderr("Node %s not in the cluster - please retry without '--readd'", name)
+        return constants.EXIT_FAILURE
+    if not opts.readd and existing is not None:
+        ToStderr("Node %s already in the cluster (as %s) - please retry with"
+                 " '--readd'", name, existing)
+        return constants.EXIT_FAILURE
+    if existing is not None:
+        name = existing
+
+    if opts.node_ip:
+        node_ip = opts.node_ip
+    else:
+        try:
+            host = utils.Hostname(name)
+        except errors.ResolverError as err:
+            raise errors.OpPrereqError(
+                f"Cannot resolve node name '{name}': {err.args[-1]}; give its"
+                " address with --node-ip", errors.ECODE_RESOLVER) from None
+        name, node_ip = host.name, host.ip
+
+    info = cl.QueryClusterInfo()
+    ports = node_setup.NodePorts(noded=opts.noded_port, confd=opts.confd_port,
+                                 ssh=_SshPort(info, opts.ndparams))
+    ssh_options = node_setup.SshOptions(strict_host_key=not opts.no_ssh_key_check)
+    mode = node_setup.ChooseMode(name)
+    ToStdout("-- WARNING --\nPerforming this operation is going to replace the"
+             " Ganeti certificates and keys on the node and restart its node"
+             " daemon.")
+    output = node_setup.SetupNode(name, node_ip, ports=ports, mode=mode,
+                                  ssh_options=ssh_options)
+    if output:
+        ToStdout("%s", output)
+
+    op = opcodes.OpNodeAdd(node_name=name, primary_ip=node_ip,
+                           secondary_ip=opts.secondary_ip, readd=opts.readd,
+                           group=opts.nodegroup, master_capable=opts.master_capable,
+                           vm_capable=opts.vm_capable, ndparams=opts.ndparams,
+                           noded_port=opts.noded_port, confd_port=opts.confd_port)
+    cli.SubmitOrSend(op, opts, cl=cl)
+    return constants.EXIT_SUCCESS
+
+
+def RemoveNode(opts: Any, args: list[str]) -> int:
+    """Remove a node from the cluster."""
+    op = opcodes.OpNodeRemove(node_name=args[0])
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- list / list-fields / info -------------------------------------------------------------
+
+def _FormatList(value: Any) -> str:
+    return ", ".join(str(item) for item in value) if value else ""
+
+
+_LIST_FORMAT = {
+    "pinst_list": (_FormatList, False),
+    "sinst_list": (_FormatList, False),
+    "tags": (_FormatList, False),
+}
+
+
+def ListNodes(opts: Any, args: list[str]) -> int:
+    """List nodes with the selected fields."""
+    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
+    return cli.GenericList(constants.QR_NODE, fields, args, opts.units,
+                           opts.separator, not opts.no_headers,
+                           format_override=_LIST_FORMAT, verbose=opts.verbose,
+                           force_filter=opts.force_filter)
+
+
+def ListNodeFields(opts: Any, args: list[str]) -> int:
+    """Describe the node fields."""
+    return cli.GenericListFields(constants.QR_NODE, args, opts.separator,
+                                 not opts.no_headers)
+
+
+def _ParamsInfo(custom: dict[str, Any], filled: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(key, str(value) if key in custom else f"default ({value})")
+            for key, value in sorted(filled.items())]
+
+
+def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
+    """The "info" layout of one node (a row of _INFO_FIELDS values)."""
+    values = dict(zip(_INFO_FIELDS, row))
+    items: list[tuple[str, Any]] = [
+        ("Node name", values["name"]),
+        ("primary ip", values["pip"]),
+        ("secondary ip", values["sip"]),
+        ("master candidate", values["master_candidate"]),
+        ("drained", values["drained"]),
+        ("offline", values["offline"]),
+        ("master_capable", values["master_capable"]),
+        ("vm_capable", values["vm_capable"]),
+        ("powered", values["powered"]),
+        ("node group", f"{values['group']} ({values['group.uuid']})"),
+        ("node daemon", f"{values['noded_address']}:{values['noded_port']}"),
+        ("confd port", values["confd_port"]),
+    ]
+    if values["master"]:
+        items.insert(1, ("role", "master"))
+    for key, label in (("pinst_list", "primary"), ("sinst_list", "secondary")):
+        names = values[key] or []
+        if names:
+            items.append((f"{label} for instances", ", ".join(names)))
+        else:
+            items.append((f"{label} for instances", "none"))
+    filled = values["ndparams"] if isinstance(values["ndparams"], dict) else {}
+    custom = values["custom_ndparams"] if isinstance(values["custom_ndparams"], dict) \
+        else {}
+    if filled:
+        items.append(("node parameters", _ParamsInfo(custom, filled)))
+    return items
+
+
+def ShowNodeConfig(opts: Any, args: list[str]) -> int:
+    """Show the configuration of nodes (all without arguments)."""
+    cl = cli.GetClient()
+    result = cl.Query(constants.QR_NODE, _INFO_FIELDS, qlang.MakeFilter(args, False))
+    rows = [[value for _, value in row] for row in result.get("data", [])]
+    found = {row[0] for row in rows}
+    missing = [name for name in args
+               if not any(full == name or full.startswith(name + ".") for full in found)]
+    if missing:
+        raise errors.OpPrereqError(f"Node(s) not known: {', '.join(missing)}",
+                                   errors.ECODE_NOENT)
+    cli.PrintGenericInfo([NodeInfoItems(row) for row in rows])
+    return constants.EXIT_SUCCESS
+
+
+# --- modify ------------------------------------------------------------------------------------
+
+def SetNodeParams(opts: Any, args: list[str]) -> int:
+    """Change a node's roles, capabilities or parameters."""
+    changes = [opts.master_candidate, opts.offline, opts.drained,
+               opts.master_capable, opts.vm_capable, opts.secondary_ip,
+               opts.ndparams, opts.node_powered]
+    if all(value is None for value in changes):
+        ToStderr("Please give at least one of the parameters.")
+        return constants.EXIT_FAILURE
+    op = opcodes.OpNodeSetParams(
+        node_name=args[0], master_candidate=opts.master_candidate,
+        offline=opts.offline, drained=opts.drained,
+        master_capable=opts.master_capable, vm_capable=opts.vm_capable,
+        secondary_ip=opts.secondary_ip, ndparams=opts.ndparams,
+        powered=opts.node_powered, force=opts.force, auto_promote=opts.auto_promote)
+    result = cli.SubmitOrSend(op, opts)
+    if result:
+        ToStdout("Modified node %s", args[0])
+        for param, value in result:
+            ToStdout(" - %-5s -> %s", param, value)
+    return constants.EXIT_SUCCESS
+
+
+# --- The command table ----------------------------------------------------------------
+
+_YESNO = {"type": ParseYesNo, "metavar": "yes|no", "default": None}
+
+READD_OPT = cli_option("--readd", dest="readd", default=False, action="store_true",
+                       help="Readd old node after replacing it")
+SECONDARY_IP_OPT = cli_option("-s", "--secondary-ip", dest="secondary_ip",
+                              default=None, metavar="ADDRESS",
+                              help="Specify the secondary ip for the node")
+NODEGROUP_OPT = cli_option("-g", "--node-group", dest="nodegroup", default=None,
+                           metavar="GROUP", help="Node group (name or uuid)")
+MC_OPT = cli_option("-C", "--master-candidate", dest="master_candidate",
+                    help="Set the master_candidate flag on the node", **_YESNO)
+OFFLINE_OPT = cli_option("-O", "--offline", dest="offline",
+                         help="Set the offline flag on the node", **_YESNO)
+DRAINED_OPT = cli_option("-D", "--drained", dest="drained",
+                         help="Set the drained flag on the node", **_YESNO)
+CAPAB_MASTER_OPT = cli_option("--master-capable", dest="master_capable",
+                              help="Set the master_capable flag on the node",
+                              **_YESNO)
+CAPAB_VM_OPT = cli_option("--vm-capable", dest="vm_capable",
+                          help="Set the vm_capable flag on the node", **_YESNO)
+NODE_POWERED_OPT = cli_option("--node-powered", dest="node_powered",
+                              help="Specify if the SoR for node is powered",
+                              **_YESNO)
+AUTO_PROMOTE_OPT = cli_option("--auto-promote", dest="auto_promote", default=False,
+                              action="store_true",
+                              help="Automatically promote master candidates as"
+                              " needed (lock all nodes)")
+NODE_PARAMS_OPT = cli_option("--node-parameters", dest="ndparams", default=None,
+                             type=ParseKeyVal, metavar="PARAMS",
+                             help="Node parameters (key=value,...)")
+NODE_IP_OPT = cli_option("--node-ip", dest="node_ip", default=None, metavar="ADDRESS",
+                         help="The node's primary IP address (default: resolved"
+                         " from its name)")
+NODED_PORT_OPT = cli_option("--noded-port", dest="noded_port", default=None,
+                            type=_Port, metavar="PORT",
+                            help="Port of the node's node daemon (default: the"
+                            " cluster's)")
+CONFD_PORT_OPT = cli_option("--confd-port", dest="confd_port", default=None,
+                            type=_Port, metavar="PORT",
+                            help="Port of the node's confd (default: the cluster's)")
+NOSSH_KEYCHECK_OPT = cli_option("--no-ssh-key-check", dest="no_ssh_key_check",
+                                default=False, action="store_true",
+                                help="Disable SSH key fingerprint checking")
+
+commands: dict[str, cli.CommandDef] = {
+    "add": (
+        AddNode, [ArgNode(min=1, max=1)],
+        [READD_OPT, SECONDARY_IP_OPT, NODEGROUP_OPT, CAPAB_MASTER_OPT, CAPAB_VM_OPT,
+         NODE_PARAMS_OPT, NODE_IP_OPT, NODED_PORT_OPT, CONFD_PORT_OPT,
+         NOSSH_KEYCHECK_OPT] + SUBMIT_OPTS,
+        "[-s ip] [--readd] [-g group] [--master-capable yes|no]"
+        " [--vm-capable yes|no] [--node-parameters ndparams] [--node-ip ADDRESS]"
+        " [--noded-port PORT] [--confd-port PORT] [--no-ssh-key-check]"
+        " <node_name>",
+        "Add a node to the cluster"),
+    "remove": (
+        RemoveNode, [ArgNode(min=1, max=1)], list(SUBMIT_OPTS),
+        "<node_name>", "Removes a node from the cluster"),
+    "list": (
+        ListNodes, [ArgNode()],
+        [NOHDR_OPT, SEP_OPT, UNITS_OPT, FIELDS_OPT, VERBOSE_OPT, FORCE_FILTER_OPT],
+        "[nodes...]",
+        "Lists the nodes in the cluster. The available fields can be shown"
+        " using the \"list-fields\" command (see the man page for details)."
+        f" The default field list is (in order): {utils.CommaJoin(_LIST_DEF_FIELDS)}."),
+    "list-fields": (
+        ListNodeFields, [ArgUnknown()], [NOHDR_OPT, SEP_OPT],
+        "[fields...]", "Lists all available fields for nodes"),
+    "info": (
+        ShowNodeConfig, [ArgNode()], [],
+        "[<node_name>...]", "Show information about the node(s)"),
+    "modify": (
+        SetNodeParams, [ArgNode(min=1, max=1)],
+        [FORCE_OPT, MC_OPT, DRAINED_OPT, OFFLINE_OPT, CAPAB_MASTER_OPT,
+         CAPAB_VM_OPT, SECONDARY_IP_OPT, AUTO_PROMOTE_OPT, NODE_PARAMS_OPT,
+         NODE_POWERED_OPT] + SUBMIT_OPTS,
+        "<node_name>", "Alters the parameters of a node"),
+}
+
+#: Other names of commands
+aliases = {
+    "show": "info",
+}
+
+
+def Main(argv: Sequence[str] | None = None) -> int:
+    """Run gnt-node."""
+    return cli.GenericMain(commands, aliases=aliases, argv=argv)

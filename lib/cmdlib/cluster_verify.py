@@ -1,0 +1,347 @@
+"""Cluster verification: ``gnt-cluster verify``.
+
+``OpClusterVerify`` submits one job verifying the configuration and one
+per node group; each reports every problem as one feedback line in
+Ganeti's layout, ``  - ERROR: node node2: message``, or with
+``error_codes`` ``  - ERROR:ENODEFILECHECK:node:node2:message``, and
+returns False when an error (not a warning) was found.
+
+Per node (``node_verify`` and ``node_info`` over RPC): reachability,
+protocol and release versions, the checksums of the distributed files
+(config.data on master candidates only, the ancillary files, the ssconf
+files against the configuration's values), the other nodes' daemons
+reachable from it, its clock, its client certificate, and its free memory
+and disk, which are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+from ganeti import constants, errors, objects, pathutils, ssconf, utils
+from ganeti.cmdlib.base import FeedbackFn
+from ganeti.cmdlib.cluster import ClusterLU
+
+
+class _VerifyErrors:
+    """Error reporting shared by the verify LUs (``self._Error``)."""
+
+    op: Any
+    bad: bool
+    _feedback_fn: FeedbackFn
+
+    def _Error(self, ecode: tuple[str, str, str], item: str | None, msg: str,
+               code: str = constants.CV_ERROR) -> None:
+        itype, etxt, _ = ecode
+        if etxt in (self.op.ignore_errors or []):
+            code = constants.CV_WARNING
+        if self.op.error_codes:
+            line = f"{code}:{etxt}:{itype}:{item or ''}:{msg}"
+        else:
+            item_text = f" {item}" if item else ""
+            line = f"{code}: {itype}{item_text}: {msg}"
+        self._feedback_fn(f"  - {line}")
+        if code == constants.CV_ERROR:
+            self.bad = True
+
+    def _ErrorIf(self, cond: Any, ecode: tuple[str, str, str], item: str | None,
+                 msg: str, code: str = constants.CV_ERROR) -> None:
+        if cond or self.op.debug_simulate_errors:
+            self._Error(ecode, item, msg, code)
+
+
+class LUClusterVerify(ClusterLU):
+    """Submit the verification jobs: the configuration, then each group."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        from ganeti import opcodes
+        common = {"debug_simulate_errors": self.op.debug_simulate_errors,
+                  "error_codes": self.op.error_codes,
+                  "ignore_errors": list(self.op.ignore_errors or []),
+                  "verbose": self.op.verbose}
+        jobs: list[list[Any]] = []
+        if self.op.group_name:
+            groups = [self.cfg.LookupNodeGroup(self.op.group_name)]
+        else:
+            jobs.append([opcodes.OpClusterVerifyConfig(**common)])
+            groups = self.cfg.GetNodeGroupList()
+        for group_uuid in groups:
+            group = self.cfg.GetNodeGroup(group_uuid)
+            jobs.append([opcodes.OpClusterVerifyGroup(
+                group_name=group.name, skip_checks=list(self.op.skip_checks or []),
+                verify_clutter=self.op.verify_clutter, **common)])
+        return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(jobs)}
+
+
+class LUClusterVerifyConfig(_VerifyErrors, ClusterLU):
+    """Verify the cluster-wide configuration and the master's certificates."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> bool:
+        self.bad = False
+        self._feedback_fn = feedback_fn
+        feedback_fn("* Verifying cluster config")
+        for msg in self.cfg.VerifyConfig():
+            self._Error(constants.CV_ECLUSTERCFG, None, msg)
+
+        feedback_fn("* Verifying cluster certificate files")
+        for cert in (pathutils.NODED_CERT_FILE, pathutils.RAPI_CERT_FILE):
+            if not os.path.exists(cert):
+                if cert == pathutils.NODED_CERT_FILE:
+                    self._Error(constants.CV_ECLUSTERCERT, None,
+                                f"Certificate file {cert} is missing")
+                continue
+            from ganeti.utils import x509
+            code, msg = x509.VerifyCertificate(cert)
+            self._ErrorIf(code, constants.CV_ECLUSTERCERT, None, msg or "",
+                          code=code or constants.CV_ERROR)
+
+        feedback_fn("* Verifying hypervisor parameters")
+        cluster = self.cfg.GetClusterInfo()
+        from ganeti.cmdlib.cluster import CheckHvParams
+        for hv_name in cluster.enabled_hypervisors:
+            try:
+                CheckHvParams(hv_name, cluster.hvparams.get(hv_name, {}))
+            except errors.OpPrereqError as err:
+                self._Error(constants.CV_ECLUSTERCFG, None,
+                            f"hypervisor {hv_name} parameters: {err.args[0]}")
+
+        feedback_fn("* Verifying all nodes belong to an existing group")
+        groups = set(self.cfg.GetNodeGroupList())
+        nodes = self.cfg.GetAllNodesInfo()
+        dangling = sorted(n.name for n in nodes.values() if n.group not in groups)
+        self._ErrorIf(dangling, constants.CV_ECLUSTERDANGLINGNODES, None,
+                      f"the following nodes (and their instances) belong to a non"
+                      f" existing group: {utils.CommaJoin(dangling)}")
+        bad_inst = sorted(inst.name for inst in self.cfg.GetAllInstancesInfo().values()
+                          if inst.primary_node not in nodes)
+        self._ErrorIf(bad_inst, constants.CV_ECLUSTERDANGLINGINST, None,
+                      f"the following instances have a non-existing primary-node:"
+                      f" {utils.CommaJoin(bad_inst)}")
+        return not self.bad
+
+
+def _Sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def ExpectedFiles(cfg: Any) -> tuple[dict[str, str | None], set[str], set[str]]:
+    """What the nodes should hold: ({path: master's SHA-1 or None if the
+    master lacks it}, candidate-only paths, optional paths).
+
+    Paths are the master's local paths; ssconf files get the checksum of
+    the text the configuration's values give.
+    """
+    from ganeti import config_sync
+    files = config_sync.ComputeAncillaryFiles(cfg)
+    expected: dict[str, str | None] = {}
+    for path in files.all_nodes | files.candidates:
+        try:
+            expected[path] = _Sha1(utils.ReadBinaryFile(path))
+        except FileNotFoundError:
+            expected[path] = None
+    store = ssconf.SimpleStore()
+    for key, value in cfg.GetSsconfValues().items():
+        text = ssconf._FormatValue(key, value)  # noqa: SLF001 - the writer's format
+        expected[store.KeyToFilename(key)] = _Sha1(text.encode("utf-8"))
+    return expected, files.candidates, files.optional
+
+
+class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
+    """Verify the nodes of one group."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.group_uuid = self.cfg.LookupNodeGroup(self.op.group_name)
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> bool:
+        self.bad = False
+        self._feedback_fn = feedback_fn
+        cfg = self.cfg
+        cluster = cfg.GetClusterInfo()
+        group = cfg.GetNodeGroup(self.group_uuid)
+        all_nodes = cfg.GetAllNodesInfo()
+        nodes = [all_nodes[u] for u in group.members if u in all_nodes]
+        nodes = utils.NiceSort(nodes, key=lambda n: n.name)
+        offline = [n for n in nodes if n.offline]
+        online = [n for n in nodes if not n.offline]
+        master_uuid = cfg.GetMasterNode()
+
+        feedback_fn("* Gathering data (%d nodes)" % len(online))
+        expected, mc_only, optional = ExpectedFiles(cfg)
+        vpaths = {pathutils.MakeVirtualPath(p): p for p in expected}
+        net_nodes = [(n.name, n.primary_ip, n.secondary_ip,
+                      n.noded_port or constants.DEFAULT_NODED_PORT)
+                     for n in all_nodes.values() if not n.offline]
+        checks: dict[str, Any] = {
+            constants.NV_HOSTNAME: None,
+            constants.NV_VERSION: None,
+            constants.NV_TIME: None,
+            constants.NV_FILELIST: sorted(vpaths),
+            constants.NV_NODENETTEST: net_nodes,
+            constants.NV_CLIENT_CERT: None,
+        }
+        uuids = [n.uuid for n in online]
+        groups_cfg = {g.uuid: g.ToDict() for g in cfg.GetAllNodeGroupsInfo().values()}
+        node_groups = {n.name: n.group for n in all_nodes.values()}
+        if self.rpc is None:
+            raise errors.OpExecError("The master daemon has no node RPC client")
+        start = time.time()
+        results = self.rpc.call_node_verify(uuids, checks, cluster.cluster_name,
+                                            cluster.hvparams, node_groups, groups_cfg)
+        end = time.time()
+        storage_units: list[tuple[str, str, list[Any]]] = []
+        if constants.DT_FILE in cluster.enabled_disk_templates and cluster.file_storage_dir:
+            storage_units.append((constants.ST_FILE, cluster.file_storage_dir, []))
+        hv_specs = [(hv, cluster.hvparams.get(hv, {}))
+                    for hv in cluster.enabled_hypervisors[:1]]
+        infos = self.rpc.call_node_info(uuids, storage_units, hv_specs)
+
+        feedback_fn("* Verifying node status")
+        for node in online:
+            res = results[node.uuid]
+            if res.fail_msg:
+                self._Error(constants.CV_ENODERPC, node.name,
+                            f"while contacting node: {res.fail_msg}")
+                continue
+            payload = res.payload if isinstance(res.payload, dict) else {}
+            self._VerifyNode(node, payload, start, end)
+            self._VerifyFiles(node, payload, expected, vpaths, mc_only, optional,
+                              node.uuid == master_uuid)
+            self._ReportResources(node, infos.get(node.uuid))
+        if offline:
+            feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
+        return not self.bad
+
+    def _VerifyNode(self, node: objects.Node, payload: dict[str, Any],
+                    start: float, end: float) -> None:
+        version = payload.get(constants.NV_VERSION)
+        if not (isinstance(version, (list, tuple)) and len(version) == 2):
+            self._Error(constants.CV_ENODEVERSION, node.name,
+                        "connection to node returned invalid data")
+            return
+        proto, release = version
+        self._ErrorIf(proto != constants.PROTOCOL_VERSION, constants.CV_ENODEVERSION,
+                      node.name, f"incompatible protocol versions: master"
+                      f" {constants.PROTOCOL_VERSION}, node {proto}")
+        self._ErrorIf(release != constants.RELEASE_VERSION, constants.CV_ENODEVERSION,
+                      node.name, f"software version mismatch: master"
+                      f" {constants.RELEASE_VERSION}, node {release}",
+                      code=constants.CV_WARNING)
+        hostname = payload.get(constants.NV_HOSTNAME)
+        self._ErrorIf(hostname != node.name, constants.CV_ENODESETUP, node.name,
+                      f"node reports host name '{hostname}', expected '{node.name}'")
+        net = payload.get(constants.NV_NODENETTEST)
+        if not isinstance(net, dict):
+            self._Error(constants.CV_ENODENET, node.name,
+                        "node hasn't returned node tcp connectivity data")
+        else:
+            for other in utils.NiceSort(net):
+                self._Error(constants.CV_ENODENET, node.name,
+                            f"tcp communication with node '{other}': {net[other]}")
+        ntime = payload.get(constants.NV_TIME)
+        try:
+            ntime_merged = float(ntime[0]) + float(ntime[1]) / 1e6  # type: ignore[index]
+        except (TypeError, ValueError, IndexError):
+            self._Error(constants.CV_ENODETIME, node.name, "Node returned invalid time")
+        else:
+            skew = constants.NODE_MAX_CLOCK_SKEW
+            if ntime_merged < start - skew:
+                diverge = f"{start - ntime_merged:.1f}s"
+            elif ntime_merged > end + skew:
+                diverge = f"{ntime_merged - end:.1f}s"
+            else:
+                diverge = ""
+            self._ErrorIf(diverge, constants.CV_ENODETIME, node.name,
+                          f"Node time diverges by at least {diverge} from master"
+                          " node time")
+        cert = payload.get(constants.NV_CLIENT_CERT)
+        if isinstance(cert, (list, tuple)) and len(cert) == 2 and cert[0]:
+            self._Error(constants.CV_ECLUSTERCLIENTCERT, node.name,
+                        f"Client certificate of node '{node.name}' failed"
+                        f" validation: {cert[1]}", code=cert[0])
+
+    def _VerifyFiles(self, node: objects.Node, payload: dict[str, Any],
+                     expected: dict[str, str | None], vpaths: dict[str, str],
+                     mc_only: set[str], optional: set[str], is_master: bool) -> None:
+        sums = payload.get(constants.NV_FILELIST)
+        if not isinstance(sums, dict):
+            self._Error(constants.CV_ENODEFILECHECK, node.name,
+                        "node hasn't returned file checksum data")
+            return
+        node_sums = {vpaths.get(vpath, vpath): digest for vpath, digest in sums.items()}
+        ssconf_dir = pathutils.SSCONF_DIR
+        for path in sorted(expected):
+            want = expected[path]
+            have = node_sums.get(path)
+            is_ssconf = os.path.dirname(path) == ssconf_dir and \
+                os.path.basename(path).startswith(constants.SSCONF_FILEPREFIX)
+            label = pathutils.MakeVirtualPath(path).split(",", 1)[-1] \
+                if pathutils.IsVirtualCluster() else path
+            if path in mc_only and not node.master_candidate and not is_master:
+                self._ErrorIf(have is not None, constants.CV_ENODEFILECHECK, node.name,
+                              f"file '{label}' should not exist on this node (not a"
+                              " master candidate)")
+                continue
+            if want is None:
+                continue  # not on the master either (an optional file)
+            if have is None:
+                if path not in optional:
+                    self._Error(constants.CV_ENODEFILECHECK, node.name,
+                                f"file '{label}' missing")
+                continue
+            if have != want:
+                what = "ssconf file" if is_ssconf else "file"
+                self._Error(constants.CV_ENODEFILECHECK, node.name,
+                            f"{what} '{label}' checksum mismatch (node {have[:12]},"
+                            f" expected {want[:12]})")
+
+    def _ReportResources(self, node: objects.Node, res: Any) -> None:
+        if res is None or res.fail_msg:
+            msg = res.fail_msg if res is not None else "no answer"
+            self._Error(constants.CV_ENODEHV, node.name,
+                        f"cannot get node information: {msg}")
+            return
+        try:
+            _, storage, hv_info = res.payload
+        except (TypeError, ValueError):
+            self._Error(constants.CV_ENODEHV, node.name,
+                        "node returned invalid node information")
+            return
+        parts = []
+        if hv_info:
+            info = hv_info[0]
+            parts.append(f"memory free {info.get('memory_free')} MiB of"
+                         f" {info.get('memory_total')} MiB")
+        for unit in storage or []:
+            parts.append(f"{unit.get('type')} storage {unit.get('name')}: free"
+                         f" {unit.get('storage_free')} MiB of"
+                         f" {unit.get('storage_size')} MiB")
+        if parts:
+            self._feedback_fn(f"    node {node.name}: {'; '.join(parts)}")
+
+
+class LUClusterVerifyDisks(ClusterLU):
+    """Verify instance disks: nothing to do without DRBD (no jobs)."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        return {constants.JOB_IDS_KEY: []}

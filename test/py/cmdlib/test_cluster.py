@@ -1,0 +1,343 @@
+"""Tests for the cluster LUs (modify, destroy, query, verify), run through mcpu."""
+
+from __future__ import annotations
+
+import hashlib
+from types import SimpleNamespace
+
+import pytest
+
+from ganeti import config, config_sync, constants, errors, mcpu, objects, opcodes, pathutils
+from ganeti.cmdlib import cluster as cluster_lu
+from ganeti.cmdlib import cluster_verify
+from ganeti.config import base as config_base
+from ganeti.rpc.client import RpcResult
+from ganeti.server import masterd
+
+MASTER = "node1.example.com"
+
+
+class Callbacks(mcpu.OpExecCbBase):
+    def __init__(self):
+        self.feedback = []
+        self.jobs = []
+
+    def Feedback(self, *args):
+        self.feedback.append(args[-1])
+
+    def SubmitManyJobs(self, jobs):
+        self.jobs.extend(jobs)
+        return [(True, 100 + idx) for idx in range(len(jobs))]
+
+
+def _Ok(payload):
+    return RpcResult(data=[True, payload])
+
+
+def _Fail(msg):
+    return RpcResult(data=msg, failed=True)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = str(tmp_path / "config.data")
+    cluster = objects.Cluster(
+        cluster_name="cluster.example.com", master_ip="192.0.2.254",
+        master_netdev="lo", enabled_hypervisors=[constants.HT_FAKE],
+        mac_prefix="aa:00:00", rsahostkeypub="ssh-rsa AAAA", candidate_pool_size=1,
+        enabled_disk_templates=[constants.DT_DISKLESS])
+    master = objects.Node(name=MASTER, primary_ip="192.0.2.1")
+    config_base.InitConfig(constants.CONFIG_VERSION, cluster, master, path)
+    return config.ConfigWriter(path, accept_foreign=True)
+
+
+def _AddNode(cfg, name, ip, **kwargs):
+    node = objects.Node(name=name, primary_ip=ip, group=cfg.LookupNodeGroup(None),
+                        uuid=objects.GenerateUUID(), **kwargs)
+    node.UpgradeConfig()
+    cfg.AddNode(node, "test")
+    return node
+
+
+def _Context(cfg, rpc=None):
+    return SimpleNamespace(cfg=cfg, glm=masterd.BuildLockManager(cfg), rpc=rpc)
+
+
+def _Run(ctx, op):
+    cbs = Callbacks()
+    result = mcpu.Processor(ctx, ec_id=1).ExecOpCode(op, cbs)
+    return result, cbs
+
+
+def _FileBytes(cfg):
+    with open(cfg.cfg_file, "rb") as fd:
+        return fd.read()
+
+
+def _Raises(ctx, op, match, code=errors.ECODE_INVAL):
+    before = _FileBytes(ctx.cfg)
+    serial = ctx.cfg.GetConfigSerialNo()
+    with pytest.raises(errors.OpPrereqError, match=match) as info:
+        _Run(ctx, op)
+    assert info.value.args[1] == code
+    assert ctx.cfg.GetConfigSerialNo() == serial
+    assert _FileBytes(ctx.cfg) == before
+
+
+# --- modify ------------------------------------------------------------------------------
+
+def test_modify_applies_every_kind_of_parameter(cfg):
+    ctx = _Context(cfg)
+    _Run(ctx, opcodes.OpClusterSetParams(
+        beparams={"maxmem": "256M", "vcpus": "2"}, nicparams={"link": "br0"},
+        ndparams={"spindle_count": "3"}, hvparams={"fake": {"migration_mode": "non-live"}},
+        diskparams={"plain": {"stripes": "2"}}, ipolicy={"vcpu-ratio": "2.5"},
+        uid_pool=[[1000, 2000]], hidden_os=[["add", "debian"]],
+        blacklisted_os=[["add", "bad"]], mac_prefix="AA:11:22", vg_name="myvg",
+        enabled_disk_templates=["file", "diskless"], file_storage_dir="/srv/fs",
+        master_netmask=24, max_running_jobs=5, modify_etc_hosts=False))
+    cluster = cfg.GetClusterInfo()
+    assert cluster.beparams["default"]["maxmem"] == 256
+    assert cluster.beparams["default"]["vcpus"] == 2
+    assert cluster.nicparams["default"]["link"] == "br0"
+    assert cluster.ndparams["spindle_count"] == 3
+    assert cluster.hvparams["fake"]["migration_mode"] == "non-live"
+    assert cluster.diskparams["plain"]["stripes"] == 2
+    assert cluster.ipolicy["vcpu-ratio"] == 2.5
+    assert [tuple(r) for r in cluster.uid_pool] == [(1000, 2000)]
+    assert cluster.hidden_os == ["debian"] and cluster.blacklisted_os == ["bad"]
+    assert cluster.mac_prefix == "aa:11:22" and cluster.volume_group_name == "myvg"
+    assert cluster.enabled_disk_templates == ["file", "diskless"]
+    assert cluster.file_storage_dir == "/srv/fs" and cluster.master_netmask == 24
+    assert cluster.max_running_jobs == 5 and cluster.modify_etc_hosts is False
+
+    _Run(ctx, opcodes.OpClusterSetParams(add_uids=[[3000, 3000]],
+                                         remove_uids=[[1000, 2000]],
+                                         hidden_os=[["remove", "debian"],
+                                                    ["remove", "nothere"]]))
+    cluster = cfg.GetClusterInfo()
+    assert [tuple(r) for r in cluster.uid_pool] == [(3000, 3000)]
+    assert cluster.hidden_os == []
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"beparams": {"foo": 1}}, "Unknown backend parameter.*foo"),
+    ({"nicparams": {"bogus": "x"}}, "nicparams.*bogus"),
+    ({"nicparams": {"mode": "weird"}}, "Invalid NIC mode 'weird'"),
+    ({"ndparams": {"nope": 1}}, "Unknown node parameter.*nope"),
+    ({"hvparams": {"fake": {"kernel_path": "/x"}}}, "hypervisor 'fake'.*kernel_path"),
+    ({"diskparams": {"plain": {"zzz": 1}}}, "disk template 'plain'.*zzz"),
+    ({"ipolicy": {"weird-key": 1}}, "instance policy parameter.*weird-key"),
+    ({"beparams": {"maxmem": "lots"}}, "invalid size 'lots'"),
+    ({"mac_prefix": "zz:00:00"}, "Invalid MAC prefix"),
+    ({"remove_uids": [[5, 6]]}, "5-6 is not in the uid pool"),
+    ({"file_storage_dir": "relative/dir"}, "must be an absolute path"),
+    ({"master_netmask": 33}, "Invalid master netmask 33"),
+])
+def test_modify_bad_input_leaves_config_unchanged(cfg, kwargs, match):
+    # A valid change given together with the bad one is not applied either
+    kwargs = dict(kwargs)
+    kwargs.setdefault("max_running_jobs", 7)
+    _Raises(_Context(cfg), opcodes.OpClusterSetParams(**kwargs), match)
+    assert cfg.GetClusterInfo().max_running_jobs != 7
+
+
+def test_modify_candidate_pool_promotes_nodes(cfg):
+    ctx = _Context(cfg)
+    for idx in (2, 3, 4):
+        _AddNode(cfg, f"node{idx}.example.com", f"192.0.2.{idx}")
+    _AddNode(cfg, "node5.example.com", "192.0.2.5", offline=True)
+    assert [n.name for n in cfg.GetAllNodesInfo().values() if n.master_candidate] \
+        == [MASTER]
+    _, cbs = _Run(ctx, opcodes.OpClusterSetParams(candidate_pool_size=3))
+    candidates = sorted(n.name for n in cfg.GetAllNodesInfo().values()
+                        if n.master_candidate)
+    assert candidates == [MASTER, "node2.example.com", "node3.example.com"]
+    assert any("Promoted" in str(msg) for msg in cbs.feedback)
+    assert cfg.GetClusterInfo().candidate_pool_size == 3
+
+
+# --- destroy, query ----------------------------------------------------------------------
+
+def test_destroy_refuses_with_other_nodes(cfg):
+    ctx = _Context(cfg)
+    _AddNode(cfg, "node2.example.com", "192.0.2.2")
+    _Raises(ctx, opcodes.OpClusterDestroy(), r"still 1 node\(s\).*node2")
+
+
+def test_destroy_returns_master_uuid(cfg):
+    result, _ = _Run(_Context(cfg), opcodes.OpClusterDestroy())
+    assert result == cfg.GetMasterNode()
+
+
+def test_query_and_config_query(cfg):
+    ctx = _Context(cfg)
+    info, _ = _Run(ctx, opcodes.OpClusterQuery())
+    assert info["name"] == "cluster.example.com" and info["master"] == MASTER
+    values, _ = _Run(ctx, opcodes.OpClusterConfigQuery(
+        output_fields=["cluster_name", "master_node"]))
+    assert values == ["cluster.example.com", MASTER]
+    with pytest.raises(errors.OpPrereqError, match="Unknown output field.*bogus"):
+        _Run(ctx, opcodes.OpClusterConfigQuery(output_fields=["bogus"]))
+
+
+def test_master_ip_is_a_no_op_on_lo(cfg):
+    _, cbs = _Run(_Context(cfg), opcodes.OpClusterActivateMasterIp())
+    assert any("nothing to do" in str(m) for m in cbs.feedback)
+
+
+# --- verify ------------------------------------------------------------------------------
+
+class FakeVerifyRunner:
+    """Answers node_verify/node_info as healthy nodes, with tweaks."""
+
+    def __init__(self, cfg, tamper=None, down=(), old_proto=()):
+        self.cfg = cfg
+        self.tamper = tamper or {}
+        self.down = set(down)
+        self.old_proto = set(old_proto)
+
+    def call_node_verify(self, uuids, checks, *args):
+        expected, mc_only, _ = cluster_verify.ExpectedFiles(self.cfg)
+        result = {}
+        for uuid in uuids:
+            node = self.cfg.GetNodeInfo(uuid)
+            if node.name in self.down:
+                result[uuid] = _Fail("Connection refused")
+                continue
+            sums = {}
+            for path, digest in expected.items():
+                if digest is None or (path in mc_only and not node.master_candidate):
+                    continue
+                sums[pathutils.MakeVirtualPath(path)] = digest
+            for path, digest in self.tamper.get(node.name, {}).items():
+                sums[pathutils.MakeVirtualPath(path)] = digest
+            proto = 1 if node.name in self.old_proto else constants.PROTOCOL_VERSION
+            result[uuid] = _Ok({
+                constants.NV_HOSTNAME: node.name,
+                constants.NV_VERSION: [proto, constants.RELEASE_VERSION],
+                constants.NV_FILELIST: sums,
+                constants.NV_NODENETTEST: {},
+                constants.NV_TIME: [int(__import__("time").time()), 0],
+                constants.NV_CLIENT_CERT: [None, None],
+            })
+        return result
+
+    def call_node_info(self, uuids, storage_units, hv_specs):
+        return {uuid: _Ok(["boot", [], [{"memory_free": 100, "memory_total": 200}]])
+                for uuid in uuids}
+
+
+def _Verify(cfg, runner, **kwargs):
+    ctx = _Context(cfg, rpc=runner)
+    group = cfg.GetNodeGroup(cfg.LookupNodeGroup(None)).name
+    return _Run(ctx, opcodes.OpClusterVerifyGroup(group_name=group, **kwargs))
+
+
+def test_verify_clean_cluster(cfg):
+    _AddNode(cfg, "node2.example.com", "192.0.2.2")
+    ok, cbs = _Verify(cfg, FakeVerifyRunner(cfg))
+    assert ok is True, cbs.feedback
+    assert not [m for m in cbs.feedback if str(m).startswith("  - ")]
+    assert any("node node2.example.com: memory free 100 MiB" in str(m)
+               for m in cbs.feedback)
+
+
+def test_verify_reports_each_problem_on_one_line(cfg):
+    _AddNode(cfg, "node2.example.com", "192.0.2.2")
+    _AddNode(cfg, "node3.example.com", "192.0.2.3")
+    ssconf_file = pathutils.SSCONF_DIR + "/ssconf_cluster_name"
+    runner = FakeVerifyRunner(cfg, tamper={"node2.example.com": {ssconf_file: "0" * 40}},
+                              down=["node3.example.com"], old_proto=[MASTER])
+    ok, cbs = _Verify(cfg, runner)
+    lines = [str(m) for m in cbs.feedback if str(m).startswith("  - ")]
+    assert ok is False
+    assert (f"  - ERROR: node node2.example.com: ssconf file '{ssconf_file}' checksum"
+            " mismatch") in "\n".join(lines)
+    assert any(line.startswith("  - ERROR: node node3.example.com: while contacting"
+                               " node: Connection refused") for line in lines)
+    assert any(line.startswith(f"  - ERROR: node {MASTER}: incompatible protocol"
+                               " versions") for line in lines)
+
+    ok, cbs = _Verify(cfg, runner, error_codes=True, ignore_errors=["ENODERPC"])
+    lines = [str(m) for m in cbs.feedback if str(m).startswith("  - ")]
+    assert any(line.startswith("  - ERROR:ENODEFILECHECK:node:node2.example.com:"
+                               f"ssconf file '{ssconf_file}'") for line in lines)
+    assert any(line.startswith("  - WARNING:ENODERPC:node:node3.example.com:")
+               for line in lines)
+
+
+def test_verify_config_file_only_on_candidates(cfg):
+    node2 = _AddNode(cfg, "node2.example.com", "192.0.2.2")
+    assert not node2.master_candidate
+    with open(cfg.cfg_file, "rb") as fd:
+        digest = hashlib.sha1(fd.read()).hexdigest()
+    runner = FakeVerifyRunner(cfg, tamper={
+        "node2.example.com": {pathutils.CLUSTER_CONF_FILE: digest}})
+    ok, cbs = _Verify(cfg, runner)
+    assert ok is False
+    assert any("should not exist on this node" in str(m) for m in cbs.feedback)
+
+
+def test_verify_submits_config_and_group_jobs(cfg):
+    result, cbs = _Run(_Context(cfg), opcodes.OpClusterVerify(error_codes=True))
+    assert result == {"jobs": [(True, 100), (True, 101)]}
+    assert [type(job[0]).__name__ for job in cbs.jobs] == \
+        ["OpClusterVerifyConfig", "OpClusterVerifyGroup"]
+    assert all(job[0].error_codes for job in cbs.jobs)
+
+
+def test_verify_config(cfg):
+    ok, cbs = _Run(_Context(cfg), opcodes.OpClusterVerifyConfig(error_codes=True))
+    # No server.pem outside a cluster root: reported as a certificate error
+    assert any("ECLUSTERCERT" in str(m) for m in cbs.feedback) or ok
+
+
+# --- config distribution -----------------------------------------------------------------
+
+class FakeDistRunner:
+    def __init__(self, fail=()):
+        self.fail = set(fail)
+        self.uploads = []
+        self.ssconf = []
+
+    def _Res(self, cfg, uuids):
+        return {u: _Fail("boom") if cfg.GetNodeName(u) in self.fail else _Ok(None)
+                for u in uuids}
+
+    def call_upload_file(self, uuids, path):
+        self.uploads.append((sorted(uuids), path))
+        return self._Res(self.cfg, uuids)
+
+    def call_write_ssconf_files(self, uuids, values):
+        self.ssconf.append(sorted(uuids))
+        return self._Res(self.cfg, uuids)
+
+
+def test_save_listener_pushes_config_and_ssconf(cfg, monkeypatch, tmp_path):
+    monkeypatch.setattr(config_sync.ssconf, "SimpleStore",
+                        lambda: SimpleNamespace(WriteFiles=lambda values: None))
+    runner = FakeDistRunner(fail=["node3.example.com"])
+    runner.cfg = cfg
+    listener = config_sync.Attach(cfg, runner)
+    node2 = _AddNode(cfg, "node2.example.com", "192.0.2.2", master_candidate=True)
+    node3 = _AddNode(cfg, "node3.example.com", "192.0.2.3")
+    _AddNode(cfg, "node4.example.com", "192.0.2.4", offline=True)
+    runner.uploads.clear()
+    runner.ssconf.clear()
+    cfg.Update(cfg.GetClusterInfo(), None)
+    assert runner.uploads == [([node2.uuid], cfg.cfg_file)]
+    assert runner.ssconf == [sorted([node2.uuid, node3.uuid])]
+    assert listener.last_failures == {"node3.example.com": "boom"}
+
+
+def test_force_dict_type_converts_and_names_bad_values():
+    types = {"a": "int", "b": "bool", "c": "size", "d": "maybe-string"}
+    assert cluster_lu.ForceDictType({"a": "3", "b": "no", "c": "1G", "d": None},
+                                    types, "test") == \
+        {"a": 3, "b": False, "c": 1024, "d": None}
+    with pytest.raises(errors.OpPrereqError, match="test parameter 'a' must be an"
+                       " integer, got 'x'"):
+        cluster_lu.ForceDictType({"a": "x"}, types, "test")
+    with pytest.raises(errors.OpPrereqError, match=r"Unknown test parameter\(s\): z"):
+        cluster_lu.ForceDictType({"z": 1}, types, "test")
