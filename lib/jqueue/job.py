@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ganeti import constants
@@ -144,6 +145,8 @@ class QueuedJob:
         # Bumped on every change; lets writers and watchers skip stale work
         self.change_serial = 0
         self.written_serial = 0
+        # The newest change_serial known to be synced to disk
+        self.synced_serial = 0
         self.write_lock = threading.Lock()
         self.archived = False
 
@@ -179,6 +182,7 @@ class QueuedJob:
                                          if isinstance(entry[0], int)])
         obj.change_serial = 0
         obj.written_serial = 0
+        obj.synced_serial = 0
         obj.write_lock = threading.Lock()
         obj.archived = False
         return obj
@@ -209,6 +213,13 @@ class QueuedJob:
         """Whether the job has reached a final status."""
         return self.CalcStatus() in constants.JOBS_FINALIZED
 
+    def EndPending(self) -> bool:
+        """Whether the job is final in memory but not yet (synced) on disk.
+
+        Until then nobody waiting for the job is told that it ended.
+        """
+        return self.change_serial > self.synced_serial and self.IsFinalized()
+
     def GetInfo(self) -> dict[str, Any]:
         """The job-file dict plus the computed status and priority."""
         info = self.Serialize()
@@ -216,6 +227,10 @@ class QueuedJob:
         info["priority"] = self.CalcPriority()
         info["archived"] = self.archived
         return info
+
+    def InfoView(self) -> JobInfoView:
+        """:meth:`GetInfo` computed key by key, for reading a few fields."""
+        return JobInfoView(self)
 
     def GetLogEntries(self, newer_than: int | None) -> list[LogEntry]:
         """Log entries with a serial above ``newer_than`` (all for None)."""
@@ -242,3 +257,45 @@ class QueuedJob:
         entry = [self.log_serial, TimeStampNow(), log_type, message]
         self.ops[op_index].log.append(entry)
         return entry
+
+
+class JobInfoView(Mapping[str, Any]):
+    """A read-only mapping with the keys of :meth:`QueuedJob.GetInfo`.
+
+    Each key is computed when read, so that reading the status of a job
+    does not serialise all its opcodes. Valid only as long as the job does
+    not change (the caller holds the queue lock).
+    """
+
+    __slots__ = ("_job", "_ops")
+
+    _KEYS = ("id", "ops", "received_timestamp", "start_timestamp", "end_timestamp",
+             "log_serial", "status", "priority", "archived")
+
+    def __init__(self, job: QueuedJob) -> None:
+        self._job = job
+        self._ops: list[dict[str, Any]] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        job = self._job
+        if key == "status":
+            return job.CalcStatus()
+        if key == "id":
+            return job.id
+        if key == "ops":
+            if self._ops is None:
+                self._ops = [op.Serialize() for op in job.ops]
+            return self._ops
+        if key == "priority":
+            return job.CalcPriority()
+        if key == "archived":
+            return job.archived
+        if key in ("received_timestamp", "start_timestamp", "end_timestamp", "log_serial"):
+            return getattr(job, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)

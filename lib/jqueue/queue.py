@@ -6,12 +6,19 @@ and answers questions about them. Its lock guards only in-memory state
 and is never held during file I/O or while an opcode runs, so luxi calls
 stay quick however busy the workers are.
 
-Persistence: a job's file is rewritten whenever an opcode's status
-changes; the writes that record something a crash must not lose (a job
-accepted, an opcode finished) are fsynced. Two kinds of change are written
-a little later instead (at most ``log_write_delay`` seconds): log messages,
-which come in bursts, and the "waiting" status, which usually lasts
-microseconds and reads back exactly like "queued" on a restart.
+Persistence: what a crash must not lose is synced before anybody is told:
+a job accepted (before SubmitJob returns) and an opcode or job finished
+(before the waiters hear of it; a job whose end is not on disk yet looks
+unchanged to WaitForJobChange and unfinished to the jobs depending on it).
+These writes go through one writer thread (:class:`_GroupWriter`) that
+writes and syncs whatever is pending in one round, so under load one sync
+serves many jobs, and the worker that finished a job does not wait for it.
+That an opcode starts executing is recorded before it runs by one append
+to the exec log (see :class:`.storage.ExecLog`), not by rewriting the job
+file. Two kinds of change are written a little later instead (at most
+``log_write_delay`` seconds): log messages, which come in bursts, and the
+"waiting" status, which usually lasts microseconds and reads back exactly
+like "queued" on a restart.
 
 Unfinished jobs live in memory; finished ones are kept in a small cache
 and otherwise read from their files on demand.
@@ -40,6 +47,9 @@ from ganeti.jqueue import storage as jstorage
 from ganeti.jqueue.deps import JobDependencyManager
 from ganeti.jqueue.job import QueuedJob, TimeStampNow
 from ganeti.jqueue.processor import CANCEL_MESSAGE, EncodeOpError, JobProcessor
+
+#: Values that come back from JSON as they are
+_PLAIN_TYPES = (str, int, bool, float)
 
 #: Reason given to opcodes that were running when the daemon stopped
 UNCLEAN_SHUTDOWN_MESSAGE = "Unclean master daemon shutdown"
@@ -137,6 +147,120 @@ class _DelayedWriter:
         self._thread.join()
 
 
+
+
+#: Called by the group writer with None (written) or the error
+_Callback = Callable[[BaseException | None], None]
+
+
+class _Batch:
+    """The writes one round of the group writer makes; waiters wait on ``done``."""
+
+    __slots__ = ("done", "failed")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.failed: dict[int, BaseException] = {}
+
+
+class _GroupWriter:
+    """Writes and syncs job files in groups, in one thread (group commit).
+
+    Whoever needs a job's state on disk asks for it and either waits for
+    the round that writes it (:meth:`WriteAndWait`) or leaves a callback
+    that runs once it is synced (:meth:`WriteThen`). While one round is
+    being synced the next one gathers requests, so under load one sync
+    covers many jobs; a job asked for twice before its round starts is
+    written once, with its newest state.
+    """
+
+    def __init__(self, write_fn: Callable[[list[QueuedJob]], dict[int, BaseException]]
+                 ) -> None:
+        self._write = write_fn
+        lock = threading.Lock()
+        # The writer waits on one condition, Flush on the other
+        self._cond = threading.Condition(lock)
+        self._idle = threading.Condition(lock)
+        self._pending: dict[int, tuple[QueuedJob, list[_Callback]]] = {}
+        self._batch = _Batch()
+        self._busy = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._Run, name="jqueue-sync", daemon=True)
+        self._thread.start()
+
+    def _Add(self, jobs: Iterable[QueuedJob], then: _Callback | None) -> _Batch:
+        with self._cond:
+            if self._stop:
+                raise errors.JobQueueError("Job queue writer stopped")
+            for job in jobs:
+                entry = self._pending.get(job.id)
+                if entry is None:
+                    entry = self._pending[job.id] = (job, [])
+                if then is not None:
+                    entry[1].append(then)
+            self._cond.notify()
+            return self._batch
+
+    def WriteAndWait(self, jobs: list[QueuedJob]) -> None:
+        """Write and sync ``jobs``; raise the first error."""
+        batch = self._Add(jobs, None)
+        batch.done.wait()
+        for job in jobs:
+            err = batch.failed.get(job.id)
+            if err is not None:
+                raise err
+
+    def WriteThen(self, jobs: list[QueuedJob], then: _Callback) -> None:
+        """Write and sync ``jobs``, then call ``then(error)`` once per job.
+
+        ``error`` is None when the job is on disk, else the exception.
+        """
+        self._Add(jobs, then)
+
+    def _Run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                entries = list(self._pending.values())
+                self._pending = {}
+                batch, self._batch = self._batch, _Batch()
+                self._busy = True
+            try:
+                try:
+                    batch.failed.update(self._write([job for job, _ in entries]))
+                except Exception as err:  # a bug must not stop the writer
+                    logging.exception("Cannot write jobs")
+                    batch.failed.update((job.id, err) for job, _ in entries)
+                batch.done.set()
+                for job, callbacks in entries:
+                    failure = batch.failed.get(job.id)
+                    for callback in callbacks:
+                        try:
+                            callback(failure)
+                        except Exception:
+                            logging.exception("Job %s: callback after writing failed",
+                                              job.id)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._idle.notify_all()
+
+    def Flush(self, timeout: float | None = None) -> bool:
+        """Wait until every request so far is written; False on timeout."""
+        with self._cond:
+            return self._idle.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def Stop(self) -> None:
+        """Write what is pending, then end the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
 class JobQueue:
     """The job queue; see the module documentation and doc/design-masterd.rst."""
 
@@ -164,6 +288,7 @@ class JobQueue:
         self.deps = JobDependencyManager(self._GetJobStatusForDeps, self._EnqueueJobIds)
         self._pool: workerpool.WorkerPool | None = None
         self._writer: _DelayedWriter | None = None
+        self._syncer: _GroupWriter | None = None
 
     # --- start and stop --------------------------------------------------------------------
 
@@ -173,7 +298,10 @@ class JobQueue:
             raise errors.ProgrammerError("Job queue started twice")
         self._started = True
         self._writer = _DelayedWriter(self._WriteJob, self._log_write_delay)
+        self._syncer = _GroupWriter(self._WriteJobsSynced)
         to_run: list[QueuedJob] = []
+        # Opcodes that started executing, whatever their job files say
+        started = self.storage.exec_log.Read()
         for job_id in self.storage.ListJobIds():
             try:
                 data = self.storage.LoadJob(job_id)
@@ -187,10 +315,13 @@ class JobQueue:
                 logging.error("Ignoring job file of job %s: %s", job_id, err)
                 continue
             self._job_ids.add(job_id)
+            self._ApplyExecLog(job, started.get(job_id, {}))
             if self._RecoverJob(job):
                 to_run.append(job)
             else:
                 self._CacheFinished(job)
+        # The recovered jobs are on disk (synced): forget the old starts
+        self.storage.exec_log.Open()
         self._pool = workerpool.WorkerPool("JobQueue", self._num_workers, self._RunJob)
         with self._lock:
             for job in to_run:
@@ -198,6 +329,19 @@ class JobQueue:
             self._accepting = True
         self._EnqueueJobs(to_run)
         logging.info("Job queue started: %d jobs, %d to run", len(self._job_ids), len(to_run))
+
+    @staticmethod
+    def _ApplyExecLog(job: QueuedJob, started: dict[int, list[int]]) -> None:
+        """Opcodes the exec log says started are running, even if their file
+        still says queued or waiting (see storage.ExecLog)."""
+        for idx, stamp in started.items():
+            if idx >= len(job.ops):
+                continue
+            op = job.ops[idx]
+            if op.status in (constants.OP_STATUS_QUEUED, constants.OP_STATUS_WAITING):
+                op.status = constants.OP_STATUS_RUNNING
+                if op.exec_timestamp is None:
+                    op.exec_timestamp = stamp
 
     def _RecoverJob(self, job: QueuedJob) -> bool:
         """Bring a job loaded at start into a runnable or final state."""
@@ -235,8 +379,11 @@ class JobQueue:
             self._pool.SetActive(False)
             done = self._pool.WaitForRunning(timeout)
             self._pool.TerminateWorkers(0 if not done else None)
+        if self._syncer is not None:
+            self._syncer.Stop()
         if self._writer is not None:
             self._writer.Stop()
+        self.storage.exec_log.Close()
         self.storage.FlushSerial()
         return done
 
@@ -250,8 +397,15 @@ class JobQueue:
         def left() -> float | None:
             return None if end is None else max(0.0, end - time.monotonic())
 
-        if self._pool is not None and not self._pool.Quiesce(left()):
-            return False
+        # Writing a job's end may start the jobs waiting for it: repeat
+        # until the workers and the writers are idle together
+        while True:
+            if self._pool is not None and not self._pool.Quiesce(left()):
+                return False
+            if self._syncer is not None and not self._syncer.Flush(left()):
+                return False
+            if self._pool is None or self._pool.Quiesce(0):
+                break
         return self._writer is None or self._writer.Flush(left())
 
     # --- helpers under the lock -----------------------------------------------------------
@@ -312,12 +466,83 @@ class JobQueue:
         """Write the job's current state (unless a newer one is written already)."""
         with self._lock:
             serial = job.change_serial
+            if job.archived or (job.written_serial >= serial
+                                and (not sync or job.synced_serial >= serial)):
+                return  # checked again below, under the write lock
             data = job.Serialize()
         with job.write_lock:
-            if job.archived or job.written_serial >= serial:
+            if job.archived:
+                return
+            if job.written_serial >= serial:
+                if sync and job.synced_serial < job.written_serial:
+                    # A newer state is written but not synced: sync it
+                    failed = self.storage.WriteJobsSynced([(job.id, None)])
+                    if failed:
+                        raise failed[job.id]
+                    job.synced_serial = job.written_serial
                 return
             self.storage.WriteJob(job.id, data, sync)
             job.written_serial = serial
+            if sync:
+                job.synced_serial = serial
+
+    def _WriteJobsSynced(self, jobs: list[QueuedJob]) -> dict[int, BaseException]:
+        """The group writer's work: write and sync ``jobs`` (see _GroupWriter)."""
+        jobs = sorted(jobs, key=lambda job: job.id)
+        for job in jobs:
+            job.write_lock.acquire()
+        try:
+            todo: list[tuple[QueuedJob, int, dict[str, Any] | None]] = []
+            with self._lock:
+                for job in jobs:
+                    serial = job.change_serial
+                    if job.archived or job.synced_serial >= serial:
+                        continue  # archiving syncs the job first
+                    if job.written_serial >= serial:
+                        todo.append((job, job.written_serial, None))
+                    else:
+                        todo.append((job, serial, job.Serialize()))
+            items = [(job.id, None if data is None else serializer.DumpJsonBytes(data))
+                     for job, _, data in todo]
+            failed = self.storage.WriteJobsSynced(items) if items else {}
+            # Job IDs allocated without writing the serial file (see _Submit)
+            self.storage.FlushSerial(force=False)
+            for job, serial, _ in todo:
+                if job.id not in failed:
+                    job.written_serial = max(job.written_serial, serial)
+                    job.synced_serial = serial
+            return failed
+        finally:
+            for job in jobs:
+                job.write_lock.release()
+
+    def _SyncJobs(self, jobs: list[QueuedJob]) -> None:
+        """Write and sync the jobs' current state before returning."""
+        if self._syncer is None:
+            for job in jobs:
+                self._WriteJob(job, sync=True)
+        else:
+            self._syncer.WriteAndWait(jobs)
+
+    def _JobEnded(self, job: QueuedJob) -> None:
+        """The job is final: sync it, then tell the waiters (the worker goes on)."""
+        def _Done(err: BaseException | None) -> None:
+            if err is not None:
+                # Not reported as finished: its end is not on disk
+                logging.error("Cannot write the end of job %s: %s", job.id, err)
+                return
+            self.storage.exec_log.Done(job.id)
+            self._JobFinished(job)
+            self._Notify(job.id)
+
+        if self._syncer is not None:
+            try:
+                self._syncer.WriteThen([job], _Done)
+                return
+            except errors.JobQueueError:
+                pass  # shutting down: write here
+        self._WriteJob(job, sync=True)
+        _Done(None)
 
     def _WriteLater(self, job: QueuedJob) -> None:
         if self._writer is not None:
@@ -396,7 +621,11 @@ class JobQueue:
         """Persist new jobs, then make them known and runnable."""
         for job in jobs:
             job.change_serial = 1
-            self._WriteJob(job, sync=True)
+        self._SyncJobs(jobs)
+        self._JobsAdded(jobs)
+
+    def _JobsAdded(self, jobs: list[QueuedJob]) -> None:
+        """New jobs are on disk: make them known and runnable."""
         with self._lock:
             for job in jobs:
                 self._jobs[job.id] = job
@@ -417,6 +646,40 @@ class JobQueue:
         (job_id,) = self.storage.AllocateJobIds(1)
         job = QueuedJob(job_id, loaded)
         self._AddJobs([job])
+        return job_id
+
+    def SubmitJobNoWait(self, ops: Sequence[Any], done: Callable[[BaseException | None], None],
+                        drained_ok: bool = False) -> int:
+        """:meth:`SubmitJob` for callers that must not block (the luxi loop).
+
+        Checks the opcodes and returns the new job's ID at once (errors
+        are raised as by SubmitJob); ``done(None)`` is called from another
+        thread once the job is on disk and queued, or ``done(error)`` if it
+        could not be written (the job is then dropped). The ID must not be
+        handed out before ``done(None)``. The serial file is written
+        by the writer thread, not here.
+        """
+        if not callable(done):
+            raise errors.ProgrammerError(f"done must be callable, got {done!r}")
+        self._CheckSubmit(1, drained_ok)
+        loaded = self._LoadOps(ops, allow_relative=False)
+        (job_id,) = self.storage.AllocateJobIds(1, write_serial=self._syncer is None)
+        job = QueuedJob(job_id, loaded)
+        job.change_serial = 1
+        if self._syncer is None:
+            self._AddJobs([job])
+            done(None)
+            return job_id
+
+        def _Written(err: BaseException | None) -> None:
+            if err is None:
+                self._JobsAdded([job])
+            else:
+                logging.error("Cannot write new job %s: %s", job_id, err)
+                self.storage.RemoveJob(job_id)
+            done(err)
+
+        self._syncer.WriteThen([job], _Written)
         return job_id
 
     def SubmitManyJobs(self, jobs: Sequence[Sequence[Any]]) -> list[tuple[bool, Any]]:
@@ -574,9 +837,11 @@ class JobQueue:
             if op.status == constants.OP_STATUS_CANCELING:
                 raise errors.JobCanceled(CANCEL_MESSAGE)
             op.status = constants.OP_STATUS_RUNNING
-            op.exec_timestamp = TimeStampNow()
+            op.exec_timestamp = stamp = TimeStampNow()
             self._Changed(job)
-        self._WriteJob(job)
+        # On disk before the opcode runs: one append instead of rewriting
+        # the job file (a restart fails the opcode, see _ApplyExecLog)
+        self.storage.exec_log.Started(job.id, idx, stamp)
         self._Notify(job.id)
 
     def _OpPriorityRaised(self, job: QueuedJob, idx: int, priority: int) -> None:
@@ -615,9 +880,11 @@ class JobQueue:
             if finished:
                 job.end_timestamp = op.end_timestamp
             self._Changed(job)
-        self._WriteJob(job, sync=True)
         if finished:
-            self._JobFinished(job)
+            self._JobEnded(job)
+            return
+        self._SyncJobs([job])
+        self.storage.exec_log.Done(job.id)
         self._Notify(job.id)
 
     def _FailOps(self, job: QueuedJob, idx: int, err: BaseException) -> None:
@@ -634,9 +901,7 @@ class JobQueue:
             job.MarkUnfinishedOps(constants.OP_STATUS_ERROR,
                                   EncodeOpError(errors.OpExecError("Preceding opcode failed")))
             self._Changed(job)
-        self._WriteJob(job, sync=True)
-        self._JobFinished(job)
-        self._Notify(job.id)
+        self._JobEnded(job)
 
     def _FinishOps(self, job: QueuedJob, idx: int, status: str, result: Any,
                    log: str | None = None) -> None:
@@ -648,9 +913,7 @@ class JobQueue:
                 job.AddLog(idx, constants.ELOG_MESSAGE, log)
             job.MarkUnfinishedOps(status, result)
             self._Changed(job)
-        self._WriteJob(job, sync=True)
-        self._JobFinished(job)
-        self._Notify(job.id)
+        self._JobEnded(job)
 
     def _JobFinished(self, job: QueuedJob) -> None:
         with self._lock:
@@ -662,6 +925,9 @@ class JobQueue:
         job = self._GetJob(job_id)
         if job is not None:
             with self._lock:
+                if job.EndPending():
+                    # Dependent jobs wait until the end is on disk
+                    return constants.JOB_STATUS_RUNNING
                 return job.CalcStatus()
         archived = self._LoadJobFile(job_id, archived=True)
         if archived is None:
@@ -857,26 +1123,35 @@ class JobQueue:
         """What changed since ``prev_job_info``/``prev_log_serial``, or None.
 
         Answers at once (never None) when the job is finished or cancelling:
-        it will not change any more. Raises JobLost for an unknown job.
+        it will not change any more; but a job whose end is not on disk yet
+        gives None (the subscribers are told once it is). Raises JobLost
+        for an unknown job.
         """
         job_id = jstorage.ParseJobId(job_id)
         job = self._GetJob(job_id)
-        info: dict[str, Any] | None = None
-        log_entries: list[Any] = []
         if job is not None:
             with self._lock:
-                info = job.GetInfo()
+                if job.EndPending():
+                    # Told once the end is on disk (see _JobEnded)
+                    return None
+                status = job.CalcStatus()
+                job_info = query.GetJobFieldValues(job.InfoView(), fields)
                 log_entries = job.GetLogEntries(prev_log_serial)
-        if info is None:
+        else:
             archived = self._LoadJobFile(job_id, archived=True)
             if archived is None:
                 raise errors.JobLost(f"Job {job_id} not found")
-            info = archived.GetInfo()
+            status = archived.CalcStatus()
+            job_info = query.GetJobFieldValues(archived.InfoView(), fields)
             log_entries = archived.GetLogEntries(prev_log_serial)
-        job_info = serializer.LoadJson(serializer.DumpJson(query.GetJobFieldValues(info, fields)))
-        log_entries = serializer.LoadJson(serializer.DumpJson(log_entries))
-        if (info["status"] not in (constants.JOB_STATUS_QUEUED, constants.JOB_STATUS_RUNNING,
-                                   constants.JOB_STATUS_WAITING)
+        # Compare what the client would get back: plain values need no
+        # round trip through JSON, lists and dicts may (tuples, copies)
+        if not all(value is None or type(value) in _PLAIN_TYPES for value in job_info):
+            job_info = serializer.LoadJson(serializer.DumpJson(job_info))
+        if log_entries:
+            log_entries = serializer.LoadJson(serializer.DumpJson(log_entries))
+        if (status not in (constants.JOB_STATUS_QUEUED, constants.JOB_STATUS_RUNNING,
+                           constants.JOB_STATUS_WAITING)
                 or job_info != prev_job_info or log_entries):
             return job_info, log_entries
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -18,7 +19,13 @@ from typing import Any
 
 from ganeti import constants, errors, pathutils, utils
 from ganeti.luxi import client as names
-from ganeti.luxi.server import KIND_ASYNC, KIND_INLINE, LuxiMethod, RunHandlerSoon
+from ganeti.luxi.server import (
+    KIND_ASYNC,
+    KIND_INLINE,
+    KIND_LOOP,
+    LuxiMethod,
+    RunHandlerSoon,
+)
 
 
 def _CheckJobId(job_id: Any) -> int:
@@ -102,11 +109,46 @@ class MasterHandlers:
 
     # --- jobs -------------------------------------------------------------------
 
-    def SubmitJob(self, ops: Any) -> int:
-        return self.queue.SubmitJob(self._CheckOps(ops))
+    def SubmitJob(self, ops: Any) -> Any:
+        """Runs in the loop (KIND_LOOP); see :meth:`_SubmitInLoop`."""
+        return self._SubmitInLoop(self._CheckOps(ops), drained_ok=False)
 
-    def SubmitJobToDrainedQueue(self, ops: Any) -> int:
-        return self.queue.SubmitJobToDrainedQueue(self._CheckOps(ops))
+    def SubmitJobToDrainedQueue(self, ops: Any) -> Any:
+        """Runs in the loop (KIND_LOOP); see :meth:`_SubmitInLoop`."""
+        return self._SubmitInLoop(self._CheckOps(ops), drained_ok=True)
+
+    def _SubmitInLoop(self, ops: list[Any], drained_ok: bool) -> Any:
+        """Check and queue the job here, let the queue's writer put it on disk.
+
+        Returns an awaitable giving the job ID once the job is on disk;
+        bad opcodes raise at once. No luxi thread is involved: the job
+        queue's writer thread syncs the job (together with others) and
+        wakes the loop.
+        """
+        submit = getattr(self.queue, "SubmitJobNoWait", None)
+        if submit is None:  # a queue without it: block a luxi thread
+            call = self.queue.SubmitJobToDrainedQueue if drained_ok else self.queue.SubmitJob
+            return asyncio.get_running_loop().run_in_executor(None, call, ops)
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future = loop.create_future()
+
+        def _Set(err: BaseException | None) -> None:
+            if not written.done():
+                written.set_result(err)
+
+        def _Done(err: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(_Set, err)
+
+        job_id = submit(ops, _Done, drained_ok=drained_ok)
+        return self._JobWritten(written, job_id)
+
+    @staticmethod
+    async def _JobWritten(written: asyncio.Future, job_id: int) -> int:
+        err = await written
+        if err is not None:
+            raise err
+        return job_id
 
     def SubmitManyJobs(self, jobs: Any) -> list[Any]:
         if not isinstance(jobs, list):
@@ -146,28 +188,48 @@ class MasterHandlers:
         _CheckNumber(timeout, "timeout")
         return self.queue.AutoArchiveJobs(age, timeout)
 
-    async def WaitForJobChange(self, job_id: Any, fields: Any, prev_job_info: Any,
-                               prev_log_serial: Any,
-                               timeout: Any = constants.LUXI_WFJC_TIMEOUT) -> Any:
+    def WaitForJobChange(self, job_id: Any, fields: Any, prev_job_info: Any,
+                         prev_log_serial: Any,
+                         timeout: Any = constants.LUXI_WFJC_TIMEOUT) -> Any:
         """Answer as soon as the job changes, or "nochange" at the timeout.
 
-        The job queue tells about changes through a subscription; nothing
-        waits in a thread, so thousands of clients may wait at once.
-        GetJobChanges runs in the loop: it works on memory, except for the
-        rare job neither in the queue's memory nor in its small cache of
-        finished jobs, which it reads from its file.
+        Runs in the loop. When the job changed already (the usual case
+        for a client following a job) the answer comes at once; otherwise
+        this returns a coroutine that waits (see :meth:`_WaitForJobChange`).
+        GetJobChanges works on memory, except for the rare job neither in
+        the queue's memory nor in its small cache of finished jobs, which
+        it reads from its file.
         """
         job_id = _CheckJobId(job_id)
         _CheckFields(fields)
         timeout = min(max(_CheckNumber(timeout, "timeout"), 0),
                       constants.LUXI_WFJC_MAX_TIMEOUT)
+        result = self.queue.GetJobChanges(job_id, fields, prev_job_info, prev_log_serial)
+        if result is not None:
+            return result
+        if timeout <= 0:
+            return constants.JOB_NOTCHANGED
+        return self._WaitForJobChange(job_id, fields, prev_job_info, prev_log_serial,
+                                      timeout)
+
+    async def _WaitForJobChange(self, job_id: int, fields: list[str], prev_job_info: Any,
+                                prev_log_serial: Any, timeout: float) -> Any:
+        """Wait for a change of the job through a subscription.
+
+        Nothing waits in a thread, so thousands of clients may wait at once.
+        """
         loop = asyncio.get_running_loop()
-        changed = asyncio.Event()
-        handle = self.queue.Subscribe(job_id, RunHandlerSoon(loop, changed.set))
+        waiter: asyncio.Future | None = None
+
+        def _Wake() -> None:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+        handle = self.queue.Subscribe(job_id, RunHandlerSoon(loop, _Wake))
         try:
             deadline = loop.time() + timeout
             while True:
-                changed.clear()
+                # Also catches a change between the first look and Subscribe
                 result = self.queue.GetJobChanges(job_id, fields, prev_job_info,
                                                   prev_log_serial)
                 if result is not None:
@@ -175,8 +237,12 @@ class MasterHandlers:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return constants.JOB_NOTCHANGED
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), remaining)
+                waiter = loop.create_future()
+                timer = loop.call_later(remaining, _Wake)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
         finally:
             self.queue.Unsubscribe(handle)
 
@@ -254,9 +320,9 @@ class MasterHandlers:
     def Methods(self) -> dict[str, LuxiMethod]:
         """The luxi method table (see :class:`ganeti.luxi.server.LuxiMethod`)."""
         return {
-            names.REQ_SUBMIT_JOB: LuxiMethod(self.SubmitJob, 1, 1),
+            names.REQ_SUBMIT_JOB: LuxiMethod(self.SubmitJob, 1, 1, KIND_LOOP),
             names.REQ_SUBMIT_JOB_TO_DRAINED_QUEUE:
-                LuxiMethod(self.SubmitJobToDrainedQueue, 1, 1),
+                LuxiMethod(self.SubmitJobToDrainedQueue, 1, 1, KIND_LOOP),
             names.REQ_SUBMIT_MANY_JOBS: LuxiMethod(self.SubmitManyJobs, 1, 1),
             names.REQ_WAIT_FOR_JOB_CHANGE:
                 LuxiMethod(self.WaitForJobChange, 4, 5, KIND_ASYNC),
@@ -275,6 +341,12 @@ class MasterHandlers:
         }
 
 
+@functools.cache
+def _Architecture() -> tuple[str, str]:
+    # platform.architecture() runs file(1): ~10 ms, too slow for every call
+    return (platform.architecture()[0], platform.machine())
+
+
 def ClusterInfo(cfg: Any) -> dict[str, Any]:
     """The answer to QueryClusterInfo, with Ganeti's keys."""
     cluster = cfg.GetClusterInfo()
@@ -290,7 +362,7 @@ def ClusterInfo(cfg: Any) -> dict[str, Any]:
         "os_api_version": max(constants.OS_API_VERSIONS),
         "export_version": constants.EXPORT_VERSION,
         "vcs_version": getattr(constants, "VCS_VERSION", constants.RELEASE_VERSION),
-        "architecture": (platform.architecture()[0], platform.machine()),
+        "architecture": _Architecture(),
         "name": cluster.cluster_name,
         "master": cfg.GetMasterNodeName(),
         "default_hypervisor": enabled_hv[0] if enabled_hv else None,

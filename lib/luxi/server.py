@@ -9,7 +9,13 @@ runs the handler and writes the answer. Handlers come in three kinds:
   small thread pool so that the loop never waits on a disk;
 - ``KIND_ASYNC``: coroutines for calls that wait (WaitForJobChange); while
   one runs the connection is watched, and a client that goes away cancels
-  its handler (which must clean up in ``finally``).
+  its handler (which must clean up in ``finally``). The handler may also
+  be a plain function, run in the loop, returning either its answer (no
+  waiting needed, which saves the watching) or an awaitable to wait for;
+- ``KIND_LOOP``: run in the event loop, returning the answer or an
+  awaitable for a short wait that needs no watching of the connection
+  (job submission: the job queue's writer thread writes the job and wakes
+  the loop, so no luxi thread is involved).
 
 Every connection is served by its own task, one request after another. A
 request that cannot be parsed, names an unknown method or has the wrong
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -37,7 +44,8 @@ from ganeti.luxi import protocol
 KIND_INLINE = "inline"
 KIND_THREAD = "thread"
 KIND_ASYNC = "async"
-_KINDS = frozenset([KIND_INLINE, KIND_THREAD, KIND_ASYNC])
+KIND_LOOP = "loop"
+_KINDS = frozenset([KIND_INLINE, KIND_THREAD, KIND_ASYNC, KIND_LOOP])
 
 _READ_SIZE = 65536
 
@@ -252,11 +260,19 @@ class LuxiServer:
         logging.debug("Luxi request %s%r", method, args)
         if spec.kind == KIND_INLINE:
             return spec.handler(*args)
+        if spec.kind == KIND_LOOP:
+            result = spec.handler(*args)
+            if inspect.isawaitable(result):
+                return await result
+            return result
         if spec.kind == KIND_THREAD:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor,
                                               lambda: spec.handler(*args))
-        return await self._RunWatched(conn, spec.handler(*args))
+        result = spec.handler(*args)
+        if not inspect.isawaitable(result):
+            return result  # answered without waiting
+        return await self._RunWatched(conn, result)
 
     async def _RunWatched(self, conn: _Connection, coro: Awaitable[Any]) -> Any:
         """Run ``coro``; cancel it when the client closes the connection."""

@@ -14,7 +14,7 @@ inside the per-opcode lists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ganeti import constants, errors, opcodes
@@ -183,7 +183,9 @@ def _collect_jobs(query: FieldQuery, context: Any) -> tuple[None, list[JobItem]]
     if ids is not None:
         return None, list(zip(ids, queue.GetJobsInfo(list(ids))))
     with_archived = query.References("archived")
-    return None, [(job["id"], job) for job in queue.GetJobsInfo(None)
+    # Reading every archived job file is costly: only when they are shown
+    return None, [(job["id"], job)
+                  for job in queue.GetJobsInfo(None, include_archived=with_archived)
                   if job is not None and (with_archived or not job.get("archived"))]
 
 
@@ -192,17 +194,34 @@ JOB_RESOURCE = RegisterResource(Resource(
     namefield="id", sort_key=lambda item: item[0]))
 
 
+#: Field definitions by requested names (WaitForJobChange asks the same
+#: few fields again and again); bounded, only valid names get in
+_FIELD_DEFS_CACHE: dict[tuple[str, ...], list[FieldDefinition]] = {}
+_FIELD_DEFS_CACHE_SIZE = 64
+
+
 def _job_field_defs(fields: Sequence[str]) -> list[FieldDefinition]:
+    key = tuple(fields) if isinstance(fields, (list, tuple)) else None
+    if key is not None:
+        cached = _FIELD_DEFS_CACHE.get(key)
+        if cached is not None:
+            return cached
     names = CheckFieldNames(fields, "Job fields")
     unknown = JOB_FIELDS.Unknown(names)
     if unknown:
         raise errors.OpPrereqError(
             f"Unknown job fields: {', '.join(unknown)}", errors.ECODE_INVAL)
-    return [JOB_FIELDS[name] for name in names]
+    fdefs = [JOB_FIELDS[name] for name in names]
+    if key is not None and len(_FIELD_DEFS_CACHE) < _FIELD_DEFS_CACHE_SIZE:
+        _FIELD_DEFS_CACHE[key] = fdefs
+    return fdefs
 
 
-def GetJobFieldValues(job: dict[str, Any], fields: Sequence[str]) -> list[Any]:
+def GetJobFieldValues(job: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
     """The plain values of ``fields`` for one job dict (None when missing).
+
+    ``job`` may be any mapping with ``get`` (the job queue passes a view
+    that computes only the keys read).
 
     This is what ``QueryJobs`` and ``WaitForJobChange`` answer per job.
     Unknown field names raise OpPrereqError (ECODE_INVAL).
@@ -223,7 +242,7 @@ def QueryJobs(context: Any, job_ids: Sequence[Any] | None,
     queue = context.jobqueue
     if not job_ids:
         items: list[JobItem] = sorted(
-            ((job["id"], job) for job in queue.GetJobsInfo(None)
+            ((job["id"], job) for job in queue.GetJobsInfo(None, include_archived=False)
              if job is not None and not job.get("archived")),
             key=lambda item: item[0])
     else:

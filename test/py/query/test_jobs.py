@@ -76,12 +76,15 @@ class FakeQueue:
     def __init__(self, jobs: list[dict[str, Any]]) -> None:
         self.jobs = {job["id"]: job for job in jobs}
         self.calls: list[Any] = []
+        self.archived_read: list[bool] = []
 
-    def GetJobsInfo(self, job_ids):
+    def GetJobsInfo(self, job_ids, include_archived=True):
         self.calls.append(None if job_ids is None else list(job_ids))
         if job_ids is None:
+            self.archived_read.append(include_archived)
             # the queue's own order, deliberately not by id
-            return [copy.deepcopy(job) for job in reversed(list(self.jobs.values()))]
+            return [copy.deepcopy(job) for job in reversed(list(self.jobs.values()))
+                    if include_archived or not job.get("archived")]
         return [copy.deepcopy(self.jobs.get(job_id)) for job_id in job_ids]
 
 
@@ -225,6 +228,19 @@ def test_archived_jobs_are_listed_when_the_field_is_used(context):
     assert result["data"][3][1] == [RS_NORMAL, True]
     result = query.Query("job", ["id"], ["?", "archived"], context)
     assert result["data"] == [[[RS_NORMAL, 4]]]
+
+
+def test_archived_jobs_are_read_only_when_shown(context, queue):
+    # A plain "gnt-job list" must not read every archived job file
+    query.Query("job", ["id", "status"], None, context)
+    query.Query("job", ["id"], ["=", "status", "success"], context)
+    query.QueryJobs(context, None, ["id"])
+    assert queue.archived_read == [False, False, False]
+    query.Query("job", ["id", "archived"], None, context)
+    query.Query("job", ["id"], ["?", "archived"], context)
+    assert queue.archived_read[3:] == [True, True]
+    # Jobs named by id are looked up in the archive too
+    assert query.QueryJobs(context, [4], ["id", "archived"]) == [[4, True]]
 
 
 def test_filter_on_status(context):
