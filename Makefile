@@ -7,9 +7,14 @@ STAMP := $(VENV)/.deps-stamp
 # A tree where `import ganeti` finds lib/ without installing (mypy reads it)
 PYLIB := build/pylib
 PYTEST_ARGS ?=
+# `make vcluster`: where the virtual cluster lives and how many nodes it has
+VCLUSTER_DIR ?= /tmp/ganeti-vcluster
+VCLUSTER_NODES ?= 3
+# Node i gets the loopback address $(VCLUSTER_NET).i
+VCLUSTER_NET ?= 127.0.1
 
 .PHONY: all check check-quick deps debdeps lint typecheck test test-quick \
-	vcluster clean distclean
+	vcluster vcluster-stop clean distclean
 
 all: deps
 
@@ -48,6 +53,16 @@ test: deps
 
 test-quick: deps
 	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# A virtual cluster of VCLUSTER_NODES nodes on this machine (tools/vcluster-setup);
+# `. $(VCLUSTER_DIR)/env` then makes the gnt-* tools talk to it.
+vcluster: deps
+	$(VPY) tools/vcluster-setup --dir $(VCLUSTER_DIR) --nodes $(VCLUSTER_NODES) \
+		--net $(VCLUSTER_NET)
+
+# Stops every daemon of that cluster by pid; needs no dependencies.
+vcluster-stop:
+	$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) tools/vcluster-setup --dir $(VCLUSTER_DIR) --stop
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

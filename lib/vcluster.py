@@ -1,0 +1,730 @@
+"""Set up, inspect and stop a virtual cluster on this machine (seed 004).
+
+A virtual cluster is N nodes on one machine: node ``i`` is named
+``node<i>.vcluster.test`` (configurable), has its own root directory
+``<dir>/<name>/`` (``GANETI_ROOTDIR``) and its own loopback address
+``<net>.<i>`` (default net ``127.0.1``; Linux routes all of 127.0.0.0/8 to
+``lo``, so nothing needs configuring; we check by binding). Every daemon of
+a node binds that node's address with the default ports.
+
+:func:`Setup` creates the roots, runs ``gnt-cluster init`` as node 1
+(fake hypervisor, file and diskless storage), ``gnt-node add`` for the
+others (which, in a virtual cluster, prepares the node's root and starts its
+node daemon locally), ``gnt-cluster verify``, starts ``ganeti-confd`` on
+the master candidates, and writes ``<dir>/env`` for ``.``-sourcing.
+:func:`Stop` stops every daemon of the cluster by the PID in its pid file.
+
+Files kept in ``<dir>``: ``vcluster.json`` (what was set up and its state),
+``env``, ``pids`` (one ``pid node daemon`` per line, written after setup),
+``setup.log`` (every command run and its output), and in each node root an
+executable ``cmd`` running a command as that node.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from ganeti import constants, errors, utils
+
+DEFAULT_DIR = "/tmp/ganeti-vcluster"
+DEFAULT_NODES = 3
+DEFAULT_NET = "127.0.1"
+DEFAULT_NAME_FORMAT = "node{i}.vcluster.test"
+DEFAULT_CLUSTER_NAME = "cluster.vcluster.test"
+#: The host part of the master IP within the net (never a node's)
+MASTER_IP_HOST = 254
+MAX_NODES = MASTER_IP_HOST - 1
+#: Node-relative; file storage paths are mapped into each node's root
+FILE_STORAGE_DIR = constants.DEFAULT_FILE_STORAGE_DIR
+
+STATE_FILE = "vcluster.json"
+ENV_FILE = "env"
+PIDS_FILE = "pids"
+LOG_FILE = "setup.log"
+NODE_CMD = "cmd"
+
+STATUS_SETTING_UP = "setting-up"
+STATUS_FAILED = "failed"
+STATUS_RUNNING = "running"
+STATUS_STOPPED = "stopped"
+
+#: Time limits (seconds) of the commands we run
+INIT_TIMEOUT = 180
+ADD_TIMEOUT = 180
+VERIFY_TIMEOUT = 600
+DAEMON_TIMEOUT = 60
+STOP_TIMEOUT = 30.0
+
+_RUN_DIR = constants.DEFAULT_RUN_DIR.lstrip("/")
+_DATA_DIR = constants.DEFAULT_DATA_DIR.lstrip("/")
+
+
+class VclusterError(errors.GenericError):
+    """A virtual cluster cannot be set up, or a step of its setup failed."""
+
+
+@dataclass
+class Node:
+    """One virtual node."""
+    name: str
+    ip: str
+    root: str
+
+
+@dataclass
+class State:
+    """What ``vcluster.json`` records about a virtual cluster."""
+    directory: str
+    net: str
+    cluster_name: str
+    master_ip: str
+    noded_port: int
+    confd_port: int
+    nodes: list[Node] = field(default_factory=list)
+    status: str = STATUS_SETTING_UP
+    created: float = 0.0
+
+    def Save(self) -> None:
+        """Write the state file atomically."""
+        data = asdict(self)
+        utils.WriteFile(os.path.join(self.directory, STATE_FILE),
+                        data=json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def Load(cls, directory: str) -> State | None:
+        """Read ``<directory>/vcluster.json``; None if there is none.
+
+        @raise VclusterError: if it cannot be read or parsed
+        """
+        path = os.path.join(directory, STATE_FILE)
+        try:
+            with open(path, encoding="utf-8") as fd:
+                data = json.load(fd)
+            data["nodes"] = [Node(**node) for node in data["nodes"]]
+            return cls(**data)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise VclusterError(f"Cannot read the virtual cluster state {path}:"
+                                f" {err}") from err
+
+    def NodeByName(self, name: str) -> Node | None:
+        """The node called ``name``, if it belongs to this cluster."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        return None
+
+
+# --- Planning and checks ---------------------------------------------------
+
+
+def CheckNet(net: str) -> str:
+    """Validate a three-octet IPv4 prefix such as ``127.0.1``."""
+    parts = net.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise VclusterError(f"Network prefix '{net}' must be three octets of an"
+                            " IPv4 address, e.g. 127.0.1")
+    return ".".join(str(int(p)) for p in parts)
+
+
+def NodeName(name_format: str, index: int) -> str:
+    """The name of node ``index`` (1-based) from ``name_format``."""
+    name = name_format.format(i=index)
+    if name == name_format.format(i=index + 1):
+        raise VclusterError(f"Node name format '{name_format}' must contain"
+                            " '{i}' (the node number)")
+    if not name or "/" in name or name.startswith("."):
+        raise VclusterError(f"Node name '{name}' cannot be a directory name")
+    return name
+
+
+def PlanNodes(directory: str, count: int, net: str = DEFAULT_NET,
+              name_format: str = DEFAULT_NAME_FORMAT) -> list[Node]:
+    """Name, address and root of every node; node 1 is the first master."""
+    if not 1 <= count <= MAX_NODES:
+        raise VclusterError(f"Number of nodes must be between 1 and {MAX_NODES},"
+                            f" got {count}")
+    net = CheckNet(net)
+    return [Node(name, f"{net}.{i}", os.path.join(directory, name))
+            for i in range(1, count + 1)
+            for name in [NodeName(name_format, i)]]
+
+
+def CheckAddresses(nodes: Iterable[Node], noded_port: int,
+                   confd_port: int) -> None:
+    """Check that every node's address is local and its ports are free.
+
+    Binding, rather than looking at interfaces, is the test that matters:
+    the daemons will bind the same address and ports.
+
+    @raise VclusterError: naming the first address that does not work
+    """
+    for node in nodes:
+        for kind, port in ((socket.SOCK_STREAM, 0), (socket.SOCK_STREAM, noded_port),
+                           (socket.SOCK_DGRAM, confd_port)):
+            sock = socket.socket(socket.AF_INET, kind)
+            try:
+                if kind == socket.SOCK_STREAM:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((node.ip, port))
+            except OSError as err:
+                proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+                if port == 0 or err.errno == errno.EADDRNOTAVAIL:
+                    raise VclusterError(
+                        f"Address {node.ip} of {node.name} is not local ({err});"
+                        f" add it with 'ip addr add {node.ip}/32 dev lo' or choose"
+                        " another network prefix") from err
+                raise VclusterError(
+                    f"Port {proto} {node.ip}:{port} needed by {node.name} is in use"
+                    f" ({err}); stop what uses it or choose another network"
+                    " prefix") from err
+            finally:
+                sock.close()
+
+
+# --- Processes ------------------------------------------------------------
+
+
+def _ReadEnviron(pid: int) -> dict[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fd:
+            raw = fd.read()
+    except OSError:
+        return None
+    result = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            result[key.decode(errors="replace")] = value.decode(errors="replace")
+    return result
+
+
+def BelongsTo(pid: int, directory: str) -> bool:
+    """Whether live process ``pid`` runs as a node of the cluster in ``directory``.
+
+    Guards against a stale pid file naming a recycled pid.
+    """
+    if not utils.IsProcessAlive(pid):
+        return False
+    environ = _ReadEnviron(pid)
+    if environ is None:
+        return False
+    root = environ.get(constants.GANETI_ROOTDIR_ENV, "")
+    return bool(root) and utils.IsBelowDir(directory, root)
+
+
+def _Children(pid: int) -> list[int]:
+    result: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return result
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fd:
+                result.extend(int(p) for p in fd.read().split())
+        except (OSError, ValueError):
+            continue
+    return result
+
+
+def PidFiles(node: Node) -> dict[str, str]:
+    """The pid files in a node's run directory, by daemon name."""
+    run_dir = os.path.join(node.root, _RUN_DIR)
+    try:
+        names = os.listdir(run_dir)
+    except OSError:
+        return {}
+    return {name[:-len(".pid")]: os.path.join(run_dir, name)
+            for name in names if name.endswith(".pid")}
+
+
+def RunningDaemons(state: State) -> dict[tuple[str, str], int]:
+    """Live daemons of the cluster: (node name, daemon name) -> pid."""
+    result = {}
+    for node in state.nodes:
+        for daemon, path in PidFiles(node).items():
+            pid = utils.ReadPidFile(path)
+            if pid and BelongsTo(pid, state.directory):
+                result[(node.name, daemon)] = pid
+    return result
+
+
+def _ReadSsconf(node: Node, key: str) -> list[str]:
+    path = os.path.join(node.root, _DATA_DIR, constants.SSCONF_FILEPREFIX + key)
+    try:
+        with open(path, encoding="utf-8") as fd:
+            return [line.strip() for line in fd if line.strip()]
+    except OSError:
+        return []
+
+
+def _FreshestNode(state: State) -> Node:
+    """The node whose ssconf was written last (ssconf has no serial number;
+    every write reaches all online nodes, so the newest file is current)."""
+    best, best_mtime = state.nodes[0], -1.0
+    for node in state.nodes:
+        path = os.path.join(node.root, _DATA_DIR,
+                            constants.SSCONF_FILEPREFIX + constants.SS_MASTER_NODE)
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if mtime > best_mtime:
+            best, best_mtime = node, mtime
+    return best
+
+
+def MasterName(state: State) -> str:
+    """The current master node, from the freshest ssconf (node 1 if none)."""
+    names = _ReadSsconf(_FreshestNode(state), constants.SS_MASTER_NODE)
+    return names[0] if names else state.nodes[0].name
+
+
+def CandidateNames(state: State) -> list[str]:
+    """The master candidates, from the freshest ssconf."""
+    return _ReadSsconf(_FreshestNode(state), constants.SS_MASTER_CANDIDATES)
+
+
+def ExpectedDaemons(state: State) -> set[tuple[str, str]]:
+    """(node, daemon) pairs a running cluster has: noded everywhere, masterd
+    on the master, confd on every master candidate."""
+    known = {node.name for node in state.nodes}
+    expected = {(node.name, constants.NODED) for node in state.nodes}
+    expected.add((MasterName(state), constants.MASTERD))
+    expected.update((name, constants.CONFD) for name in CandidateNames(state)
+                    if name in known)
+    return expected
+
+
+def IsRunning(state: State) -> bool:
+    """Whether every daemon a running cluster has is alive."""
+    return ExpectedDaemons(state) <= set(RunningDaemons(state))
+
+
+def _RecordedPids(directory: str) -> list[int]:
+    try:
+        with open(os.path.join(directory, PIDS_FILE), encoding="ascii") as fd:
+            return [int(line.split()[0]) for line in fd if line.split()]
+    except (OSError, ValueError):
+        return []
+
+
+def WritePids(state: State) -> dict[tuple[str, str], int]:
+    """Record the live daemons in ``<dir>/pids``; returns them."""
+    daemons = RunningDaemons(state)
+    lines = [f"{pid} {node} {daemon}\n"
+             for (node, daemon), pid in sorted(daemons.items())]
+    utils.WriteFile(os.path.join(state.directory, PIDS_FILE), data="".join(lines))
+    return daemons
+
+
+def StopDaemons(directory: str, state: State | None,
+                timeout: float = STOP_TIMEOUT) -> list[int]:
+    """SIGTERM every daemon of the cluster (and their children), SIGKILL the
+    ones still alive after ``timeout``; returns the pids that were running.
+
+    Daemons are found by the pid files in each node's run directory and in
+    ``<dir>/pids``; a pid counts only if its process runs with a
+    ``GANETI_ROOTDIR`` below ``directory``.
+    """
+    pids = set(_RecordedPids(directory))
+    if state is not None:
+        for node in state.nodes:
+            pids.update(utils.ReadPidFile(path) for path in PidFiles(node).values())
+    pids = {pid for pid in pids if pid and BelongsTo(pid, directory)}
+    # A daemon's request children belong to the cluster too
+    todo = list(pids)
+    while todo:
+        for child in _Children(todo.pop()):
+            if child not in pids and BelongsTo(child, directory):
+                pids.add(child)
+                todo.append(child)
+    for pid in sorted(pids):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if not _WaitGone(pids, timeout):
+        for pid in pids:
+            if BelongsTo(pid, directory):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        _WaitGone(pids, 10.0)
+    return sorted(pids)
+
+
+def _WaitGone(pids: Iterable[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pending = set(pids)
+    while True:
+        pending = {pid for pid in pending if utils.IsProcessAlive(pid)}
+        if not pending:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # bounded poll: these are not our children
+
+
+# --- Running the tools ------------------------------------------------------
+
+
+@dataclass
+class Tools:
+    """Where the gnt-* scripts, daemons and Python interpreter are."""
+    repo: str
+    python: str = sys.executable
+
+    def Script(self, name: str) -> str:
+        """Path of a gnt-* script or daemon launcher of this tree."""
+        for subdir in ("scripts", "daemons", "tools"):
+            path = os.path.join(self.repo, subdir, name)
+            if os.path.exists(path):
+                return path
+        raise VclusterError(f"Cannot find '{name}' under {self.repo}"
+                            " (scripts/, daemons/, tools/)")
+
+    def PathDirs(self) -> list[str]:
+        """Directories to put first on PATH: our scripts and the venv's
+        python3 (the scripts run ``/usr/bin/env python3``)."""
+        dirs = [os.path.join(self.repo, d) for d in ("scripts", "daemons", "tools")]
+        dirs.append(os.path.dirname(self.python))
+        return dirs
+
+    def PythonPath(self) -> str | None:
+        """A directory holding ``ganeti`` for interpreters without it."""
+        pylib = os.path.join(self.repo, "build", "pylib")
+        return pylib if os.path.isdir(os.path.join(pylib, "ganeti")) else None
+
+    def NodeEnv(self, node: Node) -> dict[str, str]:
+        """The environment of a process acting as ``node``."""
+        env = dict(os.environ)
+        env[constants.GANETI_ROOTDIR_ENV] = node.root
+        env[constants.GANETI_HOSTNAME_ENV] = node.name
+        env["PATH"] = os.pathsep.join(self.PathDirs() + [env.get("PATH", "")])
+        pylib = self.PythonPath()
+        if pylib:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [pylib] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        return env
+
+
+class Runner:
+    """Runs tools as a node, logging every command to ``<dir>/setup.log``."""
+
+    def __init__(self, tools: Tools, log_path: str,
+                 feedback: Callable[[str], None]) -> None:
+        self.tools = tools
+        self.log_path = log_path
+        self.feedback = feedback
+
+    def _Log(self, text: str) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as fd:
+            fd.write(text)
+
+    def Run(self, node: Node, script: str, args: Sequence[str],
+            timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``script args`` as ``node``; raise VclusterError if it fails
+        (when ``check``), with its output."""
+        cmd = [self.tools.python, self.tools.Script(script), *args]
+        shown = " ".join(shlex.quote(a) for a in [script, *args])
+        start = time.monotonic()
+        try:
+            result = subprocess.run(cmd, env=self.tools.NodeEnv(node),
+                                    stdin=subprocess.DEVNULL, capture_output=True,
+                                    text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as err:
+            self._Log(f"[{node.name}] $ {shown}\n  timed out after {timeout}s\n")
+            raise VclusterError(f"'{shown}' (as {node.name}) did not finish in"
+                                f" {timeout}s") from err
+        elapsed = time.monotonic() - start
+        output = (result.stdout or "") + (result.stderr or "")
+        self._Log(f"[{node.name}] $ {shown}\n{output}"
+                  f"  exit {result.returncode} in {elapsed:.2f}s\n")
+        if check and result.returncode != 0:
+            raise VclusterError(f"'{shown}' (as {node.name}) failed with exit code"
+                                f" {result.returncode}:\n{output.rstrip()}")
+        return result
+
+
+# --- Setup ------------------------------------------------------------------
+
+
+def _PrepareRoot(node: Node, tools: Tools) -> None:
+    for path in (constants.DEFAULT_DATA_DIR, constants.DEFAULT_RUN_DIR,
+                 constants.DEFAULT_LOG_DIR, constants.DEFAULT_CONF_DIR,
+                 FILE_STORAGE_DIR):
+        os.makedirs(os.path.join(node.root, path.lstrip("/")), exist_ok=True)
+    env = {constants.GANETI_ROOTDIR_ENV: node.root,
+           constants.GANETI_HOSTNAME_ENV: node.name}
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    path = ":".join(shlex.quote(d) for d in tools.PathDirs())
+    utils.WriteFile(os.path.join(node.root, NODE_CMD), mode=0o755, data=(
+        "#!/bin/sh\n"
+        f"# Run a command as virtual node {node.name}, e.g.: {NODE_CMD} gnt-node list\n"
+        f"{exports}export PATH={path}:\"$PATH\"\n"
+        'exec "$@"\n'))
+
+
+def FormatEnv(state: State, master: Node, tools: Tools,
+              candidates: Sequence[Node]) -> str:
+    """The text of ``<dir>/env``."""
+    path = ":".join(shlex.quote(d) for d in tools.PathDirs())
+    peers = " ".join(node.ip for node in candidates)
+    lines = [
+        f"# Virtual cluster {state.cluster_name} in {state.directory}, written by"
+        " tools/vcluster-setup.",
+        f"# Use it with: . {shlex.quote(os.path.join(state.directory, ENV_FILE))}",
+        f"# Commands then act as the master node {master.name}; run a command as"
+        " another",
+        f"# node with {shlex.quote(state.directory)}/<node>/{NODE_CMD} <command>.",
+        f"export VCLUSTER_DIR={shlex.quote(state.directory)}",
+        f"export {constants.GANETI_ROOTDIR_ENV}={shlex.quote(master.root)}",
+        f"export {constants.GANETI_HOSTNAME_ENV}={shlex.quote(master.name)}",
+        f"export PATH={path}:\"$PATH\"",
+    ]
+    pylib = tools.PythonPath()
+    if pylib:
+        lines.append(f"export PYTHONPATH={shlex.quote(pylib)}"
+                     "${PYTHONPATH:+:$PYTHONPATH}")
+    lines += [
+        f"export CONFD_PORT={state.confd_port}",
+        f"export CONFD_PEERS={shlex.quote(peers)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def Usage(state: State) -> str:
+    """How to use the cluster, printed after setup."""
+    env = shlex.quote(os.path.join(state.directory, ENV_FILE))
+    master = MasterName(state)
+    names = ", ".join(f"{n.name} ({n.ip})" for n in state.nodes[:5])
+    if len(state.nodes) > 5:
+        names += f", ... ({len(state.nodes)} nodes)"
+    return (f"Virtual cluster {state.cluster_name} is running in {state.directory}\n"
+            f"  nodes: {names}\n"
+            f"  master: {master}\n"
+            "Use it:\n"
+            f"  . {env}\n"
+            "  gnt-node list\n"
+            "  gnt-cluster verify\n"
+            f"Stop it: make vcluster-stop VCLUSTER_DIR={shlex.quote(state.directory)}\n")
+
+
+def _RunAll(funcs: Sequence[Callable[[], object]], parallel: int) -> None:
+    if parallel <= 1 or len(funcs) <= 1:
+        for func in funcs:
+            func()
+        return
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(func) for func in funcs]
+        first_error = None
+        for future in futures:
+            try:
+                future.result()
+            except VclusterError as err:
+                first_error = first_error or err
+        if first_error:
+            raise first_error
+
+
+def _EnsureDaemon(runner: Runner, state: State, node: Node, daemon: str) -> None:
+    """Start ``daemon`` on ``node`` with daemon-util unless it runs already."""
+    if (node.name, daemon) in RunningDaemons(state):
+        return
+    runner.Run(node, "daemon-util", ["start", daemon], DAEMON_TIMEOUT)
+    if (node.name, daemon) not in RunningDaemons(state):
+        raise VclusterError(f"'daemon-util start {daemon}' on {node.name} succeeded"
+                            " but no live process is named in its pid file")
+
+
+def _StartCandidatesConfd(runner: Runner, state: State, parallel: int) -> list[Node]:
+    candidates = [node for node in (state.NodeByName(n) for n in CandidateNames(state))
+                  if node is not None]
+    if not candidates:
+        raise VclusterError("ssconf lists no master candidates")
+    _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.CONFD)
+             for node in candidates], parallel)
+    return candidates
+
+
+def _InitArgs(state: State, master: Node) -> list[str]:
+    args = ["init", "--node-ip", master.ip,
+            "--enabled-hypervisors", constants.HT_FAKE,
+            "--enabled-disk-templates", f"{constants.DT_FILE},{constants.DT_DISKLESS}",
+            "--file-storage-dir", FILE_STORAGE_DIR,
+            "--no-etc-hosts", "--no-ssh-init",
+            "--master-netdev", "lo", "--master-ip", state.master_ip]
+    args += _PortArgs(state)
+    return args + [state.cluster_name]
+
+
+def _PortArgs(state: State) -> list[str]:
+    args = []
+    if state.noded_port != constants.DEFAULT_NODED_PORT:
+        args += ["--noded-port", str(state.noded_port)]
+    if state.confd_port != constants.DEFAULT_CONFD_PORT:
+        args += ["--confd-port", str(state.confd_port)]
+    return args
+
+
+def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
+          name_format: str = DEFAULT_NAME_FORMAT,
+          cluster_name: str = DEFAULT_CLUSTER_NAME,
+          noded_port: int = constants.DEFAULT_NODED_PORT,
+          confd_port: int = constants.DEFAULT_CONFD_PORT,
+          parallel: int = 1, repo: str | None = None,
+          feedback: Callable[[str], None] = print) -> State:
+    """Create and start a virtual cluster in ``directory``.
+
+    Does nothing (but say so) if a cluster there is already running; starts
+    the missing daemons of one that was set up and is partly or wholly
+    stopped; starts afresh after a failed setup.
+
+    @raise VclusterError: for bad parameters or a failed step (every daemon
+        started by then is stopped again)
+    """
+    directory = os.path.abspath(directory)
+    tools = Tools(repo or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    state = State.Load(directory)
+    if state is not None and state.status in (STATUS_RUNNING, STATUS_STOPPED):
+        if IsRunning(state):
+            feedback(f"virtual cluster in {directory} is already running")
+            feedback(Usage(state))
+            return state
+        return _Restart(state, tools, feedback, parallel)
+    if state is not None:
+        feedback(f"Removing the failed virtual cluster setup in {directory}")
+        StopDaemons(directory, state)
+        _RemoveSetup(directory, state)
+    elif os.path.isdir(directory) and os.listdir(directory):
+        raise VclusterError(f"Directory {directory} is not empty and holds no virtual"
+                            " cluster; choose another one (VCLUSTER_DIR=...)")
+    nodes = PlanNodes(directory, count, net, name_format)
+    master_ip = f"{CheckNet(net)}.{MASTER_IP_HOST}"
+    for port in (noded_port, confd_port):
+        if not 0 < port < 65536:
+            raise VclusterError(f"Invalid port {port}")
+    CheckAddresses(nodes, noded_port, confd_port)
+    os.makedirs(directory, exist_ok=True)
+    state = State(directory=directory, net=CheckNet(net), cluster_name=cluster_name,
+                  master_ip=master_ip, noded_port=noded_port, confd_port=confd_port,
+                  nodes=nodes, created=time.time())
+    state.Save()
+    runner = Runner(tools, os.path.join(directory, LOG_FILE), feedback)
+    try:
+        _Create(state, runner, parallel, feedback)
+    except BaseException:
+        state.status = STATUS_FAILED
+        state.Save()
+        StopDaemons(directory, state)
+        feedback(f"Setup failed; every command and its output is in"
+                 f" {runner.log_path}")
+        raise
+    return state
+
+
+def _Create(state: State, runner: Runner, parallel: int,
+            feedback: Callable[[str], None]) -> None:
+    master, others = state.nodes[0], state.nodes[1:]
+    for node in state.nodes:
+        _PrepareRoot(node, runner.tools)
+    feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
+             f" ({master.ip})")
+    runner.Run(master, "gnt-cluster", _InitArgs(state, master), INIT_TIMEOUT)
+    _EnsureDaemon(runner, state, master, constants.NODED)
+    _EnsureDaemon(runner, state, master, constants.MASTERD)
+    if others:
+        feedback(f"Adding {len(others)} node(s)")
+    start = time.monotonic()
+    _RunAll([functools.partial(
+        runner.Run, master, "gnt-node",
+        ["add", "--node-ip", node.ip, *_PortArgs(state), node.name], ADD_TIMEOUT)
+             for node in others], parallel)
+    if others:
+        feedback(f"  added in {time.monotonic() - start:.1f}s")
+    missing = [node.name for node in state.nodes
+               if (node.name, constants.NODED) not in RunningDaemons(state)]
+    if missing:
+        raise VclusterError("No node daemon runs on " + ", ".join(missing))
+    feedback("Verifying the cluster")
+    result = runner.Run(master, "gnt-cluster", ["verify"], VERIFY_TIMEOUT, check=False)
+    if result.returncode != 0:
+        feedback("WARNING: gnt-cluster verify reported problems:\n"
+                 + ((result.stdout or "") + (result.stderr or "")).rstrip())
+    feedback("Starting confd on the master candidates")
+    candidates = _StartCandidatesConfd(runner, state, parallel=max(parallel, 4))
+    _Finish(state, runner.tools, candidates, feedback)
+
+
+def _Finish(state: State, tools: Tools, candidates: Sequence[Node],
+            feedback: Callable[[str], None]) -> None:
+    master = state.NodeByName(MasterName(state)) or state.nodes[0]
+    utils.WriteFile(os.path.join(state.directory, ENV_FILE),
+                    data=FormatEnv(state, master, tools, candidates))
+    WritePids(state)
+    state.status = STATUS_RUNNING
+    state.Save()
+    feedback(Usage(state))
+
+
+def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
+             parallel: int) -> State:
+    """Start the missing daemons of a cluster that was set up before."""
+    feedback(f"Starting the stopped daemons of the virtual cluster in"
+             f" {state.directory}")
+    runner = Runner(tools, os.path.join(state.directory, LOG_FILE), feedback)
+    master = state.NodeByName(MasterName(state)) or state.nodes[0]
+    _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.NODED)
+             for node in state.nodes], max(parallel, 4))
+    _EnsureDaemon(runner, state, master, constants.MASTERD)
+    candidates = _StartCandidatesConfd(runner, state, parallel=max(parallel, 4))
+    _Finish(state, tools, candidates, feedback)
+    return state
+
+
+def _RemoveSetup(directory: str, state: State) -> None:
+    """Delete what a (failed) setup created in ``directory``."""
+    for node in state.nodes:
+        shutil.rmtree(node.root, ignore_errors=True)
+    for name in (ENV_FILE, PIDS_FILE, STATE_FILE):
+        utils.RemoveFile(os.path.join(directory, name))
+
+
+def Stop(directory: str, feedback: Callable[[str], None] = print) -> list[int]:
+    """Stop every daemon of the virtual cluster in ``directory``; idempotent.
+
+    Returns the pids that were stopped.
+    """
+    directory = os.path.abspath(directory)
+    state = State.Load(directory)
+    if state is None and not os.path.exists(os.path.join(directory, PIDS_FILE)):
+        feedback(f"No virtual cluster in {directory}")
+        return []
+    pids = StopDaemons(directory, state)
+    if state is not None and state.status == STATUS_RUNNING:
+        state.status = STATUS_STOPPED
+        state.Save()
+    utils.RemoveFile(os.path.join(directory, PIDS_FILE))
+    if pids:
+        feedback(f"Stopped {len(pids)} process(es) of the virtual cluster in"
+                 f" {directory}: {' '.join(map(str, pids))}")
+    else:
+        feedback(f"No daemon of the virtual cluster in {directory} was running")
+    return pids
