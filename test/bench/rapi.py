@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Benchmark ganeti-rapi: requests per second.
+
+Starts a real ganeti-masterd (the integration fixture's one-node cluster,
+with ``--instances`` diskless instances written into its configuration
+before it starts) and a real ganeti-rapi on 127.0.0.1, then measures
+``GET /2/info`` and ``GET /2/instances?bulk=1`` with 1 and 8 concurrent
+clients (separate processes, so the clients' GIL is not the limit), each
+with a new TLS connection per request (as Ganeti's pycurl client does) and
+with keep-alive, and each with two clients: pycurl (Ganeti's client
+library) and Python's http.client (which costs about as much CPU per
+request as the server does; pycurl builds a TLS context and reads the CA
+file for every new handle, which costs more than the server's side of the
+handshake). Prints one line per case; the target is at least 300
+``GET /2/info`` per second with a new connection per request and one
+client (the better of the two client libraries).
+
+Run as ``.venv/bin/python test/bench/rapi.py [--instances 1000]
+[--seconds 5]``. Every daemon is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import ssl
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                "integration"))
+
+from conftest import Master  # noqa: E402
+from rapidaemon import RapiDaemon  # noqa: E402
+
+from ganeti import constants, objects  # noqa: E402
+from ganeti.config import writer  # noqa: E402
+
+TARGET_INFO_NEW_CONN = 300
+
+
+def AddInstances(cfg_file: Path, count: int) -> None:
+    """Write ``count`` diskless instances on the master into the config."""
+    cfg = writer.ConfigWriter(str(cfg_file), offline=True, accept_foreign=True)
+    node_uuid = cfg.GetMasterNode()
+    for idx in range(count):
+        inst = objects.Instance(
+            name=f"inst{idx:04d}.example.com", primary_node=node_uuid,
+            os="debootstrap", hypervisor=constants.HT_FAKE, hvparams={},
+            beparams={}, osparams={}, osparams_private={}, nics=[], disks=[],
+            admin_state=constants.ADMINST_DOWN, network_port=None)
+        cfg.AddInstance(inst, "bench")
+
+
+def _CurlWorker(args: tuple[int, str, str, bool, float]) -> tuple[int, int]:
+    """Requests with pycurl: a new handle (connection) per request, as
+    Ganeti's client does, or one handle kept alive."""
+    import io
+
+    import pycurl
+    port, path, cafile, keep_alive, seconds = args
+    url = f"https://127.0.0.1:{port}{path}"
+    done = errors = 0
+    curl = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if curl is None:
+            curl = pycurl.Curl()
+            curl.setopt(pycurl.URL, url)
+            curl.setopt(pycurl.CAINFO, cafile)
+            curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+            curl.setopt(pycurl.NOSIGNAL, 1)
+        buf = io.BytesIO()
+        curl.setopt(pycurl.WRITEFUNCTION, buf.write)
+        try:
+            curl.perform()
+            if curl.getinfo(pycurl.RESPONSE_CODE) != 200:
+                errors += 1
+        except pycurl.error:
+            errors += 1
+        done += 1
+        if not keep_alive:
+            curl.close()
+            curl = None
+    if curl is not None:
+        curl.close()
+    return done, errors
+
+
+def _Worker(args: tuple[int, str, str, bool, float]) -> tuple[int, int]:
+    """Requests with http.client (pure Python: the client costs as much CPU
+    as the server)."""
+    port, path, cafile, keep_alive, seconds = args
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    done = errors = 0
+    conn = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if conn is None:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
+                                               timeout=60)
+        headers = {} if keep_alive else {"Connection": "close"}
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                errors += 1
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            conn.close()
+            conn = None
+            continue
+        done += 1
+        if not keep_alive or resp.will_close:
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+    return done, errors
+
+
+def Measure(daemon: RapiDaemon, path: str, clients: int, keep_alive: bool,
+            seconds: float, worker=_CurlWorker) -> tuple[float, int]:
+    """Requests per second (and errors) of ``clients`` processes."""
+    args = [(daemon.port, path, str(daemon.cert_file), keep_alive, seconds)] * clients
+    with multiprocessing.Pool(clients) as pool:
+        start = time.monotonic()
+        results = pool.map(worker, args)
+        elapsed = time.monotonic() - start
+    done = sum(r[0] for r in results)
+    return done / elapsed, sum(r[1] for r in results)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    options = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="gvb", dir="/tmp"))
+    master = Master(base)
+    start = time.monotonic()
+    AddInstances(master.cfg_file, options.instances)
+    print(f"config with {options.instances} instances written in"
+          f" {time.monotonic() - start:.1f} s")
+    daemon = RapiDaemon(master.root, master.env).Prepare()
+    try:
+        master.start()
+        daemon.Start()
+        # Check the instance list before measuring it
+        probe = daemon.Client(user=None)
+        try:
+            count = len(probe.GetInstances(bulk=True))
+            print(f"GET /2/instances?bulk=1 lists {count} instances")
+        except Exception as err:  # pylint: disable=broad-except
+            print(f"GET /2/instances?bulk=1 fails ({err}); measuring the error"
+                  " answer")
+        probe.Close()
+        print(f"{'resource':<22} {'client':<7} {'clients':>7} {'connection':<12}"
+              f" {'req/s':>9} {'errors':>6}")
+        best = 0.0
+        for path in ("/2/info", "/2/instances?bulk=1"):
+            for clients in (1, 8):
+                for keep_alive in (False, True):
+                    for cname, worker in (("pycurl", _CurlWorker),
+                                          ("python", _Worker)):
+                        rate, errors = Measure(daemon, path, clients, keep_alive,
+                                               options.seconds, worker)
+                        mode = "keep-alive" if keep_alive else "new per req"
+                        print(f"{path:<22} {cname:<7} {clients:>7} {mode:<12}"
+                              f" {rate:>9.1f} {errors:>6}")
+                        if path == "/2/info" and clients == 1 and not keep_alive:
+                            best = max(best, rate)
+        failed = best < TARGET_INFO_NEW_CONN
+        print(f"target: >= {TARGET_INFO_NEW_CONN} GET /2/info per second, one client,"
+              f" new connection per request: {best:.0f} ->"
+              f" {'MISSED' if failed else 'met'} (load average"
+              f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    finally:
+        daemon.Stop()
+        master.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
