@@ -20,6 +20,7 @@ from typing import Any
 
 from ganeti import cli, constants, errors, opcodes, pathutils, utils
 from ganeti.cli import ToStderr, ToStdout, cli_option
+from ganeti.cli import tags
 
 # --- Value parsers -------------------------------------------------------------------
 
@@ -793,6 +794,8 @@ commands: dict[str, cli.CommandDef] = {
     "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
                      "Renews cluster certificates, keys and secrets"),
 }
+commands.update(tags.TagCommands(constants.TAG_CLUSTER))
+commands["search-tags"] = tags.SEARCH_TAGS_COMMAND
 
 
 def Main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from ganeti.cli import (
     ToStdout,
     cli_option,
 )
+from ganeti.cli import tags
 
 #: Default fields of "gnt-node list" (Ganeti's)
 _LIST_DEF_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree",
@@ -333,6 +334,7 @@ commands: dict[str, cli.CommandDef] = {
          NODE_POWERED_OPT] + SUBMIT_OPTS,
         "<node_name>", "Alters the parameters of a node"),
 }
+commands.update(tags.TagCommands(constants.TAG_NODE))
 
 #: Other names of commands
 aliases = {

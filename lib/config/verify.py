@@ -210,7 +210,9 @@ class _Verifier:
                              f" unknown network '{net_uuid}'")
             if group.ipolicy:
                 filled = self.cluster.SimpleFillIPolicy(group.ipolicy)
-                for problem in objects.CheckIPolicySyntax(filled):
+                # As Ganeti: a group's std specs are checked only if it sets them
+                check_std = constants.ISPECS_STD in group.ipolicy
+                for problem in objects.CheckIPolicySyntax(filled, check_std=check_std):
                     self.Add(f"node group {group.name} instance policy:"
                              f" {problem}")
             if group.alloc_policy not in constants.VALID_ALLOC_POLICIES:
