@@ -512,7 +512,11 @@ RPC_TMO_4HRS = 4 * 3600      # four hours
 RPC_TMO_1DAY = 86400         # one day
 RPC_TIMEOUTS = frozenset([RPC_TMO_URGENT, RPC_TMO_FAST, RPC_TMO_NORMAL,
                           RPC_TMO_SLOW, RPC_TMO_4HRS, RPC_TMO_1DAY])
-RPC_CONNECT_TIMEOUT = 5
+# libcurl counts the TLS handshake in its connect timeout, and noded does
+# the handshake in the child it forks per request: with a hundred nodes
+# answering at once on a small machine, 5 s was too short (verify on a
+# 100-node virtual cluster saw spurious timeouts).
+RPC_CONNECT_TIMEOUT = 15
 RPC_ENCODING_NONE = 0
 RPC_ENCODING_ZLIB_BASE64 = 1
 

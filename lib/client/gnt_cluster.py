@@ -435,9 +435,13 @@ def ShowClusterConfig(opts: Any, args: list[str]) -> int:
 
 
 def ShowClusterMaster(opts: Any, args: list[str]) -> int:
-    """Print the master node's name."""
-    (master,) = cli.GetClient().QueryConfigValues(["master_node"])
-    ToStdout("%s", master)
+    """Print the master node's name.
+
+    Read from this node's ssconf, as Ganeti does, so that it works on every
+    node, not only where the master daemon runs.
+    """
+    from ganeti import bootstrap
+    ToStdout("%s", bootstrap.GetMaster())
     return constants.EXIT_SUCCESS
 
 

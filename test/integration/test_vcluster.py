@@ -302,6 +302,8 @@ def test_master_failover_and_back(vc):
         assert vc.path(node, constants.DEFAULT_DATA_DIR + "/ssconf_master_node") \
             .read_text().strip() == N2
     assert vc.run("gnt-cluster", "getmaster", node=N2).stdout.strip() == N2
+    # getmaster reads ssconf, so it answers on a node without a master daemon
+    assert vc.run("gnt-cluster", "getmaster", node=N3).stdout.strip() == N2
     assert _Roles(vc, node=N2) == {N1: "C", N2: "M", N3: "C"}
     _AssertClean(vc, node=N2)
 
