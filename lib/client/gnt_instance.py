@@ -1,0 +1,508 @@
+"""gnt-instance: instance administration.
+
+add, remove, list, list-fields, info, startup, shutdown, reboot, console
+and the tag commands. Further commands (reinstall, rename, modify,
+grow-disk, failover, ...) are added to :data:`commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from ganeti import cli, constants, errors, opcodes, utils
+from ganeti.cli import (
+    FIELDS_OPT,
+    FORCE_FILTER_OPT,
+    FORCE_OPT,
+    NOHDR_OPT,
+    SEP_OPT,
+    SUBMIT_OPTS,
+    UNITS_OPT,
+    VERBOSE_OPT,
+    ArgInstance,
+    ArgUnknown,
+    ToStderr,
+    ToStdout,
+    cli_option,
+)
+from ganeti.cli.tags import TagCommands
+from ganeti.client.gnt_node import ParseKeyVal
+
+#: Default fields of "gnt-instance list" (Ganeti's)
+_LIST_DEF_FIELDS = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
+
+
+# --- option parsing ---------------------------------------------------------------------
+
+def ParseIdentKeyVal(text: str) -> tuple[str, dict[str, Any]]:
+    """``ident:key=value,...`` (``--disk 0:size=1G``, ``--net 0:mac=...``,
+    ``-H fake:...``) as (ident, dict); ``ident`` alone gives {}."""
+    ident, sep, rest = text.partition(":")
+    if not ident:
+        raise argparse.ArgumentTypeError(f"invalid value '{text}': missing the"
+                                         " identifier before ':'")
+    return ident, ParseKeyVal(rest) if sep else {}
+
+
+def _IndexedSpecs(items: list[tuple[str, dict[str, Any]]], what: str
+                  ) -> list[dict[str, Any]]:
+    """``[(index, params)]`` as a list ordered by index (0..n-1 each once)."""
+    by_index: dict[int, dict[str, Any]] = {}
+    for ident, params in items:
+        try:
+            idx = int(ident)
+        except ValueError:
+            raise errors.OpPrereqError(f"Invalid {what} index '{ident}': must be a"
+                                       " number", errors.ECODE_INVAL) from None
+        if idx < 0 or idx in by_index:
+            raise errors.OpPrereqError(f"Invalid or duplicate {what} index {idx}",
+                                       errors.ECODE_INVAL)
+        by_index[idx] = params
+    if sorted(by_index) != list(range(len(by_index))):
+        raise errors.OpPrereqError(f"{what.capitalize()} indices must be consecutive"
+                                   f" from 0, got {sorted(by_index)}", errors.ECODE_INVAL)
+    return [by_index[idx] for idx in range(len(by_index))]
+
+
+def BuildDisks(opts: Any) -> list[dict[str, Any]]:
+    """The ``disks`` of OpInstanceCreate from ``--disk`` and ``-s``; a bad
+    size (``10X``) gives OpPrereqError naming it."""
+    if opts.disks and opts.sd_size is not None:
+        raise errors.OpPrereqError("Please use either the '--disk' or the '-s'"
+                                   " option", errors.ECODE_INVAL)
+    if opts.sd_size is not None:
+        specs = [{constants.IDISK_SIZE: opts.sd_size}]
+    else:
+        specs = _IndexedSpecs(opts.disks or [], "disk")
+    result = []
+    for idx, spec in enumerate(specs):
+        spec = dict(spec)
+        if constants.IDISK_SIZE in spec:
+            try:
+                spec[constants.IDISK_SIZE] = utils.ParseUnit(spec[constants.IDISK_SIZE])
+            except errors.UnitParseError as err:
+                raise errors.OpPrereqError(f"Invalid disk size for disk {idx}: {err}",
+                                           errors.ECODE_INVAL) from None
+        elif constants.IDISK_ADOPT not in spec:
+            raise errors.OpPrereqError(f"Missing size or adoption source for disk"
+                                       f" {idx}", errors.ECODE_INVAL)
+        result.append(spec)
+    return result
+
+
+def BuildNics(opts: Any) -> list[dict[str, Any]]:
+    """The ``nics`` of OpInstanceCreate: ``--net`` specs, none with
+    ``--no-nics``, else one NIC with the cluster's defaults."""
+    if opts.no_nics:
+        if opts.nics:
+            raise errors.OpPrereqError("Cannot specify --net and --no-nics together",
+                                       errors.ECODE_INVAL)
+        return []
+    if not opts.nics:
+        return [{}]
+    return _IndexedSpecs(opts.nics, "NIC")
+
+
+def _BeParams(opts: Any) -> dict[str, Any]:
+    params = dict(opts.beparams or {})
+    for key in (constants.BE_MAXMEM, constants.BE_MINMEM, constants.BE_MEMORY):
+        if key in params and isinstance(params[key], str):
+            try:
+                params[key] = utils.ParseUnit(params[key])
+            except errors.UnitParseError as err:
+                raise errors.OpPrereqError(f"Invalid {key} value: {err}",
+                                           errors.ECODE_INVAL) from None
+    return params
+
+
+def _HvParams(opts: Any) -> tuple[str | None, dict[str, Any]]:
+    hvname = opts.hypervisor
+    params: dict[str, Any] = {}
+    if opts.hvparams:
+        ident, params = opts.hvparams
+        if hvname and ident != hvname:
+            raise errors.OpPrereqError(f"Hypervisor '{ident}' of -H differs from"
+                                       f" --hypervisor {hvname}", errors.ECODE_INVAL)
+        hvname = ident
+    return hvname, params
+
+
+# --- add / remove -------------------------------------------------------------------------
+
+def AddInstance(opts: Any, args: list[str]) -> int:
+    """Create an instance."""
+    hvname, hvparams = _HvParams(opts)
+    op = opcodes.OpInstanceCreate(
+        instance_name=args[0], mode=constants.INSTANCE_CREATE,
+        disk_template=opts.disk_template, disks=BuildDisks(opts), nics=BuildNics(opts),
+        pnode=opts.node, iallocator=opts.iallocator, os_type=opts.os,
+        osparams=opts.osparams or {}, beparams=_BeParams(opts), hypervisor=hvname,
+        hvparams=hvparams, start=opts.start, no_install=opts.no_install,
+        name_check=opts.name_check, ip_check=opts.ip_check,
+        file_storage_dir=opts.file_storage_dir, file_driver=opts.file_driver,
+        force_variant=opts.force_variant, ignore_ipolicy=opts.ignore_ipolicy,
+        tags=[])
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RemoveInstance(opts: Any, args: list[str]) -> int:
+    """Remove an instance (asks for confirmation without --force)."""
+    name = args[0]
+    if not opts.force:
+        usertext = (f"This will remove the volumes of the instance {name} (including"
+                    " mirrors), thus removing all the data of the instance."
+                    " Continue?")
+        if not cli.AskUser(usertext):
+            return constants.EXIT_CONFIRMATION
+    op = opcodes.OpInstanceRemove(instance_name=name,
+                                  ignore_failures=opts.ignore_failures,
+                                  shutdown_timeout=opts.shutdown_timeout)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- list / info ---------------------------------------------------------------------------
+
+def _FormatList(value: Any) -> str:
+    return ",".join(str(item) for item in value) if value else ""
+
+
+_LIST_FORMAT = {
+    "tags": (_FormatList, False),
+    "snodes": (_FormatList, False),
+    "nic.macs": (_FormatList, False),
+    "nic.ips": (lambda v: ",".join(str(i) if i else "-" for i in v or []), False),
+    "disk.sizes": (_FormatList, False),
+}
+
+
+def ListInstances(opts: Any, args: list[str]) -> int:
+    """List instances with the selected fields."""
+    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
+    return cli.GenericList(constants.QR_INSTANCE, fields, args, opts.units,
+                           opts.separator, not opts.no_headers,
+                           format_override=_LIST_FORMAT, verbose=opts.verbose,
+                           force_filter=opts.force_filter)
+
+
+def ListInstanceFields(opts: Any, args: list[str]) -> int:
+    """Describe the instance fields."""
+    return cli.GenericListFields(constants.QR_INSTANCE, args, opts.separator,
+                                 not opts.no_headers)
+
+
+def _ParamItems(custom: dict[str, Any], actual: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(key, str(value) if key in custom else f"default ({value})")
+            for key, value in sorted(actual.items())]
+
+
+def _DiskItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = [
+        ("name", disk.get("name")), ("UUID", disk.get("uuid")),
+        ("size", utils.FormatUnit(disk.get("size") or 0, "h")),
+        ("mode", disk.get("mode")), ("type", disk.get("dev_type")),
+    ]
+    logical_id = disk.get("logical_id") or []
+    if disk.get("dev_type") in constants.DTS_FILEBASED and len(logical_id) == 2:
+        items.append(("file driver", logical_id[0]))
+        items.append(("file path", logical_id[1]))
+    status = disk.get("pstatus")
+    if isinstance(status, dict):
+        health = "*DEGRADED*" if status.get("is_degraded") else "ok"
+        items.append(("on primary", f"{status.get('dev_path')}"
+                      f" ({status.get('major')}:{status.get('minor')}) status {health}"))
+    elif status is None and "pstatus" in disk:
+        items.append(("on primary", "unknown (static data or node not answering)"))
+    return items
+
+
+def InstanceInfoItems(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The "info" layout of one instance (Ganeti's order and labels)."""
+    run_state = data.get("run_state") or "unknown"
+    bep, hvp = data.get("be_actual") or {}, data.get("hv_actual") or {}
+    nics = [(f"nic/{idx}", [("MAC", nic.get("mac")), ("IP", nic.get("ip")),
+                            ("mode", nic.get("mode")), ("link", nic.get("link")),
+                            ("network", nic.get("network")), ("UUID", nic.get("uuid")),
+                            ("name", nic.get("name"))])
+            for idx, nic in enumerate(data.get("nics") or [])]
+    disks = [(f"disk/{idx}", _DiskItems(disk))
+             for idx, disk in enumerate(data.get("disks") or [])]
+    return [
+        ("Instance name", data["name"]),
+        ("UUID", data.get("uuid")),
+        ("Serial number", data.get("serial_no")),
+        ("Creation time", utils.FormatTime(data.get("ctime"))),
+        ("Modification time", utils.FormatTime(data.get("mtime"))),
+        ("State", f"configured to be {data.get('config_state')}, actual state is"
+                  f" {run_state}"),
+        ("Nodes", [("primary", data.get("pnode")),
+                   ("group", data.get("pnode_group_name")),
+                   ("secondaries", ", ".join(data.get("snodes") or []))]),
+        ("Operating system", data.get("os")),
+        ("Operating system parameters",
+         _ParamItems(data.get("os_instance") or {}, data.get("os_actual") or {})),
+        ("Allocated network port", data.get("network_port")),
+        ("Hypervisor", data.get("hypervisor")),
+        ("Hypervisor parameters", _ParamItems(data.get("hv_instance") or {}, hvp)),
+        ("Back-end parameters", _ParamItems(data.get("be_instance") or {}, bep)),
+        ("NICs", nics),
+        ("Disk template", data.get("disk_template")),
+        ("Disks", disks),
+    ]
+
+
+def ShowInstanceConfig(opts: Any, args: list[str]) -> int:
+    """Show detailed information about instances."""
+    if not args and not opts.show_all:
+        ToStderr("No instance selected. Please pass in --all if you want to query"
+                 " all instances.\nNote that this can take a long time on a big"
+                 " cluster.")
+        return constants.EXIT_FAILURE
+    if args and opts.show_all:
+        ToStderr("Cannot use --all if you specify instance names.")
+        return constants.EXIT_FAILURE
+    op = opcodes.OpInstanceQueryData(instances=args, static=opts.static,
+                                     use_locking=not opts.static)
+    result = cli.SubmitOpCode(op, opts=opts)
+    if not result:
+        ToStdout("No instances.")
+        return constants.EXIT_FAILURE
+    cli.PrintGenericInfo([InstanceInfoItems(result[name])
+                          for name in utils.NiceSort(result)])
+    return constants.EXIT_SUCCESS
+
+
+# --- startup / shutdown / reboot / console -------------------------------------------------
+
+def StartupInstance(opts: Any, args: list[str]) -> int:
+    """Start an instance."""
+    op = opcodes.OpInstanceStartup(
+        instance_name=args[0], force=opts.force, hvparams=opts.temp_hvparams or {},
+        beparams=_BeParams(opts), no_remember=opts.no_remember,
+        startup_paused=opts.startup_paused, ignore_offline_nodes=opts.ignore_offline)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def ShutdownInstance(opts: Any, args: list[str]) -> int:
+    """Stop an instance."""
+    op = opcodes.OpInstanceShutdown(
+        instance_name=args[0], timeout=opts.timeout, no_remember=opts.no_remember,
+        ignore_offline_nodes=opts.ignore_offline, force=opts.force)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RebootInstance(opts: Any, args: list[str]) -> int:
+    """Reboot an instance."""
+    op = opcodes.OpInstanceReboot(
+        instance_name=args[0], reboot_type=opts.reboot_type,
+        shutdown_timeout=opts.shutdown_timeout,
+        ignore_secondaries=opts.ignore_secondaries)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def FormatConsole(console: dict[str, Any]) -> str:
+    """What to tell the user about a console (its command, for ssh)."""
+    kind = console.get("kind")
+    if kind == constants.CONS_MESSAGE:
+        return str(console.get("message"))
+    if kind == constants.CONS_SSH:
+        return " ".join(["ssh", "-t", f"{console.get('user')}@{console.get('host')}",
+                         utils.ShellQuoteArgs(console.get("command") or [])])
+    if kind in (constants.CONS_VNC, constants.CONS_SPICE):
+        return (f"Instance {console.get('instance')} has {kind} listening on"
+                f" {console.get('host')}:{console.get('port')}")
+    raise errors.GenericError(f"Unknown console type '{kind}'")
+
+
+def ConnectToInstanceConsole(opts: Any, args: list[str]) -> int:
+    """Tell how to reach the console (the fake hypervisor has none)."""
+    op = opcodes.OpInstanceConsole(instance_name=args[0])
+    console = cli.SubmitOpCode(op, opts=opts)
+    kind = console.get("kind")
+    if kind == constants.CONS_MESSAGE:
+        ToStderr("%s", console.get("message"))
+        return constants.EXIT_FAILURE
+    text = FormatConsole(console)
+    if opts.show_command or kind != constants.CONS_SSH:
+        ToStdout("%s", text)
+        return constants.EXIT_SUCCESS
+    import subprocess
+    return subprocess.call(text, shell=True)
+
+
+# --- the command table ---------------------------------------------------------------------
+
+def _Size(text: str) -> int:
+    try:
+        return utils.ParseUnit(text)
+    except errors.UnitParseError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _PositiveOrZero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid value '{text}': expected a"
+                                         " non-negative integer")
+    return value
+
+
+DISK_TEMPLATE_OPT = cli_option("-t", "--disk-template", dest="disk_template",
+                               default=None, metavar="TEMPL",
+                               choices=sorted(constants.DISK_TEMPLATES),
+                               help="Custom disk setup (diskless, file, sharedfile, ...)")
+NODE_PLACEMENT_OPT = cli_option("-n", "--node", dest="node", default=None,
+                                metavar="NODE", help="Target node")
+OS_OPT = cli_option("-o", "--os-type", dest="os", default=None, metavar="<os>",
+                    help="What OS to run (os+variant)")
+DISK_OPT = cli_option("--disk", dest="disks", action="append", default=[],
+                      type=ParseIdentKeyVal, metavar="<disk_index>:<disk_params>",
+                      help="Disk parameters (size=..., mode=rw|ro)")
+OS_SIZE_OPT = cli_option("-s", "--os-size", dest="sd_size", default=None,
+                         metavar="<size>", help="Disk size of a single-disk instance")
+NET_OPT = cli_option("--net", dest="nics", action="append", default=[],
+                     type=ParseIdentKeyVal, metavar="<nic_index>:<nic_params>",
+                     help="NIC parameters (mac=, ip=, mode=, link=, network=)")
+NONICS_OPT = cli_option("--no-nics", dest="no_nics", default=False, action="store_true",
+                        help="Create the instance without NICs")
+HVOPTS_OPT = cli_option("-H", "--hypervisor-parameters", dest="hvparams", default=None,
+                        type=ParseIdentKeyVal, metavar="HYPERVISOR[:PARAMS]",
+                        help="Hypervisor and hypervisor options")
+HYPERVISOR_OPT = cli_option("--hypervisor", dest="hypervisor", default=None,
+                            choices=sorted(constants.HYPER_TYPES),
+                            help="Hypervisor of the instance")
+BACKEND_OPT = cli_option("-B", "--backend-parameters", dest="beparams", default=None,
+                         type=ParseKeyVal, metavar="PARAMS",
+                         help="Backend parameters (memory, maxmem, minmem, vcpus, ...)")
+OSPARAMS_OPT = cli_option("-O", "--os-parameters", dest="osparams", default=None,
+                          type=ParseKeyVal, metavar="PARAMS", help="OS parameters")
+NOSTART_OPT = cli_option("--no-start", dest="start", default=True, action="store_false",
+                         help="Don't start the instance after creation")
+NOINSTALL_OPT = cli_option("--no-install", dest="no_install", default=False,
+                           action="store_true",
+                           help="Do not install the OS (will disable automatic start)")
+NONAMECHECK_OPT = cli_option("--no-name-check", dest="name_check", default=True,
+                             action="store_false",
+                             help="Don't check that the instance's name is resolvable")
+NOIPCHECK_OPT = cli_option("--no-ip-check", dest="ip_check", default=True,
+                           action="store_false",
+                           help="Don't check that the instance's IP is alive")
+FILESTORE_DIR_OPT = cli_option("--file-storage-dir", dest="file_storage_dir",
+                               default=None, metavar="<DIR>",
+                               help="Relative path under the cluster's file storage"
+                               " directory for the disk files")
+FILESTORE_DRIVER_OPT = cli_option("--file-driver", dest="file_driver", default=None,
+                                  choices=sorted(constants.FILE_DRIVER),
+                                  help="Driver to use for image files")
+IALLOCATOR_OPT = cli_option("-I", "--iallocator", dest="iallocator", default=None,
+                            metavar="<NAME>", help="Select nodes with this allocator")
+FORCE_VARIANT_OPT = cli_option("--force-variant", dest="force_variant", default=False,
+                               action="store_true", help="Force an unknown variant")
+IGNORE_IPOLICY_OPT = cli_option("--ignore-ipolicy", dest="ignore_ipolicy",
+                                default=False, action="store_true",
+                                help="Ignore instance policy violations")
+IGNORE_FAILURES_OPT = cli_option("--ignore-failures", dest="ignore_failures",
+                                 default=False, action="store_true",
+                                 help="Remove the instance from the cluster"
+                                 " configuration even if there are failures")
+SHUTDOWN_TIMEOUT_OPT = cli_option("--shutdown-timeout", dest="shutdown_timeout",
+                                  type=_PositiveOrZero,
+                                  default=constants.DEFAULT_SHUTDOWN_TIMEOUT,
+                                  help="Maximum time to wait for instance shutdown")
+TIMEOUT_OPT = cli_option("--timeout", dest="timeout", type=_PositiveOrZero,
+                         default=constants.DEFAULT_SHUTDOWN_TIMEOUT,
+                         help="Maximum time to wait for the instance to shut down")
+NO_REMEMBER_OPT = cli_option("--no-remember", dest="no_remember", default=False,
+                             action="store_true",
+                             help="Do not remember the state change")
+IGNORE_OFFLINE_OPT = cli_option("--ignore-offline", dest="ignore_offline",
+                                default=False, action="store_true",
+                                help="Ignore offline nodes and do as much as possible")
+TEMP_HV_OPT = cli_option("-H", "--hypervisor-parameters", dest="temp_hvparams",
+                         default=None, type=ParseKeyVal, metavar="PARAMS",
+                         help="Temporary hypervisor parameters")
+STARTUP_PAUSED_OPT = cli_option("--paused", dest="startup_paused", default=False,
+                                action="store_true", help="Pause instance at startup")
+REBOOT_TYPE_OPT = cli_option("-t", "--type", dest="reboot_type",
+                             default=constants.INSTANCE_REBOOT_HARD,
+                             choices=sorted(constants.REBOOT_TYPES),
+                             help="Type of reboot: soft/hard/full")
+IGNORE_SECONDARIES_OPT = cli_option("--ignore-secondaries", dest="ignore_secondaries",
+                                    default=False, action="store_true",
+                                    help="Ignore errors from secondaries")
+SHOWCMD_OPT = cli_option("--show-cmd", dest="show_command", default=False,
+                         action="store_true",
+                         help="Show command instead of executing it")
+STATIC_OPT = cli_option("-s", "--static", dest="static", default=False,
+                        action="store_true", help="Only show configuration data")
+ALL_OPT = cli_option("--all", dest="show_all", default=False, action="store_true",
+                     help="Show info on all instances on the cluster")
+
+commands: dict[str, cli.CommandDef] = {
+    "add": (
+        AddInstance, [ArgUnknown(min=1, max=1)],
+        [DISK_TEMPLATE_OPT, NODE_PLACEMENT_OPT, OS_OPT, DISK_OPT, OS_SIZE_OPT,
+         NET_OPT, NONICS_OPT, HVOPTS_OPT, HYPERVISOR_OPT, BACKEND_OPT, OSPARAMS_OPT,
+         NOSTART_OPT, NOINSTALL_OPT, NONAMECHECK_OPT, NOIPCHECK_OPT,
+         FILESTORE_DIR_OPT, FILESTORE_DRIVER_OPT, IALLOCATOR_OPT, FORCE_VARIANT_OPT,
+         IGNORE_IPOLICY_OPT] + SUBMIT_OPTS,
+        "-t <disk_template> -o <os> -n <node> [--disk N:size=VAL] [-s SIZE]"
+        " [--net N:options] ... <name>",
+        "Creates and adds a new instance to the cluster"),
+    "remove": (
+        RemoveInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, IGNORE_FAILURES_OPT, SHUTDOWN_TIMEOUT_OPT] + SUBMIT_OPTS,
+        "[-f] <instance>", "Shuts down the instance and removes it"),
+    "list": (
+        ListInstances, [ArgInstance()],
+        [NOHDR_OPT, SEP_OPT, UNITS_OPT, FIELDS_OPT, VERBOSE_OPT, FORCE_FILTER_OPT],
+        "[<instance>...]",
+        "Lists the instances and their status. The available fields can be shown"
+        " using the \"list-fields\" command (see the man page for details). The"
+        f" default field list is (in order): {utils.CommaJoin(_LIST_DEF_FIELDS)}."),
+    "list-fields": (
+        ListInstanceFields, [ArgUnknown()], [NOHDR_OPT, SEP_OPT],
+        "[fields...]", "Lists all available fields for instances"),
+    "info": (
+        ShowInstanceConfig, [ArgInstance()], [STATIC_OPT, ALL_OPT],
+        "[-s] {--all | <instance>...}",
+        "Show information on the specified instance(s)"),
+    "startup": (
+        StartupInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, BACKEND_OPT, TEMP_HV_OPT, NO_REMEMBER_OPT, STARTUP_PAUSED_OPT,
+         IGNORE_OFFLINE_OPT] + SUBMIT_OPTS,
+        "<instance>", "Starts an instance"),
+    "shutdown": (
+        ShutdownInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, TIMEOUT_OPT, NO_REMEMBER_OPT, IGNORE_OFFLINE_OPT] + SUBMIT_OPTS,
+        "<instance>", "Stops an instance"),
+    "reboot": (
+        RebootInstance, [ArgInstance(min=1, max=1)],
+        [REBOOT_TYPE_OPT, SHUTDOWN_TIMEOUT_OPT, IGNORE_SECONDARIES_OPT] + SUBMIT_OPTS,
+        "[-t soft|hard|full] <instance>", "Reboots an instance"),
+    "console": (
+        ConnectToInstanceConsole, [ArgInstance(min=1, max=1)], [SHOWCMD_OPT],
+        "[--show-cmd] <instance>", "Opens a console on the specified instance"),
+}
+commands.update(TagCommands(constants.TAG_INSTANCE))
+
+#: Other names of commands
+aliases = {
+    "start": "startup",
+    "stop": "shutdown",
+    "show": "info",
+}
+
+
+def Main(argv: Sequence[str] | None = None) -> int:
+    """Run gnt-instance."""
+    return cli.GenericMain(commands, aliases=aliases, argv=argv)

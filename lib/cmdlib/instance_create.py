@@ -1,0 +1,436 @@
+"""Creating an instance: ``LUInstanceCreate`` (mode "create").
+
+Checks everything before touching a node: name, OS (present on the
+primary node, allowed, variant and parameters valid), hypervisor and
+backend parameters, NICs, disks, disk template, the primary node's state,
+memory and storage, and the instance policy. Then it creates the disks,
+adds the instance to the configuration, runs the OS create script and
+starts the instance. A failure after the disks exist removes them and the
+instance again, so the configuration keeps no trace.
+
+The LU holds the Big Ganeti Lock exclusively (it adds an instance lock);
+import modes and the iallocator come later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from ganeti import constants, errors, locking, objects, utils
+from ganeti.cmdlib import instance_utils as iu
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
+from ganeti.cmdlib.node import ExpandNode
+from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
+
+
+def _Inval(msg: str) -> errors.OpPrereqError:
+    return errors.OpPrereqError(msg, errors.ECODE_INVAL)
+
+
+def ParseDiskSpecs(disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check the ``disks`` parameter; sizes become MiB integers."""
+    result = []
+    for idx, spec in enumerate(disks):
+        if not isinstance(spec, dict):
+            raise _Inval(f"Invalid disk {idx} specification {spec!r}: expected a dict")
+        unknown = sorted(set(spec) - set(constants.IDISK_PARAMS))
+        if unknown:
+            raise _Inval(f"Unknown parameter(s) for disk {idx}: {', '.join(unknown)}")
+        if constants.IDISK_ADOPT in spec:
+            raise _Inval(f"Disk {idx}: adoption is not supported for the disk"
+                         " templates available here")
+        if constants.IDISK_SIZE not in spec:
+            raise _Inval(f"Missing disk size for disk {idx}")
+        try:
+            size = utils.ParseUnit(spec[constants.IDISK_SIZE])
+        except errors.UnitParseError as err:
+            raise _Inval(f"Invalid size for disk {idx}: {err}") from None
+        if size <= 0:
+            raise _Inval(f"Invalid size for disk {idx}: must be positive")
+        mode = spec.get(constants.IDISK_MODE, constants.DISK_RDWR)
+        if mode not in constants.DISK_ACCESS_SET:
+            raise _Inval(f"Invalid disk access mode '{mode}' for disk {idx} (valid:"
+                         f" {', '.join(sorted(constants.DISK_ACCESS_SET))})")
+        new = {constants.IDISK_SIZE: size, constants.IDISK_MODE: mode}
+        if spec.get(constants.IDISK_NAME):
+            new[constants.IDISK_NAME] = spec[constants.IDISK_NAME]
+        result.append(new)
+    return result
+
+
+def ParseNicSpecs(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check the ``nics`` parameter (MAC, IP, mode, link, network)."""
+    result = []
+    for idx, spec in enumerate(nics):
+        if not isinstance(spec, dict):
+            raise _Inval(f"Invalid NIC {idx} specification {spec!r}: expected a dict")
+        unknown = sorted(set(spec) - set(constants.INIC_PARAMS))
+        if unknown:
+            raise _Inval(f"Unknown parameter(s) for NIC {idx}: {', '.join(unknown)}")
+        new = dict(spec)
+        mac = new.get(constants.INIC_MAC) or constants.VALUE_AUTO
+        if mac not in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
+            try:
+                mac = utils.NormalizeAndValidateMac(mac)
+            except errors.OpPrereqError:
+                raise _Inval(f"Invalid MAC address '{mac}' for NIC {idx}") from None
+        new[constants.INIC_MAC] = mac
+        ip = new.get(constants.INIC_IP)
+        if ip is None or str(ip).lower() == constants.VALUE_NONE:
+            new[constants.INIC_IP] = None
+        elif ip == constants.VALUE_AUTO:
+            raise _Inval(f"NIC {idx}: IP 'auto' needs the name check, which resolves"
+                         " the instance name; give the address instead")
+        elif ip == constants.NIC_IP_POOL:
+            if not new.get(constants.INIC_NETWORK):
+                raise _Inval(f"NIC {idx}: IP 'pool' is only valid with a network")
+        else:
+            try:
+                new[constants.INIC_IP] = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise _Inval(f"Invalid IP address '{ip}' for NIC {idx}") from None
+        params = {key: new[key] for key in (constants.INIC_MODE, constants.INIC_LINK,
+                                            constants.INIC_VLAN)
+                  if new.get(key) not in (None, "")}
+        CheckNicParams(params)
+        if params.get(constants.INIC_MODE) == constants.NIC_MODE_ROUTED and \
+                new.get(constants.INIC_IP) is None:
+            raise _Inval(f"NIC {idx}: routed mode needs an IP address")
+        result.append(new)
+    return result
+
+
+class LUInstanceCreate(LogicalUnit):
+    """Create an instance on one node."""
+
+    HPATH = "instance-add"
+    HTYPE = constants.HTYPE_INSTANCE
+    REQ_BGL = True
+    cfg: Any
+
+    # --- arguments ------------------------------------------------------------------
+
+    def CheckArguments(self) -> None:
+        """Check the opcode alone: mode, names, parameters, disks and NICs."""
+        op = self.op
+        if op.mode != constants.INSTANCE_CREATE:
+            raise _Inval(f"Instance creation mode '{op.mode}' is not supported yet"
+                         " (only 'create')")
+        if op.iallocator:
+            raise _Inval("No instance allocator is available on this cluster yet;"
+                         " give the primary node with -n/--node instead of"
+                         f" --iallocator {op.iallocator}")
+        if not op.pnode and not op.pnode_uuid:
+            raise _Inval("No primary node given (-n/--node)")
+        if op.snode:
+            raise _Inval("Secondary nodes are only used by mirrored disk templates,"
+                         " which are not available yet")
+        if op.ip_check and not op.name_check:
+            raise _Inval("Cannot do IP address check without a name check (pass"
+                         " --no-ip-check together with --no-name-check)")
+        if op.no_install and op.start:
+            self.LogInfo("No-installation mode selected, disabling startup")
+            op.start = False
+        if op.forthcoming or op.commit:
+            raise _Inval("Forthcoming instances are not supported yet")
+        op.instance_name = op.instance_name.strip().lower()
+        self.check_ip = None
+        if op.name_check:
+            try:
+                host = utils.Hostname(op.instance_name)
+            except errors.ResolverError as err:
+                raise errors.OpPrereqError(
+                    f"Cannot resolve instance name '{op.instance_name}': {err.args[-1]}"
+                    " (use --no-name-check to skip this check)",
+                    errors.ECODE_RESOLVER) from None
+            op.instance_name = host.name
+            self.check_ip = host.ip
+        if not op.instance_name or "/" in op.instance_name or \
+                any(ch.isspace() for ch in op.instance_name):
+            raise _Inval(f"Invalid instance name '{op.instance_name}'")
+        if not op.disk_template:
+            raise _Inval("No disk template given (-t)")
+        if not op.os_type:
+            raise _Inval("No operating system given (-o)")
+        self.disk_specs = ParseDiskSpecs(op.disks)
+        if op.disk_template == constants.DT_DISKLESS and self.disk_specs:
+            raise _Inval("Diskless instances cannot have disks")
+        if op.disk_template != constants.DT_DISKLESS and not self.disk_specs:
+            raise _Inval(f"Instances with the {op.disk_template} disk template need at"
+                         " least one disk (--disk 0:size=... or -s SIZE)")
+        self.nic_specs = ParseNicSpecs(op.nics)
+        self.beparams = CheckBeParams(op.beparams)
+        if op.file_storage_dir and op.disk_template not in constants.DTS_FILEBASED:
+            raise _Inval("A file storage directory is only valid for file-based disk"
+                         " templates")
+
+    def ExpandNames(self) -> None:
+        """The Big Ganeti Lock (exclusive) protects the new name."""
+        self.pnode = ExpandNode(self.cfg, self.op.pnode or self.op.pnode_uuid)
+        self.op.pnode = self.pnode.name
+        self.op.pnode_uuid = self.pnode.uuid
+        self.needed_locks = {}
+
+    # --- prerequisites ---------------------------------------------------------------
+
+    def CheckPrereq(self) -> None:  # noqa: C901 - one check after the other
+        """Check the cluster state: name, node, OS, parameters, resources."""
+        cfg, op = self.cfg, self.op
+        cluster = cfg.GetClusterInfo()
+        if cfg.GetInstanceInfoByName(op.instance_name) is not None:
+            raise errors.OpPrereqError(
+                f"Instance '{op.instance_name}' is already in the cluster",
+                errors.ECODE_EXISTS)
+        if self.check_ip and op.ip_check:
+            if utils.TcpPing(self.check_ip, constants.DEFAULT_NODED_PORT, timeout=1):
+                raise errors.OpPrereqError(
+                    f"IP {self.check_ip} of instance {op.instance_name} already in use",
+                    errors.ECODE_NOTUNIQUE)
+
+        # Hypervisor and disk template
+        self.hvname = op.hypervisor or cluster.primary_hypervisor
+        if self.hvname not in cluster.enabled_hypervisors:
+            raise errors.OpPrereqError(
+                f"Hypervisor '{self.hvname}' is not enabled on this cluster (enabled:"
+                f" {', '.join(cluster.enabled_hypervisors)})", errors.ECODE_STATE)
+        if not cluster.IsDiskTemplateEnabled(op.disk_template):
+            raise errors.OpPrereqError(
+                f"Disk template '{op.disk_template}' is not enabled in the cluster"
+                f" (enabled: {', '.join(cluster.enabled_disk_templates or [])});"
+                " enable it with gnt-cluster modify --enabled-disk-templates",
+                errors.ECODE_STATE)
+
+        # Primary node
+        pnode = cfg.GetNodeInfo(self.pnode.uuid)
+        if pnode.offline:
+            raise errors.OpPrereqError(f"Cannot use offline primary node {pnode.name}",
+                                       errors.ECODE_STATE)
+        if pnode.drained:
+            raise errors.OpPrereqError(f"Cannot use drained primary node {pnode.name}",
+                                       errors.ECODE_STATE)
+        if not pnode.vm_capable:
+            raise errors.OpPrereqError(
+                f"Cannot use non-vm_capable primary node {pnode.name}",
+                errors.ECODE_STATE)
+        self.pnode = pnode
+        group = cfg.GetNodeGroup(pnode.group)
+
+        # OS
+        CheckOsAllowedForNewInstance(cluster, op.os_type)
+        self.osparams = dict(op.osparams or {})
+        self.osparams_private = dict(op.osparams_private or {})
+        filled_osp = cluster.SimpleFillOS(op.os_type, self.osparams,
+                                          self.osparams_private)
+        result = self.rpc.call_os_validate(
+            [pnode.uuid], True, op.os_type, [constants.OS_VALIDATE_PARAMETERS],
+            filled_osp, op.force_variant)[pnode.uuid]
+        result.Raise(f"OS '{op.os_type}' not usable on node {pnode.name}", prereq=True,
+                     ecode=errors.ECODE_INVAL)
+
+        # Hypervisor and backend parameters
+        # The syntax check needs the whole set: check the filled parameters
+        self.filled_hvp = CheckHvParams(
+            self.hvname, cluster.SimpleFillHV(self.hvname, op.os_type, op.hvparams or {}))
+        self.hvparams = {key: self.filled_hvp[key] for key in op.hvparams or {}
+                         if key in self.filled_hvp}
+        result = self.rpc.call_hypervisor_validate_params(
+            [pnode.uuid], self.hvname, self.filled_hvp)[pnode.uuid]
+        result.Raise(f"Hypervisor parameters not valid on node {pnode.name}",
+                     prereq=True, ecode=errors.ECODE_INVAL)
+        self.filled_bep = cluster.SimpleFillBE(self.beparams)
+        maxmem = int(self.filled_bep[constants.BE_MAXMEM])
+        minmem = int(self.filled_bep[constants.BE_MINMEM])
+        if minmem > maxmem:
+            raise _Inval(f"Minimum memory ({minmem} MiB) is greater than maximum"
+                         f" memory ({maxmem} MiB)")
+        vcpus = int(self.filled_bep[constants.BE_VCPUS])
+
+        # NICs: a default one when none is given
+        self.nics = self._BuildNics(cluster, self.nic_specs)
+
+        # File storage
+        self.file_dir = None
+        if op.disk_template in constants.DTS_FILEBASED:
+            self.file_dir = iu.InstanceFileDir(cluster, op.disk_template,
+                                               op.instance_name, op.file_storage_dir)
+
+        # Instance policy
+        ipolicy = cfg.GetGroupIPolicy(group)
+        disk_sizes = [spec[constants.IDISK_SIZE] for spec in self.disk_specs]
+        violations = iu.ComputeIPolicySpecViolation(
+            ipolicy, maxmem, vcpus, len(disk_sizes), len(self.nics), disk_sizes,
+            int(self.filled_bep.get(constants.BE_SPINDLE_USE) or 1), op.disk_template)
+        hv_info = iu.NodeHvInfo(self, pnode.uuid, self.hvname, self.filled_hvp)
+        ratio_msg = iu.CheckVcpuRatio(ipolicy, hv_info.get("cpu_total"),
+                                      iu.InstanceVcpusOnNode(cfg, pnode.uuid), vcpus,
+                                      pnode.name)
+        if ratio_msg:
+            violations.append(ratio_msg)
+        if violations:
+            message = iu.FormatIPolicyViolations(op.instance_name, violations)
+            if not op.ignore_ipolicy:
+                raise errors.OpPrereqError(message, errors.ECODE_INVAL)
+            self.LogWarning(f"Instance {op.instance_name} does not meet the instance"
+                            f" policy (ignored): {'; '.join(violations)}")
+
+        # Resources
+        if op.start:
+            iu.CheckNodeFreeMemory(
+                self, pnode.uuid, f"starting instance {op.instance_name}", maxmem,
+                self.hvname, self.filled_hvp)
+        if op.disk_template in constants.DTS_FILEBASED:
+            iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes))
+
+    def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]]) -> list[objects.NIC]:
+        cfg = self.cfg
+        used_macs = {nic.mac for inst in cfg.GetAllInstancesInfo().values()
+                     for nic in inst.nics}
+        nics = []
+        for idx, spec in enumerate(specs):
+            net_uuid = None
+            if spec.get(constants.INIC_NETWORK):
+                net_uuid = cfg.LookupNetwork(spec[constants.INIC_NETWORK])
+            mac = spec.get(constants.INIC_MAC, constants.VALUE_AUTO)
+            if mac not in (constants.VALUE_AUTO, constants.VALUE_GENERATE) and \
+                    mac in used_macs:
+                raise errors.OpPrereqError(
+                    f"MAC address {mac} of NIC {idx} is already in use in the cluster",
+                    errors.ECODE_NOTUNIQUE)
+            params = {key: spec[key] for key in (constants.INIC_MODE,
+                                                 constants.INIC_LINK,
+                                                 constants.INIC_VLAN)
+                      if spec.get(key) not in (None, "")}
+            filled = cluster.SimpleFillNIC(params)
+            if filled.get(constants.NIC_MODE) == constants.NIC_MODE_ROUTED and \
+                    not spec.get(constants.INIC_IP):
+                raise _Inval(f"NIC {idx}: routed mode needs an IP address")
+            nics.append(objects.NIC(mac=mac, ip=spec.get(constants.INIC_IP),
+                                    network=net_uuid, nicparams=params,
+                                    name=spec.get(constants.INIC_NAME)))
+        return nics
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """Ganeti's instance-add variables for the instance to be."""
+        op = self.op
+        env: dict[str, Any] = {
+            "ADD_MODE": op.mode,
+            "OP_TARGET": op.instance_name,
+            "INSTANCE_NAME": op.instance_name,
+            "INSTANCE_PRIMARY": self.pnode.name,
+            "INSTANCE_SECONDARY": "",
+            "INSTANCE_OS_TYPE": op.os_type,
+            "INSTANCE_STATUS": constants.ADMINST_UP if op.start else constants.ADMINST_DOWN,
+            "INSTANCE_MINMEM": self.filled_bep[constants.BE_MINMEM],
+            "INSTANCE_MAXMEM": self.filled_bep[constants.BE_MAXMEM],
+            "INSTANCE_MEMORY": self.filled_bep[constants.BE_MAXMEM],
+            "INSTANCE_VCPUS": self.filled_bep[constants.BE_VCPUS],
+            "INSTANCE_DISK_TEMPLATE": op.disk_template,
+            "INSTANCE_HYPERVISOR": self.hvname,
+            "INSTANCE_NIC_COUNT": len(self.nics),
+            "INSTANCE_DISK_COUNT": len(self.disk_specs),
+        }
+        for idx, spec in enumerate(self.disk_specs):
+            env[f"INSTANCE_DISK{idx}_SIZE"] = spec[constants.IDISK_SIZE]
+            env[f"INSTANCE_DISK{idx}_MODE"] = spec[constants.IDISK_MODE]
+        cluster = self.cfg.GetClusterInfo()
+        for idx, nic in enumerate(self.nics):
+            params = cluster.SimpleFillNIC(nic.nicparams)
+            env[f"INSTANCE_NIC{idx}_MAC"] = nic.mac
+            env[f"INSTANCE_NIC{idx}_IP"] = nic.ip
+            env[f"INSTANCE_NIC{idx}_MODE"] = params.get(constants.NIC_MODE)
+            env[f"INSTANCE_NIC{idx}_LINK"] = params.get(constants.NIC_LINK)
+            if params.get(constants.NIC_MODE) == constants.NIC_MODE_BRIDGED:
+                env[f"INSTANCE_NIC{idx}_BRIDGE"] = params.get(constants.NIC_LINK)
+        for params, kind in ((self.filled_bep, "BE"), (self.filled_hvp, "HV")):
+            for key, value in params.items():
+                env[f"INSTANCE_{kind}_{key}"] = value
+        return env
+
+    def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
+        """The master and the primary node."""
+        nodes = [self.cfg.GetMasterNode(), self.pnode.uuid]
+        return nodes, nodes
+
+    # --- execution --------------------------------------------------------------------
+
+    def Exec(self, feedback_fn: FeedbackFn) -> list[str]:
+        """Create disks, add to the configuration, install, start; undo on failure."""
+        cfg, op = self.cfg, self.op
+        ec_id = self.proc.GetECId() if self.proc is not None else "instance-create"
+        try:
+            return self._Create(cfg, op, ec_id, feedback_fn)
+        finally:
+            cfg.DropECReservations(ec_id)
+
+    def _Create(self, cfg: Any, op: Any, ec_id: Any, feedback_fn: FeedbackFn) -> list[str]:
+        pnode = self.pnode
+        for idx, nic in enumerate(self.nics):
+            try:
+                if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
+                    nic.mac = cfg.GenerateMAC(nic.network, ec_id)
+                else:
+                    cfg.ReserveMAC(nic.mac, ec_id)
+            except errors.ReservationError as err:
+                raise errors.OpPrereqError(f"NIC {idx}: {err}",
+                                           errors.ECODE_NOTUNIQUE) from None
+            nic.uuid = cfg.GenerateUniqueID(ec_id)
+        disks = iu.GenerateDisks(cfg, ec_id, op.disk_template, op.instance_name,
+                                 pnode.uuid, self.disk_specs, self.file_dir,
+                                 op.file_driver)
+        instance = objects.Instance(
+            name=op.instance_name, os=op.os_type, primary_node=pnode.uuid,
+            nics=self.nics, disks=[], disks_active=False,
+            admin_state=constants.ADMINST_DOWN,
+            admin_state_source=constants.ADMIN_SOURCE,
+            hypervisor=self.hvname, hvparams=self.hvparams, beparams=self.beparams,
+            osparams=self.osparams, osparams_private=self.osparams_private,
+            tags=list(op.tags or []))
+        instance.uuid = cfg.GenerateUniqueID(ec_id)
+
+        if disks:
+            feedback_fn("* creating instance disks...")
+            if self.file_dir:
+                result = self.rpc.call_file_storage_dir_create(pnode.uuid, self.file_dir)
+                result.Raise(f"Failed to create directory '{self.file_dir}' on node"
+                             f" {pnode.name}")
+            iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
+
+        added = False
+        try:
+            feedback_fn(f"adding instance {instance.name} to cluster config")
+            cfg.AddInstance(instance, ec_id)
+            added = True
+            for disk in disks:
+                cfg.AddInstanceDisk(instance.uuid, disk)
+            if self.glm is not None:
+                self.glm.add(locking.LEVEL_INSTANCE, [instance.name])
+            instance = cfg.GetInstanceInfo(instance.uuid)
+            if not op.no_install:
+                feedback_fn("* running the instance OS create scripts...")
+                result = self.rpc.call_instance_os_add(
+                    pnode.uuid, iu.InstanceRpcDict(cfg, instance), False,
+                    getattr(op, "debug_level", 0) or 0)
+                if result.fail_msg:
+                    raise errors.OpExecError(
+                        f"Could not add OS '{op.os_type}' for instance {instance.name}"
+                        f" on node {pnode.name}: {result.fail_msg}")
+            if op.start:
+                feedback_fn("* starting instance...")
+                instance = cfg.MarkInstanceUp(instance.uuid)
+                iu.StartInstanceOnNode(self, instance)
+        except Exception:
+            self.LogWarning(f"Creation of instance {op.instance_name} failed; removing"
+                            " its disks and configuration")
+            if disks:
+                iu.RemoveDisks(self, disks, pnode.uuid, op.instance_name)
+            if added:
+                cfg.RemoveInstance(instance.uuid)
+                if self.glm is not None and \
+                        instance.name in self.glm.names(locking.LEVEL_INSTANCE):
+                    self.glm.remove(locking.LEVEL_INSTANCE, [instance.name])
+            raise
+        return cfg.GetNodeNames(cfg.GetInstanceNodes(instance.uuid))

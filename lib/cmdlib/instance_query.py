@@ -1,0 +1,105 @@
+"""Detailed instance data for ``gnt-instance info``: ``LUInstanceQueryData``.
+
+Static data comes from the configuration; unless ``static`` the primary
+node is asked for the run state and the disks' status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganeti import constants, errors, locking
+from ganeti.cmdlib import instance_utils as iu
+from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
+
+
+class LUInstanceQueryData(NoHooksLU):
+    """Return {instance name: data} for the named (or all) instances."""
+
+    REQ_BGL = False
+    cfg: Any
+
+    def ExpandNames(self) -> None:
+        """Resolve names; lock the instances shared if use_locking."""
+        cfg = self.cfg
+        if self.op.instances:
+            self.wanted = [iu.ExpandInstance(cfg, name).name for name in self.op.instances]
+        else:
+            self.wanted = sorted(inst.name for inst in cfg.GetAllInstancesInfo().values())
+        self.needed_locks = {}
+        if self.op.use_locking:
+            self.needed_locks[locking.LEVEL_INSTANCE] = list(self.wanted)
+            self.share_locks = dict.fromkeys(locking.LEVELS, 1)
+
+    def _DiskStatus(self, inst: Any, disk: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "iv_name": disk.iv_name, "dev_type": disk.dev_type,
+            "logical_id": list(disk.logical_id or []), "size": disk.size,
+            "mode": disk.mode, "name": disk.name, "uuid": disk.uuid,
+            "spindles": disk.spindles, "pstatus": None, "sstatus": None,
+            "children": [], "nodes": [iu.NodeName(self.cfg, n) for n in disk.nodes],
+        }
+        if self.op.static:
+            return data
+        node = self.cfg.GetNodeInfo(inst.primary_node)
+        if node is None or node.offline:
+            return data
+        result = self.rpc.call_blockdev_find(inst.primary_node, disk.ToDict())
+        if not result.fail_msg:
+            data["pstatus"] = result.payload
+        return data
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, dict[str, Any]]:
+        """Collect the data of each instance."""
+        cfg = self.cfg
+        cluster = cfg.GetClusterInfo()
+        result: dict[str, dict[str, Any]] = {}
+        for name in self.wanted:
+            inst = cfg.GetInstanceInfoByName(name)
+            if inst is None:
+                raise errors.OpPrereqError(f"Instance '{name}' not known",
+                                           errors.ECODE_NOENT)
+            run_state = None
+            pnode = cfg.GetNodeInfo(inst.primary_node)
+            if not self.op.static and pnode is not None and not pnode.offline:
+                info = self.rpc.call_instance_info(
+                    [pnode.uuid], inst.name, inst.hypervisor,
+                    cluster.FillHV(inst))[pnode.uuid]
+                if info.fail_msg:
+                    self.LogWarning(f"Error checking node {pnode.name}: {info.fail_msg}")
+                else:
+                    run_state = "up" if info.payload else "down"
+            group = cfg.GetNodeGroup(pnode.group) if pnode is not None else None
+            disks = cfg.GetInstanceDisks(inst.uuid)
+            nics = []
+            for nic in inst.nics:
+                params = cluster.FillNIC(nic, group)
+                nics.append({"name": nic.name, "uuid": nic.uuid, "mac": nic.mac,
+                             "ip": nic.ip, "mode": params.get(constants.NIC_MODE),
+                             "link": params.get(constants.NIC_LINK),
+                             "vlan": params.get(constants.NIC_VLAN),
+                             "network": nic.network})
+            result[inst.name] = {
+                "name": inst.name, "uuid": inst.uuid,
+                "config_state": inst.admin_state,
+                "run_state": run_state,
+                "pnode": pnode.name if pnode is not None else inst.primary_node,
+                "pnode_group_uuid": pnode.group if pnode is not None else None,
+                "pnode_group_name": group.name if group is not None else None,
+                "snodes": [iu.NodeName(cfg, n)
+                           for n in cfg.GetInstanceSecondaryNodes(inst.uuid)],
+                "snodes_group_uuids": [], "snodes_group_names": [],
+                "os": inst.os,
+                "nics": nics,
+                "disk_template": cfg.GetInstanceDiskTemplate(inst.uuid),
+                "disks": [self._DiskStatus(inst, disk) for disk in disks],
+                "network_port": inst.network_port,
+                "hypervisor": inst.hypervisor,
+                "hv_instance": dict(inst.hvparams), "hv_actual": cluster.FillHV(inst),
+                "be_instance": dict(inst.beparams), "be_actual": cluster.FillBE(inst),
+                "os_instance": dict(inst.osparams),
+                "os_actual": cluster.SimpleFillOS(inst.os, inst.osparams),
+                "serial_no": inst.serial_no, "mtime": inst.mtime, "ctime": inst.ctime,
+                "tags": sorted(inst.tags or []),
+            }
+        return result

@@ -1,0 +1,405 @@
+"""Helpers shared by the instance LUs (one module per operation).
+
+Name expansion, the RPC form of an instance, disk creation and removal on
+the nodes, node memory and storage checks, and the instance policy
+(ipolicy) checks. LUs for further operations (reinstall, rename, modify,
+failover, ...) build on these.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from ganeti import constants, errors, locking, objects, utils
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.rpc.defs import InstanceDict
+
+
+def ExpandInstance(cfg: Any, name: str) -> objects.Instance:
+    """The configured instance ``name`` (full or abbreviated), or
+    OpPrereqError (ECODE_NOENT)."""
+    expanded = cfg.ExpandInstanceName(name) if name else None
+    inst = cfg.GetInstanceInfoByName(expanded) if expanded else None
+    if inst is None:
+        raise errors.OpPrereqError(f"Instance '{name}' not known", errors.ECODE_NOENT)
+    return inst
+
+
+def ExpandInstanceName(cfg: Any, name: str) -> str:
+    """The full name of the configured instance ``name`` abbreviates."""
+    return ExpandInstance(cfg, name).name
+
+
+def NodeName(cfg: Any, uuid: str) -> str:
+    """A node's name (its UUID if unknown), for messages."""
+    try:
+        return cfg.GetNodeName(uuid) or uuid
+    except errors.GenericError:
+        return uuid
+
+
+class InstanceLU(LogicalUnit):
+    """Base of the LUs acting on one existing instance.
+
+    Locks the instance (by name), then its nodes at the node level; the
+    Big Ganeti Lock is shared. ``self.instance`` is set in CheckPrereq.
+    """
+
+    HPATH: ClassVar[str | None] = None
+    HTYPE = constants.HTYPE_INSTANCE
+    REQ_BGL = False
+    #: Whether node resource locks are also taken (operations changing usage)
+    LOCK_NODE_RES = False
+    cfg: Any
+
+    def ExpandNames(self) -> None:
+        """Resolve the instance; lock it, then (DeclareLocks) its nodes."""
+        inst = ExpandInstance(self.cfg, self.op.instance_name)
+        self.op.instance_name = inst.name
+        self.op.instance_uuid = inst.uuid
+        self.needed_locks = {locking.LEVEL_INSTANCE: [inst.name],
+                             locking.LEVEL_NODE: []}
+        if self.LOCK_NODE_RES:
+            self.needed_locks[locking.LEVEL_NODE_RES] = []
+
+    def DeclareLocks(self, level: int) -> None:
+        """The nodes of the (locked) instance."""
+        if level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
+                self.needed_locks is not None and level in self.needed_locks:
+            self.needed_locks[level] = list(
+                self.cfg.GetInstanceNodes(self.op.instance_uuid))
+
+    def CheckPrereq(self) -> None:
+        """Load the instance (it may have changed before the lock was held)."""
+        inst = self.cfg.GetInstanceInfo(self.op.instance_uuid)
+        if inst is None:
+            raise errors.OpPrereqError(
+                f"Instance '{self.op.instance_name}' was removed meanwhile",
+                errors.ECODE_NOENT)
+        self.instance = inst
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """The standard instance variables."""
+        from ganeti import hooksmaster
+        return hooksmaster.BuildInstanceHookEnv(self.cfg, self.instance)
+
+    def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
+        """The master and the instance's nodes."""
+        nodes = [self.cfg.GetMasterNode(), *self.cfg.GetInstanceNodes(self.instance.uuid)]
+        return nodes, nodes
+
+
+# --- the RPC form of an instance ---------------------------------------------------------
+
+def InstanceRpcDict(cfg: Any, instance: objects.Instance,
+                    hvparams: dict[str, Any] | None = None,
+                    beparams: dict[str, Any] | None = None,
+                    disks: list[objects.Disk] | None = None) -> dict[str, Any]:
+    """The instance as node calls want it: whole disks, filled parameters
+    (``hvparams``/``beparams`` override the filled ones, e.g. a start with
+    temporary parameters)."""
+    cluster = cfg.GetClusterInfo()
+    hvp = cluster.FillHV(instance)
+    hvp.update(hvparams or {})
+    bep = cluster.FillBE(instance)
+    bep.update(beparams or {})
+    osp = cluster.SimpleFillOS(instance.os, instance.osparams,
+                               instance.osparams_private or {})
+    if disks is None:
+        disks = cfg.GetInstanceDisks(instance.uuid)
+    return InstanceDict(instance, disks, hvp, bep, osp)
+
+
+# --- disks -------------------------------------------------------------------------------
+
+def FileStorageDir(cluster: Any, disk_template: str) -> str:
+    """The cluster's storage directory for a file-based template."""
+    if disk_template == constants.DT_SHARED_FILE:
+        return cluster.shared_file_storage_dir or \
+            constants.DEFAULT_SHARED_FILE_STORAGE_DIR
+    return cluster.file_storage_dir or constants.DEFAULT_FILE_STORAGE_DIR
+
+
+def InstanceFileDir(cluster: Any, disk_template: str, instance_name: str,
+                    subdir: str | None = None) -> str:
+    """The directory holding an instance's disk images:
+    ``<storage dir>[/<subdir>]/<instance>``; the subdirectory may not
+    escape the storage directory."""
+    base = FileStorageDir(cluster, disk_template)
+    if subdir:
+        norm = os.path.normpath(subdir)
+        if os.path.isabs(subdir) or norm.startswith("..") or norm == ".":
+            raise errors.OpPrereqError(
+                f"Invalid file storage directory '{subdir}': it must be a relative"
+                " path below the cluster's file storage directory",
+                errors.ECODE_INVAL)
+        base = os.path.join(base, norm)
+    return os.path.join(base, instance_name)
+
+
+def GenerateDisks(cfg: Any, ec_id: Any, disk_template: str, instance_name: str,
+                  pnode_uuid: str, disk_specs: list[dict[str, Any]],
+                  file_dir: str | None, file_driver: str | None) -> list[objects.Disk]:
+    """Disk objects for a new instance (none for diskless)."""
+    if disk_template == constants.DT_DISKLESS:
+        return []
+    if disk_template not in constants.DTS_FILEBASED:
+        raise errors.OpPrereqError(
+            f"Disk template '{disk_template}' is not supported yet (supported:"
+            " diskless, file, sharedfile)", errors.ECODE_INVAL)
+    driver = file_driver or constants.FD_DEFAULT
+    disks = []
+    for idx, spec in enumerate(disk_specs):
+        disk = objects.Disk(
+            dev_type=disk_template, size=spec[constants.IDISK_SIZE],
+            mode=spec.get(constants.IDISK_MODE, constants.DISK_RDWR),
+            logical_id=(driver, os.path.join(file_dir or "", f"disk{idx}")),
+            iv_name=f"disk/{idx}", name=spec.get(constants.IDISK_NAME),
+            params={}, children=[], nodes=[pnode_uuid])
+        disk.uuid = cfg.GenerateUniqueID(ec_id)
+        disks.append(disk)
+    return disks
+
+
+def CreateDisks(lu: LogicalUnit, instance: objects.Instance,
+                disks: list[objects.Disk], node_uuid: str,
+                feedback_fn: FeedbackFn | None = None) -> None:
+    """Create ``disks`` on the node; on a failure remove those created and
+    raise OpExecError."""
+    created: list[objects.Disk] = []
+    for idx, disk in enumerate(disks):
+        result = lu.rpc.call_blockdev_create(node_uuid, disk.ToDict(), disk.size,
+                                             instance.name, True, f"originstname+{instance.name}",
+                                             False)
+        if result.fail_msg:
+            RemoveDisks(lu, created, node_uuid, instance.name,
+                        file_dirs=[os.path.dirname(d.logical_id[1]) for d in disks
+                                   if d.dev_type in constants.DTS_FILEBASED])
+            raise errors.OpExecError(
+                f"Can't create disk {idx} of instance {instance.name} on node"
+                f" {NodeName(lu.cfg, node_uuid)}: {result.fail_msg}")
+        created.append(disk)
+        if feedback_fn is not None:
+            feedback_fn(f"* created disk {idx} ({disk.size} MiB)")
+
+
+def RemoveDisks(lu: LogicalUnit, disks: list[objects.Disk], node_uuid: str,
+                instance_name: str, warn_fn: Any = None,
+                file_dirs: list[str] | None = None) -> bool:
+    """Remove disks and the instance's file directories (those of the disks,
+    plus ``file_dirs``) from the node; failures are warnings. Returns
+    whether everything went."""
+    ok = True
+    warn = warn_fn or lu.LogWarning
+    for idx, disk in enumerate(disks):
+        result = lu.rpc.call_blockdev_remove(node_uuid, disk.ToDict())
+        if result.fail_msg:
+            warn(f"Could not remove disk {idx} of instance {instance_name} on node"
+                 f" {NodeName(lu.cfg, node_uuid)}: {result.fail_msg}")
+            ok = False
+    dirs = {os.path.dirname(d.logical_id[1]) for d in disks
+            if d.dev_type in constants.DTS_FILEBASED and len(d.logical_id) == 2}
+    dirs.update(file_dirs or [])
+    for directory in sorted(dirs):
+        result = lu.rpc.call_file_storage_dir_remove(node_uuid, directory)
+        if result.fail_msg:
+            warn(f"Could not remove directory {directory} on node"
+                 f" {NodeName(lu.cfg, node_uuid)}: {result.fail_msg}")
+            ok = False
+    return ok
+
+
+def ShutdownInstanceDisks(lu: LogicalUnit, instance: objects.Instance,
+                          ignore_failures: bool = True) -> bool:
+    """Shut the instance's disks down on its primary node."""
+    ok = True
+    cfg: Any = lu.cfg
+    for idx, disk in enumerate(cfg.GetInstanceDisks(instance.uuid)):
+        result = lu.rpc.call_blockdev_shutdown(instance.primary_node, disk.ToDict())
+        if result.fail_msg:
+            msg = f"Could not shut down disk {idx} of instance {instance.name}:" \
+                f" {result.fail_msg}"
+            if not ignore_failures:
+                raise errors.OpExecError(msg)
+            lu.LogWarning(msg)
+            ok = False
+    return ok
+
+
+# --- node resources -----------------------------------------------------------------------
+
+def NodeHvInfo(lu: LogicalUnit, node_uuid: str, hvname: str,
+               hvparams: dict[str, Any]) -> dict[str, Any]:
+    """The hypervisor's node_info of one node (memory, CPUs)."""
+    result = lu.rpc.call_node_info([node_uuid], [], [[hvname, hvparams]])[node_uuid]
+    result.Raise(f"Can't get data from node {NodeName(lu.cfg, node_uuid)}",
+                 prereq=True, ecode=errors.ECODE_ENVIRON)
+    try:
+        _, _, hv_info = result.payload
+        return dict(hv_info[0])
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise errors.OpPrereqError(
+            f"Invalid node_info answer from node {NodeName(lu.cfg, node_uuid)}",
+            errors.ECODE_ENVIRON) from None
+
+
+def CheckNodeFreeMemory(lu: LogicalUnit, node_uuid: str, reason: str, requested: int,
+                        hvname: str, hvparams: dict[str, Any]) -> dict[str, Any]:
+    """OpPrereqError (ECODE_NORES) unless the node has ``requested`` MiB free;
+    returns the node's hypervisor info."""
+    info = NodeHvInfo(lu, node_uuid, hvname, hvparams)
+    free = info.get("memory_free")
+    if not isinstance(free, int):
+        raise errors.OpPrereqError(
+            f"Can't compute free memory on node {NodeName(lu.cfg, node_uuid)}, result"
+            f" was '{free}'", errors.ECODE_ENVIRON)
+    if requested > free:
+        raise errors.OpPrereqError(
+            f"Not enough memory on node {NodeName(lu.cfg, node_uuid)} for {reason}:"
+            f" needed {requested} MiB, available {free} MiB", errors.ECODE_NORES)
+    return info
+
+
+def CheckNodeFreeStorage(lu: LogicalUnit, node: objects.Node, disk_template: str,
+                         requested: int) -> None:
+    """OpPrereqError (ECODE_NORES) unless the node's storage for the
+    file-based template has ``requested`` MiB free."""
+    from ganeti.query.nodes import _NodeStorageKey
+    cfg: Any = lu.cfg
+    cluster = cfg.GetClusterInfo()
+    storage_type = constants.ST_SHARED_FILE if disk_template == constants.DT_SHARED_FILE \
+        else constants.ST_FILE
+    key = _NodeStorageKey(node.name, storage_type, FileStorageDir(cluster, disk_template))
+    result = lu.rpc.call_node_info([node.uuid], [[storage_type, key]], [])[node.uuid]
+    result.Raise(f"Can't get storage data from node {node.name}", prereq=True,
+                 ecode=errors.ECODE_ENVIRON)
+    try:
+        free = result.payload[1][0]["storage_free"]
+    except (TypeError, IndexError, KeyError):
+        raise errors.OpPrereqError(f"Invalid node_info answer from node {node.name}",
+                                   errors.ECODE_ENVIRON) from None
+    if requested > free:
+        raise errors.OpPrereqError(
+            f"Not enough disk space on node {node.name} ({storage_type} storage):"
+            f" needed {requested} MiB, available {free} MiB", errors.ECODE_NORES)
+
+
+def CheckNodeOnline(cfg: Any, node_uuid: str, msg: str | None = None) -> None:
+    """OpPrereqError (ECODE_STATE) if the node is offline."""
+    node = cfg.GetNodeInfo(node_uuid)
+    if node is not None and node.offline:
+        raise errors.OpPrereqError(f"{msg or 'Can not use offline node'}: {node.name}",
+                                   errors.ECODE_STATE)
+
+
+# --- instance policy ------------------------------------------------------------------------
+
+_SPEC_NAMES = {
+    constants.ISPEC_MEM_SIZE: "memory size",
+    constants.ISPEC_CPU_COUNT: "cpu count",
+    constants.ISPEC_DISK_COUNT: "disk count",
+    constants.ISPEC_DISK_SIZE: "disk size",
+    constants.ISPEC_NIC_COUNT: "nic count",
+    constants.ISPEC_SPINDLE_USE: "spindle use",
+}
+
+
+def _MinMaxViolation(minmax: dict[str, Any], name: str, value: int | None) -> str | None:
+    if value is None:
+        return None
+    low = minmax[constants.ISPECS_MIN].get(name)
+    high = minmax[constants.ISPECS_MAX].get(name)
+    if low is None or high is None:
+        return None
+    if not low <= value <= high:
+        what = _SPEC_NAMES.get(name, name)
+        return f"{what} value {value} is not in range [{low}, {high}]"
+    return None
+
+
+def ComputeIPolicySpecViolation(ipolicy: dict[str, Any], mem_size: int, cpu_count: int,
+                                disk_count: int, nic_count: int, disk_sizes: list[int],
+                                spindle_use: int, disk_template: str) -> list[str]:
+    """The instance policy violations of an instance specification (empty
+    list if none), each a sentence naming the value and the allowed range.
+
+    The specs must fit one of the min/max pairs; diskless instances skip
+    the disk checks, as in Ganeti.
+    """
+    violations: list[str] = []
+    allowed = ipolicy.get(constants.IPOLICY_DTS)
+    if allowed is not None and disk_template not in allowed:
+        violations.append(f"Disk template {disk_template} is not allowed (allowed"
+                          f" templates: {', '.join(allowed)})")
+    checks: list[tuple[str, int | None]] = [
+        (constants.ISPEC_MEM_SIZE, mem_size),
+        (constants.ISPEC_CPU_COUNT, cpu_count),
+        (constants.ISPEC_NIC_COUNT, nic_count),
+        (constants.ISPEC_SPINDLE_USE, spindle_use),
+    ]
+    if disk_template != constants.DT_DISKLESS:
+        checks.append((constants.ISPEC_DISK_COUNT, disk_count))
+        checks.extend((constants.ISPEC_DISK_SIZE, size) for size in disk_sizes)
+    best: list[str] | None = None
+    for minmax in ipolicy.get(constants.ISPECS_MINMAX) or []:
+        found = [msg for msg in (_MinMaxViolation(minmax, name, value)
+                                 for name, value in checks) if msg]
+        if best is None or len(found) < len(best):
+            best = found
+        if not found:
+            break
+    return violations + (best or [])
+
+
+def CheckVcpuRatio(ipolicy: dict[str, Any], node_cpus: int | None, used_vcpus: int,
+                   new_vcpus: int, node_name: str) -> str | None:
+    """The vcpu-ratio violation of adding ``new_vcpus`` to a node, or None."""
+    ratio = ipolicy.get(constants.IPOLICY_VCPU_RATIO)
+    if not ratio or not node_cpus:
+        return None
+    total = used_vcpus + new_vcpus
+    if total > ratio * node_cpus:
+        return (f"vcpu ratio on node {node_name} would be {total / node_cpus:.2f}"
+                f" ({total} virtual CPUs on {node_cpus} physical), above the"
+                f" allowed {ratio}")
+    return None
+
+
+def FormatIPolicyViolations(instance_name: str, violations: list[str]) -> str:
+    """The message of an ipolicy refusal listing each violation."""
+    return (f"Instance {instance_name} does not meet the instance policy:\n  - "
+            + "\n  - ".join(violations)
+            + "\n(use --ignore-ipolicy to create it nonetheless)")
+
+
+def InstanceVcpusOnNode(cfg: Any, node_uuid: str) -> int:
+    """The virtual CPUs of the instances whose primary node is ``node_uuid``."""
+    cluster = cfg.GetClusterInfo()
+    primary, _ = cfg.GetNodeInstances(node_uuid)
+    total = 0
+    for inst_uuid in primary:
+        inst = cfg.GetInstanceInfo(inst_uuid)
+        if inst is not None:
+            total += int(cluster.FillBE(inst).get(constants.BE_VCPUS) or 0)
+    return total
+
+
+def StartInstanceOnNode(lu: LogicalUnit, instance: objects.Instance,
+                        hvparams: dict[str, Any] | None = None,
+                        beparams: dict[str, Any] | None = None,
+                        startup_paused: bool = False, reason: Any = None) -> None:
+    """Start the instance on its primary node (which assembles the disks);
+    OpExecError naming the node's error."""
+    result = lu.rpc.call_instance_start(
+        instance.primary_node, InstanceRpcDict(lu.cfg, instance, hvparams, beparams),
+        startup_paused, reason or [])
+    if result.fail_msg:
+        ShutdownInstanceDisks(lu, instance)
+        raise errors.OpExecError(f"Could not start instance {instance.name}:"
+                                 f" {result.fail_msg}")
+
+
+def NiceSize(mib: int) -> str:
+    """A size for messages ("1.0G")."""
+    return utils.FormatUnit(mib, "h")
