@@ -12,7 +12,10 @@ after a timeout.
 Where the node daemon and confd listen comes from ssconf
 (``node_noded_endpoints``/``node_confd_endpoints`` for nodes with their own
 endpoints); in a virtual cluster a node without its own endpoints binds to
-its primary IP, so the nodes sharing the machine never share an address.
+its primary IP, so the nodes sharing the machine never share an address,
+and RAPI binds the master's primary IP (port 5080). Node daemons of a
+virtual cluster run with ``--no-mlock``; ``GANETI_NODED_ARGS`` adds
+arguments to every node daemon (see :func:`DefaultExtraArgs`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -88,6 +92,8 @@ def GetListenArgs(name: str, ss: ssconf.SimpleStore | None = None) -> list[str]:
 
     Empty when nothing is known (the daemon's own defaults apply).
     """
+    if name == constants.RAPI:
+        return _VirtualRapiListenArgs(ss)
     if name not in _NETWORK_DAEMONS:
         return []
     ss = ss or _Store()
@@ -108,6 +114,42 @@ def GetListenArgs(name: str, ss: ssconf.SimpleStore | None = None) -> list[str]:
         if me in ips:
             return ["-b", ips[me]]
     return []
+
+
+def _VirtualRapiListenArgs(ss: ssconf.SimpleStore | None) -> list[str]:
+    """In a virtual cluster RAPI binds the node's primary IP (port 5080)."""
+    if not pathutils.IsVirtualCluster():
+        return []
+    ss = ss or _Store()
+    try:
+        ips = dict(line.split() for line in ss.GetNodePrimaryIPList())
+    except (errors.ConfigurationError, ValueError):
+        return []
+    me = _MyName()
+    if me not in ips:
+        return []
+    return ["-b", ips[me], "-p", str(constants.DEFAULT_RAPI_PORT)]
+
+
+#: Extra arguments for the node daemon, split like a shell would (e.g.
+#: ``--no-mlock``); a virtual cluster's nodes get ``--no-mlock`` anyway
+NODED_ARGS_ENV = "GANETI_NODED_ARGS"
+
+
+def DefaultExtraArgs(name: str) -> list[str]:
+    """Arguments daemon-util adds for ``name`` besides the listen address.
+
+    The node daemon of a virtual-cluster node (``GANETI_ROOTDIR`` set) runs
+    with ``--no-mlock``: a hundred node daemons locking their memory on one
+    machine would pin gigabytes for nothing. ``GANETI_NODED_ARGS`` adds
+    arguments to every node daemon started here.
+    """
+    if name != constants.NODED:
+        return []
+    args = shlex.split(os.environ.get(NODED_ARGS_ENV, ""))
+    if pathutils.IsVirtualCluster() and "--no-mlock" not in args:
+        args.append("--no-mlock")
+    return args
 
 
 def _DaemonEnv() -> dict[str, str]:
@@ -138,6 +180,7 @@ def StartDaemon(name: str, extra_args: Sequence[str] = (),
     args = [sys.executable, DaemonScript(name)]
     if not any(arg in ("-b", "--bind", "-p", "--port") for arg in extra_args):
         args.extend(GetListenArgs(name))
+    args.extend(a for a in DefaultExtraArgs(name) if a not in extra_args)
     args.extend(extra_args)
     logging.info("Starting %s: %s", name, " ".join(args))
     try:

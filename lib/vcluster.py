@@ -11,7 +11,12 @@ a node binds that node's address with the default ports.
 (fake hypervisor, file and diskless storage), ``gnt-node add`` for the
 others (which, in a virtual cluster, prepares the node's root and starts its
 node daemon locally), ``gnt-cluster verify``, starts ``ganeti-confd`` on
-the master candidates, and writes ``<dir>/env`` for ``.``-sourcing.
+the master candidates, creates the RAPI user ``vcluster`` (write access,
+random password) with ``gnt-cluster rapi-user add``, starts ``ganeti-rapi``
+on the master (its primary IP, port 5080) and writes ``<dir>/env`` for
+``.``-sourcing, with ``RAPI_HOST``, ``RAPI_PORT``, ``RAPI_USER`` and
+``RAPI_PASSWORD`` (the file is mode 0600). Node daemons run with
+``--no-mlock`` (see :func:`ganeti.daemon_util.DefaultExtraArgs`).
 :func:`Stop` stops every daemon of the cluster by the PID in its pid file.
 
 Files kept in ``<dir>``: ``vcluster.json`` (what was set up and its state),
@@ -26,6 +31,7 @@ import errno
 import functools
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -67,6 +73,10 @@ ADD_TIMEOUT = 180
 VERIFY_TIMEOUT = 600
 DAEMON_TIMEOUT = 60
 STOP_TIMEOUT = 30.0
+
+#: The RAPI user every virtual cluster gets (write access, random password)
+RAPI_USER = "vcluster"
+RAPI_PORT = constants.DEFAULT_RAPI_PORT
 
 _RUN_DIR = constants.DEFAULT_RUN_DIR.lstrip("/")
 _DATA_DIR = constants.DEFAULT_DATA_DIR.lstrip("/")
@@ -482,8 +492,27 @@ def _PrepareRoot(node: Node, tools: Tools) -> None:
         'exec "$@"\n'))
 
 
+@dataclass
+class RapiAccess:
+    """Where RAPI answers and who may use it."""
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+def CurlCommand(env_vars: bool = True, rapi: RapiAccess | None = None) -> str:
+    """A curl line reading ``/2/info``; with shell variables of the env file
+    (``env_vars``) or the values of ``rapi`` filled in."""
+    if env_vars or rapi is None:
+        return ('curl -k -u "$RAPI_USER:$RAPI_PASSWORD"'
+                ' "https://$RAPI_HOST:$RAPI_PORT/2/info"')
+    return (f"curl -k -u {shlex.quote(rapi.user + ':' + rapi.password)}"
+            f" https://{rapi.host}:{rapi.port}/2/info")
+
+
 def FormatEnv(state: State, master: Node, tools: Tools,
-              candidates: Sequence[Node]) -> str:
+              candidates: Sequence[Node], rapi: RapiAccess | None = None) -> str:
     """The text of ``<dir>/env``."""
     path = ":".join(shlex.quote(d) for d in tools.PathDirs())
     peers = " ".join(node.ip for node in candidates)
@@ -507,6 +536,14 @@ def FormatEnv(state: State, master: Node, tools: Tools,
         f"export CONFD_PORT={state.confd_port}",
         f"export CONFD_PEERS={shlex.quote(peers)}",
     ]
+    if rapi is not None:
+        lines += [
+            f"# RAPI: {CurlCommand()}",
+            f"export RAPI_HOST={shlex.quote(rapi.host)}",
+            f"export RAPI_PORT={rapi.port}",
+            f"export RAPI_USER={shlex.quote(rapi.user)}",
+            f"export RAPI_PASSWORD={shlex.quote(rapi.password)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -524,6 +561,7 @@ def Usage(state: State) -> str:
             f"  . {env}\n"
             "  gnt-node list\n"
             "  gnt-cluster verify\n"
+            f"  {CurlCommand()}\n"
             f"Stop it: make vcluster-stop VCLUSTER_DIR={shlex.quote(state.directory)}\n")
 
 
@@ -562,6 +600,24 @@ def _StartCandidatesConfd(runner: Runner, state: State, parallel: int) -> list[N
     _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.CONFD)
              for node in candidates], parallel)
     return candidates
+
+
+def _SetupRapi(runner: Runner, state: State, master: Node) -> RapiAccess:
+    """Give the cluster RAPI user a new random password (``gnt-cluster
+    rapi-user add``, which also ships the users file to the other nodes)
+    and start ganeti-rapi on the master (daemon-util binds its primary IP,
+    port 5080)."""
+    password = secrets.token_urlsafe(18)
+    pwfile = os.path.join(state.directory, ".rapi-password")
+    utils.WriteFile(pwfile, data=password + "\n", mode=0o600)
+    try:
+        runner.Run(master, "gnt-cluster",
+                   ["rapi-user", "add", "--password-file", pwfile, RAPI_USER],
+                   DAEMON_TIMEOUT)
+    finally:
+        utils.RemoveFile(pwfile)
+    _EnsureDaemon(runner, state, master, constants.RAPI)
+    return RapiAccess(master.ip, RAPI_PORT, RAPI_USER, password)
 
 
 def _InitArgs(state: State, master: Node) -> list[str]:
@@ -670,14 +726,16 @@ def _Create(state: State, runner: Runner, parallel: int,
                  + ((result.stdout or "") + (result.stderr or "")).rstrip())
     feedback("Starting confd on the master candidates")
     candidates = _StartCandidatesConfd(runner, state, parallel=max(parallel, 4))
-    _Finish(state, runner.tools, candidates, feedback)
+    feedback("Starting RAPI on the master")
+    rapi = _SetupRapi(runner, state, master)
+    _Finish(state, runner.tools, candidates, feedback, rapi)
 
 
 def _Finish(state: State, tools: Tools, candidates: Sequence[Node],
-            feedback: Callable[[str], None]) -> None:
+            feedback: Callable[[str], None], rapi: RapiAccess | None = None) -> None:
     master = state.NodeByName(MasterName(state)) or state.nodes[0]
-    utils.WriteFile(os.path.join(state.directory, ENV_FILE),
-                    data=FormatEnv(state, master, tools, candidates))
+    utils.WriteFile(os.path.join(state.directory, ENV_FILE), mode=0o600,
+                    data=FormatEnv(state, master, tools, candidates, rapi))
     WritePids(state)
     state.status = STATUS_RUNNING
     state.Save()
@@ -695,7 +753,8 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
              for node in state.nodes], max(parallel, 4))
     _EnsureDaemon(runner, state, master, constants.MASTERD)
     candidates = _StartCandidatesConfd(runner, state, parallel=max(parallel, 4))
-    _Finish(state, tools, candidates, feedback)
+    rapi = _SetupRapi(runner, state, master)
+    _Finish(state, tools, candidates, feedback, rapi)
     return state
 
 

@@ -190,6 +190,10 @@ def SetupLocalNode(node_name: str, node_ip: str, files: Mapping[str, NodeFile],
     @raise errors.OpExecError: when the daemon does not start
     """
     _WriteLocalFiles(node_root, files)
+    # The RAPI users file is uploaded later (redist, gnt-cluster rapi-user);
+    # upload_file needs its directory, which a package would create
+    os.makedirs(pathutils.AddNodePrefix(_DataPath("rapi"), _noderoot=node_root),
+                mode=0o750, exist_ok=True)
     env = dict(os.environ)
     env.update(pathutils.EnvironmentForHost(
         node_name, _basedir=os.path.dirname(node_root)))

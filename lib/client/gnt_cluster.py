@@ -21,6 +21,7 @@ from typing import Any
 from ganeti import cli, constants, errors, opcodes, pathutils, utils
 from ganeti.cli import ToStderr, ToStdout, cli_option
 from ganeti.cli import tags
+from ganeti.client import rapi_user
 
 # --- Value parsers -------------------------------------------------------------------
 
@@ -440,7 +441,7 @@ def ShowClusterMaster(opts: Any, args: list[str]) -> int:
     Read from this node's ssconf, as Ganeti does, so that it works on every
     node, not only where the master daemon runs.
     """
-    from ganeti import bootstrap
+    from ganeti.bootstrap import cluster as bootstrap
     ToStdout("%s", bootstrap.GetMaster())
     return constants.EXIT_SUCCESS
 
@@ -706,13 +707,18 @@ def RenewCrypto(opts: Any, args: list[str]) -> int:
         ToStderr("Nothing to renew: give --new-confd-hmac-key,"
                  " --new-rapi-certificate, --new-cluster-domain-secret, ...")
         return constants.EXIT_FAILURE
+    if opts.new_rapi_cert and opts.rapi_cert:
+        raise errors.OpPrereqError("Only one of --new-rapi-certificate and"
+                                   " --rapi-certificate can be given",
+                                   errors.ECODE_INVAL)
+    rapi_pem = rapi_user.ReadRapiCertificate(opts.rapi_cert) if opts.rapi_cert \
+        else None
     if not opts.force and not cli.AskUser(
             "Updating certificates now. Running commands while this is going on"
             " may fail. Continue?"):
         return constants.EXIT_FAILURE
     from ganeti import config_sync, crypto_setup
     from ganeti.rpc.node import RpcRunner
-    rapi_pem = utils.ReadFile(opts.rapi_cert) if opts.rapi_cert else None
     cds = utils.ReadFile(opts.cds_file).strip() if opts.cds_file else None
     if opts.new_node_certs:
         cli.SubmitOpCode(opcodes.OpClusterRenewCrypto(node_certificates=True), opts=opts)
@@ -733,6 +739,10 @@ def RenewCrypto(opts: Any, args: list[str]) -> int:
                                      names)
     for what, msg in sorted(failed.items()):
         ToStderr("Copy failed for %s: %s", what, msg)
+    if opts.new_rapi_cert or rapi_pem:
+        restarted = rapi_user.RestartRapi()
+        if restarted:
+            ToStdout("Restarted %s: %s", constants.RAPI, restarted)
     if failed:
         return constants.EXIT_FAILURE
     ToStdout("All requested certificates and keys have been replaced.")
@@ -798,6 +808,13 @@ commands: dict[str, cli.CommandDef] = {
     "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
                      "Renews cluster certificates, keys and secrets"),
 }
+commands["rapi-user"] = (
+    rapi_user.RapiUser,
+    [cli.ArgChoice(min=1, max=1, choices=rapi_user.ACTIONS), cli.ArgUnknown(min=0, max=1)],
+    rapi_user.RAPI_USER_OPTS,
+    "{add <name> {--password-file FILE|--password-stdin} [--read-only]"
+    "|remove <name>|list}",
+    "Manages the RAPI users (our extension)")
 commands.update(tags.TagCommands(constants.TAG_CLUSTER))
 commands["search-tags"] = tags.SEARCH_TAGS_COMMAND
 

@@ -23,6 +23,8 @@ from vcluster import VirtualCluster  # noqa: E402
 
 from ganeti import constants, utils, vcluster  # noqa: E402
 from ganeti.confd import client as confd_client  # noqa: E402
+from ganeti.rapi import client as rapi_client  # noqa: E402
+from ganeti.utils import x509  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -278,6 +280,115 @@ def test_verify_reports_tampered_file_and_redist_conf_fixes_it(vc):
 
 
 # --- master failover ---------------------------------------------------------------
+
+# --- RAPI (issue 8, item 5) -------------------------------------------------------
+
+def _RapiEnv(vc: VirtualCluster) -> dict[str, str]:
+    """The environment after sourcing ``<dir>/env`` in a plain shell."""
+    result = subprocess.run(["sh", "-c", f". {vc.directory}/env && env -0"],
+                            capture_output=True, timeout=30, check=True)
+    return dict(item.split("=", 1) for item in
+                result.stdout.decode().split("\0") if "=" in item)
+
+
+def _Curl(env: dict[str, str], path: str, user: str | None = None,
+          password: str | None = None, method: str = "GET") -> tuple[int, str]:
+    url = f"https://{env['RAPI_HOST']}:{env['RAPI_PORT']}{path}"
+    cmd = ["curl", "-sk", "-X", method, "-w", "\n%{http_code}", url]
+    if user is not None:
+        cmd += ["-u", f"{user}:{password}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+def _ServedFingerprint(env: dict[str, str]) -> str:
+    import ssl
+    pem = ssl.get_server_certificate((env["RAPI_HOST"], int(env["RAPI_PORT"])),
+                                     timeout=30)
+    return x509.GetCertDigest(x509.LoadX509Certificate(pem), "sha256")
+
+
+def test_rapi_env_and_printed_curl_line(vc):
+    env = _RapiEnv(vc)
+    assert env["RAPI_HOST"] == vc.node(N1).ip
+    assert env["RAPI_PORT"] == str(constants.DEFAULT_RAPI_PORT)
+    assert env["RAPI_USER"] == vcluster.RAPI_USER
+    assert len(env["RAPI_PASSWORD"]) >= 16
+    assert (N1, constants.RAPI) in vc.daemons()
+    # Run the curl line printed by the setup, as printed
+    line = [ln.strip() for ln in vc.setup_output.splitlines()
+            if ln.strip().startswith("curl ")]
+    assert line, vc.setup_output
+    result = subprocess.run(["sh", "-c", f". {vc.directory}/env && {line[0]}"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["name"] == vc.state().cluster_name
+    assert info["master"] == N1
+    # The users file reached the other nodes, hashed
+    users = vc.path(N2, constants.DEFAULT_DATA_DIR + "/rapi/users").read_text()
+    assert users.startswith(f"{vcluster.RAPI_USER} {{HA1}}")
+    assert env["RAPI_PASSWORD"] not in users
+
+
+def test_rapi_write_as_vcluster_user(vc):
+    env = _RapiEnv(vc)
+    code, body = _Curl(env, "/2/redistribute-config", env["RAPI_USER"],
+                       env["RAPI_PASSWORD"], method="PUT")
+    assert code == 200, body
+    job_id = json.loads(body)
+    client = rapi_client.GanetiRapiClient(env["RAPI_HOST"], int(env["RAPI_PORT"]),
+                                          env["RAPI_USER"], env["RAPI_PASSWORD"])
+    # The wait resource blocks server-side (about 10 s each), so bounded
+    assert client.WaitForJobCompletion(job_id, retries=12), client.GetJobStatus(job_id)
+
+
+def test_rapi_read_only_user_then_removed(vc):
+    env = _RapiEnv(vc)
+    result = subprocess.run(
+        ["sh", "-c", f". {vc.directory}/env && echo ro-secret |"
+                     " gnt-cluster rapi-user add --password-stdin --read-only ro"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listing = vc.run("gnt-cluster", "rapi-user", "list", "--no-headers").stdout
+    assert listing.split("\n")[:2] == ["ro read", f"{vcluster.RAPI_USER} write"]
+    assert "ro-secret" not in listing and env["RAPI_PASSWORD"] not in listing
+    code, _ = _Curl(env, "/2/info", "ro", "ro-secret")
+    assert code == 200
+    code, body = _Curl(env, "/2/redistribute-config", "ro", "ro-secret", method="PUT")
+    assert code == 403, body
+    vc.run("gnt-cluster", "rapi-user", "remove", "ro")
+    assert "ro" not in vc.path(N3, constants.DEFAULT_DATA_DIR + "/rapi/users").read_text()
+    code, body = _Curl(env, "/2/redistribute-config", "ro", "ro-secret", method="PUT")
+    assert code == 401, body
+    _AssertFails(vc, "gnt-cluster", "rapi-user", "remove", "ro", match="does not exist")
+
+
+def test_rapi_renew_certificate(vc, tmp_path):
+    env = _RapiEnv(vc)
+    before = _ServedFingerprint(env)
+    vc.run("gnt-cluster", "renew-crypto", "--new-rapi-certificate", "-f")
+    after = _ServedFingerprint(env)
+    assert after != before
+    on_n2 = x509.GetCertificateDigest(
+        str(vc.path(N2, constants.DEFAULT_DATA_DIR + "/rapi.pem")), "sha256")
+    assert on_n2 == after
+    code, _ = _Curl(env, "/2/info", env["RAPI_USER"], env["RAPI_PASSWORD"])
+    assert code == 200
+    # A given certificate: a bad one is refused and changes nothing
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    _AssertFails(vc, "gnt-cluster", "renew-crypto", "-f", "--rapi-certificate",
+                 str(bad), match=str(bad))
+    assert _ServedFingerprint(env) == after
+    good = tmp_path / "good.pem"
+    x509.GenerateSelfSignedSslCert(str(good), 7)
+    vc.run("gnt-cluster", "renew-crypto", "-f", "--rapi-certificate", str(good))
+    assert _ServedFingerprint(env) == x509.GetCertificateDigest(str(good), "sha256")
+    _Remember(vc)
+
 
 def test_master_failover_and_back(vc):
     # Only a master candidate can take over
