@@ -476,11 +476,22 @@ class Runner:
 # --- Setup ------------------------------------------------------------------
 
 
+def _InstallNoopOs(node: Node, tools: Tools) -> None:
+    """Copy the tree's noop OS definition into the node's OS search path, so
+    that `gnt-instance add -o noop` works on a fresh virtual cluster."""
+    source = os.path.join(tools.repo, "os-definitions", "noop")
+    target = os.path.join(node.root, constants.DEFAULT_OS_SEARCH_PATH[0].lstrip("/"),
+                          "noop")
+    if os.path.isdir(source) and not os.path.exists(target):
+        shutil.copytree(source, target)
+
+
 def _PrepareRoot(node: Node, tools: Tools) -> None:
     for path in (constants.DEFAULT_DATA_DIR, constants.DEFAULT_RUN_DIR,
                  constants.DEFAULT_LOG_DIR, constants.DEFAULT_CONF_DIR,
-                 FILE_STORAGE_DIR):
+                 FILE_STORAGE_DIR, constants.DEFAULT_SHARED_FILE_STORAGE_DIR):
         os.makedirs(os.path.join(node.root, path.lstrip("/")), exist_ok=True)
+    _InstallNoopOs(node, tools)
     env = {constants.GANETI_ROOTDIR_ENV: node.root,
            constants.GANETI_HOSTNAME_ENV: node.name}
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())

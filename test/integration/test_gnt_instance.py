@@ -47,7 +47,9 @@ def vc():
     cluster = VirtualCluster(directory, nodes=2)
     try:
         cluster.setup()
-        _InstallOs(cluster, "noop")
+        # vcluster-setup installs the tree's noop OS on every node
+        for node in cluster.names:
+            assert (cluster.path(node, "/srv/ganeti/os/noop") / "create").exists()
         _InstallOs(cluster, "failos", failing=True)
         # vcluster-setup enables only file and diskless: make the shared
         # file storage directory that enabling sharedfile needs
