@@ -7,6 +7,14 @@ and a crash in a request cannot take the daemon down. The number of
 children is capped (``max_clients``); connections beyond the cap wait in
 the listen backlog until a child exits.
 
+The parent forks only once a connection has sent its first bytes (the TLS
+ClientHello). A connection that closes without sending anything, such as
+the TCP reachability checks of cluster verify, is closed by the parent
+without a fork: with a hundred virtual nodes on one machine checking each
+other, forking for those pings exhausted the child slots and delayed real
+requests past their connect timeout. Connections that send nothing within
+the request timeout are dropped.
+
 Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body; every
 connection carries exactly one request (``Connection: close``). A handler
 answers with an :class:`HttpResponse` or raises an
@@ -19,7 +27,7 @@ import email.utils
 import errno
 import logging
 import os
-import select
+import selectors
 import signal
 import socket
 import ssl
@@ -333,6 +341,12 @@ class ForkingHttpServer:
         self._stop = False
         self._graceful = False
         self._wakeup: tuple[int, int] | None = None
+        #: accepted connections that have not sent anything yet:
+        #: socket -> (peer, deadline)
+        self._idle: dict[socket.socket, tuple[Any, float]] = {}
+        #: a connection silent this long is dropped, as a child would drop it
+        self.idle_timeout = self.opts.request_timeout
+        self.max_idle = 512
 
     def Bind(self, address: str, port: int, backlog: int = 128) -> tuple[str, int]:
         """Listen on address:port (port 0 picks a free one); return both."""
@@ -405,26 +419,76 @@ class ForkingHttpServer:
         assert self._sock is not None, "Bind first"
         self._InstallSignals()
         assert self._wakeup
+        sel = selectors.DefaultSelector()
+        sel.register(self._wakeup[0], selectors.EVENT_READ)
+        listening = False
         try:
             while not self._stop:
                 self._Reap()
-                watch: list[Any] = [self._wakeup[0]]
-                if len(self.children) < self.max_clients:
-                    watch.append(self._sock)
+                want_listen = len(self._idle) < self.max_idle
+                if want_listen != listening:
+                    if want_listen:
+                        sel.register(self._sock, selectors.EVENT_READ)
+                    else:
+                        sel.unregister(self._sock)
+                    listening = want_listen
+                self._UpdateIdle(sel)
                 try:
-                    readable, _, _ = select.select(watch, [], [], 1.0)
+                    events = sel.select(1.0)
                 except InterruptedError:
                     continue
-                if self._wakeup[0] in readable:
-                    self._DrainWakeup()
-                if self._sock in readable and not self._stop:
-                    self._AcceptOne()
+                for key, _ in events:
+                    if key.fileobj == self._wakeup[0]:
+                        self._DrainWakeup()
+                    elif key.fileobj is self._sock:
+                        if not self._stop:
+                            self._AcceptOne(sel)
+                    elif not self._stop:
+                        self._OnIdleReadable(sel, key.fileobj)  # type: ignore[arg-type]
+                self._ExpireIdle(sel)
         finally:
+            sel.close()
+            for conn in list(self._idle):
+                _Close(conn)
+            self._idle.clear()
             self._sock.close()
             self._TerminateChildren()
             self._RestoreSignals()
 
-    def _AcceptOne(self) -> None:
+    def _UpdateIdle(self, sel: selectors.BaseSelector) -> None:
+        """Watch idle connections only while a child slot is free, so that a
+        connection with data waits (in the parent) for a slot."""
+        free = len(self.children) < self.max_clients
+        for conn in self._idle:
+            registered = self._IsRegistered(sel, conn)
+            if free and not registered:
+                sel.register(conn, selectors.EVENT_READ)
+            elif not free and registered:
+                sel.unregister(conn)
+
+    @staticmethod
+    def _IsRegistered(sel: selectors.BaseSelector, conn: socket.socket) -> bool:
+        try:
+            sel.get_key(conn)
+        except KeyError:
+            return False
+        return True
+
+    def _Forget(self, sel: selectors.BaseSelector, conn: socket.socket) -> None:
+        self._idle.pop(conn, None)
+        if self._IsRegistered(sel, conn):
+            sel.unregister(conn)
+
+    def _ExpireIdle(self, sel: selectors.BaseSelector) -> None:
+        now = time.monotonic()
+        for conn, (peer, deadline) in list(self._idle.items()):
+            if now >= deadline:
+                logging.warning("Connection from %s sent nothing in %.0f s",
+                                peer, self.idle_timeout)
+                self._Forget(sel, conn)
+                _Close(conn)
+
+    def _AcceptOne(self, sel: selectors.BaseSelector) -> None:
         assert self._sock is not None
         try:
             conn, peer = self._sock.accept()
@@ -436,6 +500,29 @@ class ForkingHttpServer:
             if err.errno in (errno.EMFILE, errno.ENFILE):
                 time.sleep(0.1)
             return
+        conn.setblocking(False)
+        self._idle[conn] = (peer, time.monotonic() + self.idle_timeout)
+
+    def _OnIdleReadable(self, sel: selectors.BaseSelector,
+                        conn: socket.socket) -> None:
+        """The client sent something or closed: fork for it, or drop it."""
+        peer, _ = self._idle[conn]
+        try:
+            first = conn.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        self._Forget(sel, conn)
+        if not first:
+            # Closed (or reset) before sending anything: a reachability
+            # check, nothing to serve
+            _Close(conn)
+            return
+        if len(self.children) >= self.max_clients:
+            # Raced with the slot accounting: wait for a free slot
+            self._idle[conn] = (peer, time.monotonic() + self.idle_timeout)
+            return
         conn.setblocking(True)
         try:
             pid = os.fork()
@@ -444,6 +531,9 @@ class ForkingHttpServer:
             conn.close()
             return
         if pid == 0:
+            sel.close()
+            for other in self._idle:
+                other.close()
             self._RunChild(conn, peer)  # never returns
         self.children.add(pid)
         conn.close()

@@ -332,3 +332,24 @@ def test_max_clients_queues_connections(start_noded, cluster_crypto):
     finally:
         thread.join(30)
     assert slow[daemon.name].fail_msg is None
+
+
+def test_silent_connections_take_no_child_slot(start_noded, cluster_crypto):
+    # One child slot and a long request timeout: if silent connections (TCP
+    # reachability checks, port scanners) were forked for, the first one
+    # would hold the only slot for 30 s and the real request below, whose
+    # client gives up after 10 s, would fail.
+    (daemon,) = start_noded(1, subnet=88, extra_args=["--max-clients", "1",
+                                                      "--request-timeout", "30"])
+    silent = [socket.create_connection((daemon.address, daemon.port), timeout=10)
+              for _ in range(5)]
+    try:
+        for _ in range(20):  # pings: connect and close at once
+            socket.create_connection((daemon.address, daemon.port), timeout=10).close()
+        assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+        # The request's own child exits after answering; the five silent
+        # connections never get one
+        _Wait(lambda: not daemon.Children(), what="no request child left")
+    finally:
+        for sock in silent:
+            sock.close()
