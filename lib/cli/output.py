@@ -471,6 +471,19 @@ def FormatGenericInfo(data: Sequence[InfoData]) -> list[str]:
     return _InfoListLines(data, 0)
 
 
+def FormatParamsDictInfo(custom: Any, filled: Any) -> list[tuple[str, str]]:
+    """Parameters for an ``info`` listing: ``(key, value)`` where the object
+    sets the key itself, ``(key, "default (value)")`` where it inherits it.
+
+    ``filled`` holds every effective value, ``custom`` the object's own ones;
+    anything that is not a dict counts as empty.
+    """
+    custom = custom if isinstance(custom, dict) else {}
+    filled = filled if isinstance(filled, dict) else {}
+    return [(str(key), str(value) if key in custom else f"default ({value})")
+            for key, value in sorted(filled.items())]
+
+
 def PrintGenericInfo(data: Sequence[InfoData]) -> None:
     """Print :func:`FormatGenericInfo` of ``data``."""
     for line in FormatGenericInfo(data):

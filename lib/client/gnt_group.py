@@ -140,18 +140,10 @@ def ListGroupFields(opts: Any, args: list[str]) -> int:
                                  not opts.no_headers)
 
 
-def _ParamsInfo(custom: Any, filled: Any) -> list[tuple[str, Any]]:
-    """Ganeti's "key: value" / "key: default (value)" lines."""
-    custom = custom if isinstance(custom, dict) else {}
-    filled = filled if isinstance(filled, dict) else {}
-    return [(str(key), str(value) if key in custom else f"default ({value})")
-            for key, value in sorted(filled.items())]
-
-
 def _DiskParamsInfo(custom: Any, filled: Any) -> list[tuple[str, Any]]:
     custom = custom if isinstance(custom, dict) else {}
     filled = filled if isinstance(filled, dict) else {}
-    return [(template, _ParamsInfo(custom.get(template, {}), params) or "")
+    return [(template, cli.FormatParamsDictInfo(custom.get(template, {}), params) or "")
             for template, params in sorted(filled.items())]
 
 
@@ -167,14 +159,14 @@ def PolicyInfo(custom: dict[str, Any], filled: dict[str, Any],
         entry = []
         for key in (constants.ISPECS_MAX, constants.ISPECS_MIN):
             specs = pair.get(key) or {}
-            values = _ParamsInfo(specs if constants.ISPECS_MINMAX in custom else {},
+            values = cli.FormatParamsDictInfo(specs if constants.ISPECS_MINMAX in custom else {},
                                  specs)
             entry.append((f"{key}/{idx}", values))
         bounds.append(entry)
     items.append(("bounds specs", bounds))
     std = filled.get(constants.ISPECS_STD) or {}
     if is_cluster or constants.ISPECS_STD in custom:
-        items.append(("std", _ParamsInfo(custom.get(constants.ISPECS_STD) or {}, std)))
+        items.append(("std", cli.FormatParamsDictInfo(custom.get(constants.ISPECS_STD) or {}, std)))
     dts = ", ".join(filled.get(constants.IPOLICY_DTS) or [])
     items.append(("allowed disk templates",
                   dts if constants.IPOLICY_DTS in custom else f"default ({dts})"))
@@ -196,7 +188,7 @@ def GroupInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
         ("Node group", values["name"]),
         ("UUID", values["uuid"]),
         ("Allocation policy", values["alloc_policy"]),
-        ("Node parameters", _ParamsInfo(_Dict("custom_ndparams"), _Dict("ndparams"))),
+        ("Node parameters", cli.FormatParamsDictInfo(_Dict("custom_ndparams"), _Dict("ndparams"))),
         ("Disk parameters", _DiskParamsInfo(_Dict("custom_diskparams"),
                                             _Dict("diskparams"))),
         ("Instance policy", PolicyInfo(_Dict("custom_ipolicy"), _Dict("ipolicy"))),

@@ -194,11 +194,6 @@ def ListInstanceFields(opts: Any, args: list[str]) -> int:
                                  not opts.no_headers)
 
 
-def _ParamItems(custom: dict[str, Any], actual: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(key, str(value) if key in custom else f"default ({value})")
-            for key, value in sorted(actual.items())]
-
-
 def _DiskItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = [
         ("name", disk.get("name")), ("UUID", disk.get("uuid")),
@@ -243,11 +238,11 @@ def InstanceInfoItems(data: dict[str, Any]) -> list[tuple[str, Any]]:
                    ("secondaries", ", ".join(data.get("snodes") or []))]),
         ("Operating system", data.get("os")),
         ("Operating system parameters",
-         _ParamItems(data.get("os_instance") or {}, data.get("os_actual") or {})),
+         cli.FormatParamsDictInfo(data.get("os_instance") or {}, data.get("os_actual") or {})),
         ("Allocated network port", data.get("network_port")),
         ("Hypervisor", data.get("hypervisor")),
-        ("Hypervisor parameters", _ParamItems(data.get("hv_instance") or {}, hvp)),
-        ("Back-end parameters", _ParamItems(data.get("be_instance") or {}, bep)),
+        ("Hypervisor parameters", cli.FormatParamsDictInfo(data.get("hv_instance") or {}, hvp)),
+        ("Back-end parameters", cli.FormatParamsDictInfo(data.get("be_instance") or {}, bep)),
         ("NICs", nics),
         ("Disk template", data.get("disk_template")),
         ("Disks", disks),

@@ -177,11 +177,6 @@ def ListNodeFields(opts: Any, args: list[str]) -> int:
                                  not opts.no_headers)
 
 
-def _ParamsInfo(custom: dict[str, Any], filled: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(key, str(value) if key in custom else f"default ({value})")
-            for key, value in sorted(filled.items())]
-
-
 def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
     """The "info" layout of one node (a row of _INFO_FIELDS values)."""
     values = dict(zip(_INFO_FIELDS, row))
@@ -211,7 +206,7 @@ def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
     custom = values["custom_ndparams"] if isinstance(values["custom_ndparams"], dict) \
         else {}
     if filled:
-        items.append(("node parameters", _ParamsInfo(custom, filled)))
+        items.append(("node parameters", cli.FormatParamsDictInfo(custom, filled)))
     return items
 
 

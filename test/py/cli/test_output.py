@@ -272,3 +272,11 @@ def test_format_generic_info_empty_values():
 def test_format_table_checks_row_length():
     with pytest.raises(errors.ProgrammerError):
         output.FormatTable([[1, 2]], [cli.TableColumn("a", str, False)], False, None)
+
+
+def test_format_params_dict_info_marks_inherited_values():
+    from ganeti import cli
+    assert cli.FormatParamsDictInfo({"b": 2}, {"b": 2, "a": 1}) == [
+        ("a", "default (1)"), ("b", "2")]
+    assert cli.FormatParamsDictInfo(None, {"x": "y"}) == [("x", "default (y)")]
+    assert cli.FormatParamsDictInfo({"x": 1}, None) == []
