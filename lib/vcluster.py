@@ -21,8 +21,11 @@ on the master (its primary IP, port 5080) and writes ``<dir>/env`` for
 
 Files kept in ``<dir>``: ``vcluster.json`` (what was set up and its state),
 ``env``, ``pids`` (one ``pid node daemon`` per line, written after setup),
-``setup.log`` (every command run and its output), and in each node root an
-executable ``cmd`` running a command as that node.
+``setup.log`` (every command run and its output), ``shared-file-storage/``
+(the images of ``sharedfile`` disks: each node's
+``/srv/ganeti/shared-file-storage`` is a symlink to it, so all nodes share
+it as they would share an NFS mount), and in each node root an executable
+``cmd`` running a command as that node.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ MASTER_IP_HOST = 254
 MAX_NODES = MASTER_IP_HOST - 1
 #: Node-relative; file storage paths are mapped into each node's root
 FILE_STORAGE_DIR = constants.DEFAULT_FILE_STORAGE_DIR
+#: The directory in ``<dir>`` that all nodes' shared file storage dirs link to
+SHARED_FILE_STORAGE_NAME = "shared-file-storage"
 
 STATE_FILE = "vcluster.json"
 ENV_FILE = "env"
@@ -486,11 +491,32 @@ def _InstallNoopOs(node: Node, tools: Tools) -> None:
         shutil.copytree(source, target)
 
 
+def SharedFileStorageDir(directory: str) -> str:
+    """The one real directory behind every node's shared file storage
+    directory in the virtual cluster in ``directory``."""
+    return os.path.join(directory, SHARED_FILE_STORAGE_NAME)
+
+
+def _LinkSharedFileStorage(node: Node) -> None:
+    """Make the node's shared file storage directory a symlink to the
+    cluster's one real directory, so that every node sees the same images
+    (as sharedfile storage on NFS would); a real directory already there
+    (a cluster set up before) is kept."""
+    shared = SharedFileStorageDir(os.path.dirname(node.root))
+    os.makedirs(shared, exist_ok=True)
+    link = os.path.join(node.root, constants.DEFAULT_SHARED_FILE_STORAGE_DIR.lstrip("/"))
+    if os.path.lexists(link):
+        return
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(shared, link)
+
+
 def _PrepareRoot(node: Node, tools: Tools) -> None:
     for path in (constants.DEFAULT_DATA_DIR, constants.DEFAULT_RUN_DIR,
                  constants.DEFAULT_LOG_DIR, constants.DEFAULT_CONF_DIR,
-                 FILE_STORAGE_DIR, constants.DEFAULT_SHARED_FILE_STORAGE_DIR):
+                 FILE_STORAGE_DIR):
         os.makedirs(os.path.join(node.root, path.lstrip("/")), exist_ok=True)
+    _LinkSharedFileStorage(node)
     _InstallNoopOs(node, tools)
     env = {constants.GANETI_ROOTDIR_ENV: node.root,
            constants.GANETI_HOSTNAME_ENV: node.name}
@@ -707,9 +733,41 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     return state
 
 
+def EnsureDefaultBridge(feedback: Callable[[str], None],
+                        bridge: str = constants.DEFAULT_BRIDGE) -> bool:
+    """Make sure the bridge of the cluster's default NIC parameters exists.
+
+    Every virtual node shares this host's network devices, so one bridge
+    serves them all; as root it is created (``ip link add ... type
+    bridge``) when missing, otherwise a warning says instances with the
+    default NIC will be refused. The bridge is left in place when the
+    cluster stops: other virtual clusters on this host may use it.
+    Returns whether the bridge exists.
+    """
+    if os.path.isdir(os.path.join("/sys/class/net", bridge, "bridge")):
+        return True
+    if os.geteuid() != 0:
+        feedback(f"WARNING: bridge {bridge} (the default NIC link) does not exist and"
+                 " only root can create it; instances with the default NIC will be"
+                 f" refused (create it with 'ip link add name {bridge} type bridge',"
+                 " or use --net 0:mode=...,link=... / --no-nics)")
+        return False
+    result = subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"],
+                            capture_output=True, text=True, check=False)
+    # Another setup may have created it meanwhile
+    if os.path.isdir(os.path.join("/sys/class/net", bridge, "bridge")):
+        if result.returncode == 0:
+            feedback(f"Created bridge {bridge} for the default NIC parameters")
+        return True
+    feedback(f"WARNING: could not create bridge {bridge} (the default NIC link):"
+             f" {(result.stderr or result.stdout).strip()}")
+    return False
+
+
 def _Create(state: State, runner: Runner, parallel: int,
             feedback: Callable[[str], None]) -> None:
     master, others = state.nodes[0], state.nodes[1:]
+    EnsureDefaultBridge(feedback)
     for node in state.nodes:
         _PrepareRoot(node, runner.tools)
     feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
@@ -759,6 +817,7 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
     feedback(f"Starting the stopped daemons of the virtual cluster in"
              f" {state.directory}")
     runner = Runner(tools, os.path.join(state.directory, LOG_FILE), feedback)
+    EnsureDefaultBridge(feedback)
     master = state.NodeByName(MasterName(state)) or state.nodes[0]
     _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.NODED)
              for node in state.nodes], max(parallel, 4))
@@ -773,6 +832,7 @@ def _RemoveSetup(directory: str, state: State) -> None:
     """Delete what a (failed) setup created in ``directory``."""
     for node in state.nodes:
         shutil.rmtree(node.root, ignore_errors=True)
+    shutil.rmtree(SharedFileStorageDir(directory), ignore_errors=True)
     for name in (ENV_FILE, PIDS_FILE, STATE_FILE):
         utils.RemoveFile(os.path.join(directory, name))
 

@@ -262,10 +262,22 @@ def MigrationInfo(instance_dict: Any) -> str:
 
 
 def AcceptInstance(instance_dict: Any, info: str, target: str) -> None:
-    """On the target: prepare to receive the instance."""
+    """On the target: link the (shared) disks and prepare to receive the
+    instance; the links go again if the hypervisor refuses."""
     instance = InstanceFromDict(instance_dict)
-    _HvCall("Failed to accept instance", _GetHv(instance.hypervisor).AcceptInstance,
-            instance, info, target)
+    hyper = _GetHv(instance.hypervisor)
+    if _IsRunning(hyper, instance):
+        # before linking: the links are the running instance's
+        Fail("Failed to accept instance: instance %s already exists on this node",
+             instance.name, log=False)
+    # Externally mirrored disks are not active here yet: link them, as the
+    # instance will use them once migrated (a missing image fails here)
+    _GatherBlockDevs(instance)
+    try:
+        hyper.AcceptInstance(instance, info, target)
+    except errors.HypervisorError as err:
+        _RemoveBlockDevLinks(instance)
+        Fail("Failed to accept instance: %s", err, log=False)
 
 
 def FinalizeMigrationDst(instance_dict: Any, info: str, success: bool) -> None:
@@ -273,6 +285,8 @@ def FinalizeMigrationDst(instance_dict: Any, info: str, success: bool) -> None:
     instance = InstanceFromDict(instance_dict)
     _HvCall("Failed to finalize the migration on the target",
             _GetHv(instance.hypervisor).FinalizeMigrationDst, instance, info, success)
+    if not success and not _IsRunning(_GetHv(instance.hypervisor), instance):
+        _RemoveBlockDevLinks(instance)
 
 
 def MigrateInstance(cluster_name: str, instance_dict: Any, target: str,
@@ -288,6 +302,8 @@ def FinalizeMigrationSource(instance_dict: Any, success: bool, live: bool) -> No
     instance = InstanceFromDict(instance_dict)
     _HvCall("Failed to finalize the migration on the source",
             _GetHv(instance.hypervisor).FinalizeMigrationSource, instance, success, live)
+    if success:
+        _RemoveBlockDevLinks(instance)
 
 
 def GetMigrationStatus(instance_dict: Any) -> dict[str, Any]:

@@ -188,3 +188,23 @@ def TestDelay(duration: float) -> None:
             or duration < 0:
         Fail("Invalid sleep duration %r: must be a non-negative number", duration)
     time.sleep(duration)
+
+
+#: Where the kernel shows network devices; a bridge has a ``bridge`` subdirectory
+_SYS_CLASS_NET = "/sys/class/net"
+
+
+def BridgesExist(bridges_list: Sequence[str], sys_class_net: str = _SYS_CLASS_NET
+                 ) -> list[str]:
+    """The bridges of ``bridges_list`` this node lacks (empty if it has all).
+
+    A bridge exists when ``/sys/class/net/<name>/bridge`` is a directory;
+    the host's network devices are shared by every virtual node.
+    """
+    missing = []
+    for name in bridges_list or []:
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            Fail("Invalid bridge name %r", name)
+        if not os.path.isdir(os.path.join(sys_class_net, name, "bridge")):
+            missing.append(name)
+    return missing

@@ -331,6 +331,190 @@ def ConnectToInstanceConsole(opts: Any, args: list[str]) -> int:
     return subprocess.call(text, shell=True)
 
 
+# --- reinstall / rename ---------------------------------------------------------------------
+
+def _SelectOs(opts: Any) -> str | None:
+    """List the valid OSes numbered and read the choice from stdin; None
+    if the user aborts (or there is nothing to read)."""
+    from ganeti.client.gnt_os import CalculateOSNames
+    op = opcodes.OpOsDiagnose(output_fields=["name", "variants"], names=[])
+    result = cli.SubmitOpCode(op, opts=opts)
+    if not result:
+        ToStderr("Can't get the OS list")
+        return None
+    names = [entry for name, variants in result
+             for entry in CalculateOSNames(name, variants)]
+    ToStdout("Available OS templates:")
+    for number, entry in enumerate(names):
+        ToStdout("%3s: %s", number, entry)
+    import sys
+    while True:
+        ToStdout("Enter OS template number (or x to abort):")
+        line = sys.stdin.readline()
+        if not line:
+            return None
+        answer = line.strip().lower()
+        if answer == "x":
+            return None
+        if answer.isdigit() and int(answer) < len(names):
+            return names[int(answer)]
+        ToStderr("Invalid choice '%s': enter a number from 0 to %s, or x",
+                 answer, len(names) - 1)
+
+
+def ReinstallInstance(opts: Any, args: list[str]) -> int:
+    """Reinstall an instance's OS (asks for confirmation without --force)."""
+    name = args[0]
+    if opts.select_os:
+        if opts.os:
+            ToStderr("Use either -o/--os-type or --select-os, not both")
+            return constants.EXIT_FAILURE
+        os_name = _SelectOs(opts)
+        if os_name is None:
+            ToStderr("User aborted reinstall, exiting")
+            return constants.EXIT_FAILURE
+        os_msg = f"change the OS to '{os_name}'"
+    else:
+        os_name = opts.os
+        os_msg = f"change the OS to '{os_name}'" if os_name else "keep the same OS"
+    if not opts.force:
+        usertext = (f"This will reinstall the instance '{name}' (and {os_msg}) and"
+                    " remove all data. Continue?")
+        if not cli.AskUser(usertext):
+            ToStderr("Reinstall of instance %s not confirmed (use -f/--force to skip"
+                     " the question)", name)
+            return constants.EXIT_CONFIRMATION
+    op = opcodes.OpInstanceReinstall(
+        instance_name=name, os_type=os_name, force_variant=opts.force_variant,
+        osparams=opts.osparams, osparams_private=opts.osparams_private,
+        osparams_secret=opts.osparams_secret)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RenameInstance(opts: Any, args: list[str]) -> int:
+    """Rename an instance."""
+    name_check = opts.name_check
+    # --no-name-check alone also turns the IP check off (it needs the name)
+    ip_check = name_check if opts.ip_check is None else opts.ip_check
+    op = opcodes.OpInstanceRename(instance_name=args[0], new_name=args[1],
+                                  name_check=name_check, ip_check=ip_check)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- modify ---------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _ModIdent(ident: str) -> int | str:
+    """A device identifier: an index (``-1`` the last) or a name/UUID."""
+    if ident.lstrip("-").isdigit():
+        return int(ident)
+    return ident
+
+
+def ConvertNicDiskModifications(mods: list[tuple[str, dict[str, Any]]], what: str
+                                ) -> list[tuple[str, int | str, dict[str, Any]]]:
+    """``--disk``/``--net`` values of modify as ``(action, identifier,
+    params)``: ``add:params`` and ``remove`` act on the end (identifier
+    -1); ``ID:add,params``, ``ID:remove`` and ``ID:modify,params`` (or
+    ``ID:params``, a modification) name the position, name or UUID."""
+    result: list[tuple[str, int | str, dict[str, Any]]] = []
+    for ident, params in mods:
+        params = dict(params)
+        ident_value: int | str
+        if ident in (constants.DDM_ADD, constants.DDM_REMOVE):
+            action, ident_value = ident, -1
+        elif ident in (constants.DDM_ATTACH, constants.DDM_DETACH):
+            raise errors.OpPrereqError(f"Attaching or detaching {what}s is not"
+                                       " supported yet", errors.ECODE_INVAL)
+        else:
+            ident_value = _ModIdent(ident)
+            flags = {name: params.pop(name, _MISSING)
+                     for name in (constants.DDM_ADD, constants.DDM_REMOVE,
+                                  constants.DDM_MODIFY, constants.DDM_ATTACH,
+                                  constants.DDM_DETACH)}
+            given = [name for name, value in flags.items() if value is not _MISSING]
+            if len(given) > 1:
+                raise errors.OpPrereqError(
+                    f"Cannot {' and '.join(given)} {what} {ident} at the same time",
+                    errors.ECODE_INVAL)
+            action = given[0] if given else constants.DDM_MODIFY
+            if action in (constants.DDM_ATTACH, constants.DDM_DETACH):
+                raise errors.OpPrereqError(f"Attaching or detaching {what}s is not"
+                                           " supported yet", errors.ECODE_INVAL)
+        if action == constants.DDM_REMOVE and params:
+            raise errors.OpPrereqError(
+                f"Not accepting parameters on removal of {what} {ident}:"
+                f" {', '.join(sorted(params))}", errors.ECODE_INVAL)
+        result.append((action, ident_value, params))
+    return result
+
+
+def _ModifyDisks(opts: Any) -> list[tuple[str, int | str, dict[str, Any]]]:
+    mods = ConvertNicDiskModifications(opts.disks or [], "disk")
+    for action, ident, params in mods:
+        if action == constants.DDM_ADD and constants.IDISK_SIZE not in params:
+            raise errors.OpPrereqError(f"Missing size for the disk to add ({ident})",
+                                       errors.ECODE_INVAL)
+        if constants.IDISK_SIZE in params:
+            try:
+                params[constants.IDISK_SIZE] = utils.ParseUnit(params[constants.IDISK_SIZE])
+            except errors.UnitParseError as err:
+                raise errors.OpPrereqError(
+                    f"Invalid disk size '{params[constants.IDISK_SIZE]}' for disk"
+                    f" {ident}: {err}", errors.ECODE_INVAL) from None
+    return mods
+
+
+def _DefaultValues(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Parameters with ``default`` (any case) as the reset value."""
+    return {key: constants.VALUE_DEFAULT
+            if isinstance(value, str) and value.lower() == constants.VALUE_DEFAULT
+            else value for key, value in (params or {}).items()}
+
+
+def SetInstanceParams(opts: Any, args: list[str]) -> int:
+    """Modify an instance's parameters, disks, NICs or offline state."""
+    if not (opts.nics or opts.disks or opts.disk_template or opts.hvparams or
+            opts.beparams or opts.os or opts.osparams or opts.osparams_private or
+            opts.offline_inst or opts.online_inst or opts.runtime_mem):
+        ToStderr("Please give at least one of the parameters.")
+        return constants.EXIT_FAILURE
+    if opts.offline_inst and opts.online_inst:
+        ToStderr("Use either --offline or --online, not both")
+        return constants.EXIT_FAILURE
+    beparams = _DefaultValues(opts.beparams)
+    for key in (constants.BE_MAXMEM, constants.BE_MINMEM, constants.BE_MEMORY):
+        value = beparams.get(key)
+        if isinstance(value, str) and value != constants.VALUE_DEFAULT:
+            try:
+                beparams[key] = utils.ParseUnit(value)
+            except errors.UnitParseError as err:
+                raise errors.OpPrereqError(f"Invalid {key} value '{value}': {err}",
+                                           errors.ECODE_INVAL) from None
+    offline = True if opts.offline_inst else False if opts.online_inst else None
+    op = opcodes.OpInstanceSetParams(
+        instance_name=args[0], nics=ConvertNicDiskModifications(opts.nics or [], "NIC"),
+        disks=_ModifyDisks(opts), disk_template=opts.disk_template,
+        hvparams=_DefaultValues(opts.hvparams), beparams=beparams,
+        runtime_mem=opts.runtime_mem, os_name=opts.os,
+        osparams=_DefaultValues(opts.osparams),
+        osparams_private=_DefaultValues(opts.osparams_private),
+        force_variant=opts.force_variant, force=opts.force, offline=offline,
+        ignore_ipolicy=opts.ignore_ipolicy)
+    result = cli.SubmitOrSend(op, opts)
+    if result:
+        ToStdout("Modified instance %s", args[0])
+        for param, data in result:
+            ToStdout(" - %-5s -> %s", param, data)
+        ToStdout("Most parameters take effect at the next (re)start of the instance by"
+                 " Ganeti; a restart from inside the instance is not enough.")
+    return constants.EXIT_SUCCESS
+
+
 # --- the command table ---------------------------------------------------------------------
 
 def _Size(text: str) -> int:
@@ -441,6 +625,41 @@ STATIC_OPT = cli_option("-s", "--static", dest="static", default=False,
                         action="store_true", help="Only show configuration data")
 ALL_OPT = cli_option("--all", dest="show_all", default=False, action="store_true",
                      help="Show info on all instances on the cluster")
+SELECT_OS_OPT = cli_option("--select-os", dest="select_os", default=False,
+                           action="store_true",
+                           help="Interactive OS reinstall, lists available OS templates"
+                           " for selection")
+OSPARAMS_PRIVATE_OPT = cli_option("--os-parameters-private", dest="osparams_private",
+                                  default=None, type=ParseKeyVal, metavar="PARAMS",
+                                  help="Private OS parameters")
+OSPARAMS_SECRET_OPT = cli_option("--os-parameters-secret", dest="osparams_secret",
+                                 default=None, type=ParseKeyVal, metavar="PARAMS",
+                                 help="Secret OS parameters (used for this run only)")
+RENAME_NAMECHECK_OPT = cli_option("--name-check", dest="name_check", default=True,
+                                  action="store_true",
+                                  help="Check that the new name resolves (the default)")
+RENAME_NONAMECHECK_OPT = cli_option("--no-name-check", dest="name_check",
+                                    action="store_false",
+                                    help="Don't check that the new name is resolvable")
+RENAME_IPCHECK_OPT = cli_option("--ip-check", dest="ip_check", default=None,
+                                action="store_true",
+                                help="Check that the new name's IP is not alive (the"
+                                " default with the name check)")
+RENAME_NOIPCHECK_OPT = cli_option("--no-ip-check", dest="ip_check", action="store_false",
+                                  help="Don't check that the new name's IP is alive")
+
+RUNTIME_MEM_OPT = cli_option("-m", "--runtime-memory", dest="runtime_mem", default=None,
+                             type=_Size, metavar="<size>",
+                             help="Memory to give the running instance (ballooning)")
+MODIFY_HV_OPT = cli_option("-H", "--hypervisor-parameters", dest="hvparams",
+                           default=None, type=ParseKeyVal, metavar="PARAMS",
+                           help="Hypervisor parameters (\"default\" resets one)")
+OFFLINE_INST_OPT = cli_option("--offline", dest="offline_inst", default=False,
+                              action="store_true",
+                              help="Mark the (stopped) instance as offline")
+ONLINE_INST_OPT = cli_option("--online", dest="online_inst", default=False,
+                             action="store_true",
+                             help="Mark the offline instance as online (down)")
 
 commands: dict[str, cli.CommandDef] = {
     "add": (
@@ -487,8 +706,233 @@ commands: dict[str, cli.CommandDef] = {
     "console": (
         ConnectToInstanceConsole, [ArgInstance(min=1, max=1)], [SHOWCMD_OPT],
         "[--show-cmd] <instance>", "Opens a console on the specified instance"),
+    "reinstall": (
+        ReinstallInstance, [ArgInstance(min=1, max=1)],
+        [OS_OPT, SELECT_OS_OPT, FORCE_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
+         OSPARAMS_PRIVATE_OPT, OSPARAMS_SECRET_OPT] + SUBMIT_OPTS,
+        "[-f] [-o <os> | --select-os] [-O <params>] <instance>",
+        "Reinstall a stopped instance"),
+    "rename": (
+        RenameInstance, [ArgInstance(min=1, max=1), ArgUnknown(min=1, max=1)],
+        [RENAME_NAMECHECK_OPT, RENAME_NONAMECHECK_OPT, RENAME_IPCHECK_OPT,
+         RENAME_NOIPCHECK_OPT] + SUBMIT_OPTS,
+        "[--no-name-check] [--no-ip-check] <instance> <new_name>",
+        "Rename the instance"),
+    "modify": (
+        SetInstanceParams, [ArgInstance(min=1, max=1)],
+        [MODIFY_HV_OPT, BACKEND_OPT, RUNTIME_MEM_OPT, NET_OPT, DISK_OPT,
+         DISK_TEMPLATE_OPT, OS_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
+         OSPARAMS_PRIVATE_OPT, OFFLINE_INST_OPT, ONLINE_INST_OPT, FORCE_OPT,
+         IGNORE_IPOLICY_OPT] + SUBMIT_OPTS,
+        "<instance>", "Alters the parameters of an instance"),
 }
 commands.update(TagCommands(constants.TAG_INSTANCE))
+
+
+# --- disks: grow-disk, activate-disks, deactivate-disks, recreate-disks ----------------------
+
+def GrowDisk(opts: Any, args: list[str]) -> int:
+    """Grow one disk of an instance by an amount (or to a size, --absolute)."""
+    instance, disk, amount = args
+    try:
+        idx = int(disk)
+    except ValueError:
+        raise errors.OpPrereqError(f"Invalid disk index '{disk}': must be a number",
+                                   errors.ECODE_INVAL) from None
+    try:
+        size = utils.ParseUnit(amount)
+    except errors.UnitParseError as err:
+        raise errors.OpPrereqError(f"Can't parse the given amount '{amount}': {err}",
+                                   errors.ECODE_INVAL) from None
+    op = opcodes.OpInstanceGrowDisk(instance_name=instance, disk=idx, amount=size,
+                                    wait_for_sync=opts.wait_for_sync,
+                                    absolute=opts.absolute,
+                                    ignore_ipolicy=opts.ignore_ipolicy)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def ActivateDisks(opts: Any, args: list[str]) -> int:
+    """Activate an instance's disks; print node:disk:device per disk."""
+    op = opcodes.OpInstanceActivateDisks(instance_name=args[0],
+                                         ignore_size=opts.ignore_size,
+                                         wait_for_sync=opts.wait_for_sync)
+    for node, disk, device in cli.SubmitOrSend(op, opts) or []:
+        ToStdout("%s:%s:%s", node, disk, device)
+    return constants.EXIT_SUCCESS
+
+
+def DeactivateDisks(opts: Any, args: list[str]) -> int:
+    """Deactivate an instance's disks."""
+    op = opcodes.OpInstanceDeactivateDisks(instance_name=args[0], force=opts.force)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RecreateDisks(opts: Any, args: list[str]) -> int:
+    """Recreate missing disks of an instance, optionally on another node."""
+    disks: list[Any] = []
+    for ident, params in opts.disks or []:
+        try:
+            idx = int(ident)
+        except ValueError:
+            raise errors.OpPrereqError(f"Invalid disk index '{ident}': must be a number",
+                                       errors.ECODE_INVAL) from None
+        params = dict(params)
+        if constants.IDISK_SIZE in params:
+            try:
+                params[constants.IDISK_SIZE] = utils.ParseUnit(params[constants.IDISK_SIZE])
+            except errors.UnitParseError as err:
+                raise errors.OpPrereqError(f"Invalid disk size for disk {idx}: {err}",
+                                           errors.ECODE_INVAL) from None
+        if constants.IDISK_SPINDLES in params:
+            try:
+                params[constants.IDISK_SPINDLES] = int(params[constants.IDISK_SPINDLES])
+            except ValueError:
+                raise errors.OpPrereqError(
+                    f"Invalid spindles for disk {idx}:"
+                    f" '{params[constants.IDISK_SPINDLES]}'", errors.ECODE_INVAL) from None
+        disks.append([idx, params])
+    nodes: list[str] = []
+    if opts.node:
+        if opts.iallocator:
+            raise errors.OpPrereqError("Only one of --iallocator and --node is allowed",
+                                       errors.ECODE_INVAL)
+        nodes = [name for name in opts.node.split(":") if name]
+    op = opcodes.OpInstanceRecreateDisks(instance_name=args[0], disks=disks, nodes=nodes,
+                                         iallocator=opts.iallocator)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+# --- moving: failover, migrate -----------------------------------------------------------------
+
+def FailoverInstance(opts: Any, args: list[str]) -> int:
+    """Stop an instance, move it to the target node and start it there."""
+    name = args[0]
+    if opts.iallocator and opts.dst_node:
+        raise errors.OpPrereqError("Specify either an iallocator (-I), or a target node"
+                                   " (-n)", errors.ECODE_INVAL)
+    if not opts.force:
+        if not cli.AskUser(f"Instance {name} will be failed over to another node, which"
+                           " means shutting it down. Continue?"):
+            return constants.EXIT_CONFIRMATION
+        if opts.ignore_consistency and not cli.AskUser(
+                f"To fail instance {name} over ignoring consistency, its source node"
+                " must be marked offline first. Is it?"):
+            return constants.EXIT_CONFIRMATION
+    op = opcodes.OpInstanceFailover(
+        instance_name=name, ignore_consistency=opts.ignore_consistency,
+        shutdown_timeout=opts.shutdown_timeout, iallocator=opts.iallocator,
+        target_node=opts.dst_node, ignore_ipolicy=opts.ignore_ipolicy,
+        cleanup=opts.cleanup)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def MigrateInstance(opts: Any, args: list[str]) -> int:
+    """Move a running instance to the target node without stopping it."""
+    name = args[0]
+    if opts.iallocator and opts.dst_node:
+        raise errors.OpPrereqError("Specify either an iallocator (-I), or a target node"
+                                   " (-n)", errors.ECODE_INVAL)
+    if not opts.force:
+        if opts.cleanup:
+            text = (f"Instance {name} will be recovered from a failed migration. Note"
+                    " that the cleanup, like the migration, might impact the instance"
+                    " if anything goes wrong (e.g. a hypervisor bug). Continue?")
+        else:
+            text = (f"Instance {name} will be migrated. Note that migration might"
+                    " impact the instance if anything goes wrong (e.g. a hypervisor"
+                    " bug). Continue?")
+        if not cli.AskUser(text):
+            return constants.EXIT_CONFIRMATION
+    if not opts.live and opts.migration_mode is not None:
+        raise errors.OpPrereqError("Only one of the --non-live and --migration-mode"
+                                   " options can be passed", errors.ECODE_INVAL)
+    mode = constants.HT_MIGRATION_NONLIVE if not opts.live else opts.migration_mode
+    op = opcodes.OpInstanceMigrate(
+        instance_name=name, mode=mode, cleanup=opts.cleanup, iallocator=opts.iallocator,
+        target_node=opts.dst_node, allow_failover=opts.allow_failover,
+        allow_runtime_changes=opts.allow_runtime_chgs,
+        ignore_ipolicy=opts.ignore_ipolicy, ignore_hvversions=opts.ignore_hvversions)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+NWSYNC_OPT = cli_option("--no-wait-for-sync", dest="wait_for_sync", default=True,
+                        action="store_false", help="Return without waiting for the disks to sync")
+WFSYNC_OPT = cli_option("--wait-for-sync", dest="wait_for_sync", default=False,
+                        action="store_true", help="Wait for disks to sync")
+ABSOLUTE_OPT = cli_option("--absolute", dest="absolute", default=False,
+                          action="store_true",
+                          help="The amount is the disk's new size, not the increase")
+IGNORE_SIZE_OPT = cli_option("--ignore-size", dest="ignore_size", default=False,
+                             action="store_true",
+                             help="Do not check the disks against their recorded sizes"
+                             " (to repair a wrong recorded size)")
+DST_NODE_OPT = cli_option("-n", "--target-node", dest="dst_node", default=None,
+                          metavar="NODE", help="Target node (shared storage only)")
+IGNORE_CONSIST_OPT = cli_option("--ignore-consistency", dest="ignore_consistency",
+                                default=False, action="store_true",
+                                help="Ignore the consistency of the disks on the source"
+                                " node (it must be offline)")
+CLEANUP_OPT = cli_option("--cleanup", dest="cleanup", default=False, action="store_true",
+                         help="Recover from a failed migration instead of migrating")
+NONLIVE_OPT = cli_option("--non-live", dest="live", default=True, action="store_false",
+                         help="Migrate non-live: the instance is paused while its state"
+                         " moves to the target node")
+MIGRATION_MODE_OPT = cli_option("--migration-mode", dest="migration_mode", default=None,
+                                choices=sorted(constants.HT_MIGRATION_MODES),
+                                help="Migration mode (default: the hypervisor's"
+                                " migration_mode parameter)")
+ALLOW_FAILOVER_OPT = cli_option("--allow-failover", dest="allow_failover", default=False,
+                                action="store_true",
+                                help="Fail over instead if the instance cannot be"
+                                " migrated (e.g. it is not running)")
+NORUNTIME_CHGS_OPT = cli_option("--no-runtime-changes", dest="allow_runtime_chgs",
+                                default=True, action="store_false",
+                                help="Don't change the instance's runtime memory to fit"
+                                " the target node")
+IGNORE_HVVERSIONS_OPT = cli_option("--ignore-hvversions", dest="ignore_hvversions",
+                                   default=False, action="store_true",
+                                   help="Only warn about differing hypervisor versions")
+
+commands.update({
+    "grow-disk": (
+        GrowDisk, [ArgInstance(min=1, max=1), ArgUnknown(min=1, max=1),
+                   ArgUnknown(min=1, max=1)],
+        [NWSYNC_OPT, ABSOLUTE_OPT, IGNORE_IPOLICY_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT]
+        + SUBMIT_OPTS,
+        "[--absolute] <instance> <disk> <size>", "Grow an instance's disk"),
+    "activate-disks": (
+        ActivateDisks, [ArgInstance(min=1, max=1)],
+        [IGNORE_SIZE_OPT, WFSYNC_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[--ignore-size] [--wait-for-sync] <instance>", "Activate an instance's disks"),
+    "deactivate-disks": (
+        DeactivateDisks, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-f] <instance>", "Deactivate an instance's disks"),
+    "recreate-disks": (
+        RecreateDisks, [ArgInstance(min=1, max=1)],
+        [DISK_OPT, NODE_PLACEMENT_OPT, IALLOCATOR_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT]
+        + SUBMIT_OPTS,
+        "[-n node] [--disk N[:size=VAL][,mode=ro|rw]] <instance>",
+        "Recreate an instance's disks"),
+    "failover": (
+        FailoverInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, IGNORE_CONSIST_OPT, SHUTDOWN_TIMEOUT_OPT, DST_NODE_OPT, IALLOCATOR_OPT,
+         IGNORE_IPOLICY_OPT, CLEANUP_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-f] [-n node] <instance>", "Stops an instance, moves it to the target node"
+        " and starts it there if it was running"),
+    "migrate": (
+        MigrateInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, NONLIVE_OPT, MIGRATION_MODE_OPT, CLEANUP_OPT, DST_NODE_OPT,
+         IALLOCATOR_OPT, ALLOW_FAILOVER_OPT, NORUNTIME_CHGS_OPT, IGNORE_IPOLICY_OPT,
+         IGNORE_HVVERSIONS_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-f] [-n node] <instance>", "Moves a running instance to the target node"
+        " without stopping it (shared or no storage only)"),
+})
 
 #: Other names of commands
 aliases = {

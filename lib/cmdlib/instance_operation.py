@@ -1,4 +1,4 @@
-"""Running instances: startup, shutdown, reboot and console.
+"""Running instances: startup, shutdown, reboot, console, and reinstall.
 
 Each LU locks the instance and its nodes (the Big Ganeti Lock shared).
 """
@@ -10,7 +10,7 @@ from typing import Any
 from ganeti import constants, errors, objects
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
-from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams
+from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, MergeParams
 
 
 class LUInstanceStartup(iu.InstanceLU):
@@ -33,6 +33,7 @@ class LUInstanceStartup(iu.InstanceLU):
                 " it online first (gnt-instance modify --online)", errors.ECODE_STATE)
         iu.CheckNodeOnline(self.cfg, inst.primary_node,
                            "Cannot start an instance on an offline node")
+        iu.CheckNicsBridgesExist(self, inst.nics, inst.primary_node)
         self.hvp = cluster.FillHV(inst)
         if self.op.hvparams:
             self.hvp.update(self.op.hvparams)
@@ -210,3 +211,103 @@ class LUInstanceConsole(iu.InstanceLU):
         console = result.payload[inst.name]
         objects.InstanceConsole.FromDict(console)
         return console
+
+
+def AssembleInstanceDisks(lu: Any, instance: objects.Instance) -> None:
+    """Assemble the instance's disks on its primary node for an OS script;
+    on a failure shut those assembled down again and raise OpExecError."""
+    cfg = lu.cfg
+    inst_dict = {"name": instance.name, "hypervisor": instance.hypervisor}
+    for idx, disk in enumerate(cfg.GetInstanceDisks(instance.uuid)):
+        result = lu.rpc.call_blockdev_assemble(instance.primary_node, disk.ToDict(),
+                                               inst_dict, True, idx)
+        if result.fail_msg:
+            iu.ShutdownInstanceDisks(lu, instance)
+            raise errors.OpExecError(
+                f"Cannot activate disk {idx} of instance {instance.name} on node"
+                f" {iu.NodeName(cfg, instance.primary_node)}: {result.fail_msg}")
+
+
+class LUInstanceReinstall(iu.InstanceLU):
+    """Reinstall the OS of a stopped instance, optionally changing it.
+
+    As in Ganeti the instance must be down (admin state "down", not
+    running, not offline) and have disks. ``os_type`` (``-o``) must exist on
+    the primary node with a supported variant unless ``force_variant``;
+    hidden OSes are usable and, as Ganeti does, so are blacklisted ones
+    (the blacklist only stops new instances).
+
+    OS parameters: ``osparams`` and ``osparams_private`` update the
+    instance's saved ones (a value of "default" removes a key, so the
+    cluster's per-OS default applies again) and are saved with the new OS
+    once the create script succeeded: they are permanent, like in Ganeti
+    2.16 where ``-O`` replaces the saved parameters; unlike it, parameters
+    not named are kept rather than dropped. ``osparams_secret`` is used for
+    this run only and never saved. A failing OS script leaves the
+    configuration (OS and parameters) unchanged and its error quotes the
+    script's log.
+    """
+
+    HPATH = "instance-reinstall"
+
+    def CheckPrereq(self) -> None:
+        """Down, not offline, has disks, node online; OS and parameters valid."""
+        super().CheckPrereq()
+        inst, op, cfg = self.instance, self.op, self.cfg
+        iu.CheckNodeOnline(cfg, inst.primary_node,
+                           "Instance primary node offline, cannot reinstall")
+        if not cfg.GetInstanceDisks(inst.uuid):
+            raise errors.OpPrereqError(f"Instance '{inst.name}' has no disks",
+                                       errors.ECODE_INVAL)
+        iu.CheckInstanceDown(self, inst, {constants.ADMINST_DOWN}, "cannot reinstall")
+        self.os_name = op.os_type or inst.os
+        if not self.os_name:
+            raise errors.OpPrereqError(
+                f"Instance '{inst.name}' has no OS; give one with -o/--os-type",
+                errors.ECODE_INVAL)
+        self.new_osparams = MergeParams(inst.osparams, op.osparams or {})
+        self.new_osparams_private = MergeParams(inst.osparams_private,
+                                                op.osparams_private or {})
+        self.osparams_secret = dict(op.osparams_secret or {})
+        cluster = cfg.GetClusterInfo()
+        self.filled_osparams = cluster.SimpleFillOS(
+            self.os_name, self.new_osparams, self.new_osparams_private)
+        self.filled_osparams.update(self.osparams_secret)
+        for node_uuid in cfg.GetInstanceNodes(inst.uuid):
+            result = self.rpc.call_os_validate(
+                [node_uuid], True, self.os_name, [constants.OS_VALIDATE_PARAMETERS],
+                self.filled_osparams, op.force_variant)[node_uuid]
+            result.Raise(f"OS '{self.os_name}' not usable on node"
+                         f" {iu.NodeName(cfg, node_uuid)}", prereq=True,
+                         ecode=errors.ECODE_INVAL)
+
+    def Exec(self, feedback_fn: FeedbackFn) -> None:
+        """Disks up, OS create script (reinstall), disks down, then save the
+        OS and its parameters."""
+        inst, op, cfg = self.instance, self.op, self.cfg
+        if op.os_type is not None and op.os_type != inst.os:
+            feedback_fn(f"Changing OS scripts to '{op.os_type}'...")
+        # The script runs with the new OS and parameters; the configuration
+        # gets them only once it succeeded
+        target = inst.Copy()
+        target.os = self.os_name
+        target.osparams = self.new_osparams
+        target.osparams_private = self.new_osparams_private
+        inst_dict = iu.InstanceRpcDict(cfg, target)
+        inst_dict["osparams"] = dict(self.filled_osparams)
+        AssembleInstanceDisks(self, inst)
+        try:
+            feedback_fn("Running the instance OS create scripts...")
+            result = self.rpc.call_instance_os_add(
+                inst.primary_node, inst_dict, True, getattr(op, "debug_level", 0) or 0)
+            result.Raise(f"Could not install OS for instance '{inst.name}' on node"
+                         f" '{iu.NodeName(cfg, inst.primary_node)}'")
+        finally:
+            iu.ShutdownInstanceDisks(self, inst)
+        current = cfg.GetInstanceInfo(inst.uuid)
+        if (current.os, current.osparams, current.osparams_private) != \
+                (target.os, target.osparams, target.osparams_private):
+            current.os = target.os
+            current.osparams = target.osparams
+            current.osparams_private = target.osparams_private
+            cfg.Update(current, feedback_fn)

@@ -285,6 +285,33 @@ def CheckNodeFreeStorage(lu: LogicalUnit, node: objects.Node, disk_template: str
             f" needed {requested} MiB, available {free} MiB", errors.ECODE_NORES)
 
 
+def CheckNicsBridgesExist(lu: LogicalUnit, nics: list[objects.NIC], node_uuid: str) -> None:
+    """OpPrereqError (ECODE_ENVIRON) naming the node and the bridges it lacks
+    for the bridged NICs of ``nics`` (parameters filled with the cluster's)."""
+    cfg: Any = lu.cfg
+    cluster = cfg.GetClusterInfo()
+    bridges = []
+    for nic in nics:
+        params = cluster.SimpleFillNIC(nic.nicparams or {})
+        link = params.get(constants.NIC_LINK)
+        if params.get(constants.NIC_MODE) == constants.NIC_MODE_BRIDGED and link and \
+                link not in bridges:
+            bridges.append(link)
+    if not bridges:
+        return
+    node = NodeName(cfg, node_uuid)
+    result = lu.rpc.call_bridges_exist(node_uuid, bridges)
+    result.Raise(f"Error checking bridges on node {node}", prereq=True,
+                 ecode=errors.ECODE_ENVIRON)
+    missing = result.payload or []
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise errors.OpPrereqError(
+            f"Missing bridge{plural} {', '.join(missing)} on node {node} (needed by the"
+            " bridged NICs; create it, or give the NIC another link)",
+            errors.ECODE_ENVIRON)
+
+
 def CheckNodeOnline(cfg: Any, node_uuid: str, msg: str | None = None) -> None:
     """OpPrereqError (ECODE_STATE) if the node is offline."""
     node = cfg.GetNodeInfo(node_uuid)
@@ -375,14 +402,10 @@ def FormatIPolicyViolations(instance_name: str, violations: list[str]) -> str:
 
 def InstanceVcpusOnNode(cfg: Any, node_uuid: str) -> int:
     """The virtual CPUs of the instances whose primary node is ``node_uuid``."""
-    cluster = cfg.GetClusterInfo()
-    primary, _ = cfg.GetNodeInstances(node_uuid)
-    total = 0
-    for inst_uuid in primary:
-        inst = cfg.GetInstanceInfo(inst_uuid)
-        if inst is not None:
-            total += int(cluster.FillBE(inst).get(constants.BE_VCPUS) or 0)
-    return total
+    # Read-only snapshot: copying every instance would cost more than the sum
+    snap = cfg.GetReadOnlySnapshot()
+    return sum(int(snap.cluster.FillBE(inst).get(constants.BE_VCPUS) or 0)
+               for inst in snap.instances.values() if inst.primary_node == node_uuid)
 
 
 def StartInstanceOnNode(lu: LogicalUnit, instance: objects.Instance,
@@ -403,3 +426,28 @@ def StartInstanceOnNode(lu: LogicalUnit, instance: objects.Instance,
 def NiceSize(mib: int) -> str:
     """A size for messages ("1.0G")."""
     return utils.FormatUnit(mib, "h")
+
+
+def CheckInstanceDown(lu: LogicalUnit, instance: objects.Instance,
+                      allowed_states: frozenset[str] | set[str], msg: str) -> None:
+    """OpPrereqError (ECODE_STATE) unless the instance's admin state is one
+    of ``allowed_states`` and it is not running on its primary node (asked
+    unless that node is offline); ``msg`` ends the message, e.g. "cannot
+    reinstall"."""
+    if instance.admin_state not in allowed_states:
+        raise errors.OpPrereqError(
+            f"Instance '{instance.name}' is marked to be {instance.admin_state}, {msg}",
+            errors.ECODE_STATE)
+    cfg: Any = lu.cfg
+    node = cfg.GetNodeInfo(instance.primary_node)
+    if node is not None and node.offline:
+        lu.LogWarning("Primary node offline, ignoring check that instance is down")
+        return
+    hvp = cfg.GetClusterInfo().FillHV(instance)
+    result = lu.rpc.call_instance_info([instance.primary_node], instance.name,
+                                       instance.hypervisor, hvp)[instance.primary_node]
+    result.Raise(f"Error checking node {NodeName(cfg, instance.primary_node)}",
+                 prereq=True, ecode=errors.ECODE_ENVIRON)
+    if result.payload:
+        raise errors.OpPrereqError(f"Instance '{instance.name}' is running, {msg}",
+                                   errors.ECODE_STATE)

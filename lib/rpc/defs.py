@@ -136,6 +136,11 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("node_has_ip_address", TMO_FAST, (_A("address", doc="IP address"),),
             "ganeti.backend.node.HasIpAddress",
             "Check whether the node has the given IP address", single=True),
+    RpcCall("bridges_exist", TMO_URGENT,
+            (_A("bridges_list", doc="Bridge names"),),
+            "ganeti.backend.node.BridgesExist",
+            "Checks if a node has all the bridges given; returns the missing"
+            " ones", single=True),
     RpcCall("test_delay", _TestDelayTimeout, (_A("duration", doc="Seconds"),),
             "ganeti.backend.node.TestDelay",
             "Sleep for a fixed time on the given nodes"),

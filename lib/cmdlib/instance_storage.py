@@ -1,0 +1,468 @@
+"""An instance's disks: grow-disk, activate-disks, deactivate-disks and
+recreate-disks, plus the disk steps other LUs share (assembling and
+shutting down the disks on a node, checking that an instance is down).
+
+File images (``file``, ``sharedfile``) need no assembly beyond existing;
+"activating" a disk makes the node link it under the disk links directory,
+which is what the hypervisor uses. ``disks_active`` in the configuration
+records whether the disks should be active, as in Ganeti.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganeti import constants, errors, locking, objects
+from ganeti.cmdlib import instance_utils as iu
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.node import ExpandNode
+
+#: Admin states in which an instance counts as down (Ganeti's INSTANCE_DOWN)
+INSTANCE_DOWN = frozenset([constants.ADMINST_DOWN])
+#: ... or at least not meant to run (Ganeti's INSTANCE_NOT_RUNNING)
+INSTANCE_NOT_RUNNING = frozenset([constants.ADMINST_DOWN, constants.ADMINST_OFFLINE])
+
+#: Disk parameters recreate-disks may change (Ganeti's)
+_RECREATE_MODIFIABLE = frozenset([constants.IDISK_SIZE, constants.IDISK_MODE,
+                                  constants.IDISK_SPINDLES])
+
+
+# --- shared disk steps -------------------------------------------------------------------
+
+def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
+                      node_uuid: str | None = None) -> bool:
+    """Whether the hypervisor of the node (default: the primary) runs the
+    instance; OpPrereqError (ECODE_ENVIRON) if the node cannot tell."""
+    cfg: Any = lu.cfg
+    node = node_uuid or instance.primary_node
+    hvp = cfg.GetClusterInfo().FillHV(instance)
+    result = lu.rpc.call_instance_info([node], instance.name, instance.hypervisor,
+                                       hvp)[node]
+    result.Raise(f"Can't contact node {iu.NodeName(cfg, node)} for instance"
+                 " information", prereq=True, ecode=errors.ECODE_ENVIRON)
+    return bool(result.payload)
+
+
+def CheckInstanceState(lu: LogicalUnit, instance: objects.Instance,
+                       req_states: frozenset[str], msg: str) -> None:
+    """OpPrereqError (ECODE_STATE) unless the instance's admin state is one
+    of ``req_states`` and, when those exclude "up", it is not running on its
+    primary node (not checked, with a warning, if that node is offline)."""
+    if instance.admin_state not in req_states:
+        raise errors.OpPrereqError(
+            f"Instance '{instance.name}' is marked to be {instance.admin_state}, {msg}",
+            errors.ECODE_STATE)
+    if constants.ADMINST_UP in req_states:
+        return
+    cfg: Any = lu.cfg
+    if cfg.GetNodeInfo(instance.primary_node).offline:
+        lu.LogWarning("Primary node offline, ignoring check that instance is down")
+        return
+    if IsInstanceRunning(lu, instance):
+        raise errors.OpPrereqError(f"Instance {instance.name} is running, {msg}",
+                                   errors.ECODE_STATE)
+
+
+def _InstanceRef(instance: objects.Instance) -> dict[str, Any]:
+    return {"name": instance.name, "hypervisor": instance.hypervisor}
+
+
+def ShutdownDisks(lu: LogicalUnit, instance: objects.Instance,
+                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None,
+                  ignore_failures: bool = True) -> bool:
+    """Shut disks (default: all; then ``disks_active`` is cleared) down on
+    a node (default: the primary). Failures are warnings, or OpExecError
+    unless ``ignore_failures``; returns whether all went well."""
+    cfg: Any = lu.cfg
+    node = node_uuid or instance.primary_node
+    all_disks = cfg.GetInstanceDisks(instance.uuid)
+    if disks is None:
+        cfg.MarkInstanceDisksInactive(instance.uuid)
+        selected = all_disks
+    else:
+        wanted = {disk.uuid for disk in disks}
+        selected = [disk for disk in all_disks if disk.uuid in wanted]
+    ok = True
+    for disk in selected:
+        result = lu.rpc.call_blockdev_shutdown(node, disk.ToDict())
+        if result.fail_msg:
+            text = (f"Could not shut down block device {disk.iv_name} of instance"
+                    f" {instance.name} on node {iu.NodeName(cfg, node)}: {result.fail_msg}")
+            if not ignore_failures:
+                raise errors.OpExecError(text)
+            lu.LogWarning(text)
+            ok = False
+    return ok
+
+
+def AssembleDisks(lu: LogicalUnit, instance: objects.Instance,
+                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None
+                  ) -> list[tuple[str, str, str | None]]:
+    """Activate disks (default: all, then ``disks_active`` is set) on a node
+    (default: the primary); returns (node name, disk name, device path) per
+    disk. On a failure the disks are shut down again and OpExecError says
+    which disk failed and why."""
+    cfg: Any = lu.cfg
+    node = node_uuid or instance.primary_node
+    node_name = iu.NodeName(cfg, node)
+    all_disks = cfg.GetInstanceDisks(instance.uuid)
+    wanted = None if disks is None else {disk.uuid for disk in disks}
+    if wanted is None:
+        cfg.MarkInstanceDisksActive(instance.uuid)
+    info: list[tuple[str, str, str | None]] = []
+    for idx, disk in enumerate(all_disks):
+        if wanted is not None and disk.uuid not in wanted:
+            continue
+        result = lu.rpc.call_blockdev_assemble(node, disk.ToDict(), _InstanceRef(instance),
+                                               True, idx)
+        if result.fail_msg:
+            ShutdownDisks(lu, instance, node, disks)
+            raise errors.OpExecError(
+                f"Cannot activate block device {disk.iv_name} of instance"
+                f" {instance.name} on node {node_name}: {result.fail_msg}")
+        link = result.payload[0] if result.payload else None
+        # Show the device itself (as Ganeti does), the link if the node
+        # cannot say
+        found = lu.rpc.call_blockdev_find(node, disk.ToDict())
+        dev_path = found.payload.get("dev_path") if not found.fail_msg and \
+            isinstance(found.payload, dict) else None
+        info.append((node_name, disk.iv_name, dev_path or link))
+    return info
+
+
+def SetInstancePrimaryNode(lu: LogicalUnit, instance_uuid: str,
+                           node_uuid: str) -> objects.Instance:
+    """Make ``node_uuid`` the primary node of a non-mirrored or externally
+    mirrored instance (its disks move with it); returns the instance."""
+    cfg: Any = lu.cfg
+    for disk in cfg.GetInstanceDisks(instance_uuid):
+        if list(disk.nodes or []) != [node_uuid]:
+            disk.nodes = [node_uuid]
+            cfg.Update(disk)
+    inst = cfg.GetInstanceInfo(instance_uuid)
+    inst.primary_node = node_uuid
+    cfg.Update(inst)
+    return cfg.GetInstanceInfo(instance_uuid)
+
+
+def CheckTargetNode(cfg: Any, node_uuid: str) -> objects.Node:
+    """OpPrereqError (ECODE_STATE) unless the node can take instances:
+    online, not drained, vm_capable."""
+    node = cfg.GetNodeInfo(node_uuid)
+    if node is None:
+        raise errors.OpPrereqError(f"Node '{node_uuid}' not known", errors.ECODE_NOENT)
+    if node.offline:
+        raise errors.OpPrereqError(f"Can't use offline node {node.name}",
+                                   errors.ECODE_STATE)
+    if node.drained:
+        raise errors.OpPrereqError(f"Can't use drained node {node.name}",
+                                   errors.ECODE_STATE)
+    if not node.vm_capable:
+        raise errors.OpPrereqError(f"Can't use non-vm_capable node {node.name}",
+                                   errors.ECODE_STATE)
+    return node
+
+
+def CheckDiskSizePolicy(ipolicy: dict[str, Any], instance_name: str, idx: int,
+                        size: int) -> None:
+    """OpPrereqError (ECODE_INVAL) unless ``size`` fits the disk size range of
+    one of the policy's min/max pairs."""
+    ranges = []
+    for minmax in ipolicy.get(constants.ISPECS_MINMAX) or []:
+        low = minmax[constants.ISPECS_MIN].get(constants.ISPEC_DISK_SIZE)
+        high = minmax[constants.ISPECS_MAX].get(constants.ISPEC_DISK_SIZE)
+        if low is None or high is None or low <= size <= high:
+            return
+        ranges.append(f"[{low}, {high}]")
+    if ranges:
+        raise errors.OpPrereqError(
+            f"Instance {instance_name} would not meet the instance policy: disk {idx}"
+            f" size value {size} is not in range {' or '.join(ranges)} (use"
+            " --ignore-ipolicy to grow it nonetheless)", errors.ECODE_INVAL)
+
+
+def _FindDisk(cfg: Any, instance: objects.Instance, idx: int) -> objects.Disk:
+    disks = cfg.GetInstanceDisks(instance.uuid)
+    if not 0 <= idx < len(disks):
+        raise errors.OpPrereqError(
+            f"Invalid disk index '{idx}': instance {instance.name} has {len(disks)}"
+            " disk(s)", errors.ECODE_INVAL)
+    return disks[idx]
+
+
+# --- grow-disk ---------------------------------------------------------------------------
+
+class LUInstanceGrowDisk(iu.InstanceLU):
+    """Grow one disk of an instance (never shrink)."""
+
+    HPATH = "disk-grow"
+    LOCK_NODE_RES = True
+
+    def CheckPrereq(self) -> None:
+        """The disk exists and can grow; the node has the room."""
+        super().CheckPrereq()
+        inst, op = self.instance, self.op
+        template = self.cfg.GetInstanceDiskTemplate(inst.uuid)
+        if template not in constants.DTS_FILEBASED:
+            raise errors.OpPrereqError(
+                f"Instance's disk layout '{template}' does not support growing",
+                errors.ECODE_INVAL)
+        self.template = template
+        self.disk = _FindDisk(self.cfg, inst, op.disk)
+        iu.CheckNodeOnline(self.cfg, inst.primary_node)
+        current = int(self.disk.size)
+        if op.absolute:
+            self.target = op.amount
+            self.delta = op.amount - current
+            if self.delta < 0:
+                raise errors.OpPrereqError(
+                    f"Requested size ({iu.NiceSize(self.target)}) is smaller than the"
+                    f" current size of disk {op.disk} ({iu.NiceSize(current)});"
+                    " disks cannot shrink", errors.ECODE_STATE)
+        else:
+            self.delta = op.amount
+            self.target = current + op.amount
+        if self.delta > 0:
+            node = self.cfg.GetNodeInfo(inst.primary_node)
+            if not op.ignore_ipolicy:
+                CheckDiskSizePolicy(self.cfg.GetGroupIPolicy(self.cfg.GetNodeGroup(node.group)),
+                                    inst.name, op.disk, self.target)
+            iu.CheckNodeFreeStorage(self, node, template, self.delta)
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """The instance variables plus DISK, AMOUNT and ABSOLUTE."""
+        env = super().BuildHooksEnv()
+        env.update({"DISK": self.op.disk, "AMOUNT": self.op.amount,
+                    "ABSOLUTE": self.op.absolute})
+        return env
+
+    def Exec(self, feedback_fn: FeedbackFn) -> None:
+        """Dry run, then grow the image; record the new size."""
+        inst, disk, node = self.instance, self.disk, self.instance.primary_node
+        node_name = iu.NodeName(self.cfg, node)
+        if self.delta == 0:
+            feedback_fn(f"Disk {self.op.disk} of instance {inst.name} already has"
+                        f" {iu.NiceSize(self.target)}, nothing to do")
+            return
+        feedback_fn(f"Growing disk {self.op.disk} of instance '{inst.name}' by"
+                    f" {iu.NiceSize(self.delta)} to {iu.NiceSize(self.target)}")
+        was_active = inst.disks_active
+        AssembleDisks(self, inst, disks=[disk])
+        result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, True, True,
+                                             False)
+        if result.fail_msg:
+            if not was_active:
+                ShutdownDisks(self, inst, disks=[disk])
+            raise errors.OpExecError(f"Dry-run grow request failed to node {node_name}:"
+                                     f" {result.fail_msg}")
+        for backingstore in (True, False):
+            result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, False,
+                                                 backingstore, False)
+            if result.fail_msg:
+                raise errors.OpExecError(f"Grow request failed to node {node_name}:"
+                                         f" {result.fail_msg}")
+        disk = self.cfg.GetDiskInfo(disk.uuid)
+        disk.size = self.target
+        self.cfg.Update(disk)
+        # File images have nothing to resync, so wait_for_sync has no effect
+        if not was_active and inst.admin_state != constants.ADMINST_UP:
+            ShutdownDisks(self, inst, disks=[disk])
+
+
+# --- activate-disks / deactivate-disks --------------------------------------------------------
+
+class LUInstanceActivateDisks(iu.InstanceLU):
+    """Activate an instance's disks on its primary node."""
+
+    HPATH = None
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """No hooks."""
+        return {}
+
+    def BuildHooksNodes(self) -> Any:
+        """No hooks."""
+        return None
+
+    def CheckPrereq(self) -> None:
+        """The primary node must be online."""
+        super().CheckPrereq()
+        iu.CheckNodeOnline(self.cfg, self.instance.primary_node)
+
+    def Exec(self, feedback_fn: FeedbackFn) -> list[tuple[str, str, str | None]]:
+        """Assemble every disk; return (node, disk name, device) for each.
+
+        File images are not checked against the recorded size, so
+        ``ignore_size`` changes nothing for them; nor do they resync.
+        """
+        return AssembleDisks(self, self.instance)
+
+
+class LUInstanceDeactivateDisks(iu.InstanceLU):
+    """Deactivate an instance's disks (the instance must be down unless
+    forced)."""
+
+    HPATH = None
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """No hooks."""
+        return {}
+
+    def BuildHooksNodes(self) -> Any:
+        """No hooks."""
+        return None
+
+    def CheckPrereq(self) -> None:
+        """Without force, the instance must be marked down and not run."""
+        super().CheckPrereq()
+        if not self.op.force:
+            CheckInstanceState(self, self.instance, INSTANCE_DOWN, "cannot shutdown disks")
+
+    def Exec(self, feedback_fn: FeedbackFn) -> None:
+        """Shut every disk down and record them inactive."""
+        ShutdownDisks(self, self.instance)
+
+
+# --- recreate-disks ---------------------------------------------------------------------------
+
+class LUInstanceRecreateDisks(iu.InstanceLU):
+    """Recreate missing disks (empty), optionally on another node."""
+
+    HPATH = "instance-recreate-disks"
+    LOCK_NODE_RES = True
+
+    def CheckArguments(self) -> None:
+        """Disk indices unique, only modifiable parameters, nodes or allocator."""
+        specs: dict[int, dict[str, Any]] = {}
+        for entry in self.op.disks or []:
+            idx, params = (entry, {}) if isinstance(entry, int) else (entry[0], entry[1])
+            if idx in specs:
+                raise errors.OpPrereqError(
+                    f"Some disks have been specified more than once: {idx}",
+                    errors.ECODE_INVAL)
+            bad = sorted(set(params) - _RECREATE_MODIFIABLE)
+            if bad:
+                raise errors.OpPrereqError(
+                    f"Parameters for disk {idx} try to change unmodifiable"
+                    f" parameter(s): {', '.join(bad)}", errors.ECODE_INVAL)
+            size = params.get(constants.IDISK_SIZE)
+            if size is not None and (not isinstance(size, int) or size <= 0):
+                raise errors.OpPrereqError(
+                    f"Invalid size {size!r} for disk {idx}: must be a positive number"
+                    " of MiB", errors.ECODE_INVAL)
+            mode = params.get(constants.IDISK_MODE)
+            if mode is not None and mode not in constants.DISK_ACCESS_SET:
+                raise errors.OpPrereqError(f"Invalid mode '{mode}' for disk {idx}",
+                                           errors.ECODE_INVAL)
+            specs[idx] = dict(params)
+        self.specs = specs
+        if self.op.iallocator:
+            if self.op.nodes:
+                raise errors.OpPrereqError("Give either the iallocator or the new nodes",
+                                           errors.ECODE_INVAL)
+            raise errors.OpPrereqError(
+                f"Iallocator '{self.op.iallocator}' cannot be used: instance allocators"
+                " are not supported yet; give the new node with -n",
+                errors.ECODE_INVAL)
+
+    def ExpandNames(self) -> None:
+        """The instance, its nodes and the new nodes."""
+        super().ExpandNames()
+        self.new_nodes = [ExpandNode(self.cfg, name) for name in self.op.nodes or []]
+        self.op.node_uuids = [node.uuid for node in self.new_nodes] or None
+        self.op.nodes = [node.name for node in self.new_nodes]
+
+    def DeclareLocks(self, level: int) -> None:
+        """The instance's nodes plus the new ones."""
+        super().DeclareLocks(level)
+        if level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
+                self.needed_locks is not None and level in self.needed_locks:
+            for uuid in self.op.node_uuids or []:
+                if uuid not in self.needed_locks[level]:
+                    self.needed_locks[level].append(uuid)
+
+    def CheckPrereq(self) -> None:
+        """Instance down, valid indices, target usable, disks missing there."""
+        super().CheckPrereq()
+        inst, cfg = self.instance, self.cfg
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        if not disks:
+            raise errors.OpPrereqError(f"Instance '{inst.name}' has no disks",
+                                       errors.ECODE_INVAL)
+        current_nodes = cfg.GetInstanceNodes(inst.uuid)
+        if self.op.node_uuids:
+            if len(self.op.node_uuids) != len(current_nodes):
+                raise errors.OpPrereqError(
+                    f"Instance {inst.name} currently has {len(current_nodes)} nodes, but"
+                    f" new node list has {len(self.op.node_uuids)} nodes",
+                    errors.ECODE_INVAL)
+            self.target_uuid = self.op.node_uuids[0]
+            CheckTargetNode(cfg, self.target_uuid)
+        else:
+            self.target_uuid = inst.primary_node
+            iu.CheckNodeOnline(cfg, inst.primary_node,
+                               f"Instance {inst.name}'s primary node is offline; give"
+                               " a new node with -n")
+        CheckInstanceState(self, inst, INSTANCE_NOT_RUNNING, "cannot recreate disks")
+        if self.specs:
+            maxidx = max(self.specs)
+            if maxidx >= len(disks):
+                raise errors.OpPrereqError(f"Invalid disk index '{maxidx}'",
+                                           errors.ECODE_INVAL)
+        selected = sorted(self.specs) if self.specs else list(range(len(disks)))
+        if self.op.node_uuids and selected != list(range(len(disks))):
+            raise errors.OpPrereqError("Can't recreate disks partially and change the"
+                                       " nodes at the same time", errors.ECODE_INVAL)
+        self.selected = selected
+        target_name = iu.NodeName(cfg, self.target_uuid)
+        for idx in selected:
+            result = self.rpc.call_blockdev_find(self.target_uuid, disks[idx].ToDict())
+            result.Raise(f"Can't check disk {idx} on node {target_name}", prereq=True,
+                         ecode=errors.ECODE_ENVIRON)
+            if result.payload:
+                raise errors.OpPrereqError(
+                    f"Disk {idx} of instance {inst.name} already exists on node"
+                    f" {target_name}; recreate-disks only recreates missing disks",
+                    errors.ECODE_STATE)
+        needed = sum(self.specs.get(idx, {}).get(constants.IDISK_SIZE, disks[idx].size)
+                     for idx in selected)
+        iu.CheckNodeFreeStorage(self, cfg.GetNodeInfo(self.target_uuid),
+                                cfg.GetInstanceDiskTemplate(inst.uuid), needed)
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        """The instance variables (with the new primary node, if any)."""
+        from ganeti import hooksmaster
+        override = {}
+        if self.op.node_uuids:
+            override["INSTANCE_PRIMARY"] = iu.NodeName(self.cfg, self.target_uuid)
+        return hooksmaster.BuildInstanceHookEnv(self.cfg, self.instance, override)
+
+    def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
+        """The master, the instance's nodes and the new ones."""
+        pre, _ = super().BuildHooksNodes()
+        nodes = list(dict.fromkeys(pre + list(self.op.node_uuids or [])))
+        return nodes, nodes
+
+    def Exec(self, feedback_fn: FeedbackFn) -> None:
+        """Record new node and parameters, then create the disks empty."""
+        inst, cfg = self.instance, self.cfg
+        if self.target_uuid != inst.primary_node:
+            feedback_fn(f"Moving instance {inst.name} to node"
+                        f" {iu.NodeName(cfg, self.target_uuid)}")
+            inst = SetInstancePrimaryNode(self, inst.uuid, self.target_uuid)
+            self.instance = inst
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        for idx, params in self.specs.items():
+            disk = disks[idx]
+            changed = False
+            if params.get(constants.IDISK_SIZE) not in (None, disk.size):
+                disk.size = params[constants.IDISK_SIZE]
+                changed = True
+            if params.get(constants.IDISK_MODE) not in (None, disk.mode):
+                disk.mode = params[constants.IDISK_MODE]
+                changed = True
+            if changed:
+                cfg.Update(disk)
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        iu.CreateDisks(self, inst, [disks[idx] for idx in self.selected], self.target_uuid,
+                       feedback_fn)
