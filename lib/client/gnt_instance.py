@@ -170,12 +170,13 @@ def _FormatList(value: Any) -> str:
     return ",".join(str(item) for item in value) if value else ""
 
 
+#: List-valued fields shown comma-separated (Ganeti's set, plus a few of ours)
 _LIST_FORMAT = {
-    "tags": (_FormatList, False),
-    "snodes": (_FormatList, False),
-    "nic.macs": (_FormatList, False),
+    **dict.fromkeys(["tags", "snodes", "snodes.group", "snodes.group.uuid",
+                     "nic.macs", "nic.modes", "nic.links", "nic.bridges", "nic.networks",
+                     "nic.names", "nic.uuids", "disk.sizes", "disk.spindles",
+                     "disk.names", "disk.uuids"], (_FormatList, False)),
     "nic.ips": (lambda v: ",".join(str(i) if i else "-" for i in v or []), False),
-    "disk.sizes": (_FormatList, False),
 }
 
 

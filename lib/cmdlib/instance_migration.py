@@ -126,7 +126,7 @@ class TLMigrateInstance(Tasklet):
                 running = False
                 reason = f"its node {source.name} is offline"
             else:
-                running = ist.IsInstanceRunning(lu, inst)
+                running = iu.IsInstanceRunning(lu, inst)
                 reason = f"instance {inst.name} is not running"
             if not running:
                 if self.fallback:
@@ -192,7 +192,7 @@ class TLMigrateInstance(Tasklet):
                     f"Could not shutdown instance {inst.name} on node"
                     f" {self._Name(source)}: {result.fail_msg}")
         fb("* deactivating the instance's disks on source node")
-        if not ist.ShutdownDisks(self.lu, inst, source) and \
+        if not iu.ShutdownDisks(self.lu, inst, source) and \
                 not (self.ignore_consistency or source_offline):
             raise errors.OpExecError("Can't shut down the instance's disks")
         inst = ist.SetInstancePrimaryNode(self.lu, inst.uuid, target)
@@ -200,12 +200,12 @@ class TLMigrateInstance(Tasklet):
         if inst.admin_state != constants.ADMINST_UP:
             return
         fb(f"* activating the instance's disks on target node {self._Name(target)}")
-        ist.AssembleDisks(self.lu, inst, target)
+        iu.AssembleDisks(self.lu, inst, target)
         fb(f"* starting the instance on the target node {self._Name(target)}")
         result = self.rpc.call_instance_start(target, self._Dict(inst), False,
                                               getattr(self.lu.op, "reason", None) or [])
         if result.fail_msg:
-            ist.ShutdownDisks(self.lu, inst, target)
+            iu.ShutdownDisks(self.lu, inst, target)
             raise errors.OpExecError(f"Could not start instance {inst.name} on node"
                                      f" {self._Name(target)}: {result.fail_msg}")
 
@@ -225,7 +225,7 @@ class TLMigrateInstance(Tasklet):
             self.lu.LogWarning(f"Aborting migration failed on source node"
                                f" {self._Name(self.source_node_uuid)}: {result.fail_msg}")
         if self.cfg.GetInstanceDisks(inst.uuid):
-            ist.ShutdownDisks(self.lu, inst, self.target_node_uuid,
+            iu.ShutdownDisks(self.lu, inst, self.target_node_uuid,
                               disks=self.cfg.GetInstanceDisks(inst.uuid))
 
     def _Failed(self, what: str, msg: str) -> errors.OpExecError:
@@ -306,7 +306,7 @@ class TLMigrateInstance(Tasklet):
         disks = self.cfg.GetInstanceDisks(inst.uuid)
         if disks:
             fb(f"* deactivating the instance's disks on {self._Name(source)}")
-            ist.ShutdownDisks(self.lu, inst, source, disks=disks)
+            iu.ShutdownDisks(self.lu, inst, source, disks=disks)
         fb("* done")
 
     def _ExecCleanup(self) -> None:
@@ -347,7 +347,7 @@ class TLMigrateInstance(Tasklet):
             stale = target
         disks = self.cfg.GetInstanceDisks(inst.uuid)
         if disks:
-            ist.ShutdownDisks(self.lu, self.instance, stale, disks=disks)
+            iu.ShutdownDisks(self.lu, self.instance, stale, disks=disks)
         fb("* done")
 
     def Exec(self, feedback_fn: FeedbackFn) -> None:

@@ -213,21 +213,6 @@ class LUInstanceConsole(iu.InstanceLU):
         return console
 
 
-def AssembleInstanceDisks(lu: Any, instance: objects.Instance) -> None:
-    """Assemble the instance's disks on its primary node for an OS script;
-    on a failure shut those assembled down again and raise OpExecError."""
-    cfg = lu.cfg
-    inst_dict = {"name": instance.name, "hypervisor": instance.hypervisor}
-    for idx, disk in enumerate(cfg.GetInstanceDisks(instance.uuid)):
-        result = lu.rpc.call_blockdev_assemble(instance.primary_node, disk.ToDict(),
-                                               inst_dict, True, idx)
-        if result.fail_msg:
-            iu.ShutdownInstanceDisks(lu, instance)
-            raise errors.OpExecError(
-                f"Cannot activate disk {idx} of instance {instance.name} on node"
-                f" {iu.NodeName(cfg, instance.primary_node)}: {result.fail_msg}")
-
-
 class LUInstanceReinstall(iu.InstanceLU):
     """Reinstall the OS of a stopped instance, optionally changing it.
 
@@ -259,7 +244,8 @@ class LUInstanceReinstall(iu.InstanceLU):
         if not cfg.GetInstanceDisks(inst.uuid):
             raise errors.OpPrereqError(f"Instance '{inst.name}' has no disks",
                                        errors.ECODE_INVAL)
-        iu.CheckInstanceDown(self, inst, {constants.ADMINST_DOWN}, "cannot reinstall")
+        iu.CheckInstanceState(self, inst, frozenset([constants.ADMINST_DOWN]),
+                              "cannot reinstall")
         self.os_name = op.os_type or inst.os
         if not self.os_name:
             raise errors.OpPrereqError(
@@ -295,7 +281,9 @@ class LUInstanceReinstall(iu.InstanceLU):
         target.osparams_private = self.new_osparams_private
         inst_dict = iu.InstanceRpcDict(cfg, target)
         inst_dict["osparams"] = dict(self.filled_osparams)
-        AssembleInstanceDisks(self, inst)
+        # Assembled for the script only: disks_active stays as it is
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        iu.AssembleDisks(self, inst, disks=disks)
         try:
             feedback_fn("Running the instance OS create scripts...")
             result = self.rpc.call_instance_os_add(
@@ -303,7 +291,7 @@ class LUInstanceReinstall(iu.InstanceLU):
             result.Raise(f"Could not install OS for instance '{inst.name}' on node"
                          f" '{iu.NodeName(cfg, inst.primary_node)}'")
         finally:
-            iu.ShutdownInstanceDisks(self, inst)
+            iu.ShutdownDisks(self, inst, disks=disks)
         current = cfg.GetInstanceInfo(inst.uuid)
         if (current.os, current.osparams, current.osparams_private) != \
                 (target.os, target.osparams, target.osparams_private):

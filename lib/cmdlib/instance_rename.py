@@ -21,7 +21,6 @@ from typing import Any
 from ganeti import constants, errors, locking, utils
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
-from ganeti.cmdlib.instance_operation import AssembleInstanceDisks
 
 
 def CheckNewInstanceName(name: str) -> str:
@@ -65,8 +64,9 @@ class LUInstanceRename(LogicalUnit):
                                        errors.ECODE_NOENT)
         self.instance = inst
         iu.CheckNodeOnline(cfg, inst.primary_node)
-        iu.CheckInstanceDown(self, inst, {constants.ADMINST_DOWN, constants.ADMINST_OFFLINE},
-                             "cannot rename")
+        iu.CheckInstanceState(self, inst, frozenset([constants.ADMINST_DOWN,
+                                                      constants.ADMINST_OFFLINE]),
+                              "cannot rename")
         new_name = op.new_name
         if op.name_check:
             try:
@@ -147,8 +147,10 @@ class LUInstanceRename(LogicalUnit):
             if new_name not in self.glm.names(locking.LEVEL_INSTANCE):
                 self.glm.add(locking.LEVEL_INSTANCE, [new_name])
         renamed = cfg.GetInstanceInfo(inst.uuid)
+        # Assembled for the script only: disks_active stays as it is
+        disks = cfg.GetInstanceDisks(inst.uuid)
         try:
-            AssembleInstanceDisks(self, renamed)
+            iu.AssembleDisks(self, renamed, disks=disks)
         except errors.OpExecError as err:
             self.LogWarning(f"Not running the OS rename script of instance {new_name}"
                             f" (but the instance has been renamed in Ganeti): {err}")
@@ -161,5 +163,5 @@ class LUInstanceRename(LogicalUnit):
                         f" {iu.NodeName(cfg, pnode)} (but the instance has been renamed"
                         " in Ganeti)", self.LogWarning)
         finally:
-            iu.ShutdownInstanceDisks(self, renamed)
+            iu.ShutdownDisks(self, renamed, disks=disks)
         return new_name

@@ -27,109 +27,6 @@ _RECREATE_MODIFIABLE = frozenset([constants.IDISK_SIZE, constants.IDISK_MODE,
                                   constants.IDISK_SPINDLES])
 
 
-# --- shared disk steps -------------------------------------------------------------------
-
-def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
-                      node_uuid: str | None = None) -> bool:
-    """Whether the hypervisor of the node (default: the primary) runs the
-    instance; OpPrereqError (ECODE_ENVIRON) if the node cannot tell."""
-    cfg: Any = lu.cfg
-    node = node_uuid or instance.primary_node
-    hvp = cfg.GetClusterInfo().FillHV(instance)
-    result = lu.rpc.call_instance_info([node], instance.name, instance.hypervisor,
-                                       hvp)[node]
-    result.Raise(f"Can't contact node {iu.NodeName(cfg, node)} for instance"
-                 " information", prereq=True, ecode=errors.ECODE_ENVIRON)
-    return bool(result.payload)
-
-
-def CheckInstanceState(lu: LogicalUnit, instance: objects.Instance,
-                       req_states: frozenset[str], msg: str) -> None:
-    """OpPrereqError (ECODE_STATE) unless the instance's admin state is one
-    of ``req_states`` and, when those exclude "up", it is not running on its
-    primary node (not checked, with a warning, if that node is offline)."""
-    if instance.admin_state not in req_states:
-        raise errors.OpPrereqError(
-            f"Instance '{instance.name}' is marked to be {instance.admin_state}, {msg}",
-            errors.ECODE_STATE)
-    if constants.ADMINST_UP in req_states:
-        return
-    cfg: Any = lu.cfg
-    if cfg.GetNodeInfo(instance.primary_node).offline:
-        lu.LogWarning("Primary node offline, ignoring check that instance is down")
-        return
-    if IsInstanceRunning(lu, instance):
-        raise errors.OpPrereqError(f"Instance {instance.name} is running, {msg}",
-                                   errors.ECODE_STATE)
-
-
-def _InstanceRef(instance: objects.Instance) -> dict[str, Any]:
-    return {"name": instance.name, "hypervisor": instance.hypervisor}
-
-
-def ShutdownDisks(lu: LogicalUnit, instance: objects.Instance,
-                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None,
-                  ignore_failures: bool = True) -> bool:
-    """Shut disks (default: all; then ``disks_active`` is cleared) down on
-    a node (default: the primary). Failures are warnings, or OpExecError
-    unless ``ignore_failures``; returns whether all went well."""
-    cfg: Any = lu.cfg
-    node = node_uuid or instance.primary_node
-    all_disks = cfg.GetInstanceDisks(instance.uuid)
-    if disks is None:
-        cfg.MarkInstanceDisksInactive(instance.uuid)
-        selected = all_disks
-    else:
-        wanted = {disk.uuid for disk in disks}
-        selected = [disk for disk in all_disks if disk.uuid in wanted]
-    ok = True
-    for disk in selected:
-        result = lu.rpc.call_blockdev_shutdown(node, disk.ToDict())
-        if result.fail_msg:
-            text = (f"Could not shut down block device {disk.iv_name} of instance"
-                    f" {instance.name} on node {iu.NodeName(cfg, node)}: {result.fail_msg}")
-            if not ignore_failures:
-                raise errors.OpExecError(text)
-            lu.LogWarning(text)
-            ok = False
-    return ok
-
-
-def AssembleDisks(lu: LogicalUnit, instance: objects.Instance,
-                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None
-                  ) -> list[tuple[str, str, str | None]]:
-    """Activate disks (default: all, then ``disks_active`` is set) on a node
-    (default: the primary); returns (node name, disk name, device path) per
-    disk. On a failure the disks are shut down again and OpExecError says
-    which disk failed and why."""
-    cfg: Any = lu.cfg
-    node = node_uuid or instance.primary_node
-    node_name = iu.NodeName(cfg, node)
-    all_disks = cfg.GetInstanceDisks(instance.uuid)
-    wanted = None if disks is None else {disk.uuid for disk in disks}
-    if wanted is None:
-        cfg.MarkInstanceDisksActive(instance.uuid)
-    info: list[tuple[str, str, str | None]] = []
-    for idx, disk in enumerate(all_disks):
-        if wanted is not None and disk.uuid not in wanted:
-            continue
-        result = lu.rpc.call_blockdev_assemble(node, disk.ToDict(), _InstanceRef(instance),
-                                               True, idx)
-        if result.fail_msg:
-            ShutdownDisks(lu, instance, node, disks)
-            raise errors.OpExecError(
-                f"Cannot activate block device {disk.iv_name} of instance"
-                f" {instance.name} on node {node_name}: {result.fail_msg}")
-        link = result.payload[0] if result.payload else None
-        # Show the device itself (as Ganeti does), the link if the node
-        # cannot say
-        found = lu.rpc.call_blockdev_find(node, disk.ToDict())
-        dev_path = found.payload.get("dev_path") if not found.fail_msg and \
-            isinstance(found.payload, dict) else None
-        info.append((node_name, disk.iv_name, dev_path or link))
-    return info
-
-
 def SetInstancePrimaryNode(lu: LogicalUnit, instance_uuid: str,
                            node_uuid: str) -> objects.Instance:
     """Make ``node_uuid`` the primary node of a non-mirrored or externally
@@ -247,12 +144,12 @@ class LUInstanceGrowDisk(iu.InstanceLU):
         feedback_fn(f"Growing disk {self.op.disk} of instance '{inst.name}' by"
                     f" {iu.NiceSize(self.delta)} to {iu.NiceSize(self.target)}")
         was_active = inst.disks_active
-        AssembleDisks(self, inst, disks=[disk])
+        iu.AssembleDisks(self, inst, disks=[disk])
         result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, True, True,
                                              False)
         if result.fail_msg:
             if not was_active:
-                ShutdownDisks(self, inst, disks=[disk])
+                iu.ShutdownDisks(self, inst, disks=[disk])
             raise errors.OpExecError(f"Dry-run grow request failed to node {node_name}:"
                                      f" {result.fail_msg}")
         for backingstore in (True, False):
@@ -266,7 +163,7 @@ class LUInstanceGrowDisk(iu.InstanceLU):
         self.cfg.Update(disk)
         # File images have nothing to resync, so wait_for_sync has no effect
         if not was_active and inst.admin_state != constants.ADMINST_UP:
-            ShutdownDisks(self, inst, disks=[disk])
+            iu.ShutdownDisks(self, inst, disks=[disk])
 
 
 # --- activate-disks / deactivate-disks --------------------------------------------------------
@@ -295,7 +192,7 @@ class LUInstanceActivateDisks(iu.InstanceLU):
         File images are not checked against the recorded size, so
         ``ignore_size`` changes nothing for them; nor do they resync.
         """
-        return AssembleDisks(self, self.instance)
+        return iu.AssembleDisks(self, self.instance)
 
 
 class LUInstanceDeactivateDisks(iu.InstanceLU):
@@ -316,11 +213,11 @@ class LUInstanceDeactivateDisks(iu.InstanceLU):
         """Without force, the instance must be marked down and not run."""
         super().CheckPrereq()
         if not self.op.force:
-            CheckInstanceState(self, self.instance, INSTANCE_DOWN, "cannot shutdown disks")
+            iu.CheckInstanceState(self, self.instance, INSTANCE_DOWN, "cannot shutdown disks")
 
     def Exec(self, feedback_fn: FeedbackFn) -> None:
         """Shut every disk down and record them inactive."""
-        ShutdownDisks(self, self.instance)
+        iu.ShutdownDisks(self, self.instance)
 
 
 # --- recreate-disks ---------------------------------------------------------------------------
@@ -403,7 +300,7 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
             iu.CheckNodeOnline(cfg, inst.primary_node,
                                f"Instance {inst.name}'s primary node is offline; give"
                                " a new node with -n")
-        CheckInstanceState(self, inst, INSTANCE_NOT_RUNNING, "cannot recreate disks")
+        iu.CheckInstanceState(self, inst, INSTANCE_NOT_RUNNING, "cannot recreate disks")
         if self.specs:
             maxidx = max(self.specs)
             if maxidx >= len(disks):

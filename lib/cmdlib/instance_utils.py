@@ -212,19 +212,114 @@ def RemoveDisks(lu: LogicalUnit, disks: list[objects.Disk], node_uuid: str,
 
 def ShutdownInstanceDisks(lu: LogicalUnit, instance: objects.Instance,
                           ignore_failures: bool = True) -> bool:
-    """Shut the instance's disks down on its primary node."""
-    ok = True
+    """Shut all the instance's disks down on its primary node and record
+    them inactive (see :func:`ShutdownDisks`)."""
+    return ShutdownDisks(lu, instance, ignore_failures=ignore_failures)
+
+
+# --- shared disk steps -------------------------------------------------------------------
+
+def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
+                      node_uuid: str | None = None) -> bool:
+    """Whether the hypervisor of the node (default: the primary) runs the
+    instance; OpPrereqError (ECODE_ENVIRON) if the node cannot tell."""
     cfg: Any = lu.cfg
-    for idx, disk in enumerate(cfg.GetInstanceDisks(instance.uuid)):
-        result = lu.rpc.call_blockdev_shutdown(instance.primary_node, disk.ToDict())
+    node = node_uuid or instance.primary_node
+    hvp = cfg.GetClusterInfo().FillHV(instance)
+    result = lu.rpc.call_instance_info([node], instance.name, instance.hypervisor,
+                                       hvp)[node]
+    result.Raise(f"Can't contact node {NodeName(cfg, node)} for instance"
+                 " information", prereq=True, ecode=errors.ECODE_ENVIRON)
+    return bool(result.payload)
+
+
+def CheckInstanceState(lu: LogicalUnit, instance: objects.Instance,
+                       req_states: frozenset[str], msg: str) -> None:
+    """OpPrereqError (ECODE_STATE) unless the instance's admin state is one
+    of ``req_states`` and, when those exclude "up", it is not running on its
+    primary node (not checked, with a warning, if that node is offline)."""
+    if instance.admin_state not in req_states:
+        raise errors.OpPrereqError(
+            f"Instance '{instance.name}' is marked to be {instance.admin_state}, {msg}",
+            errors.ECODE_STATE)
+    if constants.ADMINST_UP in req_states:
+        return
+    cfg: Any = lu.cfg
+    if cfg.GetNodeInfo(instance.primary_node).offline:
+        lu.LogWarning("Primary node offline, ignoring check that instance is down")
+        return
+    if IsInstanceRunning(lu, instance):
+        raise errors.OpPrereqError(f"Instance {instance.name} is running, {msg}",
+                                   errors.ECODE_STATE)
+
+
+def _InstanceRef(instance: objects.Instance) -> dict[str, Any]:
+    return {"name": instance.name, "hypervisor": instance.hypervisor}
+
+
+def ShutdownDisks(lu: LogicalUnit, instance: objects.Instance,
+                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None,
+                  ignore_failures: bool = True) -> bool:
+    """Shut disks (default: all; then ``disks_active`` is cleared) down on
+    a node (default: the primary). Failures are warnings, or OpExecError
+    unless ``ignore_failures``; returns whether all went well."""
+    cfg: Any = lu.cfg
+    node = node_uuid or instance.primary_node
+    all_disks = cfg.GetInstanceDisks(instance.uuid)
+    if disks is None:
+        current = cfg.GetInstanceInfo(instance.uuid)
+        if current is not None and current.disks_active:
+            cfg.MarkInstanceDisksInactive(instance.uuid)
+        selected = all_disks
+    else:
+        wanted = {disk.uuid for disk in disks}
+        selected = [disk for disk in all_disks if disk.uuid in wanted]
+    ok = True
+    for disk in selected:
+        result = lu.rpc.call_blockdev_shutdown(node, disk.ToDict())
         if result.fail_msg:
-            msg = f"Could not shut down disk {idx} of instance {instance.name}:" \
-                f" {result.fail_msg}"
+            text = (f"Could not shut down block device {disk.iv_name} of instance"
+                    f" {instance.name} on node {NodeName(cfg, node)}: {result.fail_msg}")
             if not ignore_failures:
-                raise errors.OpExecError(msg)
-            lu.LogWarning(msg)
+                raise errors.OpExecError(text)
+            lu.LogWarning(text)
             ok = False
     return ok
+
+
+def AssembleDisks(lu: LogicalUnit, instance: objects.Instance,
+                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None
+                  ) -> list[tuple[str, str, str | None]]:
+    """Activate disks (default: all, then ``disks_active`` is set) on a node
+    (default: the primary); returns (node name, disk name, device path) per
+    disk. On a failure the disks are shut down again and OpExecError says
+    which disk failed and why."""
+    cfg: Any = lu.cfg
+    node = node_uuid or instance.primary_node
+    node_name = NodeName(cfg, node)
+    all_disks = cfg.GetInstanceDisks(instance.uuid)
+    wanted = None if disks is None else {disk.uuid for disk in disks}
+    if wanted is None:
+        cfg.MarkInstanceDisksActive(instance.uuid)
+    info: list[tuple[str, str, str | None]] = []
+    for idx, disk in enumerate(all_disks):
+        if wanted is not None and disk.uuid not in wanted:
+            continue
+        result = lu.rpc.call_blockdev_assemble(node, disk.ToDict(), _InstanceRef(instance),
+                                               True, idx)
+        if result.fail_msg:
+            ShutdownDisks(lu, instance, node, disks)
+            raise errors.OpExecError(
+                f"Cannot activate block device {disk.iv_name} of instance"
+                f" {instance.name} on node {node_name}: {result.fail_msg}")
+        link = result.payload[0] if result.payload else None
+        # Show the device itself (as Ganeti does), the link if the node
+        # cannot say
+        found = lu.rpc.call_blockdev_find(node, disk.ToDict())
+        dev_path = found.payload.get("dev_path") if not found.fail_msg and \
+            isinstance(found.payload, dict) else None
+        info.append((node_name, disk.iv_name, dev_path or link))
+    return info
 
 
 # --- node resources -----------------------------------------------------------------------
@@ -245,10 +340,12 @@ def NodeHvInfo(lu: LogicalUnit, node_uuid: str, hvname: str,
 
 
 def CheckNodeFreeMemory(lu: LogicalUnit, node_uuid: str, reason: str, requested: int,
-                        hvname: str, hvparams: dict[str, Any]) -> dict[str, Any]:
+                        hvname: str, hvparams: dict[str, Any],
+                        hv_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """OpPrereqError (ECODE_NORES) unless the node has ``requested`` MiB free;
-    returns the node's hypervisor info."""
-    info = NodeHvInfo(lu, node_uuid, hvname, hvparams)
+    returns the node's hypervisor info (``hv_info``: already fetched, by
+    :func:`NodeHvInfo` under the same locks)."""
+    info = hv_info if hv_info is not None else NodeHvInfo(lu, node_uuid, hvname, hvparams)
     free = info.get("memory_free")
     if not isinstance(free, int):
         raise errors.OpPrereqError(
@@ -426,28 +523,3 @@ def StartInstanceOnNode(lu: LogicalUnit, instance: objects.Instance,
 def NiceSize(mib: int) -> str:
     """A size for messages ("1.0G")."""
     return utils.FormatUnit(mib, "h")
-
-
-def CheckInstanceDown(lu: LogicalUnit, instance: objects.Instance,
-                      allowed_states: frozenset[str] | set[str], msg: str) -> None:
-    """OpPrereqError (ECODE_STATE) unless the instance's admin state is one
-    of ``allowed_states`` and it is not running on its primary node (asked
-    unless that node is offline); ``msg`` ends the message, e.g. "cannot
-    reinstall"."""
-    if instance.admin_state not in allowed_states:
-        raise errors.OpPrereqError(
-            f"Instance '{instance.name}' is marked to be {instance.admin_state}, {msg}",
-            errors.ECODE_STATE)
-    cfg: Any = lu.cfg
-    node = cfg.GetNodeInfo(instance.primary_node)
-    if node is not None and node.offline:
-        lu.LogWarning("Primary node offline, ignoring check that instance is down")
-        return
-    hvp = cfg.GetClusterInfo().FillHV(instance)
-    result = lu.rpc.call_instance_info([instance.primary_node], instance.name,
-                                       instance.hypervisor, hvp)[instance.primary_node]
-    result.Raise(f"Error checking node {NodeName(cfg, instance.primary_node)}",
-                 prereq=True, ecode=errors.ECODE_ENVIRON)
-    if result.payload:
-        raise errors.OpPrereqError(f"Instance '{instance.name}' is running, {msg}",
-                                   errors.ECODE_STATE)
