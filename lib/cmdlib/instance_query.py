@@ -49,26 +49,52 @@ class LUInstanceQueryData(NoHooksLU):
             data["pstatus"] = result.payload
         return data
 
+    def _RunningByNode(self, instances: list[Any]) -> dict[str, set[str] | None]:
+        """{primary node uuid: names of the instances it runs, or None if the
+        node could not tell}, asking every online primary node once."""
+        cluster = self.cfg.GetClusterInfo()
+        nodes: dict[str, set[str]] = {}
+        for inst in instances:
+            node = self.cfg.GetNodeInfo(inst.primary_node)
+            if node is not None and not node.offline:
+                nodes.setdefault(node.uuid, set()).add(inst.hypervisor)
+        running: dict[str, set[str] | None] = {}
+        # One multi-node call per set of hypervisors (nearly always one)
+        by_hvs: dict[tuple[str, ...], list[str]] = {}
+        for node_uuid, hvs in nodes.items():
+            by_hvs.setdefault(tuple(sorted(hvs)), []).append(node_uuid)
+        for hvs, node_uuids in by_hvs.items():
+            hvparams = {hv: cluster.hvparams.get(hv, {}) for hv in hvs}
+            answers = self.rpc.call_instance_list(node_uuids, list(hvs), hvparams)
+            for node_uuid in node_uuids:
+                answer = answers[node_uuid]
+                if answer.fail_msg:
+                    self.LogWarning(f"Error checking node {iu.NodeName(self.cfg, node_uuid)}:"
+                                    f" {answer.fail_msg}")
+                    running[node_uuid] = None
+                else:
+                    running[node_uuid] = set(answer.payload or [])
+        return running
+
     def Exec(self, feedback_fn: FeedbackFn) -> dict[str, dict[str, Any]]:
         """Collect the data of each instance."""
         cfg = self.cfg
         cluster = cfg.GetClusterInfo()
         result: dict[str, dict[str, Any]] = {}
+        instances = []
         for name in self.wanted:
             inst = cfg.GetInstanceInfoByName(name)
             if inst is None:
                 raise errors.OpPrereqError(f"Instance '{name}' not known",
                                            errors.ECODE_NOENT)
+            instances.append(inst)
+        running = {} if self.op.static else self._RunningByNode(instances)
+        for inst in instances:
             run_state = None
             pnode = cfg.GetNodeInfo(inst.primary_node)
-            if not self.op.static and pnode is not None and not pnode.offline:
-                info = self.rpc.call_instance_info(
-                    [pnode.uuid], inst.name, inst.hypervisor,
-                    cluster.FillHV(inst))[pnode.uuid]
-                if info.fail_msg:
-                    self.LogWarning(f"Error checking node {pnode.name}: {info.fail_msg}")
-                else:
-                    run_state = "up" if info.payload else "down"
+            names = running.get(inst.primary_node)
+            if names is not None:
+                run_state = "up" if inst.name in names else "down"
             group = cfg.GetNodeGroup(pnode.group) if pnode is not None else None
             disks = cfg.GetInstanceDisks(inst.uuid)
             nics = []

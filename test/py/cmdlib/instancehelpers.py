@@ -44,6 +44,11 @@ class FakeRpc:
         hv = [{"memory_free": self.memory_free, "memory_total": 8192, "cpu_total": 4}]
         return {node: self._Answer("node_info", ["boot", space, hv]) for node in nodes}
 
+    def call_instance_list(self, nodes, hypervisors, hvparams):
+        self.calls.append(("instance_list", tuple(nodes)))
+        return {node: self._Answer("instance_list", sorted(self.running))
+                for node in nodes}
+
     def call_instance_info(self, nodes, name, hvname, hvparams):
         payload = {"state": "running"} if name in self.running else {}
         return {node: self._Answer("instance_info", payload) for node in nodes}

@@ -57,6 +57,23 @@ def test_lifecycle_lus(ctx):
         _Run(ctx, opcodes.OpInstanceStartup(instance_name=name))
 
 
+def test_query_data_asks_each_node_once(ctx):
+    """Live data of many instances: one instance_list call, not one per instance."""
+    names = [f"inst{i}.example.com" for i in (1, 2, 3)]
+    for name in names:
+        _Run(ctx, _CreateOp(instance_name=name, start=False))
+    ctx.rpc.running = {names[1]}
+    ctx.rpc.calls.clear()
+    data, _ = _Run(ctx, opcodes.OpInstanceQueryData(instances=[], static=False))
+    assert sorted(data) == names
+    assert [data[n]["run_state"] for n in names] == ["down", "up", "down"]
+    assert ctx.rpc.names().count("instance_list") == 1
+    assert "instance_info" not in ctx.rpc.names()
+    ctx.rpc.fail["instance_list"] = "node went away"
+    data, _ = _Run(ctx, opcodes.OpInstanceQueryData(instances=[names[1]], static=False))
+    assert data[names[1]]["run_state"] is None
+
+
 def test_startup_refusals(ctx):
     name = "inst1.example.com"
     _Run(ctx, _CreateOp(start=False))
