@@ -61,11 +61,11 @@ class LUInstanceQueryData(NoHooksLU):
         running: dict[str, set[str] | None] = {}
         # One multi-node call per set of hypervisors (nearly always one)
         by_hvs: dict[tuple[str, ...], list[str]] = {}
-        for node_uuid, hvs in nodes.items():
-            by_hvs.setdefault(tuple(sorted(hvs)), []).append(node_uuid)
-        for hvs, node_uuids in by_hvs.items():
-            hvparams = {hv: cluster.hvparams.get(hv, {}) for hv in hvs}
-            answers = self.rpc.call_instance_list(node_uuids, list(hvs), hvparams)
+        for node_uuid, node_hvs in nodes.items():
+            by_hvs.setdefault(tuple(sorted(node_hvs)), []).append(node_uuid)
+        for hv_names, node_uuids in by_hvs.items():
+            hvparams = {hv: cluster.hvparams.get(hv, {}) for hv in hv_names}
+            answers = self.rpc.call_instance_list(node_uuids, list(hv_names), hvparams)
             for node_uuid in node_uuids:
                 answer = answers[node_uuid]
                 if answer.fail_msg:
