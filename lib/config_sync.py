@@ -1,13 +1,24 @@
 """Configuration distribution: push every saved config to the nodes.
 
 The master daemon registers :class:`ConfigSync` as a save listener of its
-ConfigWriter (:func:`Attach`). After every save, before the save returns
-(and so before the job that made the change is reported done), it uploads
+ConfigWriter (:func:`Attach`) and starts its distributor thread
+(:meth:`ConfigSync.Start`). A save then only records its serial number and
+wakes the thread, which pushes the newest configuration: it uploads
 ``config.data`` to every online master candidate and writes the ssconf
-files on every online node, each call going to all nodes in parallel.
-The master's own ssconf files are written locally. This runs in the
-saving thread, which holds the configuration lock. A node that fails is
-logged, and ``gnt-cluster verify`` reports it; the job is not failed.
+files on the online nodes whose ssconf values differ from those last
+written there (all of them when the values changed, none when they did
+not; a node that failed is retried at the next push). The master's own
+ssconf files are written locally when their values change. Saves that
+arrive while a push runs share the next push, so parallel jobs saving at
+the same time cost one upload, not one each.
+
+Whoever relies on the nodes having the configuration calls
+:meth:`ConfigSync.Flush`, which waits until every configuration saved so
+far has been pushed: the opcode processor does so at the end of every
+opcode (before the post hooks and before the job is reported done). A
+node that fails is logged (``last_failures``), and ``gnt-cluster verify``
+reports it; the job is not failed. Without a started thread (tools, tests)
+each save is pushed at once in the saving thread, as before.
 
 :func:`ComputeAncillaryFiles` says which files are kept identical across
 the cluster; ``redist-conf`` (:func:`RedistributeAncillaryFiles`) ships
@@ -18,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,29 +167,55 @@ def DistributeConfig(cfg: Any, runner: Any, feedback_fn: FeedbackFn = None,
         candidates = [uuid for uuid in candidates if uuid in wanted]
         online = [uuid for uuid in online if uuid in wanted]
     values = cfg.GetSsconfValues()
-    failed: dict[str, str] = {}
+    failed = _WriteMasterSsconf(cfg, values)
+    failed.update(_Push(cfg, runner, candidates, online, values, names, feedback_fn))
+    return failed
+
+
+def _WriteMasterSsconf(cfg: Any, values: dict[str, str]) -> dict[str, str]:
     try:
         ssconf.SimpleStore().WriteFiles(values)
     except (errors.GenericError, OSError) as err:
         logging.error("Cannot write the master's ssconf files: %s", err)
-        failed[cfg.GetMasterNodeName()] = str(err)
+        return {cfg.GetMasterNodeName(): str(err)}
+    return {}
 
-    # Both calls run in this thread, one after the other (each reaches all
-    # its nodes in parallel): the caller holds the configuration lock, and
-    # the runner's resolver reads the configuration
+
+def _Push(cfg: Any, runner: Any, candidates: list[str], ssconf_nodes: list[str],
+          values: dict[str, str], names: dict[str, str],
+          feedback_fn: FeedbackFn, concurrent: bool = False) -> dict[str, str]:
+    """Upload config.data to ``candidates`` and write ssconf on
+    ``ssconf_nodes`` (each call reaching its nodes in parallel); return
+    {node name: error}.
+
+    The two calls run one after the other unless ``concurrent``: a caller
+    holding the configuration lock must not wait for another thread, as
+    the runner's resolver reads the configuration.
+    """
     results: dict[str, dict[str, Any]] = {}
-    for what, node_uuids, call in (
-            ("the configuration", candidates,
-             lambda: runner.call_upload_file(candidates, cfg.cfg_file)),
-            ("the ssconf files", online,
-             lambda: runner.call_write_ssconf_files(online, values))):
-        if not node_uuids:
-            continue
+
+    def _Call(what: str, node_uuids: list[str], call: Callable[[], Any]) -> None:
         try:
             results[what] = call()
         except Exception as err:  # noqa: BLE001 - reported per node below
             logging.exception("Distribution of %s failed", what)
             results[what] = {uuid: _Failure(str(err)) for uuid in node_uuids}
+
+    calls = [(what, node_uuids, call) for what, node_uuids, call in (
+        ("the configuration", candidates,
+         lambda: runner.call_upload_file(candidates, cfg.cfg_file)),
+        ("the ssconf files", ssconf_nodes,
+         lambda: runner.call_write_ssconf_files(ssconf_nodes, values)))
+        if node_uuids]
+    if concurrent and len(calls) > 1:
+        helper = threading.Thread(target=_Call, args=calls[0], name="config-upload")
+        helper.start()
+        _Call(*calls[1])
+        helper.join()
+    else:
+        for args in calls:
+            _Call(*args)
+    failed: dict[str, str] = {}
     for what, res in results.items():
         failed.update(_LogFailures(what, res, names, feedback_fn))
     return failed
@@ -239,21 +278,135 @@ def RedistributeAncillaryFiles(cfg: Any, runner: Any,
 
 
 class ConfigSync:
-    """The save listener: distribute each saved configuration."""
+    """The save listener: distribute saved configurations (see module doc).
+
+    Never call :meth:`Flush` with the configuration lock held: the
+    distributor reads the configuration.
+    """
 
     def __init__(self, cfg: Any, runner: Any) -> None:
         self.cfg = cfg
         self.runner = runner
         #: {node name: error} of the last distribution
         self.last_failures: dict[str, str] = {}
+        #: How many pushes ran (saves coalesce into fewer pushes)
+        self.pushes = 0
+        self._cond = threading.Condition()
+        self._saved = 0      # newest serial saved
+        self._pushed = 0     # every serial up to this one is distributed
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        # (node serial, ssconf values) each node (None: the master) got last
+        self._ssconf_sent: dict[str | None, tuple[int, dict[str, str]]] = {}
+
+    # --- the save listener --------------------------------------------------------------
 
     def __call__(self, serial_no: int, text: str) -> None:
-        logging.debug("Distributing configuration serial %s", serial_no)
+        with self._cond:
+            self._saved = max(self._saved, serial_no)
+            if self._thread is not None:
+                self._cond.notify_all()
+                return
+        self._PushNow(serial_no)
+
+    # --- the distributor thread ---------------------------------------------------------
+
+    def Start(self) -> None:
+        """Start the distributor thread: saves return without waiting."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._pushed = max(self._pushed, self._saved)
+            self._thread = threading.Thread(target=self._Run, name="config-sync",
+                                            daemon=True)
+            self._thread.start()
+
+    def Stop(self, timeout: float | None = None) -> bool:
+        """Push what is pending, then stop the thread; False if it did not end
+        within ``timeout`` seconds. Later saves are pushed synchronously."""
+        with self._cond:
+            thread = self._thread
+            if thread is None:
+                return True
+            self._stopping = True
+            self._cond.notify_all()
+        thread.join(timeout)
+        if thread.is_alive():
+            logging.error("The configuration distributor did not stop in time")
+            return False
+        with self._cond:
+            self._thread = None
+            self._cond.notify_all()
+        return True
+
+    def Flush(self, timeout: float | None = None) -> bool:
+        """Wait until every configuration saved so far is distributed.
+
+        Returns False if ``timeout`` ran out first. Without the thread
+        (saves push synchronously) there is nothing to wait for.
+        """
+        with self._cond:
+            target = self._saved
+            return self._cond.wait_for(
+                lambda: self._pushed >= target or self._thread is None, timeout)
+
+    def _Run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._saved > self._pushed or self._stopping)
+                if self._saved <= self._pushed:
+                    return  # stopping, nothing pending
+                target = self._saved
+            try:
+                # What the push reads is at least as new as this serial
+                target = max(target, self.cfg.GetConfigSerialNo())
+                self._PushNow(target)
+            finally:
+                with self._cond:
+                    self._pushed = max(self._pushed, target)
+                    self._cond.notify_all()
+
+    # --- one push -------------------------------------------------------------------------
+
+    def _PushNow(self, serial_no: int) -> None:
+        start = time.monotonic()
+        self.pushes += 1
         try:
-            self.last_failures = DistributeConfig(self.cfg, self.runner)
+            self.last_failures = self._Distribute()
         except Exception:  # noqa: BLE001 - a save must not fail on this
             logging.exception("Distribution of configuration serial %s failed",
                               serial_no)
+        logging.debug("Distributed configuration serial %s in %.3f s", serial_no,
+                      time.monotonic() - start)
+
+    def _Distribute(self) -> dict[str, str]:
+        """Push config.data to the candidates, ssconf where it changed."""
+        cfg = self.cfg
+        _, candidates, online, names = _Targets(cfg)
+        values = cfg.GetSsconfValues()
+        # A node changed since (re-added, back online...) gets ssconf again
+        nodes = cfg.GetAllNodesInfo()
+        serials = {uuid: nodes[uuid].serial_no if uuid in nodes else 0 for uuid in online}
+        sent = self._ssconf_sent
+        failed: dict[str, str] = {}
+        if sent.get(None) != (0, values):
+            failed = _WriteMasterSsconf(cfg, values)
+            if not failed:
+                sent[None] = (0, values)
+        stale = [uuid for uuid in online if sent.get(uuid) != (serials[uuid], values)]
+        failed.update(_Push(cfg, self.runner, candidates, stale, values, names, None,
+                            concurrent=self._thread is not None))
+        failed_names = set(failed)
+        for uuid in stale:
+            if names.get(uuid, uuid) in failed_names:
+                sent.pop(uuid, None)
+            else:
+                sent[uuid] = (serials[uuid], values)
+        # Nodes gone or offline get everything again when they come back
+        for gone in set(sent) - set(online) - {None}:
+            del sent[gone]
+        return failed
 
 
 def Attach(cfg: Any, runner: Any) -> ConfigSync:

@@ -13,6 +13,20 @@ callbacks hear about it (``NotifyLockTimeout``: the opcode stays
 ``OP_PRIO_HIGHEST``), and a fresh LU tries again; the last attempt blocks.
 Every lock is released when the opcode ends, whatever happens.
 
+Locks an LU creates or deletes (Ganeti's ``add_locks``/``remove_locks``):
+at a level listed in ``lu.add_locks`` the names are added to the lock
+manager already held (exclusively, or shared if ``share_locks`` says so)
+instead of being acquired; a name that exists fails the LU with
+OpPrereqError (ECODE_NOTUNIQUE). Added locks stay only if ``Exec``
+returns normally (not for a dry run); otherwise they are removed before
+the attempt's locks are released. The names in ``lu.remove_locks`` are
+removed right after a successful ``Exec``.
+
+At the end of every opcode whose ``Exec`` saved the configuration (before
+the post hooks) the processor waits until every configuration saved so far
+has been distributed to the nodes (``context.config_sync.Flush``, when the
+context has one): distribution runs in the background and coalesces saves.
+
 The job queue's side of the conversation is :class:`OpExecCbBase`.
 """
 
@@ -31,6 +45,16 @@ from ganeti import hooksmaster
 from ganeti import locking
 from ganeti import opcodes
 from ganeti.cmdlib.base import LogicalUnit
+
+
+#: How messages name the objects of each lock level
+_LEVEL_NOUNS = {
+    locking.LEVEL_INSTANCE: "Instance",
+    locking.LEVEL_NODEGROUP: "Node group",
+    locking.LEVEL_NODE: "Node",
+    locking.LEVEL_NODE_RES: "Node",
+    locking.LEVEL_NETWORK: "Network",
+}
 
 
 class LockAcquireTimeout(Exception):  # noqa: N818  (Ganeti's name)
@@ -124,6 +148,10 @@ class Processor:
         self.rpc = getattr(context, "rpc", None)
         self._interrupt = threading.Event()
         self._lu: LogicalUnit | None = None
+        #: Locks added by the current attempt (level -> names), and whether
+        #: its Exec returned normally (then they stay)
+        self._added: dict[int, list[str]] = {}
+        self._executed = False
 
     # --- interruption of waits (LUTestDelay) ------------------------------------------------
 
@@ -223,9 +251,84 @@ class Processor:
         if getattr(lu.op, constants.OP_DRY_RUN, False):
             # A dry run checks and stops; no post hooks
             return lu.dry_run_result
-        result = lu.Exec(feedback_fn)
+        serial = self._ConfigSerial()
+        try:
+            result = lu.Exec(feedback_fn)
+        finally:
+            # Whatever Exec saved reaches the nodes before anyone is told
+            if serial is None or self._ConfigSerial() != serial:
+                self._FlushConfig()
+        self._executed = True
+        self._RemoveLocks(lu)
         post = hm.RunPhase(constants.HOOKS_PHASE_POST)
         return lu.HooksCallBack(constants.HOOKS_PHASE_POST, post, feedback_fn, result)
+
+    def _ConfigSerial(self) -> int | None:
+        """The configuration's serial number, if there is a configuration."""
+        get = getattr(getattr(self.context, "cfg", None), "GetConfigSerialNo", None)
+        return get() if get is not None else None
+
+    def _FlushConfig(self) -> None:
+        """Wait until the configuration saved so far is distributed."""
+        sync = getattr(self.context, "config_sync", None)
+        flush = getattr(sync, "Flush", None)
+        if flush is not None:
+            flush()
+
+    def _AddLocks(self, lu: LogicalUnit, level: int, names: Any) -> None:
+        """Add ``names`` at ``level``, held by this thread (see module doc)."""
+        glm = self.context.glm
+        wanted = [names] if isinstance(names, str) else list(names)
+        if not wanted:
+            return
+
+        def _Taken() -> errors.OpPrereqError:
+            existing = sorted(set(wanted) & glm.names(level)) or wanted
+            noun = _LEVEL_NOUNS.get(level, locking.LEVEL_NAMES[level])
+            shown = ", ".join(f"'{name}'" for name in existing)
+            return errors.OpPrereqError(
+                f"{noun} {shown} is already in the cluster or being created by"
+                " another job", errors.ECODE_NOTUNIQUE)
+
+        if set(wanted) & glm.names(level):
+            raise _Taken()
+        try:
+            glm.add(level, wanted, acquired=1, shared=lu.share_locks.get(level, 0))
+        except locking.LockUsageError:
+            raise
+        except errors.LockError:
+            # Added by another job since the check above
+            raise _Taken() from None
+        self._added[level] = wanted
+
+    def _RemoveLocks(self, lu: LogicalUnit) -> None:
+        """Remove the locks the LU asked to remove (after a successful Exec)."""
+        glm = self.context.glm if self._enable_locks else None
+        for level in sorted(lu.remove_locks, reverse=True):
+            names = lu.remove_locks[level]
+            wanted = [names] if isinstance(names, str) else list(names)
+            if glm is None or not wanted:
+                continue
+            # An added lock the LU removes again is not to be undone
+            self._added.pop(level, None)
+            try:
+                glm.remove(level, [name for name in wanted if name in glm.names(level)])
+            except errors.LockError:
+                # The LU's work is done; a lock left over only costs memory
+                logging.exception("Cannot remove the %s locks %s",
+                                  locking.LEVEL_NAMES[level], wanted)
+
+    def _UndoAddedLocks(self) -> None:
+        """Remove the locks this attempt added (the LU did not succeed)."""
+        glm = self.context.glm
+        for level in sorted(self._added, reverse=True):
+            names = self._added[level]
+            try:
+                glm.remove(level, [name for name in names if name in glm.names(level)])
+            except Exception:  # noqa: BLE001 - the other levels and the release go on
+                logging.exception("Cannot remove the added %s locks %s",
+                                  locking.LEVEL_NAMES[level], names)
+        self._added.clear()
 
     def _LockAndExec(self, lu: LogicalUnit, deadline: float | None, priority: int) -> Any:
         """Take the locks level by level (after the BGL), then run the LU."""
@@ -238,10 +341,24 @@ class Processor:
         if bad:
             raise errors.ProgrammerError(
                 f"{lu.__class__.__name__} asks for locks at invalid levels {bad!r}")
+        bad = [level for level in lu.add_locks if level not in locking.LEVELS_MOD]
+        if bad:
+            raise errors.ProgrammerError(
+                f"{lu.__class__.__name__} adds locks at invalid levels {bad!r}")
         for level in locking.LEVELS:
             if level == locking.LEVEL_CLUSTER:
                 continue
             lu.DeclareLocks(level)
+            if level in lu.add_locks:
+                if needed.get(level):
+                    raise errors.ProgrammerError(
+                        f"{lu.__class__.__name__} both adds and acquires locks at level"
+                        f" {locking.LEVEL_NAMES[level]}")
+                if not self._enable_locks:
+                    raise errors.ProgrammerError(
+                        f"{lu.__class__.__name__} adds locks but locking is disabled")
+                self._AddLocks(lu, level, lu.add_locks[level])
+                continue
             if level not in needed:
                 continue
             names = needed[level]
@@ -272,6 +389,10 @@ class Processor:
             return self._LockAndExec(lu, deadline, priority)
         finally:
             self._lu = None
+            if self._added and not self._executed:
+                self._UndoAddedLocks()
+            self._added = {}
+            self._executed = False
             self._ReleaseAll()
 
     def ExecOpCode(self, op: opcodes.OpCode, cbs: OpExecCbBase,

@@ -6,8 +6,8 @@ configuration changes. Values are text; lists hold one item per line and
 maps one ``key=value`` per line. Readers need no configuration, no daemon
 and no privileges.
 
-:meth:`SimpleStore.WriteFiles` replaces each file atomically and writes the
-whole set under an exclusive lock; :meth:`SimpleStore.ReadAll` reads under
+:meth:`SimpleStore.WriteFiles` replaces each changed file atomically and
+writes the whole set under an exclusive lock; :meth:`SimpleStore.ReadAll` reads under
 a shared lock, so it never sees half of an update.
 """
 
@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import socket
+import stat
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -87,6 +88,17 @@ def _ParseEndpoints(text: str, key: str) -> dict[str, tuple[str, int]]:
             raise errors.ConfigurationError(f"Invalid line {line!r} in ssconf"
                                             f" key '{key}': {err}") from err
     return result
+
+
+def _HasContent(filename: str, text: str) -> bool:
+    """Whether ``filename`` exists with exactly ``text`` and the ssconf mode."""
+    try:
+        with open(filename, encoding="utf-8") as fd:
+            if stat.S_IMODE(os.fstat(fd.fileno()).st_mode) != constants.SS_FILE_PERMS:
+                return False
+            return fd.read() == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class SimpleStore:
@@ -195,6 +207,10 @@ class SimpleStore:
         with utils.FileLock.Open(self._lockfile) as lock:
             lock.Exclusive(timeout=constants.SSCONF_LOCK_TIMEOUT)
             for filename, text in contents.items():
+                # Most updates change one or two values: leave the other files
+                # alone (a synced write each costs far more than a read)
+                if _HasContent(filename, text):
+                    continue
                 utils.WriteFile(filename, data=text,
                                 mode=constants.SS_FILE_PERMS)
 

@@ -16,6 +16,17 @@ through these steps, always in this order:
 6. ``Exec(feedback_fn)``: do the work and return the opcode's result;
 7. the "post" hooks.
 
+An LU creating an object declares its new lock in ``ExpandNames`` with
+``add_locks`` (level -> names): the processor adds those names to the lock
+manager, already held by this LU, at that level instead of acquiring
+anything there; a name that exists fails the LU with OpPrereqError
+(ECODE_NOTUNIQUE: another job is creating the object). The added locks are
+removed again unless ``Exec`` returns normally. An LU deleting an object
+puts its lock in ``remove_locks`` (level -> names; it must hold them):
+they are removed right after a successful ``Exec``. With both the LU needs
+the Big Ganeti Lock only shared, so creations and removals run in
+parallel.
+
 With ``op.dry_run`` the processor stops after the pre hooks and returns
 ``dry_run_result``. LUs that share steps set ``self.tasklets`` to a list of
 :class:`Tasklet` objects in ``ExpandNames``; the default ``CheckPrereq``
@@ -49,8 +60,9 @@ class LogicalUnit:
 
     Instance attributes set up here: ``proc`` (the processor), ``op``,
     ``cfg``, ``rpc``, ``context``, ``needed_locks`` (None until
-    ``ExpandNames`` sets it), ``share_locks``, ``recalculate_locks``,
-    ``dry_run_result``, ``tasklets``.
+    ``ExpandNames`` sets it), ``share_locks``, ``add_locks`` and
+    ``remove_locks`` (level -> names; see the module docstring),
+    ``recalculate_locks``, ``dry_run_result``, ``tasklets``.
     """
 
     HPATH: ClassVar[str | None] = None
@@ -68,6 +80,8 @@ class LogicalUnit:
         self.needed_locks: dict[int, Any] | None = None
         self.share_locks: dict[int, int] = dict.fromkeys(locking.LEVELS, 0)
         self.recalculate_locks: dict[int, str] = {}
+        self.add_locks: dict[int, Any] = {}
+        self.remove_locks: dict[int, Any] = {}
         self.dry_run_result: Any = None
         self.tasklets: list[Tasklet] | None = None
         self.op_result_check = True

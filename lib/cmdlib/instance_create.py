@@ -8,8 +8,11 @@ adds the instance to the configuration, runs the OS create script and
 starts the instance. A failure after the disks exist removes them and the
 instance again, so the configuration keeps no trace.
 
-The LU holds the Big Ganeti Lock exclusively (it adds an instance lock);
-import modes and the iallocator come later.
+The LU holds the Big Ganeti Lock only shared: the processor adds the new
+instance's lock (``add_locks``; a second job creating the same name fails
+there), and the LU locks its primary node and that node's resources, so
+creations on different nodes run in parallel. Import modes and the
+iallocator come later.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class LUInstanceCreate(LogicalUnit):
 
     HPATH = "instance-add"
     HTYPE = constants.HTYPE_INSTANCE
-    REQ_BGL = True
+    REQ_BGL = False
     cfg: Any
 
     # --- arguments ------------------------------------------------------------------
@@ -167,11 +170,21 @@ class LUInstanceCreate(LogicalUnit):
                          " templates")
 
     def ExpandNames(self) -> None:
-        """The Big Ganeti Lock (exclusive) protects the new name."""
+        """Add the new instance's lock; lock the primary node (and its resources)."""
         self.pnode = ExpandNode(self.cfg, self.op.pnode or self.op.pnode_uuid)
         self.op.pnode = self.pnode.name
         self.op.pnode_uuid = self.pnode.uuid
-        self.needed_locks = {}
+        self._CheckNameFree()
+        self.add_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
+        self.needed_locks = {locking.LEVEL_NODE: [self.pnode.uuid],
+                             locking.LEVEL_NODE_RES: [self.pnode.uuid]}
+
+    def _CheckNameFree(self) -> None:
+        """OpPrereqError (ECODE_EXISTS) if the instance name is used."""
+        name = self.op.instance_name
+        if self.cfg.GetInstanceInfoByName(name) is not None:
+            raise errors.OpPrereqError(f"Instance '{name}' is already in the cluster",
+                                       errors.ECODE_EXISTS)
 
     # --- prerequisites ---------------------------------------------------------------
 
@@ -179,10 +192,8 @@ class LUInstanceCreate(LogicalUnit):
         """Check the cluster state: name, node, OS, parameters, resources."""
         cfg, op = self.cfg, self.op
         cluster = cfg.GetClusterInfo()
-        if cfg.GetInstanceInfoByName(op.instance_name) is not None:
-            raise errors.OpPrereqError(
-                f"Instance '{op.instance_name}' is already in the cluster",
-                errors.ECODE_EXISTS)
+        # Again under the instance's lock: the name may have been taken since
+        self._CheckNameFree()
         if self.check_ip and op.ip_check:
             if utils.TcpPing(self.check_ip, constants.DEFAULT_NODED_PORT, timeout=1):
                 raise errors.OpPrereqError(
@@ -249,6 +260,7 @@ class LUInstanceCreate(LogicalUnit):
 
         # NICs: a default one when none is given
         self.nics = self._BuildNics(cluster, self.nic_specs)
+        iu.CheckNicsBridgesExist(self, self.nics, pnode.uuid)
 
         # File storage
         self.file_dir = None
@@ -279,13 +291,14 @@ class LUInstanceCreate(LogicalUnit):
         if op.start:
             iu.CheckNodeFreeMemory(
                 self, pnode.uuid, f"starting instance {op.instance_name}", maxmem,
-                self.hvname, self.filled_hvp)
+                self.hvname, self.filled_hvp, hv_info=hv_info)
         if op.disk_template in constants.DTS_FILEBASED:
             iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes))
 
     def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]]) -> list[objects.NIC]:
         cfg = self.cfg
-        used_macs = {nic.mac for inst in cfg.GetAllInstancesInfo().values()
+        # A read-only snapshot: copying every instance costs more than this
+        used_macs = {nic.mac for inst in cfg.GetReadOnlySnapshot().instances.values()
                      for nic in inst.nics}
         nics = []
         for idx, spec in enumerate(specs):
@@ -384,7 +397,9 @@ class LUInstanceCreate(LogicalUnit):
         instance = objects.Instance(
             name=op.instance_name, os=op.os_type, primary_node=pnode.uuid,
             nics=self.nics, disks=[], disks_active=False,
-            admin_state=constants.ADMINST_DOWN,
+            # Saved "up" at once when it is to be started: one save less, and
+            # the instance lock keeps others (the watcher) away until it runs
+            admin_state=constants.ADMINST_UP if op.start else constants.ADMINST_DOWN,
             admin_state_source=constants.ADMIN_SOURCE,
             hypervisor=self.hvname, hvparams=self.hvparams, beparams=self.beparams,
             osparams=self.osparams, osparams_private=self.osparams_private,
@@ -406,8 +421,6 @@ class LUInstanceCreate(LogicalUnit):
             added = True
             for disk in disks:
                 cfg.AddInstanceDisk(instance.uuid, disk)
-            if self.glm is not None:
-                self.glm.add(locking.LEVEL_INSTANCE, [instance.name])
             instance = cfg.GetInstanceInfo(instance.uuid)
             if not op.no_install:
                 feedback_fn("* running the instance OS create scripts...")
@@ -420,7 +433,6 @@ class LUInstanceCreate(LogicalUnit):
                         f" on node {pnode.name}: {result.fail_msg}")
             if op.start:
                 feedback_fn("* starting instance...")
-                instance = cfg.MarkInstanceUp(instance.uuid)
                 iu.StartInstanceOnNode(self, instance)
         except Exception:
             self.LogWarning(f"Creation of instance {op.instance_name} failed; removing"
@@ -428,9 +440,7 @@ class LUInstanceCreate(LogicalUnit):
             if disks:
                 iu.RemoveDisks(self, disks, pnode.uuid, op.instance_name)
             if added:
+                # The processor removes the instance lock it added
                 cfg.RemoveInstance(instance.uuid)
-                if self.glm is not None and \
-                        instance.name in self.glm.names(locking.LEVEL_INSTANCE):
-                    self.glm.remove(locking.LEVEL_INSTANCE, [instance.name])
             raise
         return cfg.GetNodeNames(cfg.GetInstanceNodes(instance.uuid))

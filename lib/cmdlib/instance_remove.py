@@ -1,41 +1,34 @@
 """Removing an instance: ``LUInstanceRemove``.
 
 Stops the instance, removes its disks on the node, then removes it from
-the configuration (and its lock). With ``ignore_failures`` a failing stop
-or disk removal is only a warning. Holds the Big Ganeti Lock exclusively,
-as it removes an instance lock.
+the configuration. With ``ignore_failures`` a failing stop or disk
+removal is only a warning. Holds the instance's lock exclusively and its
+nodes (and their resources); the processor removes the instance lock
+after a successful ``Exec`` (``remove_locks``), so the Big Ganeti Lock is
+only shared and removals run in parallel.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ganeti import constants, errors, locking
+from ganeti import errors, locking
 from ganeti.cmdlib import instance_utils as iu
-from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.base import FeedbackFn
 
 
-class LUInstanceRemove(LogicalUnit):
+class LUInstanceRemove(iu.InstanceLU):
     """Remove an instance and its disks."""
 
     HPATH = "instance-remove"
-    HTYPE = constants.HTYPE_INSTANCE
-    REQ_BGL = True
+    REQ_BGL = False
+    LOCK_NODE_RES = True
     cfg: Any
 
     def ExpandNames(self) -> None:
-        """Resolve the instance; the Big Ganeti Lock is held exclusively."""
-        inst = iu.ExpandInstance(self.cfg, self.op.instance_name)
-        self.op.instance_name = inst.name
-        self.op.instance_uuid = inst.uuid
-        self.needed_locks = {}
-
-    def CheckPrereq(self) -> None:
-        """Load the instance."""
-        self.instance = self.cfg.GetInstanceInfo(self.op.instance_uuid)
-        if self.instance is None:
-            raise errors.OpPrereqError(f"Instance '{self.op.instance_name}' not known",
-                                       errors.ECODE_NOENT)
+        """Lock the instance (removed after Exec), its nodes and their resources."""
+        super().ExpandNames()
+        self.remove_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """The instance variables plus SHUTDOWN_TIMEOUT (computed once: after
@@ -77,5 +70,3 @@ class LUInstanceRemove(LogicalUnit):
                                          " remove it from the configuration anyway")
         feedback_fn(f"Removing instance {inst.name} out of cluster config")
         self.cfg.RemoveInstance(inst.uuid)
-        if self.glm is not None and inst.name in self.glm.names(locking.LEVEL_INSTANCE):
-            self.glm.remove(locking.LEVEL_INSTANCE, [inst.name])

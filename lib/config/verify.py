@@ -65,6 +65,25 @@ def _IterTree(disk: objects.Disk) -> Iterable[objects.Disk]:
         yield from _IterTree(child)
 
 
+def _CheckNicParams(params: dict[str, Any], memo: dict[Any, str | None]) -> str | None:
+    """The syntax problem of filled NIC parameters, or None (memoised)."""
+    try:
+        key: Any = tuple(sorted(params.items()))
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in memo:
+        return memo[key]
+    try:
+        objects.NIC.CheckParameterSyntax(params)
+        problem = None
+    except errors.ConfigurationError as err:
+        problem = str(err)
+    if key is not None:
+        memo[key] = problem
+    return problem
+
+
 def _Duplicates(pairs: Iterable[tuple[Any, str]]) -> dict[Any, list[str]]:
     """Return {value: [owners]} for values owned more than once."""
     owners: dict[Any, list[str]] = defaultdict(list)
@@ -225,6 +244,10 @@ class _Verifier:
         disk_owners: list[tuple[str, str]] = []
         macs: list[tuple[str, str]] = []
         ips: list[tuple[tuple[str, str], str]] = []
+        # Read-only use: a shallow merge is enough, and most NICs share their
+        # parameters, so each distinct set is checked once (saves run this)
+        nic_defaults = dict((self.cluster.nicparams or {}).get(constants.PP_DEFAULT, {}))
+        nic_checks: dict[Any, str | None] = {}
         for inst in self.data.instances.values():
             if inst.primary_node not in self.data.nodes:
                 self.Add(f"instance {inst.name} has invalid primary node"
@@ -255,11 +278,10 @@ class _Verifier:
                         nic.network not in self.data.networks:
                     self.Add(f"{where} uses unknown network"
                              f" '{nic.network}'")
-                params = self.cluster.SimpleFillNIC(nic.nicparams or {})
-                try:
-                    objects.NIC.CheckParameterSyntax(params)
-                except errors.ConfigurationError as err:
-                    self.Add(f"{where}: {err}")
+                params = {**nic_defaults, **(nic.nicparams or {})}
+                problem = _CheckNicParams(params, nic_checks)
+                if problem is not None:
+                    self.Add(f"{where}: {problem}")
                 if nic.ip:
                     space = nic.network or \
                         f"link:{params.get(constants.NIC_LINK)}"

@@ -51,6 +51,9 @@ class MasterContext:
     extra: dict[str, Any] = field(default_factory=dict)
     #: the RpcRunner the LUs use (``lu.rpc``), resolving nodes by UUID
     rpc: Any = None
+    #: the configuration distributor (config_sync.ConfigSync); the opcode
+    #: processor flushes it at the end of every opcode that saved
+    config_sync: Any = None
 
     @property
     def queue(self) -> Any:
@@ -143,11 +146,12 @@ class MasterDaemon:
                                      queue_dir=pathutils.QUEUE_DIR,
                                      archive_dir=pathutils.JOB_QUEUE_ARCHIVE_DIR)
         # Node RPC for the LUs, and config distribution after every save
-        # (lib/config_sync.py)
+        # (lib/config_sync.py; its thread runs while the daemon serves)
         from ganeti import config_sync
         from ganeti.rpc import node as rpc_node
         self.context.rpc = rpc_node.RpcRunner.FromConfig(cfg)
         self.config_sync = config_sync.Attach(cfg, self.context.rpc)
+        self.context.config_sync = self.config_sync
         self.queue = make_queue(self.context)
         self.context.jobqueue = self.queue
         self.handlers = luxi_handlers.MasterHandlers(self.queue, cfg, self.context)
@@ -167,6 +171,7 @@ class MasterDaemon:
         self._stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._OnSignal, signum)
+        self.config_sync.Start()
         try:
             await loop.run_in_executor(None, self.queue.Start)
             try:
@@ -188,6 +193,9 @@ class MasterDaemon:
                                            self.shutdown_timeout)
             except Exception:
                 logging.exception("Error while shutting down the job queue")
+            # Push what the last jobs saved, then stop the distributor
+            await loop.run_in_executor(None, self.config_sync.Stop,
+                                       self.shutdown_timeout)
             await self.server.Stop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)

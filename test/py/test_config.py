@@ -829,6 +829,18 @@ def test_verify_finds_problem(mutate, expected):
     assert any(expected in problem for problem in problems), problems
 
 
+def test_verify_reports_each_nic_with_the_same_bad_parameters():
+    # NIC parameter checks are memoised per distinct parameter set: every
+    # NIC using a bad set is still named
+    data = _Healthy()
+    for uuid in (I1, I2):
+        _Nic(data, uuid).nicparams.update({constants.NIC_MODE: "tunnel"})
+    problems = [p for p in config.VerifyConfigData(data) if "'tunnel'" in p]
+    names = sorted(data.instances[uuid].name for uuid in (I1, I2))
+    assert len(problems) == 2, problems
+    assert all(any(name in p for p in problems) for name in names)
+
+
 def test_verify_reports_every_problem(cfg30):
     data = cfg30._config_data
     data.cluster.master_node = "ghost"

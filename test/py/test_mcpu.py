@@ -59,7 +59,7 @@ class RecordingHooks(mcpu.HooksMaster):
 
 
 def make_lu(calls, needed=None, shared=None, req_bgl=False, fail_in=None, result="done",
-            tasklets=None):
+            tasklets=None, add=None, remove=None):
     class LUProbe(LogicalUnit):
         HPATH = "probe"
         REQ_BGL = req_bgl
@@ -76,6 +76,8 @@ def make_lu(calls, needed=None, shared=None, req_bgl=False, fail_in=None, result
             self._step("ExpandNames")
             self.needed_locks = dict(needed or {})
             self.share_locks.update(shared or {})
+            self.add_locks.update(add or {})
+            self.remove_locks.update(remove or {})
             if tasklets is not None:
                 self.tasklets = [t(self) for t in tasklets]
 
@@ -379,3 +381,196 @@ def test_hooks_master_stub():
     assert hm.RunPhase(constants.HOOKS_PHASE_POST) == {}
     with pytest.raises(errors.ProgrammerError, match="phase 'middle'"):
         hm.RunPhase("middle")
+
+
+# --- add_locks / remove_locks ----------------------------------------------------------------
+
+def _locks_seen(calls):
+    return next(c[1] for c in calls if isinstance(c, tuple) and c[0] == "locks")
+
+
+@pytest.mark.parametrize("shared", [0, 1])
+def test_add_locks_added_held_and_kept(context, shared):
+    calls = []
+    lu = make_lu(calls, add={locking.LEVEL_INSTANCE: ["new1"]},
+                 needed={locking.LEVEL_NODE: ["node1"]},
+                 shared={locking.LEVEL_INSTANCE: shared})
+    result, _ = run(context, lu)
+    assert result == "done"
+    assert _locks_seen(calls) == {locking.LEVEL_CLUSTER: {locking.BGL},
+                                  locking.LEVEL_INSTANCE: {"new1"},
+                                  locking.LEVEL_NODE: {"node1"}}
+    # Still there after the opcode, and free
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1", "new1"}
+    assert _owned(context.glm) == {}
+    assert context.glm.acquire(locking.LEVEL_CLUSTER, locking.BGL, shared=1)
+    assert context.glm.acquire(locking.LEVEL_INSTANCE, ["new1"], timeout=0)
+
+
+def test_add_locks_held_in_the_declared_mode(context):
+    modes = []
+
+    class LUMode(make_lu([], add={locking.LEVEL_INSTANCE: "new1"},
+                         shared={locking.LEVEL_INSTANCE: 1})):
+        def Exec(self, feedback_fn):
+            modes.append(self.glm.check_owned(locking.LEVEL_INSTANCE, ["new1"], shared=1))
+            return None
+
+    run(context, LUMode)
+    assert modes == [True]
+
+
+def test_add_existing_lock_fails_clearly(context):
+    calls = []
+    lu = make_lu(calls, add={locking.LEVEL_INSTANCE: ["inst1"]})
+    with pytest.raises(errors.OpPrereqError) as err:
+        run(context, lu)
+    assert err.value.args == ("Instance 'inst1' is already in the cluster or being"
+                              " created by another job", errors.ECODE_NOTUNIQUE)
+    assert "CheckPrereq" not in calls
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+    assert _owned(context.glm) == {}
+
+
+@pytest.mark.parametrize("step", ["CheckPrereq", "Exec"])
+def test_added_locks_removed_when_the_lu_fails(context, step):
+    lu = make_lu([], add={locking.LEVEL_INSTANCE: ["new1"]},
+                 needed={locking.LEVEL_NODE: ["node1"]}, fail_in=step)
+    with pytest.raises(errors.OpExecError):
+        run(context, lu)
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+    assert _owned(context.glm) == {}
+
+
+def test_added_locks_removed_after_a_dry_run(context):
+    lu = make_lu([], add={locking.LEVEL_INSTANCE: ["new1"]})
+    run(context, lu, op=opcodes.OpTestDummy(result=None, messages=[], fail=False,
+                                            submit_jobs=[], dry_run=True))
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+
+
+def test_added_locks_removed_on_lock_timeout_and_added_again(context, node1_held):
+    calls = []
+    lu = make_lu(calls, add={locking.LEVEL_INSTANCE: ["new1"]},
+                 needed={locking.LEVEL_NODE: ["node1"]})
+    seen = []
+
+    class Cbs(Callbacks):
+        def NotifyLockTimeout(self, priority):
+            super().NotifyLockTimeout(priority)
+            # Between attempts the added lock is gone again
+            seen.append(sorted(context.glm.names(locking.LEVEL_INSTANCE)))
+            raise errors.JobCanceled("stop")
+
+    strategy = lambda: locking.LockAttemptTimeoutStrategy(timeouts=[0.01])  # noqa: E731
+    with pytest.raises(errors.JobCanceled):
+        run(context, lu, cbs=Cbs(), proc_args={"lock_timeouts": strategy})
+    assert seen == [["inst1"]]
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+
+
+def test_remove_locks_after_successful_exec(context):
+    calls = []
+    lu = make_lu(calls, needed={locking.LEVEL_INSTANCE: ["inst1"],
+                                locking.LEVEL_NODE: ["node1"]},
+                 remove={locking.LEVEL_INSTANCE: ["inst1"]})
+    assert run(context, lu)[0] == "done"
+    assert context.glm.names(locking.LEVEL_INSTANCE) == frozenset()
+    assert _owned(context.glm) == {}
+
+
+def test_remove_locks_kept_when_exec_fails(context):
+    lu = make_lu([], needed={locking.LEVEL_INSTANCE: ["inst1"]},
+                 remove={locking.LEVEL_INSTANCE: ["inst1"]}, fail_in="Exec")
+    with pytest.raises(errors.OpExecError):
+        run(context, lu)
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+    assert _owned(context.glm) == {}
+
+
+def test_add_and_acquire_at_one_level_is_a_programmer_error(context):
+    lu = make_lu([], add={locking.LEVEL_INSTANCE: ["new1"]},
+                 needed={locking.LEVEL_INSTANCE: ["inst1"]})
+    with pytest.raises(errors.ProgrammerError, match="both adds and acquires"):
+        run(context, lu)
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1"}
+    lu = make_lu([], add={locking.LEVEL_CLUSTER: ["x"]})
+    with pytest.raises(errors.ProgrammerError, match="adds locks at invalid levels"):
+        run(context, lu)
+    assert _owned(context.glm) == {}
+
+
+def test_parallel_adds_of_one_name_one_wins(context):
+    """Two opcodes adding the same lock at once: one runs, the other fails."""
+    in_exec = threading.Event()
+    release = threading.Event()
+    outcome = {}
+
+    class LUBlock(make_lu([], add={locking.LEVEL_INSTANCE: ["new1"]})):
+        def Exec(self, feedback_fn):
+            in_exec.set()
+            assert release.wait(WAIT)
+            return "first"
+
+    def first():
+        outcome["first"] = run(context, LUBlock)[0]
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert in_exec.wait(WAIT)
+        with pytest.raises(errors.OpPrereqError, match="'new1' is already in the cluster"):
+            run(context, make_lu([], add={locking.LEVEL_INSTANCE: ["new1"]}))
+    finally:
+        release.set()
+        thread.join(WAIT)
+    assert outcome == {"first": "first"}
+    assert context.glm.names(locking.LEVEL_INSTANCE) == {"inst1", "new1"}
+
+
+class FlushRecorder:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def Flush(self):
+        self.calls.append("flush")
+
+
+@pytest.mark.parametrize("fail_in", [None, "Exec"])
+def test_config_flushed_after_exec_before_post_hooks(context, fail_in):
+    calls = []
+    context.config_sync = FlushRecorder(calls)
+
+    class Hooks(mcpu.HooksMaster):
+        def RunPhase(self, phase, node_names=None):
+            calls.append(phase)
+            return {}
+
+    lu = make_lu(calls, fail_in=fail_in)
+    proc = mcpu.Processor(context, lu_class_fn=lambda _op: lu, hooks_master=Hooks)
+    op = opcodes.OpTestDummy(result=None, messages=[], fail=False, submit_jobs=[])
+    if fail_in:
+        with pytest.raises(errors.OpExecError):
+            proc.ExecOpCode(op, Callbacks())
+    else:
+        proc.ExecOpCode(op, Callbacks())
+    order = [c for c in calls if c in ("Exec", "flush", "pre", "post")]
+    expected = ["pre", "Exec", "flush"] + ([] if fail_in else ["post"])
+    assert order == expected
+
+
+@pytest.mark.parametrize("saves", [False, True])
+def test_config_flushed_only_when_exec_saved(context, saves):
+    calls = []
+    context.config_sync = FlushRecorder(calls)
+    context.cfg = SimpleNamespace(serial=5)
+    context.cfg.GetConfigSerialNo = lambda: context.cfg.serial
+
+    class LUSaving(make_lu(calls)):
+        def Exec(self, feedback_fn):
+            if saves:
+                context.cfg.serial += 1
+            return "done"
+
+    assert run(context, LUSaving)[0] == "done"
+    assert calls.count("flush") == (1 if saves else 0)

@@ -327,7 +327,8 @@ def test_save_listener_pushes_config_and_ssconf(cfg, monkeypatch, tmp_path):
     runner.ssconf.clear()
     cfg.Update(cfg.GetClusterInfo(), None)
     assert runner.uploads == [([node2.uuid], cfg.cfg_file)]
-    assert runner.ssconf == [sorted([node2.uuid, node3.uuid])]
+    # The ssconf values did not change: only node3, which failed before, gets them
+    assert runner.ssconf == [[node3.uuid]]
     assert listener.last_failures == {"node3.example.com": "boom"}
 
 
