@@ -84,6 +84,8 @@ class InstanceQueryData:
     bad_nodes: set[str] = field(default_factory=set)
     wrong_node: set[str] = field(default_factory=set)
     live_collected: bool = False
+    #: Filled parameters by what they depend on (see _Memo)
+    memo: dict[Any, dict[str, Any] | None] = field(default_factory=dict)
 
     def NodeName(self, uuid: str) -> Any:
         node = self.nodes.get(uuid)
@@ -175,12 +177,38 @@ def _Live(key: str) -> Any:
 
 # --- parameters ---------------------------------------------------------------------
 
+def _Memo(ctx: InstanceQueryData, key: Any, params: Any,
+          fill: Any) -> dict[str, Any]:
+    """``fill()``, computed once per query for instances whose parameters
+    are the same (most instances have none of their own): filling copies
+    the cluster's defaults deeply, which dominates a bulk listing. Only
+    results made of plain values (strings, numbers, booleans, None) are
+    shared, so each caller's own top-level copy shares nothing mutable."""
+    try:
+        full_key = (key, tuple(sorted((params or {}).items())))
+        hash(full_key)
+    except TypeError:
+        return fill()
+    if full_key in ctx.memo:
+        cached = ctx.memo[full_key]
+        # None: the filled parameters hold lists or dicts, not shared
+        return fill() if cached is None else dict(cached)
+    filled = fill()
+    plain = all(isinstance(value, _PLAIN) for value in filled.values())
+    ctx.memo[full_key] = dict(filled) if plain else None
+    return filled
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _FilledBe(ctx: InstanceQueryData, inst: Any) -> dict[str, Any]:
-    return ctx.cluster.FillBE(inst)
+    return _Memo(ctx, "be", inst.beparams, lambda: ctx.cluster.FillBE(inst))
 
 
 def _FilledHv(ctx: InstanceQueryData, inst: Any) -> dict[str, Any]:
-    return ctx.cluster.FillHV(inst, skip_globals=True)
+    return _Memo(ctx, ("hv", inst.hypervisor, inst.os), inst.hvparams,
+                 lambda: ctx.cluster.FillHV(inst, skip_globals=True))
 
 
 def _BeGetter(name: str) -> Any:

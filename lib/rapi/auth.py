@@ -144,7 +144,10 @@ def WriteUserEntry(path: str, name: str, password: str,
     """Add user ``name`` to the users file at ``path``, or replace its line.
 
     Other lines (comments included) are kept; the file is replaced
-    atomically, so a running ganeti-rapi sees either version.
+    atomically, so a running ganeti-rapi sees either version. The new file
+    keeps the old one's owner and group; a first file gets its directory's
+    group, so that a ganeti-rapi which dropped its privileges to that
+    group (see :func:`ShareWithGroup`) can still read it.
     """
     line = FormatUserLine(name, password, options, hashed)
     try:
@@ -153,8 +156,41 @@ def WriteUserEntry(path: str, name: str, password: str,
         old = []
     kept = [raw for raw in old
             if not (raw.split() and raw.split()[0] == name)]
-    os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
-    utils.WriteFile(path, data="\n".join(kept + [line]) + "\n", mode=mode)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    try:
+        st = os.stat(path)
+        uid, gid = st.st_uid, st.st_gid
+    except FileNotFoundError:
+        uid, gid = -1, os.stat(directory).st_gid
+    if os.geteuid() != 0:
+        # Only root may give files away; others keep what they create
+        uid = -1
+        gid = gid if gid in os.getgroups() or gid == os.getegid() else -1
+    utils.WriteFile(path, data="\n".join(kept + [line]) + "\n", mode=mode,
+                    uid=uid, gid=gid)
+
+
+def ShareWithGroup(path: str, gid: int) -> None:
+    """Let group ``gid`` read the users file ``path`` and its directory.
+
+    ganeti-rapi started as root calls this before dropping its privileges
+    (what Ganeti's ensure-dirs does for its ``gnt-rapi`` user): the
+    directory becomes group ``gid`` with group read and search permission,
+    the file (when it exists) group ``gid`` and group-readable. Other
+    permissions are left as they are.
+    """
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    for target, bits in ((directory, 0o050), (path, 0o040)):
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            continue
+        if st.st_gid != gid:
+            os.chown(target, -1, gid)
+        if st.st_mode & bits != bits:
+            os.chmod(target, (st.st_mode & 0o7777) | bits)
 
 
 class UsersFile:

@@ -13,12 +13,14 @@ checked against the opcode's declaration, and the answer is the job id.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from ganeti import constants, errors, http, luxi, opcodes
+from ganeti import constants, errors, http, luxi, opcodes, pathutils
 from ganeti.rapi import RAPI_ACCESS_WRITE
 
 HTTP_UNSUPPORTED_MEDIA_TYPE = 415
@@ -77,6 +79,62 @@ def MapError(err: BaseException) -> http.HttpException:
 
 # --- the luxi connections --------------------------------------------------------------
 
+def _FileSignature(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ConfigAnswerCache:
+    """Answers of the master that depend on the configuration only.
+
+    An answer (e.g. ``QueryClusterInfo`` for ``/2/info``) is kept while
+    the configuration file and the master's luxi socket are the same files
+    as when it was fetched, and for at most ``max_age`` seconds. The master
+    writes every configuration change at once into a new file renamed over
+    ``config.data`` (a new inode), so a changed configuration is seen by
+    the next request; a restarted master has a new socket. The files are
+    looked at before the master is asked, so an answer is never newer than
+    its key claims only in the harmless direction. ``max_age`` bounds how
+    long a master that died without removing its socket goes unnoticed.
+    """
+
+    def __init__(self, config_file: str, socket_path: str,
+                 max_age: float = 1.0) -> None:
+        self.config_file = config_file
+        self.socket_path = socket_path
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[Any, ...], float, Any]] = {}
+
+    def _Key(self) -> tuple[Any, ...] | None:
+        config = _FileSignature(self.config_file)
+        sock = _FileSignature(self.socket_path)
+        if config is None or sock is None:
+            return None
+        return (config, sock)
+
+    def Get(self, name: str, fetch_fn: Callable[[], Any]) -> Any:
+        """The cached answer ``name``, or ``fetch_fn()`` (then cached).
+
+        Answers are shared: callers must not change them.
+        """
+        key = self._Key()
+        now = time.monotonic()
+        if key is not None:
+            with self._lock:
+                entry = self._entries.get(name)
+            if entry is not None and entry[0] == key and now - entry[1] < self.max_age:
+                return entry[2]
+        value = fetch_fn()
+        if key is not None:
+            with self._lock:
+                self._entries[name] = (key, now, value)
+        return value
+
+
 class LuxiPool:
     """Reusable luxi clients for the request threads.
 
@@ -85,11 +143,15 @@ class LuxiPool:
     """
 
     def __init__(self, address: str | None = None, max_idle: int = 8,
-                 timeouts: Sequence[float] | None = None) -> None:
+                 timeouts: Sequence[float] | None = None,
+                 config_file: str | None = None) -> None:
         self.address = address
         self.timeouts = timeouts
         self._idle: queue.LifoQueue[luxi.Client] = queue.LifoQueue()
         self._max_idle = max_idle
+        #: Configuration-only answers of the master
+        self.cache = ConfigAnswerCache(config_file or pathutils.CLUSTER_CONF_FILE,
+                                       address or pathutils.MASTER_SOCKET)
 
     def Get(self) -> luxi.Client:
         """An idle client, or a new one."""

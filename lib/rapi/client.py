@@ -707,9 +707,13 @@ class GanetiRapiClient:  # pylint: disable=too-many-public-methods
             if retries > 0:
                 retries -= 1
             # Each poll is a request; the server's wait resource avoids the
-            # sleep, but needs write access
+            # sleep, but needs write access. It answers at once for log
+            # messages newer than the given serial: give the newest seen
+            serials = [entry[0] for oplog in job_result.get("oplog") or []
+                       for entry in oplog or [] if entry]
             try:
-                self.WaitForJobChange(job_id, ["status"], [job_result["status"]], None)
+                self.WaitForJobChange(job_id, ["status"], [job_result["status"]],
+                                      max(serials) if serials else None)
             except GanetiApiError as err:
                 if err.code not in (401, 403):
                     raise

@@ -47,7 +47,10 @@ class R_2_info(baserlib.ResourceBase):
     """/2/info: the cluster's settings."""
 
     def GET(self) -> Any:
-        return self.GetClient().QueryClusterInfo()
+        # Monitoring polls this often: the answer is the configuration's, so
+        # it is kept until the configuration (or the master) changes
+        return self._pool.cache.Get("cluster_info",
+                                    lambda: self.GetClient().QueryClusterInfo())
 
 
 class R_2_features(baserlib.ResourceBase):
@@ -57,28 +60,49 @@ class R_2_features(baserlib.ResourceBase):
         return list(ALL_FEATURES)
 
 
-def WaitForJob(res: baserlib.ResourceBase, job_id: int,
-               timeout: float) -> list[Any]:
-    """Wait until a job ends; return its opresult, 502 if it failed."""
+def WaitForJobEnd(res: baserlib.ResourceBase, job_id: int,
+                  timeout: float) -> tuple[str, list[Any]]:
+    """Wait until a job ends; return its status and opresult (504 on timeout)."""
     client = res.GetClient()
     deadline = time.monotonic() + timeout
     prev_info: Any = None
+    prev_serial: Any = None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise baserlib.HttpGatewayTimeout(f"Job {job_id} did not finish in"
                                               f" {timeout:.0f} seconds")
-        result = client.WaitForJobChangeOnce(job_id, ["status"], prev_info, None,
-                                             timeout=min(remaining, 10))
+        # The newest log serial seen: the master answers at once for newer
+        # messages only, so the loop does not spin while the job logs
+        result = client.WaitForJobChangeOnce(job_id, ["status"], prev_info,
+                                             prev_serial, timeout=min(remaining, 10))
         if result == constants.JOB_NOTCHANGED:
             continue
-        prev_info = result[0]
+        prev_info, log_entries = result[0], result[1]
+        if log_entries:
+            prev_serial = log_entries[-1][0]
         if prev_info[0] in constants.JOBS_FINALIZED:
             break
     status, opresult = client.QueryJobs([job_id], ["status", "opresult"])[0]
+    return status, opresult
+
+
+def JobError(opresult: list[Any]) -> tuple[type[BaseException], tuple] | None:
+    """The first encoded error in a failed job's opresult, decoded."""
+    for item in opresult or []:
+        decoded = errors.GetEncodedError(item)
+        if decoded is not None:
+            return decoded
+    return None
+
+
+def WaitForJob(res: baserlib.ResourceBase, job_id: int,
+               timeout: float) -> list[Any]:
+    """Wait until a job ends; return its opresult, 502 if it failed."""
+    status, opresult = WaitForJobEnd(res, job_id, timeout)
     if status != constants.JOB_STATUS_SUCCESS:
-        detail = next((r for r in opresult if errors.GetEncodedError(r)), None)
-        message = detail[1][0] if detail and detail[1] else status
+        decoded = JobError(opresult)
+        message = decoded[1][0] if decoded and decoded[1] else status
         raise baserlib.HttpBadGateway(f"Job {job_id} failed: {message}")
     return opresult
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganeti import constants, http, ht, opcodes
+from ganeti import constants, errors, http, ht, opcodes
 from ganeti.rapi import RAPI_ACCESS_WRITE, baserlib
-from ganeti.rapi.rlib2_cluster import TagsResource
+from ganeti.rapi.rlib2_cluster import JobError, TagsResource, WaitForJobEnd
 from ganeti.rapi.rlib2_nodes import COMMON_FIELDS
 
 I_FIELDS = ["name", "admin_state", "os", "pnode", "snodes", "disk_template",
@@ -308,17 +308,38 @@ class R_2_instances_name_modify(baserlib.OpcodeResource):
         return self.request_body, {"instance_name": self.items[0]}
 
 
+#: How long GET .../console waits for its OpInstanceConsole job
+CONSOLE_TIMEOUT = 60
+
+
 class R_2_instances_name_console(baserlib.ResourceBase):
-    """/2/instances/[instance_name]/console: how to reach the console."""
+    """/2/instances/[instance_name]/console: how to reach the console.
+
+    The instance query has no console field here (Ganeti's asks the
+    hypervisor from its query); the answer comes from an OpInstanceConsole
+    job, as ``gnt-instance console`` gets it. 503 when the instance is not
+    running, as Ganeti answers.
+    """
 
     GET_ACCESS = [RAPI_ACCESS_WRITE]
 
     def GET(self) -> Any:
-        rows = self.QueryItems(constants.QR_INSTANCE, ["name", "console"],
-                               [self.items[0]])
-        console = rows[0][1]
-        if console is None:
-            raise http.HttpServiceUnavailable("Instance console unavailable")
+        name = self.items[0]
+        job_id = self.SubmitJob([baserlib.FillOpcode(opcodes.OpInstanceConsole, {},
+                                                     {"instance_name": name})])
+        status, opresult = WaitForJobEnd(self, job_id, CONSOLE_TIMEOUT)
+        if status != constants.JOB_STATUS_SUCCESS:
+            decoded = JobError(opresult)
+            message = str(decoded[1][0]) if decoded and decoded[1] else status
+            if decoded and issubclass(decoded[0], errors.OpPrereqError) and \
+                    errors.ECODE_NOENT in decoded[1]:
+                raise http.HttpNotFound(message)
+            if decoded and issubclass(decoded[0], (errors.OpExecError,
+                                                   errors.OpPrereqError)):
+                raise http.HttpServiceUnavailable(
+                    f"Instance console unavailable: {message}")
+            raise baserlib.HttpBadGateway(f"Job {job_id} failed: {message}")
+        console = opresult[0] if opresult else None
         if not isinstance(console, dict):
             raise baserlib.HttpBadGateway("Invalid console data from the master")
         return console

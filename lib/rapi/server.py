@@ -42,6 +42,7 @@ HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 _SERVER_NAME = f"Ganeti {constants.RELEASE_VERSION}"
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 class _CloseConnection(Exception):
@@ -62,6 +63,9 @@ def MakeSslContext(cert_file: str, key_file: str | None = None) -> ssl.SSLContex
     ctx.load_cert_chain(cert_file, key_file or cert_file)
     # Clients open a new connection per request without resuming sessions
     # (Ganeti's pycurl client): TLS 1.3 session tickets would be wasted work
+    # (about a fifth of the server's handshake CPU). The key exchange is
+    # OpenSSL's default, X25519 first; the certificate's key is ECDSA P-256
+    # unless the user supplied another (see crypto_setup.GenerateRapiCert)
     ctx.num_tickets = 0
     return ctx
 
@@ -204,6 +208,12 @@ class RapiServer:
                 conn = self.ssl_ctx.wrap_socket(raw, server_side=True)
                 with self._conns_lock:
                     self._conns[id(raw)] = conn
+                if _TCP_QUICKACK is not None:
+                    # Without session tickets the server sends nothing after
+                    # the client's Finished and would delay its ACK; a client
+                    # without TCP_NODELAY then holds its request back for
+                    # the delayed-ACK time (40 ms per request on Linux)
+                    conn.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             rfile = cast(BinaryIO, conn.makefile("rb", buffering=65536))
             try:
                 while not self._stop.is_set():

@@ -3,9 +3,12 @@
 Listens with HTTPS (``rapi.pem``) on port 5080 (``-p``) of ``-b ADDRESS``
 (default 0.0.0.0) and answers Ganeti's RAPI version 2 by talking to the
 master daemon over luxi (:mod:`ganeti.rapi.server`). Started as root, it
-drops to ``constants.RAPI_USER``/``RAPI_GROUP`` once it has bound its
-port, read its certificate and written its pid file (privilege
-separation); when that user does not exist it warns and stays as it is.
+drops to ``--user``/``--group`` (default ``constants.RAPI_USER`` and
+``RAPI_GROUP``, Ganeti's ``gnt-rapi``) once it has bound its port, read
+its certificate, written its pid file and made the users file readable by
+that group (privilege separation); when that user does not exist it warns
+and stays as it is. After the drop it still needs to reach the master's
+socket: Ganeti gives that through the ``gnt-daemons`` group.
 SIGHUP re-reads the users file (it is also re-read whenever it changes);
 SIGTERM/SIGINT stop the daemon.
 
@@ -64,6 +67,12 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Log to syslog instead of the log file")
     parser.add_argument("--no-user-checks", action="store_true",
                         help="Do not drop privileges even when run as root")
+    parser.add_argument("--user", default=constants.RAPI_USER,
+                        help="User to run as when started as root"
+                             f" (default {constants.RAPI_USER})")
+    parser.add_argument("--group", default=constants.RAPI_GROUP,
+                        help="Group to run as when started as root"
+                             f" (default {constants.RAPI_GROUP})")
     parser.add_argument("--ready-file", default=None,
                         help="Write 'address port pid' here once serving")
     parser.add_argument("--log-file", default=None,
@@ -71,38 +80,52 @@ def BuildParser() -> argparse.ArgumentParser:
     return parser
 
 
-def GetPrivilegeTarget(euid: int,
+def GetPrivilegeTarget(euid: int, user: str = constants.RAPI_USER,
+                       group: str = constants.RAPI_GROUP,
                        getpwnam: Callable[[str], Any] = pwd.getpwnam,
                        getgrnam: Callable[[str], Any] = grp.getgrnam
-                       ) -> tuple[int, int] | None:
-    """The (uid, gid) to drop to, or None to keep running as we are.
+                       ) -> tuple[int, int, str] | None:
+    """The (uid, gid, user name) to drop to, or None to keep running as we are.
 
-    Only root drops privileges; the target is RAPI_USER and RAPI_GROUP.
-    None (with a warning) when they do not exist.
+    Only root drops privileges; the target is ``user`` and ``group``
+    (Ganeti's ``gnt-rapi`` by default). None (with a warning) when they do
+    not exist or the user is root.
     """
     if euid != 0:
         return None
     try:
-        uid = getpwnam(constants.RAPI_USER).pw_uid
-        gid = getgrnam(constants.RAPI_GROUP).gr_gid
+        uid = getpwnam(user).pw_uid
+        gid = getgrnam(group).gr_gid
     except KeyError:
         logging.warning("User %s or group %s does not exist; running as root",
-                        constants.RAPI_USER, constants.RAPI_GROUP)
+                        user, group)
         return None
     if uid == 0:
         return None
-    return uid, gid
+    return uid, gid, user
 
 
-def DropPrivileges(target: tuple[int, int] | None) -> None:
-    """Become ``target``'s user and group (no supplementary groups)."""
+def DropPrivileges(target: tuple[int, int, str] | None) -> None:
+    """Become ``target``'s user and group for good.
+
+    The supplementary groups are the user's own (``/etc/group``), as
+    Ganeti's daemons get membership of ``gnt-daemons`` (the group that may
+    use the master's socket) that way.
+    """
     if target is None:
         return
-    uid, gid = target
-    os.setgroups([])
+    uid, gid, user = target
+    os.initgroups(user, gid)
     os.setgid(gid)
     os.setuid(uid)
-    logging.info("Running as uid %d, gid %d", uid, gid)
+    # setuid() as root changes the saved set-user-ID too: there is no way back
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise OSError(f"could still become root again after switching to uid {uid}")
+    logging.info("Running as user %s (uid %d, gid %d)", user, uid, gid)
 
 
 def Main(argv: list[str] | None = None) -> int:
@@ -165,7 +188,12 @@ def Main(argv: list[str] | None = None) -> int:
 
     if not options.no_user_checks:
         try:
-            DropPrivileges(GetPrivilegeTarget(os.geteuid()))
+            target = GetPrivilegeTarget(os.geteuid(), options.user, options.group)
+            if target is not None:
+                # What the daemon reads after the drop: the users file
+                # (re-read on change); the certificate is loaded already
+                auth.ShareWithGroup(users.path, target[1])
+            DropPrivileges(target)
         except OSError as err:
             logging.error("Cannot drop privileges: %s", err)
             return constants.EXIT_FAILURE

@@ -16,7 +16,7 @@ import hashlib
 
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from ganeti import constants, errors
@@ -31,6 +31,13 @@ _SIGN_DIGESTS: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = 
     "SHA512": hashes.SHA512,
 }
 
+#: Key types of :func:`GenerateSelfSignedX509Cert`: RSA (``RSA_KEY_BITS``) as
+#: Ganeti uses everywhere, or ECDSA on NIST P-256, whose TLS handshake costs
+#: the server a fraction of an RSA-2048 one (used for the RAPI certificate)
+KEY_TYPE_RSA = "rsa"
+KEY_TYPE_ECDSA = "ecdsa"
+KEY_TYPES = frozenset([KEY_TYPE_RSA, KEY_TYPE_ECDSA])
+
 # Certificates are backdated a little so that a clock slightly behind the
 # generating node's does not reject a brand-new certificate.
 _NOT_BEFORE_SLACK = datetime.timedelta(minutes=5)
@@ -43,6 +50,14 @@ def _AsBytes(pem: str | bytes) -> bytes:
 def _NewRsaKey() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537,
                                     key_size=constants.RSA_KEY_BITS)
+
+
+def _NewKey(key_type: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    if key_type == KEY_TYPE_RSA:
+        return _NewRsaKey()
+    if key_type == KEY_TYPE_ECDSA:
+        return ec.generate_private_key(ec.SECP256R1())
+    raise errors.ProgrammerError(f"Unknown key type '{key_type}'")
 
 
 def _Name(common_name: str | None) -> cx509.Name:
@@ -69,9 +84,11 @@ def _Build(subject: cx509.Name, issuer: cx509.Name, public_key,
                .add_extension(cx509.AuthorityKeyIdentifier.from_issuer_public_key(
                    issuer_public_key), critical=False))
     if is_ca:
+        # RSA keys may also encipher (TLS RSA key exchange); ECDSA keys only sign
         builder = builder.add_extension(
             cx509.KeyUsage(digital_signature=True, content_commitment=False,
-                           key_encipherment=True, data_encipherment=False,
+                           key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+                           data_encipherment=False,
                            key_agreement=False, key_cert_sign=True,
                            crl_sign=True, encipher_only=False,
                            decipher_only=False), critical=False)
@@ -83,19 +100,21 @@ def _Sign(builder: cx509.CertificateBuilder, key) -> cx509.Certificate:
     return builder.sign(key, digest)
 
 
-def _KeyPem(key: rsa.RSAPrivateKey) -> bytes:
+def _KeyPem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM,
                              serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def GenerateSelfSignedX509Cert(common_name: str | None, validity: int,
-                               serial_no: int) -> tuple[bytes, bytes]:
+                               serial_no: int,
+                               key_type: str = KEY_TYPE_RSA) -> tuple[bytes, bytes]:
     """Generate a new key and a self-signed CA certificate for it.
 
-    ``validity`` is in seconds. Returns the PEM-encoded key and certificate.
+    ``validity`` is in seconds; ``key_type`` is one of :data:`KEY_TYPES`.
+    Returns the PEM-encoded key and certificate.
     """
-    key = _NewRsaKey()
+    key = _NewKey(key_type)
     name = _Name(common_name)
     cert = _Sign(_Build(name, name, key.public_key(), key.public_key(),
                         validity, serial_no, is_ca=True), key)
@@ -133,14 +152,17 @@ def GenerateSelfSignedSslCert(filename: str, serial_no: int,
                               validity: int = constants.X509_CERT_DEFAULT_VALIDITY,
                               uid: int = -1, gid: int = -1,
                               mode: int = constants.NODED_CERT_MODE,
+                              key_type: str = KEY_TYPE_RSA,
                               ) -> tuple[bytes, bytes]:
     """Write a new self-signed key and certificate to ``filename``.
 
-    ``validity`` is in days. The file holds the key followed by the
-    certificate and is written atomically with ``mode``.
+    ``validity`` is in days; ``key_type`` is one of :data:`KEY_TYPES`. The
+    file holds the key followed by the certificate and is written
+    atomically with ``mode``.
     """
     key_pem, cert_pem = GenerateSelfSignedX509Cert(common_name,
-                                                   validity * 86400, serial_no)
+                                                   validity * 86400, serial_no,
+                                                   key_type=key_type)
     _WritePem(filename, key_pem + cert_pem, mode, uid, gid)
     return key_pem, cert_pem
 
@@ -273,18 +295,22 @@ def VerifyCertificate(filename: str) -> tuple[str | None, str | None]:
 
 
 def IsSignedBy(cert: cx509.Certificate, ca_cert: cx509.Certificate) -> bool:
-    """Tell whether ``ca_cert``'s key signed ``cert`` (RSA keys only)."""
+    """Tell whether ``ca_cert``'s key (RSA or ECDSA) signed ``cert``."""
     if cert.issuer != ca_cert.subject:
         return False
     public_key = ca_cert.public_key()
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        return False
     hash_alg = cert.signature_hash_algorithm
     if hash_alg is None:
         return False
     try:
-        public_key.verify(cert.signature, cert.tbs_certificate_bytes,
-                          padding.PKCS1v15(), hash_alg)
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes,
+                              padding.PKCS1v15(), hash_alg)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(cert.signature, cert.tbs_certificate_bytes,
+                              ec.ECDSA(hash_alg))
+        else:
+            return False
     except Exception:  # cryptography raises InvalidSignature
         return False
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganeti import constants, errors, opcodes
+from ganeti.rapi import baserlib
 
 
 class FakeLuxi:
@@ -18,6 +19,8 @@ class FakeLuxi:
                       "node2": {"name": "node2", "role": "C", "tags": [],
                                 "offline": False}}
         self.fail: BaseException | None = None
+        #: job id -> (status, opresult) for QueryJobs; default success
+        self.job_results: dict[int, tuple[str, Any]] = {}
 
     def _Check(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -57,8 +60,11 @@ class FakeLuxi:
         self._Check("QueryJobs", ids, fields)
         if ids is None:
             ids = list(range(1, len(self.jobs) + 1))
-        values = {"status": constants.JOB_STATUS_SUCCESS}
-        return [[i if f == "id" else values.get(f, f) for f in fields]
+        def _Values(job_id: int) -> dict[str, Any]:
+            status, opresult = self.job_results.get(
+                job_id, (constants.JOB_STATUS_SUCCESS, "opresult"))
+            return {"status": status, "opresult": opresult}
+        return [[i if f == "id" else _Values(i).get(f, f) for f in fields]
                 if 0 < i <= len(self.jobs) else None for i in ids]
 
     def CancelJob(self, job_id: int) -> Any:
@@ -81,6 +87,9 @@ class FakePool:
     def __init__(self) -> None:
         self.client = FakeLuxi()
         self.broken = 0
+        # No such files: nothing is cached
+        self.cache = baserlib.ConfigAnswerCache("/nonexistent/config.data",
+                                                "/nonexistent/socket")
 
     def Get(self) -> FakeLuxi:
         return self.client

@@ -354,3 +354,24 @@ def test_fill_opcode_direct():
     assert op.offline is True and op.node_name == "n1"
     with pytest.raises(http.HttpBadRequest, match="node_name"):
         baserlib.FillOpcode(opcodes.OpNodeSetParams, {}, {})
+
+
+def test_console_runs_a_console_job(rapi):
+    console = {"instance": "inst1", "kind": "ssh", "host": "node1"}
+    rapi.luxi.job_results[1] = (constants.JOB_STATUS_SUCCESS, [console])
+    code, _, answer = rapi("GET", "/2/instances/inst1/console")
+    assert code == 200 and answer == console
+    assert _LastOp(rapi)["OP_ID"] == "OP_INSTANCE_CONSOLE"
+    assert _LastOp(rapi)["instance_name"] == "inst1"
+    # Not running (Ganeti: 503), unknown (404), anything else (502)
+    rapi.luxi.job_results[2] = (constants.JOB_STATUS_ERROR, [
+        ["OpExecError", ["Instance inst1 is not running (state is ADMIN_down)"]]])
+    code, _, answer = rapi("GET", "/2/instances/inst1/console")
+    assert code == 503 and "not running" in answer["explain"]
+    rapi.luxi.job_results[3] = (constants.JOB_STATUS_ERROR, [
+        ["OpPrereqError", ["Instance 'x' not known", errors.ECODE_NOENT]]])
+    assert rapi("GET", "/2/instances/x/console")[0] == 404
+    rapi.luxi.job_results[4] = (constants.JOB_STATUS_ERROR, [
+        ["ProgrammerError", ["boom"]]])
+    assert rapi("GET", "/2/instances/inst1/console")[0] == 502
+    assert rapi("GET", "/2/instances/inst1/console", user=READER)[0] == 403

@@ -231,13 +231,36 @@ def test_privilege_target():
     def _Missing(name):
         raise KeyError(name)
 
-    assert rapi_daemon.GetPrivilegeTarget(1000, lambda n: Pw, lambda n: Gr) is None
-    assert rapi_daemon.GetPrivilegeTarget(0, lambda n: Pw, lambda n: Gr) == (123, 456)
-    assert rapi_daemon.GetPrivilegeTarget(0, _Missing, lambda n: Gr) is None
+    def _Target(euid, getpwnam, getgrnam, **kwargs):
+        return rapi_daemon.GetPrivilegeTarget(euid, getpwnam=getpwnam,
+                                              getgrnam=getgrnam, **kwargs)
+
+    assert _Target(1000, lambda n: Pw, lambda n: Gr) is None
+    assert _Target(0, lambda n: Pw, lambda n: Gr) == (123, 456, "gnt-rapi")
+    assert _Target(0, _Missing, lambda n: Gr) is None
     asked = []
-    rapi_daemon.GetPrivilegeTarget(0, lambda n: asked.append(n) or Pw,
-                                   lambda n: asked.append(n) or Gr)
+    _Target(0, lambda n: asked.append(n) or Pw, lambda n: asked.append(n) or Gr)
     assert asked == ["gnt-rapi", "gnt-rapi"]
+    asked.clear()
+    assert _Target(0, lambda n: asked.append(n) or Pw, lambda n: asked.append(n) or Gr,
+                   user="someone", group="somegroup") == (123, 456, "someone")
+    assert asked == ["someone", "somegroup"]
+
+
+def test_users_file_shared_with_group(tmp_path):
+    users = tmp_path / "rapi" / "users"
+    gid = os.getgid()
+    auth.ShareWithGroup(str(users), gid)
+    assert (users.parent.stat().st_mode & 0o050) == 0o050
+    auth.WriteUserEntry(str(users), "admin", "pw")
+    users.chmod(0o600)
+    auth.ShareWithGroup(str(users), gid)
+    assert (users.stat().st_mode & 0o777) == 0o640
+    assert users.stat().st_gid == gid
+    # Rewriting the file keeps its group and mode
+    auth.WriteUserEntry(str(users), "other", "pw2")
+    assert users.stat().st_gid == gid
+    assert "other" in users.read_text()
 
 
 def test_daemon_refuses_bad_options(capsys):
