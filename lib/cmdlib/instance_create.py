@@ -294,6 +294,8 @@ class LUInstanceCreate(LogicalUnit):
                 self.hvname, self.filled_hvp, hv_info=hv_info)
         if op.disk_template in constants.DTS_FILEBASED:
             iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes))
+        # As in Ganeti, a dry run answers the nodes the instance would use
+        self.dry_run_result = [pnode.name]
 
     def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]]) -> list[objects.NIC]:
         cfg = self.cfg

@@ -75,6 +75,9 @@ class Master:
         self.log_file = _NodePath(self.root, constants.DEFAULT_LOG_DIR) / \
             "master-daemon.log"
         self.proc: subprocess.Popen | None = None
+        #: The daemon's stderr goes to a file: a pipe nobody reads would
+        #: block the daemon once its buffer is full
+        self.stderr_file = self.root / "masterd.stderr"
         self.cfg_file = _WriteClusterConfig(self.root)
 
     @property
@@ -107,14 +110,14 @@ class Master:
     def start(self, *args: str) -> Master:
         """Start the daemon in the foreground and wait for its socket."""
         assert self.proc is None or self.proc.poll() is not None
-        self.proc = subprocess.Popen(
-            self.command("-f", *args), env=self.env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+        with open(self.stderr_file, "ab") as stderr:
+            self.proc = subprocess.Popen(
+                self.command("-f", *args), env=self.env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                err = self.stderr_file.read_text(errors="replace")[-4000:]
                 raise AssertionError(f"ganeti-masterd exited with {self.proc.returncode}:"
                                      f" {err}")
             if self._Connectable():
@@ -157,8 +160,6 @@ class Master:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
         return proc.returncode
 
     def job_file(self, job_id: int) -> Path:

@@ -2,10 +2,9 @@
 ``master``) and a real ganeti-rapi on 127.0.0.1 with its own rapi.pem and
 users file, used through ganeti.rapi.client, raw HTTP and curl.
 
-Instance logical units do not exist yet: instance writes submit their
-opcode and the job ends with the master's OpCodeUnknown error; the
-"instance" query resource is not registered yet, so instance listings
-answer the master's 400 until it is (the tests accept both).
+The master here has no node daemons, so instance writes end with the
+LUs' refusals (unknown instance ...); the full instance life through RAPI
+is in test_rapi_instances.py, on a virtual cluster.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ MASTER = "node1.example.com"
 LOAD_CLIENTS = 8
 LOAD_SECONDS = 20
 LOAD_MAX_WRITES = 400
+#: Idle luxi connections ganeti-rapi keeps (baserlib.LuxiPool's max_idle)
+LUXI_MAX_IDLE = 8
 
 
 @pytest.fixture
@@ -155,24 +156,18 @@ def test_read_resources(rapi, raw):
 
 
 def test_resources_whose_logic_comes_later(rapi, raw):
-    """Instances, networks and OSes answer the master's current error."""
-    for path in ("/2/instances", "/2/instances?bulk=1", "/2/instances/i1",
-                 "/2/instances/i1/tags", "/2/networks", "/2/networks/n1"):
+    """Instances and OSes answer (empty here); networks, whose logic comes
+    with a later issue, answer the master's error for an unknown resource."""
+    for path in ("/2/instances", "/2/instances?bulk=1", "/2/os"):
         code, _, body = raw("GET", path)
-        if code == 200:
-            assert isinstance(body, (list, dict))
-        else:
-            assert code in (400, 404), (path, body)
-            assert body["code"] == code and body["explain"]
-    code, _, body = raw("GET", "/2/os")
-    assert code in (200, 502), body
-    if code == 502:
-        assert "OP_OS_DIAGNOSE" in body["explain"]
-    cl = rapi.Client(user=None)
-    try:
-        assert cl.GetInstances() == []
-    except rapi_client.GanetiApiError as err:
-        assert err.code == 400 and "instance" in str(err)
+        assert (code, body) == (200, []), path
+    for path in ("/2/instances/i1", "/2/instances/i1/tags"):
+        code, _, body = raw("GET", path)
+        assert code == 404 and body["code"] == 404 and "i1" in body["explain"], path
+    for path in ("/2/networks", "/2/networks/n1"):
+        code, _, body = raw("GET", path)
+        assert code == 400 and body["code"] == 400 and "network" in body["explain"], path
+    assert rapi.Client(user=None).GetInstances() == []
 
 
 def test_query_resources(rapi, raw):
@@ -384,11 +379,12 @@ def _Settle(rapi, fds, threads, timeout=30):
 
 
 def test_load(rapi):
-    # Warm up (a luxi pool connection per concurrent request may stay idle)
+    # Warm up (a luxi pool connection per concurrent request may stay idle;
+    # /2/info is answered from a cache, /2/nodes asks the master)
     def _Warm():
         with rapi.Client() as cl:
             for _ in range(5):
-                cl.GetInfo()
+                cl.GetNodes()
     warm = [threading.Thread(target=_Warm) for _ in range(LOAD_CLIENTS)]
     for t in warm:
         t.start()
@@ -440,7 +436,9 @@ def test_load(rapi):
     cl = rapi.Client()
     _AssertNotImplemented(_WaitJob(cl, jobs[0], timeout=120), "OP_INSTANCE_STARTUP")
     cl.Close()
-    fds, threads = _Settle(rapi, base_fds, base_threads)
-    assert (fds, threads) <= (base_fds, base_threads) or \
-        (fds <= base_fds and threads <= base_threads), \
+    # The daemon's luxi pool may keep up to LUXI_MAX_IDLE idle connections,
+    # more than the warm-up happened to leave open; a leak over hundreds of
+    # requests would exceed that
+    fds, threads = _Settle(rapi, base_fds + LUXI_MAX_IDLE, base_threads)
+    assert fds <= base_fds + LUXI_MAX_IDLE and threads <= base_threads, \
         f"fds {base_fds} -> {fds}, threads {base_threads} -> {threads}"
