@@ -7,7 +7,8 @@ our protocol and knows its name, then adds it to the configuration. Every
 configuration save reaches the master candidates (config.data) and all
 online nodes (ssconf) through the master daemon's save listener
 (:mod:`ganeti.config_sync`), so a node promoted to master candidate gets
-the configuration as soon as it is saved.
+the configuration with the next push, before the opcode that saved it
+ends.
 
 The master-candidate pool follows Ganeti's rules: a new node becomes a
 candidate while the pool is short of ``candidate_pool_size``; demoting a
