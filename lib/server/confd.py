@@ -370,12 +370,14 @@ def Main(argv: list[str] | None = None) -> int:
         return constants.EXIT_FAILURE
 
     def _Ready() -> None:
-        if options.ready_file:
-            daemon_util.WriteReadyFile(options.ready_file, bound_address,
-                                       bound_port)
+        # Logged before the ready file exists: whoever waits for that file
+        # finds the line in the log
         logging.info("%s %s serving on %s:%s (UDP, pid %s)", constants.CONFD,
                      constants.RELEASE_VERSION, bound_address, bound_port,
                      os.getpid())
+        if options.ready_file:
+            daemon_util.WriteReadyFile(options.ready_file, bound_address,
+                                       bound_port)
         if notify_ready:
             notify_ready()
 
