@@ -80,7 +80,12 @@ def _Port(text: str) -> int:
 
 def _ExistingNode(cl: Any, name: str) -> str | None:
     """The configured node ``name`` abbreviates, or None."""
-    result = cl.Query(constants.QR_NODE, ["name"], qlang.MakeFilter([name], False))
+    try:
+        result = cl.Query(constants.QR_NODE, ["name"], qlang.MakeFilter([name], False))
+    except errors.OpPrereqError as err:
+        if errors.GetErrorCode(err) == errors.ECODE_NOENT:
+            return None
+        raise
     rows = result.get("data", []) if isinstance(result, dict) else []
     return rows[0][0][1] if rows else None
 

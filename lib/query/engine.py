@@ -28,6 +28,25 @@ def CheckFieldNames(fields: Any, what: str = "Query fields") -> list[str]:
     return list(fields)
 
 
+def MatchesName(name: str, wanted: str) -> bool:
+    """Whether ``wanted`` names ``name``: equal, or its first components
+    ("node1" names "node1.example.com"), ignoring case."""
+    name, wanted = name.lower(), str(wanted).lower()
+    return name == wanted or name.startswith(wanted + ".")
+
+
+def CheckNamesKnown(requested: Sequence[Any], names: Iterable[str],
+                    unknown: Callable[[list[str]], str]) -> None:
+    """OpPrereqError (ECODE_NOENT) with ``unknown(missing)`` unless every
+    requested name names one of ``names``; as in Ganeti, asking for an
+    item by a name that does not exist is an error, not an empty answer."""
+    known = list(names)
+    missing = [str(want) for want in requested
+               if not any(MatchesName(name, want) for name in known)]
+    if missing:
+        raise errors.OpPrereqError(unknown(missing), errors.ECODE_NOENT)
+
+
 class FieldQuery:
     """One query over one field table: the selected fields and the filter.
 

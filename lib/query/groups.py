@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganeti import constants, utils
+from ganeti import constants, errors, utils
 from ganeti.constants import QFT_NUMBER, QFT_OTHER, QFT_TEXT, QFT_TIMESTAMP
 from ganeti.query.engine import FieldQuery, RegisterResource, Resource
 from ganeti.query.fields import UNAVAIL, FieldDefinition, FieldTable
@@ -92,6 +92,14 @@ def _CollectGroups(query: FieldQuery, context: Any
                    ) -> tuple[GroupQueryData, list[Any]]:
     cfg = context.cfg
     groups = list(cfg.GetAllNodeGroupsInfo().values())
+    names = query.RequestedNames()
+    if names is not None:
+        # Groups are named exactly; their UUIDs name them too
+        known = {group.name for group in groups} | {group.uuid for group in groups}
+        missing = [str(name) for name in names if name not in known]
+        if missing:
+            raise errors.OpPrereqError(
+                f"Some groups do not exist: {', '.join(missing)}", errors.ECODE_NOENT)
     requested = query.RequestedData()
     ctx = GroupQueryData(cluster=cfg.GetClusterInfo())
     if GQ_NODES in requested or GQ_INST in requested:

@@ -30,7 +30,9 @@ from ganeti.constants import (
     QFT_TIMESTAMP,
     QFT_UNIT,
 )
-from ganeti.query.engine import FieldQuery, RegisterResource, Resource
+from ganeti.query.engine import (
+    CheckNamesKnown, FieldQuery, MatchesName, RegisterResource, Resource,
+)
 from ganeti.query.fields import (
     NODATA,
     OFFLINE,
@@ -583,12 +585,10 @@ def CollectLiveData(context: Any, ctx: InstanceQueryData, instances: list[Any],
 
 
 def _SelectByName(instances: dict[str, Any], names: list[Any]) -> list[Any]:
-    wanted = {str(name).lower() for name in names}
-    result = []
-    for inst in instances.values():
-        lname = inst.name.lower()
-        if lname in wanted or any(lname.startswith(name + ".") for name in wanted):
-            result.append(inst)
+    result = [inst for inst in instances.values()
+              if any(MatchesName(inst.name, name) for name in names)]
+    CheckNamesKnown(names, (inst.name for inst in result),
+                    lambda missing: f"Instance '{missing[0]}' not known")
     return result
 
 

@@ -26,7 +26,9 @@ from ganeti.constants import (
     QFT_TIMESTAMP,
     QFT_UNIT,
 )
-from ganeti.query.engine import FieldQuery, RegisterResource, Resource
+from ganeti.query.engine import (
+    CheckNamesKnown, FieldQuery, MatchesName, RegisterResource, Resource,
+)
 from ganeti.query.fields import (
     NODATA,
     OFFLINE,
@@ -337,10 +339,10 @@ def _CollectNodes(query: FieldQuery, context: Any) -> tuple[NodeQueryData, list[
     all_nodes = cfg.GetAllNodesInfo()
     names = query.RequestedNames()
     if names is not None:
-        wanted = {str(name).lower() for name in names}
         nodes = [node for node in all_nodes.values()
-                 if node.name.lower() in wanted or
-                 any(node.name.lower().startswith(name + ".") for name in wanted)]
+                 if any(MatchesName(node.name, name) for name in names)]
+        CheckNamesKnown(names, (node.name for node in nodes),
+                        lambda missing: f"Node '{missing[0]}' not known")
     else:
         nodes = list(all_nodes.values())
     requested = query.RequestedData()

@@ -159,6 +159,13 @@ def test_bad_input(vc):
     assert "Not enough memory" in out
     out = _Fails(vc, "bad7", "-t", "diskless", "--iallocator", "hail")
     assert "allocator" in out
+    # Listing an unknown instance by name is an error, as in Ganeti
+    result = vc.run("gnt-instance", "list", "nosuch.example.com", check=False)
+    assert result.returncode == 1
+    assert "Instance 'nosuch.example.com' not known" in result.stdout + result.stderr
+    result = vc.run("gnt-node", "list", "nosuchnode", check=False)
+    assert result.returncode == 1 and "Node 'nosuchnode' not known" in \
+        result.stdout + result.stderr
 
 
 def test_failing_os_script_leaves_no_trace(vc):

@@ -115,6 +115,24 @@ def test_name_filter_and_other_filters(cfg):
     assert rows == [["inst3.example.com"], ["inst9.example.com"]]
 
 
+def test_unknown_names_are_errors(cfg):
+    """As in Ganeti, asking for an unknown instance by name is an error; the
+    group and node resources do the same."""
+    with pytest.raises(errors.OpPrereqError, match="Instance 'nosuch' not known") as err:
+        query.Query("instance", ["name"], ["|", ["=", "name", "inst3"],
+                                           ["=", "name", "nosuch"]], _ctx(cfg))
+    assert err.value.args[1] == errors.ECODE_NOENT
+    with pytest.raises(errors.OpPrereqError, match="Node 'node9' not known"):
+        query.Query("node", ["name"], ["=", "name", "node9"], _ctx(cfg))
+    rows = _rows(query.Query("node", ["name"], ["=", "name", "node1"], _ctx(cfg)))
+    assert rows == [["node1.example.com"]]
+    with pytest.raises(errors.OpPrereqError, match="Some groups do not exist: g9"):
+        query.Query("group", ["name"], ["|", ["=", "name", "default"], ["=", "name", "g9"]],
+                    _ctx(cfg))
+    # Other filters still select, and may select nothing
+    assert query.Query("instance", ["name"], ["=", "os", "nosuch"], _ctx(cfg))["data"] == []
+
+
 def test_live_fields_and_status(cfg):
     n0, n1, n2 = (_node_uuid(cfg, i) for i in range(3))
     # inst2 is marked offline, inst9 was shut down by its user
