@@ -29,6 +29,7 @@ import http.client
 import multiprocessing
 import os
 import ssl
+import shutil
 import sys
 import tempfile
 import time
@@ -224,6 +225,7 @@ def main() -> int:
     finally:
         daemon.Stop()
         master.stop()
+        shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
 
 
