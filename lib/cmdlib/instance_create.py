@@ -17,10 +17,9 @@ iallocator come later.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
-from ganeti import constants, errors, locking, objects, utils
+from ganeti import constants, errors, locking, objects
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
@@ -46,16 +45,9 @@ def ParseDiskSpecs(disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          " templates available here")
         if constants.IDISK_SIZE not in spec:
             raise _Inval(f"Missing disk size for disk {idx}")
-        try:
-            size = utils.ParseUnit(spec[constants.IDISK_SIZE])
-        except errors.UnitParseError as err:
-            raise _Inval(f"Invalid size for disk {idx}: {err}") from None
-        if size <= 0:
-            raise _Inval(f"Invalid size for disk {idx}: must be positive")
+        size = iu.ParseDiskSize(spec[constants.IDISK_SIZE], f" for disk {idx}")
         mode = spec.get(constants.IDISK_MODE, constants.DISK_RDWR)
-        if mode not in constants.DISK_ACCESS_SET:
-            raise _Inval(f"Invalid disk access mode '{mode}' for disk {idx} (valid:"
-                         f" {', '.join(sorted(constants.DISK_ACCESS_SET))})")
+        iu.CheckDiskMode(mode, f" for disk {idx}")
         new = {constants.IDISK_SIZE: size, constants.IDISK_MODE: mode}
         if spec.get(constants.IDISK_NAME):
             new[constants.IDISK_NAME] = spec[constants.IDISK_NAME]
@@ -73,13 +65,8 @@ def ParseNicSpecs(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if unknown:
             raise _Inval(f"Unknown parameter(s) for NIC {idx}: {', '.join(unknown)}")
         new = dict(spec)
-        mac = new.get(constants.INIC_MAC) or constants.VALUE_AUTO
-        if mac not in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-            try:
-                mac = utils.NormalizeAndValidateMac(mac)
-            except errors.OpPrereqError:
-                raise _Inval(f"Invalid MAC address '{mac}' for NIC {idx}") from None
-        new[constants.INIC_MAC] = mac
+        new[constants.INIC_MAC] = iu.NormalizeNicMac(
+            new.get(constants.INIC_MAC) or constants.VALUE_AUTO, f" for NIC {idx}")
         ip = new.get(constants.INIC_IP)
         if ip is None or str(ip).lower() == constants.VALUE_NONE:
             new[constants.INIC_IP] = None
@@ -90,10 +77,7 @@ def ParseNicSpecs(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not new.get(constants.INIC_NETWORK):
                 raise _Inval(f"NIC {idx}: IP 'pool' is only valid with a network")
         else:
-            try:
-                new[constants.INIC_IP] = str(ipaddress.ip_address(ip))
-            except ValueError:
-                raise _Inval(f"Invalid IP address '{ip}' for NIC {idx}") from None
+            new[constants.INIC_IP] = iu.NormalizeNicIp(ip, f" for NIC {idx}")
         params = {key: new[key] for key in (constants.INIC_MODE, constants.INIC_LINK,
                                             constants.INIC_VLAN)
                   if new.get(key) not in (None, "")}
@@ -141,18 +125,10 @@ class LUInstanceCreate(LogicalUnit):
         op.instance_name = op.instance_name.strip().lower()
         self.check_ip = None
         if op.name_check:
-            try:
-                host = utils.Hostname(op.instance_name)
-            except errors.ResolverError as err:
-                raise errors.OpPrereqError(
-                    f"Cannot resolve instance name '{op.instance_name}': {err.args[-1]}"
-                    " (use --no-name-check to skip this check)",
-                    errors.ECODE_RESOLVER) from None
+            host = iu.ResolveInstanceName(op.instance_name)
             op.instance_name = host.name
             self.check_ip = host.ip
-        if not op.instance_name or "/" in op.instance_name or \
-                any(ch.isspace() for ch in op.instance_name):
-            raise _Inval(f"Invalid instance name '{op.instance_name}'")
+        op.instance_name = iu.CheckNewInstanceName(op.instance_name)
         if not op.disk_template:
             raise _Inval("No disk template given (-t)")
         if not op.os_type:
@@ -195,10 +171,7 @@ class LUInstanceCreate(LogicalUnit):
         # Again under the instance's lock: the name may have been taken since
         self._CheckNameFree()
         if self.check_ip and op.ip_check:
-            if utils.TcpPing(self.check_ip, constants.DEFAULT_NODED_PORT, timeout=1):
-                raise errors.OpPrereqError(
-                    f"IP {self.check_ip} of instance {op.instance_name} already in use",
-                    errors.ECODE_NOTUNIQUE)
+            iu.CheckInstanceIpFree(self.check_ip, op.instance_name)
 
         # Hypervisor and disk template
         self.hvname = op.hypervisor or cluster.primary_hypervisor

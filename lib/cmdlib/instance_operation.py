@@ -244,8 +244,7 @@ class LUInstanceReinstall(iu.InstanceLU):
         if not cfg.GetInstanceDisks(inst.uuid):
             raise errors.OpPrereqError(f"Instance '{inst.name}' has no disks",
                                        errors.ECODE_INVAL)
-        iu.CheckInstanceState(self, inst, frozenset([constants.ADMINST_DOWN]),
-                              "cannot reinstall")
+        iu.CheckInstanceState(self, inst, iu.INSTANCE_DOWN, "cannot reinstall")
         self.os_name = op.os_type or inst.os
         if not self.os_name:
             raise errors.OpPrereqError(

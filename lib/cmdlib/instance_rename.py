@@ -23,14 +23,6 @@ from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 
 
-def CheckNewInstanceName(name: str) -> str:
-    """The lower-cased ``name``; OpPrereqError if it cannot name an instance."""
-    new_name = (name or "").strip().lower()
-    if not new_name or "/" in new_name or any(ch.isspace() for ch in new_name):
-        raise errors.OpPrereqError(f"Invalid instance name '{name}'", errors.ECODE_INVAL)
-    return new_name
-
-
 class LUInstanceRename(LogicalUnit):
     """Rename an instance; the result is the new name."""
 
@@ -45,7 +37,7 @@ class LUInstanceRename(LogicalUnit):
             raise errors.OpPrereqError(
                 "IP address check requires a name check (use --no-ip-check with"
                 " --no-name-check)", errors.ECODE_INVAL)
-        self.op.new_name = CheckNewInstanceName(self.op.new_name)
+        self.op.new_name = iu.CheckNewInstanceName(self.op.new_name)
 
     def ExpandNames(self) -> None:
         """Resolve the instance; the exclusive Big Ganeti Lock covers both names."""
@@ -64,28 +56,17 @@ class LUInstanceRename(LogicalUnit):
                                        errors.ECODE_NOENT)
         self.instance = inst
         iu.CheckNodeOnline(cfg, inst.primary_node)
-        iu.CheckInstanceState(self, inst, frozenset([constants.ADMINST_DOWN,
-                                                      constants.ADMINST_OFFLINE]),
-                              "cannot rename")
+        iu.CheckInstanceState(self, inst, iu.INSTANCE_NOT_RUNNING, "cannot rename")
         new_name = op.new_name
         if op.name_check:
-            try:
-                host = utils.Hostname(new_name)
-            except errors.ResolverError as err:
-                raise errors.OpPrereqError(
-                    f"Cannot resolve instance name '{new_name}': {err.args[-1]}"
-                    " (use --no-name-check to skip this check)",
-                    errors.ECODE_RESOLVER) from None
+            host = iu.ResolveInstanceName(new_name)
             if not utils.MatchNameComponent(new_name, [host.name]):
                 raise errors.OpPrereqError(
                     f"Resolved hostname '{host.name}' does not look the same as given"
                     f" hostname '{new_name}'", errors.ECODE_INVAL)
             new_name = op.new_name = host.name
-            if op.ip_check and utils.TcpPing(host.ip, constants.DEFAULT_NODED_PORT,
-                                             timeout=1):
-                raise errors.OpPrereqError(
-                    f"IP {host.ip} of instance {new_name} already in use",
-                    errors.ECODE_NOTUNIQUE)
+            if op.ip_check:
+                iu.CheckInstanceIpFree(host.ip, new_name)
         other = cfg.GetInstanceInfoByName(new_name)
         if other is not None and other.uuid != inst.uuid:
             raise errors.OpPrereqError(f"Instance '{new_name}' is already in the cluster",

@@ -19,11 +19,10 @@ or detaching disks, NICs on networks, the instance communication NIC.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Any
 
-from ganeti import constants, errors, hooksmaster, objects, utils
+from ganeti import constants, errors, hooksmaster, objects
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams, MergeParams
@@ -113,20 +112,11 @@ def _CheckDiskParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
                          " templates available here")
         if constants.IDISK_SIZE not in new:
             raise _Inval("Required disk parameter 'size' missing")
-        try:
-            size = utils.ParseUnit(new[constants.IDISK_SIZE])
-        except errors.UnitParseError as err:
-            raise _Inval(f"Invalid disk size '{new[constants.IDISK_SIZE]}': {err}") \
-                from None
-        if size <= 0:
-            raise _Inval(f"Invalid disk size '{new[constants.IDISK_SIZE]}': must be"
-                         " positive")
-        new[constants.IDISK_SIZE] = size
+        new[constants.IDISK_SIZE] = iu.ParseDiskSize(new[constants.IDISK_SIZE])
         new.setdefault(constants.IDISK_MODE, constants.DISK_RDWR)
     mode = new.get(constants.IDISK_MODE)
-    if mode is not None and mode not in constants.DISK_ACCESS_SET:
-        raise _Inval(f"Invalid disk access mode '{mode}' (valid:"
-                     f" {', '.join(sorted(constants.DISK_ACCESS_SET))})")
+    if mode is not None:
+        iu.CheckDiskMode(mode)
     name = new.get(constants.IDISK_NAME)
     if isinstance(name, str) and name.lower() == constants.VALUE_NONE:
         new[constants.IDISK_NAME] = None
@@ -147,15 +137,10 @@ def _CheckNicParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
     if adding and not mac:
         mac = constants.VALUE_AUTO
     if mac is not None:
-        if mac not in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-            try:
-                mac = utils.NormalizeAndValidateMac(mac)
-            except errors.OpPrereqError:
-                raise _Inval(f"Invalid MAC address '{mac}'") from None
-        elif not adding and mac == constants.VALUE_AUTO:
+        if not adding and mac == constants.VALUE_AUTO:
             raise _Inval("'auto' is not a valid MAC address when modifying a NIC;"
                          " use 'generate' for a new one")
-        new[constants.INIC_MAC] = mac
+        new[constants.INIC_MAC] = iu.NormalizeNicMac(mac)
     if constants.INIC_IP in new:
         ip = new[constants.INIC_IP]
         if ip is None or str(ip).lower() == constants.VALUE_NONE or ip == "":
@@ -163,10 +148,7 @@ def _CheckNicParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
         elif ip in (constants.VALUE_AUTO, constants.NIC_IP_POOL):
             raise _Inval(f"IP '{ip}' is not supported by modify; give the address")
         else:
-            try:
-                new[constants.INIC_IP] = str(ipaddress.ip_address(ip))
-            except ValueError:
-                raise _Inval(f"Invalid IP address '{ip}'") from None
+            new[constants.INIC_IP] = iu.NormalizeNicIp(ip)
     nicparams = {key: new[key] for key in _NIC_PARAMS
                  if new.get(key) not in (None, "", constants.VALUE_DEFAULT)}
     CheckNicParams(nicparams)

@@ -17,10 +17,6 @@ from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.node import ExpandNode
 
-#: Admin states in which an instance counts as down (Ganeti's INSTANCE_DOWN)
-INSTANCE_DOWN = frozenset([constants.ADMINST_DOWN])
-#: ... or at least not meant to run (Ganeti's INSTANCE_NOT_RUNNING)
-INSTANCE_NOT_RUNNING = frozenset([constants.ADMINST_DOWN, constants.ADMINST_OFFLINE])
 
 #: Disk parameters recreate-disks may change (Ganeti's)
 _RECREATE_MODIFIABLE = frozenset([constants.IDISK_SIZE, constants.IDISK_MODE,
@@ -213,7 +209,7 @@ class LUInstanceDeactivateDisks(iu.InstanceLU):
         """Without force, the instance must be marked down and not run."""
         super().CheckPrereq()
         if not self.op.force:
-            iu.CheckInstanceState(self, self.instance, INSTANCE_DOWN, "cannot shutdown disks")
+            iu.CheckInstanceState(self, self.instance, iu.INSTANCE_DOWN, "cannot shutdown disks")
 
     def Exec(self, feedback_fn: FeedbackFn) -> None:
         """Shut every disk down and record them inactive."""
@@ -300,7 +296,7 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
             iu.CheckNodeOnline(cfg, inst.primary_node,
                                f"Instance {inst.name}'s primary node is offline; give"
                                " a new node with -n")
-        iu.CheckInstanceState(self, inst, INSTANCE_NOT_RUNNING, "cannot recreate disks")
+        iu.CheckInstanceState(self, inst, iu.INSTANCE_NOT_RUNNING, "cannot recreate disks")
         if self.specs:
             maxidx = max(self.specs)
             if maxidx >= len(disks):

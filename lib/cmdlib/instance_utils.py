@@ -8,12 +8,89 @@ failover, ...) build on these.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, ClassVar
 
 from ganeti import constants, errors, locking, objects, utils
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.rpc.defs import InstanceDict
+
+
+#: Admin states in which an instance counts as down (Ganeti's INSTANCE_DOWN)
+INSTANCE_DOWN = frozenset([constants.ADMINST_DOWN])
+#: ... or at least not meant to run (Ganeti's INSTANCE_NOT_RUNNING)
+INSTANCE_NOT_RUNNING = frozenset([constants.ADMINST_DOWN, constants.ADMINST_OFFLINE])
+
+
+def CheckNewInstanceName(name: str) -> str:
+    """The lower-cased ``name``; OpPrereqError if it cannot name an instance."""
+    new_name = (name or "").strip().lower()
+    if not new_name or "/" in new_name or any(ch.isspace() for ch in new_name):
+        raise errors.OpPrereqError(f"Invalid instance name '{name}'", errors.ECODE_INVAL)
+    return new_name
+
+
+def ResolveInstanceName(name: str) -> utils.Hostname:
+    """Resolve an instance name (the name check); OpPrereqError
+    (ECODE_RESOLVER) pointing at --no-name-check if it does not resolve."""
+    try:
+        return utils.Hostname(name)
+    except errors.ResolverError as err:
+        raise errors.OpPrereqError(
+            f"Cannot resolve instance name '{name}': {err.args[-1]}"
+            " (use --no-name-check to skip this check)",
+            errors.ECODE_RESOLVER) from None
+
+
+def CheckInstanceIpFree(ip: str, name: str) -> None:
+    """The IP check: OpPrereqError (ECODE_NOTUNIQUE) if ``ip`` answers."""
+    if utils.TcpPing(ip, constants.DEFAULT_NODED_PORT, timeout=1):
+        raise errors.OpPrereqError(f"IP {ip} of instance {name} already in use",
+                                   errors.ECODE_NOTUNIQUE)
+
+
+# --- disk and NIC values (``where`` ends the messages, e.g. " for disk 0") ---------------
+
+def ParseDiskSize(value: Any, where: str = "") -> int:
+    """A disk size with units as positive MiB; the error names the value."""
+    try:
+        size = utils.ParseUnit(value)
+    except errors.UnitParseError as err:
+        raise errors.OpPrereqError(f"Invalid disk size '{value}'{where}: {err}",
+                                   errors.ECODE_INVAL) from None
+    if size <= 0:
+        raise errors.OpPrereqError(f"Invalid disk size '{value}'{where}: must be positive",
+                                   errors.ECODE_INVAL)
+    return size
+
+
+def CheckDiskMode(mode: Any, where: str = "") -> None:
+    """OpPrereqError unless ``mode`` is a disk access mode."""
+    if mode not in constants.DISK_ACCESS_SET:
+        raise errors.OpPrereqError(
+            f"Invalid disk access mode '{mode}'{where} (valid:"
+            f" {', '.join(sorted(constants.DISK_ACCESS_SET))})", errors.ECODE_INVAL)
+
+
+def NormalizeNicMac(mac: str, where: str = "") -> str:
+    """A MAC address in its normal form ("auto" and "generate" unchanged)."""
+    if mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
+        return mac
+    try:
+        return utils.NormalizeAndValidateMac(mac)
+    except errors.OpPrereqError:
+        raise errors.OpPrereqError(f"Invalid MAC address '{mac}'{where}",
+                                   errors.ECODE_INVAL) from None
+
+
+def NormalizeNicIp(ip: Any, where: str = "") -> str:
+    """An IP address in its normal form; the error names the value."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise errors.OpPrereqError(f"Invalid IP address '{ip}'{where}",
+                                   errors.ECODE_INVAL) from None
 
 
 def ExpandInstance(cfg: Any, name: str) -> objects.Instance:
