@@ -1000,10 +1000,16 @@ NV_HOSTNAME = "hostname"
 NV_CLIENT_CERT = "client-cert"
 
 # Node daemon serving limits
-NODED_MAX_CLIENTS = 20           # concurrent request children (man page)
+NODED_MAX_CLIENTS = 20           # requests handled at the same time (man page)
 NODED_REQUEST_READ_TIMEOUT = 60  # seconds a client has to send its request
 NODED_MAX_HEADER_SIZE = 64 * 1024
-NODED_TERM_TIMEOUT = 10          # seconds children get after SIGTERM
+NODED_TERM_TIMEOUT = 10          # seconds running requests get after SIGUSR1
+NODED_MAX_CONNECTIONS = 512      # open connections, idle ones included
+#: seconds an idle kept-alive connection stays open; longer than
+#: RPC_CONN_MAX_AGE, so that the server never closes a connection a client
+#: may still pick for its next request
+NODED_KEEPALIVE_TIMEOUT = 180
+RPC_CONN_MAX_AGE = 60            # seconds a client reuses an idle connection
 RPC_COMPRESS_MIN_SIZE = 512      # smaller payloads are sent uncompressed
 TCP_PING_TIMEOUT = 10            # node_verify reachability checks, seconds
 

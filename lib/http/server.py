@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import io
 import logging
 import os
 import selectors
 import signal
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -180,14 +182,15 @@ def ReadRequest(rfile: BinaryIO, max_header_size: int, max_body_size: int,
     return req
 
 
-def FormatResponse(resp: HttpResponse, server_name: str) -> bytes:
+def FormatResponse(resp: HttpResponse, server_name: str,
+                   keep_alive: bool = False) -> bytes:
     """Encode a response with its status line and headers."""
     head = [f"HTTP/1.1 {resp.code} {http.StatusReason(resp.code)}",
             f"{http.HTTP_SERVER}: {server_name}",
             f"Date: {email.utils.formatdate(usegmt=True)}",
             f"{http.HTTP_CONTENT_TYPE}: {resp.content_type}",
             f"{http.HTTP_CONTENT_LENGTH}: {len(resp.body)}",
-            f"{http.HTTP_CONNECTION}: close"]
+            f"{http.HTTP_CONNECTION}: {'keep-alive' if keep_alive else 'close'}"]
     head.extend(f"{name}: {value}" for name, value in resp.headers.items())
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body
 
@@ -584,3 +587,334 @@ class ForkingHttpServer:
             except (ProcessLookupError, ChildProcessError):
                 pass
         self.children.clear()
+
+
+def WantsKeepAlive(req: HttpServerRequest) -> bool:
+    """Whether the client wants the connection kept open after this request.
+
+    HTTP/1.1 connections stay open unless the client sends ``Connection:
+    close``; HTTP/1.0 ones only with ``Connection: keep-alive``.
+    """
+    tokens = {token.strip().lower()
+              for token in req.headers.get("connection", "").split(",")}
+    if "close" in tokens:
+        return False
+    return req.version == "HTTP/1.1" or "keep-alive" in tokens
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads bounded by one deadline for all of them.
+
+    A client that drips its request a byte at a time cannot stretch the
+    time it is given: every read waits at most until ``deadline``.
+    """
+
+    def __init__(self, sock: socket.socket):
+        super().__init__()
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _ReadTimeout()
+            self._sock.settimeout(remaining)
+        try:
+            return self._sock.recv_into(buf)
+        except TimeoutError as err:
+            raise _ReadTimeout() from err
+
+
+def _Shutdown(sock: socket.socket) -> None:
+    """Shut a connection down from another thread.
+
+    The plain socket call (not the TLS one) wakes up a thread blocked
+    reading from it without touching the TLS state that thread owns.
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class ThreadedHttpServer:
+    """Serve each connection in a thread, many requests per connection.
+
+    Connections are kept open between requests (HTTP/1.1 keep-alive) for
+    ``keepalive_timeout`` seconds, so a client making many calls pays for
+    the TCP and TLS set-up once. At most ``max_clients`` handlers run at
+    the same time; further requests wait, already read, for a free slot.
+    Idle connections take no slot. A connection closed before it sent
+    anything (a reachability check) is dropped quietly.
+
+    Handlers run in threads of the daemon's process: they must not change
+    process-wide state (working directory, environment, signal handlers).
+
+    ``Serve`` returns after SIGTERM or SIGINT, closing every connection
+    (requests still running are abandoned with their threads), or after
+    SIGUSR1 once the running requests are answered (at most
+    ``term_timeout`` seconds).
+    """
+
+    def __init__(self, handler: HttpServerHandler,
+                 ssl_context: ssl.SSLContext | None,
+                 opts: ServerOptions | None = None,
+                 max_clients: int = 20,
+                 max_connections: int = 1024,
+                 keepalive_timeout: float = 120.0,
+                 term_timeout: float = 10.0):
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.opts = opts or ServerOptions()
+        self.max_clients = max(1, max_clients)
+        self.max_connections = max(1, max_connections)
+        self.keepalive_timeout = keepalive_timeout
+        self.term_timeout = term_timeout
+        self._slots = threading.BoundedSemaphore(self.max_clients)
+        self._lock = threading.Lock()
+        self._idle_cond = threading.Condition(self._lock)
+        #: open connections -> whether a request on it is being handled
+        self._conns: dict[socket.socket, bool] = {}
+        self._sock: socket.socket | None = None
+        self._stop = False
+        self._graceful = False
+        self._wakeup: tuple[int, int] | None = None
+
+    Bind = ForkingHttpServer.Bind
+
+    def RequestStop(self, *_args: Any) -> None:
+        """Ask ``Serve`` to return (safe to call from a signal handler)."""
+        self._stop = True
+
+    def RequestGracefulStop(self, *_args: Any) -> None:
+        """Ask ``Serve`` to return once the running requests are done."""
+        self._graceful = True
+        self._stop = True
+
+    @property
+    def busy(self) -> int:
+        """How many requests are being handled now."""
+        with self._lock:
+            return sum(self._conns.values())
+
+    def _InstallSignals(self) -> None:
+        rfd, wfd = os.pipe()
+        os.set_blocking(rfd, False)
+        os.set_blocking(wfd, False)
+        self._wakeup = (rfd, wfd)
+        signal.set_wakeup_fd(wfd)
+        signal.signal(signal.SIGTERM, self.RequestStop)
+        signal.signal(signal.SIGINT, self.RequestStop)
+        signal.signal(signal.SIGUSR1, self.RequestGracefulStop)
+
+    def _RestoreSignals(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_DFL)
+        if self._wakeup:
+            for fd in self._wakeup:
+                os.close(fd)
+            self._wakeup = None
+
+    def Serve(self) -> None:
+        """Accept connections until asked to stop; then close them."""
+        assert self._sock is not None, "Bind first"
+        self._InstallSignals()
+        assert self._wakeup
+        sel = selectors.DefaultSelector()
+        sel.register(self._wakeup[0], selectors.EVENT_READ)
+        sel.register(self._sock, selectors.EVENT_READ)
+        try:
+            while not self._stop:
+                try:
+                    events = sel.select(1.0)
+                except InterruptedError:
+                    continue
+                for key, _ in events:
+                    if key.fileobj is self._sock and not self._stop:
+                        self._AcceptOne()
+                    elif key.fileobj == self._wakeup[0]:
+                        try:
+                            while os.read(self._wakeup[0], 512):
+                                pass
+                        except BlockingIOError:
+                            pass
+        finally:
+            sel.close()
+            self._sock.close()
+            self._CloseAll()
+            self._RestoreSignals()
+
+    def _AcceptOne(self) -> None:
+        assert self._sock is not None
+        try:
+            conn, peer = self._sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError as err:
+            logging.error("Cannot accept a connection: %s", err)
+            if err.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)
+            return
+        with self._lock:
+            full = len(self._conns) >= self.max_connections
+            if not full:
+                self._conns[conn] = False
+        if full:
+            logging.warning("Refusing a connection from %s: %d connections"
+                            " open", peer, self.max_connections)
+            _Close(conn)
+            return
+        conn.setblocking(True)
+        thread = threading.Thread(target=self._Connection, args=(conn, peer),
+                                  name=f"http-{peer}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as err:
+            logging.error("Cannot start a thread for %s: %s", peer, err)
+            self._Forget(conn)
+            _Close(conn)
+
+    def _Forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._conns.pop(sock, None)
+            self._idle_cond.notify_all()
+
+    def _SetBusy(self, sock: socket.socket, busy: bool) -> None:
+        with self._lock:
+            if sock in self._conns:
+                self._conns[sock] = busy
+            if not busy:
+                self._idle_cond.notify_all()
+
+    def _CloseAll(self) -> None:
+        """Shut the connections down: idle ones now, busy ones after their
+        request when stopping gracefully (at most ``term_timeout``)."""
+        deadline = time.monotonic() + self.term_timeout
+        with self._lock:
+            while True:
+                for sock, busy in list(self._conns.items()):
+                    if not busy or not self._graceful:
+                        _Shutdown(sock)
+                if not self._conns or not self._graceful:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._idle_cond.wait(min(remaining, 0.5))
+            leftover = len(self._conns)
+        if leftover:
+            logging.warning("Stopping with %d connection(s) still open",
+                            leftover)
+
+    def _Connection(self, conn: socket.socket, peer: Any) -> None:
+        sock: socket.socket = conn
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(self.opts.request_timeout)
+            try:
+                if not conn.recv(1, socket.MSG_PEEK):
+                    return  # a reachability check: closed without a word
+            except TimeoutError:
+                logging.warning("Connection from %s sent nothing in %.0f s",
+                                peer, self.opts.request_timeout)
+                return
+            peer_cert = None
+            if self.ssl_context is not None:
+                try:
+                    sock = self.ssl_context.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError) as err:
+                    logging.warning("TLS handshake with %s failed: %s", peer, err)
+                    return
+                with self._lock:
+                    if self._conns.pop(conn, None) is not None:
+                        self._conns[sock] = False
+                if self._stop:
+                    return
+                peer_cert = sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+            reader = _DeadlineReader(sock)
+            rfile = io.BufferedReader(reader, 65536)
+            wait = self.opts.request_timeout
+            while not self._stop:
+                reader.deadline = time.monotonic() + wait
+                try:
+                    if not rfile.peek(1):
+                        return
+                except _ReadTimeout:
+                    if wait == self.opts.request_timeout:
+                        logging.warning("Connection from %s timed out", peer)
+                    return
+                reader.deadline = time.monotonic() + self.opts.request_timeout
+                # Busy from the first byte of a request to the last of its
+                # answer: a graceful stop waits for that
+                self._SetBusy(sock, True)
+                try:
+                    keep = self._OneRequest(sock, rfile, reader, peer, peer_cert)
+                finally:
+                    self._SetBusy(sock, False)
+                if not keep:
+                    return
+                wait = self.keepalive_timeout
+        except OSError as err:
+            logging.debug("Connection from %s ended: %s", peer, err)
+        except Exception:  # a bug: log it, keep the daemon serving
+            logging.exception("Error on the connection from %s", peer)
+        finally:
+            self._Forget(sock)
+            self._Forget(conn)
+            _Close(sock)
+
+    def _OneRequest(self, sock: socket.socket, rfile: BinaryIO,
+                    reader: _DeadlineReader, peer: Any,
+                    peer_cert: bytes | None) -> bool:
+        """Serve one request; return whether to keep the connection."""
+
+        def _Continue() -> None:
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+        keep_alive = False
+        try:
+            if (self.ssl_context is not None and self.opts.require_client_cert
+                    and not peer_cert):
+                raise http.HttpForbidden(
+                    "A client certificate signed by the cluster certificate is"
+                    " required")
+            req = ReadRequest(rfile, self.opts.max_header_size,
+                              self.opts.max_body_size,
+                              check_fn=self.handler.CheckRequest,
+                              continue_fn=_Continue)
+            reader.deadline = None
+            if req is None:
+                return False
+            req.peer_address = peer
+            req.peer_cert = peer_cert or None
+            keep_alive = WantsKeepAlive(req)
+            with self._slots:
+                resp = self.handler.HandleRequest(req)
+            logging.debug("%s %s %s from %s: %s", req.method, req.path,
+                          req.version, peer, resp.code)
+        except (_ReadTimeout, TimeoutError):
+            keep_alive = False
+            resp = ErrorResponse(http.HttpRequestTimeout(
+                f"Request not received within {self.opts.request_timeout}"
+                " seconds"))
+        except http.HttpException as err:
+            keep_alive = False
+            resp = ErrorResponse(err)
+            logging.info("Refused request from %s: %s %s", peer, err.code,
+                         err.message)
+        except Exception as err:  # a bug in a handler: answer, log, go on
+            keep_alive = False
+            logging.exception("Error while handling a request from %s", peer)
+            resp = ErrorResponse(http.HttpInternalServerError(str(err)))
+        reader.deadline = None
+        keep_alive = keep_alive and resp.code == http.HTTP_OK and not self._stop
+        sock.settimeout(max(self.opts.request_timeout, 5.0))
+        sock.sendall(FormatResponse(resp, self.opts.server_name, keep_alive))
+        if resp.code != http.HTTP_OK:
+            _Drain(sock)
+        return keep_alive

@@ -4,6 +4,13 @@
 multi interface in the calling thread; each request has its own read
 timeout, so a node that hangs costs at most its own timeout and never delays
 the answers of the others. :class:`RpcResult` is what a caller gets per node.
+
+Connections are kept open between calls: the multi handles, which hold
+libcurl's connection cache, are pooled per process, so the next call to a
+node reuses a connection (and its TLS session) made by an earlier one. A
+connection idle for longer than ``RPC_CONN_MAX_AGE`` is not reused; the node
+daemon keeps idle connections open longer than that. A connection the node
+daemon closed (a restart) is noticed by libcurl before reuse.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable
@@ -114,6 +122,67 @@ def FormatCurlError(req: RpcRequest, code: int, message: str) -> str:
     return f"Error {code} talking to node daemon at {where}: {message}"
 
 
+#: connections a pooled multi handle keeps open; enough for one to each
+#: node of a large cluster
+_MAX_CONNECTS = 1024
+#: idle multi handles kept per process (about the number of threads that
+#: make RPC calls at the same time)
+_MAX_POOLED = 32
+
+
+class _MultiPool:
+    """Multi handles, with their open connections, for reuse by any thread.
+
+    A handle is used by one thread at a time. After a fork the child starts
+    with an empty pool and never touches the parent's handles: closing them
+    would end the parent's TLS sessions on the shared sockets, so they are
+    kept, unused, until the child exits.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[pycurl.CurlMulti] = []
+        self._abandoned: list[pycurl.CurlMulti] = []
+        os.register_at_fork(after_in_child=self._AfterFork)
+
+    def _AfterFork(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned.extend(self._free)
+        self._free = []
+
+    def Get(self) -> pycurl.CurlMulti:
+        """A multi handle, with the connections of earlier calls if any."""
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_MAXCONNECTS, _MAX_CONNECTS)
+        return multi
+
+    def Put(self, multi: pycurl.CurlMulti) -> None:
+        """Give back a handle all of whose transfers were removed."""
+        with self._lock:
+            if len(self._free) < _MAX_POOLED:
+                self._free.append(multi)
+                return
+        multi.close()
+
+    def Clear(self) -> None:
+        """Close every pooled handle and its connections."""
+        with self._lock:
+            free, self._free = self._free, []
+        for multi in free:
+            multi.close()
+
+
+_POOL = _MultiPool()
+
+
+def CloseConnections() -> None:
+    """Close the kept-open connections of this process (tests use this)."""
+    _POOL.Clear()
+
+
 def _NewHandle(req: RpcRequest, ssl_config: RpcSslConfig,
                connect_timeout: float) -> tuple[pycurl.Curl, io.BytesIO]:
     curl = pycurl.Curl()
@@ -137,6 +206,8 @@ def _NewHandle(req: RpcRequest, ssl_config: RpcSslConfig,
     curl.setopt(pycurl.SSLCERT, ssl_config.cert_file)
     curl.setopt(pycurl.SSLKEYTYPE, "PEM")
     curl.setopt(pycurl.SSLKEY, ssl_config.key_file or ssl_config.cert_file)
+    curl.setopt(pycurl.TCP_NODELAY, 1)
+    curl.setopt(pycurl.MAXAGE_CONN, constants.RPC_CONN_MAX_AGE)
     return curl, buf
 
 
@@ -156,8 +227,9 @@ def ProcessRequests(requests: Iterable[RpcRequest], ssl_config: RpcSslConfig,
             req.error = problem
         return
 
-    multi = pycurl.CurlMulti()
+    multi = _POOL.Get()
     handles: dict[pycurl.Curl, tuple[RpcRequest, io.BytesIO]] = {}
+    reusable = False
     try:
         for req in reqs:
             curl, buf = _NewHandle(req, ssl_config, connect_timeout)
@@ -190,10 +262,21 @@ def ProcessRequests(requests: Iterable[RpcRequest], ssl_config: RpcSslConfig,
                 wait_ms = multi.timeout()
                 wait = 1.0 if wait_ms < 0 else min(wait_ms / 1000.0, 1.0)
                 multi.select(wait)
+        reusable = True
     finally:
+        if not reusable:
+            # Interrupted: some transfers may still be attached
+            for curl in handles:
+                try:
+                    multi.remove_handle(curl)
+                except pycurl.error:
+                    pass
         for curl in handles:
             curl.close()
-        multi.close()
+        if reusable:
+            _POOL.Put(multi)
+        else:
+            multi.close()
 
 
 class RpcResult:

@@ -314,9 +314,11 @@ class Bench:
         first = self.by_jobs
         jobs = [(f"bench-par-{first + idx}.example.com", self._NextNode(), start)
                 for idx in range(count)]
+        cpu_before = DaemonCpu(self.vc)
         begin = time.perf_counter()
         latencies = RunParallel(self.vc, jobs, self.opts.parallel)
         wall = time.perf_counter() - begin
+        cpu_after = DaemonCpu(self.vc)
         self.by_jobs += count
         rate = count / wall
         verdict = "met" if rate >= TARGET_CREATE_PER_SEC else "NOT met"
@@ -325,6 +327,11 @@ class Bench:
               f" instances/s, {rate * 60:.0f} per minute; job latency median"
               f" {statistics.median(latencies):.3f} s, p90 {_Pct(latencies, 0.9):.3f} s"
               f" (target >= {TARGET_CREATE_PER_SEC:.0f}/s: {verdict})", flush=True)
+        spent = {kind: (cpu_after.get(kind, 0.0) - cpu_before.get(kind, 0.0)) / count
+                 for kind in sorted(cpu_after)}
+        print(f"{label} daemon CPU per creation: "
+              + ", ".join(f"{kind} {secs * 1000:.1f} ms" for kind, secs in spent.items())
+              + f"; total {sum(spent.values()) * 1000:.1f} ms", flush=True)
 
     def Fill(self, size: int) -> None:
         """Bring the cluster to ``size`` instances: inject what ``--inject``
@@ -399,6 +406,24 @@ def _Timed(func: Callable[[], None]) -> float:
     begin = time.perf_counter()
     func()
     return time.perf_counter() - begin
+
+
+def DaemonCpu(vc: VirtualCluster) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the cluster's daemons, per
+    kind of daemon (all node daemons together, and so on), children
+    that were waited for included."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for (_, daemon), pid in vc.daemons().items():
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fd:
+                fields = fd.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5)
+        used = sum(int(value) for value in fields[11:15]) / ticks
+        totals[daemon] = totals.get(daemon, 0.0) + used
+    return totals
 
 
 def _Interrupt(signum: int, frame: Any) -> None:

@@ -95,12 +95,35 @@ class NodeDaemon:
             return ""
 
     def Children(self) -> list[int]:
-        """Pids of the daemon's request children."""
+        """Pids of the daemon's child processes."""
         try:
             with open(f"/proc/{self.pid}/task/{self.pid}/children", encoding="ascii") as fd:
                 return [int(p) for p in fd.read().split()]
         except OSError:
             return []
+
+    def Threads(self) -> list[int]:
+        """Ids of the daemon's threads (the main one and one per connection)."""
+        try:
+            return [int(tid) for tid in os.listdir(f"/proc/{self.pid}/task")]
+        except OSError:
+            return []
+
+    def Sleepers(self) -> int:
+        """How many of the daemon's threads sleep in ``time.sleep`` now.
+
+        That is how a test sees a ``test_delay`` call being handled: the
+        kernel shows the thread waiting in nanosleep.
+        """
+        count = 0
+        for tid in self.Threads():
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/wchan", encoding="ascii") as fd:
+                    if "nanosleep" in fd.read():
+                        count += 1
+            except OSError:
+                pass
+        return count
 
     def Signal(self, signum: int) -> None:
         """Send a signal to the daemon process only."""

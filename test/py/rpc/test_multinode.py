@@ -81,7 +81,7 @@ def test_daemon_killed_mid_call(start_noded, cluster_crypto):
     start = time.monotonic()
     thread.start()
     try:
-        _Wait(lambda: victim.Children(), what="the victim's request child")
+        _Wait(lambda: victim.Sleepers(), what="the victim's request")
         victim.KillGroup()
     finally:
         thread.join(30)
