@@ -91,11 +91,17 @@ def WaitJob(cl: luxi_client.Client, job_id: Any, timeout: float = JOB_TIMEOUT) -
     """Follow a job until it ends; return its final status."""
     deadline = time.monotonic() + timeout
     info = None
+    log_serial = None
     while time.monotonic() < deadline:
-        result = cl.WaitForJobChangeOnce(job_id, ["status"], info, None, timeout=30)
+        result = cl.WaitForJobChangeOnce(job_id, ["status"], info, log_serial,
+                                         timeout=30)
         if result == constants.JOB_NOTCHANGED:
             continue
-        info = result[0]
+        info, log_entries = result
+        if log_entries:
+            # As the gnt-* tools do: without it every call would answer at
+            # once with the same log entries
+            log_serial = log_entries[-1][0]
         if info[0] in constants.JOBS_FINALIZED:
             return info[0]
     raise RuntimeError(f"job {job_id} did not end within {timeout:.0f} s")
