@@ -1,22 +1,16 @@
-"""A forking HTTPS server: one child process per connection.
+"""A threaded HTTPS server with kept-open connections (the node daemon's).
 
-The parent process only accepts connections and forks; the child does the
-TLS handshake, reads one request, answers it and exits. A slow handshake,
-a slow client or a slow request therefore never holds up another request,
-and a crash in a request cannot take the daemon down. The number of
-children is capped (``max_clients``); connections beyond the cap wait in
-the listen backlog until a child exits.
+The main thread accepts connections; each connection is served by a thread
+of its own, which does the TLS handshake and then answers requests one
+after the other until the client closes the connection, asks to close it,
+an error is answered or the connection stays idle too long. A client making
+many calls therefore pays for the TCP and TLS set-up once. The number of
+handlers running at once is capped (``max_clients``); idle connections
+take no slot. A connection closed before it sent anything (a reachability
+check of cluster verify) is dropped quietly. A slow client cannot stretch
+the time it has to send a request: one deadline bounds all its reads.
 
-The parent forks only once a connection has sent its first bytes (the TLS
-ClientHello). A connection that closes without sending anything, such as
-the TCP reachability checks of cluster verify, is closed by the parent
-without a fork: with a hundred virtual nodes on one machine checking each
-other, forking for those pings exhausted the child slots and delayed real
-requests past their connect timeout. Connections that send nothing within
-the request timeout are dropped.
-
-Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body; every
-connection carries exactly one request (``Connection: close``). A handler
+Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body. A handler
 answers with an :class:`HttpResponse` or raises an
 :class:`ganeti.http.HttpException` to answer with an error status.
 """
@@ -42,6 +36,7 @@ from ganeti import http
 
 _SUPPORTED_VERSIONS = frozenset(["HTTP/1.0", "HTTP/1.1"])
 _MAX_DRAIN_BYTES = 1024 * 1024
+_MAX_DRAIN_TIME = 1.0
 
 
 @dataclass
@@ -217,12 +212,17 @@ def _Drain(conn: socket.socket) -> None:
 
     A client refused before its body was read is usually still sending;
     closing with unread data would make the kernel reset the connection and
-    the client might never see our answer.
+    the client might never see our answer. At most ``_MAX_DRAIN_BYTES`` and
+    ``_MAX_DRAIN_TIME`` seconds: a client dripping bytes cannot hold on.
     """
+    deadline = time.monotonic() + _MAX_DRAIN_TIME
     try:
-        conn.settimeout(0.5)
         drained = 0
         while drained < _MAX_DRAIN_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            conn.settimeout(min(remaining, 0.5))
             data = conn.recv(65536)
             if not data:
                 break
@@ -239,354 +239,19 @@ def _Close(conn: socket.socket) -> None:
     conn.close()
 
 
-def HandleConnection(conn: socket.socket, peer: Any, handler: HttpServerHandler,
-                     ssl_context: ssl.SSLContext | None,
-                     opts: ServerOptions) -> int | None:
-    """Serve one request on an accepted connection, then close it.
-
-    Returns the status code sent, or None when nothing was sent (TLS
-    failure, client gone). Never raises for client errors.
-    """
-    deadline = time.monotonic() + opts.request_timeout
-
-    def _OnAlarm(signum, frame):
-        raise _ReadTimeout()
-
-    # One alarm bounds the whole handshake and request read, however slowly
-    # a client drips its bytes; the handler itself runs without it.
-    old_alarm = signal.signal(signal.SIGALRM, _OnAlarm)
-    signal.setitimer(signal.ITIMER_REAL, opts.request_timeout)
-    sock: socket.socket = conn
+def Listen(address: str, port: int, backlog: int = 128) -> socket.socket:
+    """A non-blocking socket listening on address:port (0: any free port)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        conn.settimeout(opts.request_timeout)
-        peer_cert = None
-        if ssl_context is not None:
-            try:
-                sock = ssl_context.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError) as err:
-                logging.warning("TLS handshake with %s failed: %s", peer, err)
-                return None
-            peer_cert = sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-        rfile = sock.makefile("rb")
-
-        def _Continue() -> None:
-            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-        code: int | None = None
-        try:
-            if ssl_context is not None and opts.require_client_cert and not peer_cert:
-                raise http.HttpForbidden(
-                    "A client certificate signed by the cluster certificate is"
-                    " required")
-            req = ReadRequest(rfile, opts.max_header_size, opts.max_body_size,
-                              check_fn=handler.CheckRequest, continue_fn=_Continue)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            if req is None:
-                return None
-            req.peer_address = peer
-            req.peer_cert = peer_cert or None
-            resp = handler.HandleRequest(req)
-            code = resp.code
-            logging.debug("%s %s %s from %s: %s", req.method, req.path,
-                          req.version, peer, code)
-        except (_ReadTimeout, TimeoutError):
-            resp = ErrorResponse(http.HttpRequestTimeout(
-                f"Request not received within {opts.request_timeout} seconds"))
-        except http.HttpException as err:
-            resp = ErrorResponse(err)
-            logging.info("Refused request from %s: %s %s", peer, err.code,
-                         err.message)
-        except Exception as err:  # a bug in a handler: answer, log, go on
-            logging.exception("Error while handling a request from %s", peer)
-            resp = ErrorResponse(http.HttpInternalServerError(str(err)))
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        code = resp.code
-        remaining = max(deadline - time.monotonic(), 5.0)
-        sock.settimeout(remaining)
-        sock.sendall(FormatResponse(resp, opts.server_name))
-        if code != http.HTTP_OK:
-            _Drain(sock)
-        return code
-    except _ReadTimeout:
-        logging.warning("Connection from %s timed out", peer)
-        return None
-    except OSError as err:
-        logging.warning("Connection from %s failed: %s", peer, err)
-        return None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_alarm)
-        _Close(sock)
-
-
-class ForkingHttpServer:
-    """Accept connections and serve each in a child process.
-
-    ``child_init_fn`` runs in every child before the request is read (the
-    node daemon uses it to lock the child's memory). ``Serve`` returns after
-    SIGTERM or SIGINT, once the children have been terminated.
-    """
-
-    def __init__(self, handler: HttpServerHandler,
-                 ssl_context: ssl.SSLContext | None,
-                 opts: ServerOptions | None = None,
-                 max_clients: int = 20,
-                 child_init_fn: Callable[[], None] | None = None,
-                 term_timeout: float = 10.0):
-        self.handler = handler
-        self.ssl_context = ssl_context
-        self.opts = opts or ServerOptions()
-        self.max_clients = max(1, max_clients)
-        self.child_init_fn = child_init_fn
-        self.term_timeout = term_timeout
-        self.children: set[int] = set()
-        self._sock: socket.socket | None = None
-        self._stop = False
-        self._graceful = False
-        self._wakeup: tuple[int, int] | None = None
-        #: accepted connections that have not sent anything yet:
-        #: socket -> (peer, deadline)
-        self._idle: dict[socket.socket, tuple[Any, float]] = {}
-        #: a connection silent this long is dropped, as a child would drop it
-        self.idle_timeout = self.opts.request_timeout
-        self.max_idle = 512
-
-    def Bind(self, address: str, port: int, backlog: int = 128) -> tuple[str, int]:
-        """Listen on address:port (port 0 picks a free one); return both."""
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
-            sock.listen(backlog)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        self._sock = sock
-        bound = sock.getsockname()
-        return bound[0], bound[1]
-
-    def RequestStop(self, *_args: Any) -> None:
-        """Ask ``Serve`` to return (safe to call from a signal handler)."""
-        self._stop = True
-
-    def RequestGracefulStop(self, *_args: Any) -> None:
-        """Ask ``Serve`` to return once the running requests are done."""
-        self._graceful = True
-        self._stop = True
-
-    def _InstallSignals(self) -> None:
-        rfd, wfd = os.pipe()
-        os.set_blocking(rfd, False)
-        os.set_blocking(wfd, False)
-        self._wakeup = (rfd, wfd)
-        signal.set_wakeup_fd(wfd)
-        signal.signal(signal.SIGTERM, self.RequestStop)
-        signal.signal(signal.SIGINT, self.RequestStop)
-        signal.signal(signal.SIGUSR1, self.RequestGracefulStop)
-        # A handler (not SIG_DFL) so that a child's exit wakes up select
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-
-    def _RestoreSignals(self) -> None:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
-                       signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        if self._wakeup:
-            for fd in self._wakeup:
-                os.close(fd)
-            self._wakeup = None
-
-    def _DrainWakeup(self) -> None:
-        assert self._wakeup
-        try:
-            while os.read(self._wakeup[0], 512):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _Reap(self) -> None:
-        while self.children:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
-
-    def Serve(self) -> None:
-        """Accept and fork until asked to stop; then stop the children."""
-        assert self._sock is not None, "Bind first"
-        self._InstallSignals()
-        assert self._wakeup
-        sel = selectors.DefaultSelector()
-        sel.register(self._wakeup[0], selectors.EVENT_READ)
-        listening = False
-        try:
-            while not self._stop:
-                self._Reap()
-                want_listen = len(self._idle) < self.max_idle
-                if want_listen != listening:
-                    if want_listen:
-                        sel.register(self._sock, selectors.EVENT_READ)
-                    else:
-                        sel.unregister(self._sock)
-                    listening = want_listen
-                self._UpdateIdle(sel)
-                try:
-                    events = sel.select(1.0)
-                except InterruptedError:
-                    continue
-                for key, _ in events:
-                    if key.fileobj == self._wakeup[0]:
-                        self._DrainWakeup()
-                    elif key.fileobj is self._sock:
-                        if not self._stop:
-                            self._AcceptOne(sel)
-                    elif not self._stop:
-                        self._OnIdleReadable(sel, key.fileobj)  # type: ignore[arg-type]
-                self._ExpireIdle(sel)
-        finally:
-            sel.close()
-            for conn in list(self._idle):
-                _Close(conn)
-            self._idle.clear()
-            self._sock.close()
-            self._TerminateChildren()
-            self._RestoreSignals()
-
-    def _UpdateIdle(self, sel: selectors.BaseSelector) -> None:
-        """Watch idle connections only while a child slot is free, so that a
-        connection with data waits (in the parent) for a slot."""
-        free = len(self.children) < self.max_clients
-        for conn in self._idle:
-            registered = self._IsRegistered(sel, conn)
-            if free and not registered:
-                sel.register(conn, selectors.EVENT_READ)
-            elif not free and registered:
-                sel.unregister(conn)
-
-    @staticmethod
-    def _IsRegistered(sel: selectors.BaseSelector, conn: socket.socket) -> bool:
-        try:
-            sel.get_key(conn)
-        except KeyError:
-            return False
-        return True
-
-    def _Forget(self, sel: selectors.BaseSelector, conn: socket.socket) -> None:
-        self._idle.pop(conn, None)
-        if self._IsRegistered(sel, conn):
-            sel.unregister(conn)
-
-    def _ExpireIdle(self, sel: selectors.BaseSelector) -> None:
-        now = time.monotonic()
-        for conn, (peer, deadline) in list(self._idle.items()):
-            if now >= deadline:
-                logging.warning("Connection from %s sent nothing in %.0f s",
-                                peer, self.idle_timeout)
-                self._Forget(sel, conn)
-                _Close(conn)
-
-    def _AcceptOne(self, sel: selectors.BaseSelector) -> None:
-        assert self._sock is not None
-        try:
-            conn, peer = self._sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError as err:
-            # Out of file descriptors or similar: keep serving the others
-            logging.error("Cannot accept a connection: %s", err)
-            if err.errno in (errno.EMFILE, errno.ENFILE):
-                time.sleep(0.1)
-            return
-        conn.setblocking(False)
-        self._idle[conn] = (peer, time.monotonic() + self.idle_timeout)
-
-    def _OnIdleReadable(self, sel: selectors.BaseSelector,
-                        conn: socket.socket) -> None:
-        """The client sent something or closed: fork for it, or drop it."""
-        peer, _ = self._idle[conn]
-        try:
-            first = conn.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            first = b""
-        self._Forget(sel, conn)
-        if not first:
-            # Closed (or reset) before sending anything: a reachability
-            # check, nothing to serve
-            _Close(conn)
-            return
-        if len(self.children) >= self.max_clients:
-            # Raced with the slot accounting: wait for a free slot
-            self._idle[conn] = (peer, time.monotonic() + self.idle_timeout)
-            return
-        conn.setblocking(True)
-        try:
-            pid = os.fork()
-        except OSError as err:
-            logging.error("Cannot fork for a request from %s: %s", peer, err)
-            conn.close()
-            return
-        if pid == 0:
-            sel.close()
-            for other in self._idle:
-                other.close()
-            self._RunChild(conn, peer)  # never returns
-        self.children.add(pid)
-        conn.close()
-
-    def _RunChild(self, conn: socket.socket, peer: Any) -> None:
-        status = 1
-        try:
-            self._RestoreSignals()
-            if self._sock is not None:
-                self._sock.close()
-            if self.child_init_fn:
-                self.child_init_fn()
-            HandleConnection(conn, peer, self.handler, self.ssl_context, self.opts)
-            status = 0
-        except BaseException:
-            logging.exception("Request child for %s failed", peer)
-        finally:
-            logging.shutdown()
-            os._exit(status)
-
-    def _WaitChildren(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.children and time.monotonic() < deadline:
-            self._Reap()
-            if self.children:
-                time.sleep(0.02)
-
-    def _TerminateChildren(self) -> None:
-        """Send SIGTERM to all children and wait for them (then SIGKILL).
-
-        After a graceful stop request the children first get the time to
-        finish their requests.
-        """
-        self._Reap()
-        if self._graceful:
-            self._WaitChildren(self.term_timeout)
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                self.children.discard(pid)
-        self._WaitChildren(self.term_timeout)
-        for pid in list(self.children):
-            logging.warning("Request child %s did not stop, killing it", pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        self.children.clear()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def WantsKeepAlive(req: HttpServerRequest) -> bool:
@@ -684,7 +349,11 @@ class ThreadedHttpServer:
         self._graceful = False
         self._wakeup: tuple[int, int] | None = None
 
-    Bind = ForkingHttpServer.Bind
+    def Bind(self, address: str, port: int, backlog: int = 128) -> tuple[str, int]:
+        """Listen on address:port (port 0 picks a free one); return both."""
+        self._sock = Listen(address, port, backlog)
+        bound = self._sock.getsockname()
+        return bound[0], bound[1]
 
     def RequestStop(self, *_args: Any) -> None:
         """Ask ``Serve`` to return (safe to call from a signal handler)."""
@@ -811,10 +480,17 @@ class ThreadedHttpServer:
             logging.warning("Stopping with %d connection(s) still open",
                             leftover)
 
+    def ServeConnection(self, conn: socket.socket, peer: Any) -> None:
+        """Serve an accepted connection until it ends (in the calling thread)."""
+        with self._lock:
+            self._conns.setdefault(conn, False)
+        self._Connection(conn, peer)
+
     def _Connection(self, conn: socket.socket, peer: Any) -> None:
         sock: socket.socket = conn
         try:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(self.opts.request_timeout)
             try:
                 if not conn.recv(1, socket.MSG_PEEK):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
+import time
 
 import pytest
 
@@ -105,28 +107,39 @@ class _Echo(server.HttpServerHandler):
         return server.HttpResponse(body=req.body[::-1])
 
 
-def _Serve(data: bytes, opts=None) -> bytes:
-    """Run HandleConnection (plain TCP) on a socket pair; return the answer."""
-    ours, theirs = socket.socketpair()
-    # The whole request fits in the socket buffer, so one thread suffices
-    # (HandleConnection uses SIGALRM, which only the main thread may)
-    ours.sendall(data)
-    ours.shutdown(socket.SHUT_WR)
-    server.HandleConnection(theirs, "peer", _Echo(), None,
-                            opts or server.ServerOptions(request_timeout=5))
+def _Server(opts=None) -> server.ThreadedHttpServer:
+    return server.ThreadedHttpServer(
+        _Echo(), None, opts or server.ServerOptions(request_timeout=5),
+        keepalive_timeout=5)
+
+
+def _ReadAll(sock: socket.socket) -> bytes:
     chunks = []
     while True:
-        chunk = ours.recv(65536)
+        chunk = sock.recv(65536)
         if not chunk:
             break
         chunks.append(chunk)
-    ours.close()
     return b"".join(chunks)
+
+
+def _Serve(data: bytes, opts=None) -> bytes:
+    """Serve one connection (plain, on a socket pair) that sends ``data``
+    and then closes its sending side; return everything answered."""
+    ours, theirs = socket.socketpair()
+    ours.sendall(data)
+    ours.shutdown(socket.SHUT_WR)
+    _Server(opts).ServeConnection(theirs, "peer")
+    try:
+        return _ReadAll(ours)
+    finally:
+        ours.close()
 
 
 def test_handle_connection():
     answer = _Serve(b"PUT /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\ncba")
+    assert b"Connection: keep-alive" in answer
     answer = _Serve(b"PUT /crash HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 500 ") and b"bug" in answer
     answer = _Serve(b"garbage\r\n\r\n")
@@ -134,13 +147,70 @@ def test_handle_connection():
     assert _Serve(b"") == b""
 
 
+def test_several_requests_on_one_connection():
+    one = b"PUT /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    two = b"PUT /y HTTP/1.0\r\nContent-Length: 2\r\n\r\nxy"
+    answer = _Serve(one + one + two + one)
+    # The HTTP/1.0 request without keep-alive ends the connection: the
+    # fourth request is never answered
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert answer.endswith(b"Connection: close\r\n\r\nyx")
+
+
+def test_keep_alive_rules():
+    req = server.HttpServerRequest("PUT", "/", "HTTP/1.1", {})
+    assert server.WantsKeepAlive(req)
+    req.headers["connection"] = "Close"
+    assert not server.WantsKeepAlive(req)
+    req = server.HttpServerRequest("PUT", "/", "HTTP/1.0", {})
+    assert not server.WantsKeepAlive(req)
+    req.headers["connection"] = "keep-alive"
+    assert server.WantsKeepAlive(req)
+
+
+def test_errors_end_the_connection():
+    bad = b"PUT /x HTTP/1.1\r\nContent-Length: x\r\n\r\n"
+    good = b"PUT /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    answer = _Serve(bad + good)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"HTTP/1.1 200" not in answer
+
+
 def test_slow_client_times_out():
     ours, theirs = socket.socketpair()
     try:
-        ours.sendall(b"PUT /x HTTP/1.1\r\nContent-Length: 3\r\n\r\na")
-        code = server.HandleConnection(theirs, "peer", _Echo(), None,
-                                       server.ServerOptions(request_timeout=0.3))
-        assert code == http.HTTP_REQUEST_TIMEOUT
-        assert ours.recv(1000).startswith(b"HTTP/1.1 408 ")
+        # The client sends a byte now and then, never the whole body: the
+        # deadline covers all reads together, not each one
+        ours.sendall(b"PUT /x HTTP/1.1\r\nContent-Length: 30\r\n\r\na")
+        srv = _Server(server.ServerOptions(request_timeout=0.5))
+        thread = threading.Thread(target=srv.ServeConnection, args=(theirs, "peer"))
+        start = time.monotonic()
+        thread.start()
+        try:
+            while thread.is_alive() and time.monotonic() - start < 5:
+                try:
+                    ours.sendall(b"b")
+                except OSError:
+                    break
+                thread.join(0.1)
+        finally:
+            thread.join(10)
+        assert not thread.is_alive()
+        assert time.monotonic() - start < 3
+        assert _ReadAll(ours).startswith(b"HTTP/1.1 408 ")
+    finally:
+        ours.close()
+
+
+def test_idle_connection_is_closed_after_keepalive_timeout():
+    ours, theirs = socket.socketpair()
+    try:
+        ours.sendall(b"PUT /x HTTP/1.1\r\nContent-Length: 1\r\n\r\nz")
+        srv = server.ThreadedHttpServer(_Echo(), None,
+                                        server.ServerOptions(request_timeout=5),
+                                        keepalive_timeout=0.3)
+        start = time.monotonic()
+        srv.ServeConnection(theirs, "peer")  # returns once the idle time is up
+        assert time.monotonic() - start < 3
+        assert _ReadAll(ours).endswith(b"\r\n\r\nz")
     finally:
         ours.close()
