@@ -1140,9 +1140,15 @@ CONFD_NODE_ROLES = frozenset(range(0, 5))
 # Seconds without a reload after which confd checks the file anyway, in
 # case an inotify event was missed (Ganeti's value)
 CONFD_CONFIG_RELOAD_TIMEOUT = 17
-# Shortest interval between two reloads, in seconds (a burst of writes
-# gives one reload at the end of it)
-CONFD_CONFIG_RELOAD_RATELIMIT = 0.25
+# confd reloads a changed configuration in the background once the file
+# has been quiet (no new change) for this many seconds, so that a burst
+# of writes costs one parse
+CONFD_CONFIG_RELOAD_QUIET = 0.5
+# ... but never later than this many seconds after the first change not
+# yet loaded, so a steady stream of writes still gets a reload this often.
+# (A query always gets the file's current configuration anyway: confd
+# loads a changed file before answering.)
+CONFD_CONFIG_RELOAD_MAXDELAY = 5.0
 
 
 # --- Hypervisors, storage and the OS API on the node (issue 7, node side) -------------

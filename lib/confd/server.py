@@ -404,16 +404,25 @@ class ConfdProcessor:
     ``stats`` counts the datagrams: "answered", and the dropped ones by
     reason ("size", "magic", "format", "signature", "time", "rsalt",
     "nokey").
+
+    ``before_answer``, if set, is called (without arguments) for every
+    datagram that is going to be answered, once it passed every check
+    (signature, time, rsalt) and before the snapshot is read: the daemon
+    uses it to load a changed configuration first, and only signed, fresh
+    requests can make it do so. An exception from it is logged and the
+    query answered from the snapshot in use.
     """
 
     def __init__(self, snapshot: ConfigSnapshot | None = None,
                  hmac_key: bytes | None = None,
                  logger: logging.Logger | None = None,
-                 max_skew: float = _MAX_SKEW):
+                 max_skew: float = _MAX_SKEW,
+                 before_answer: Callable[[], None] | None = None):
         self.snapshot = snapshot or ConfigSnapshot(
             None, "Configuration not yet loaded")
         self.hmac_key = hmac_key
         self.max_skew = max_skew
+        self.before_answer = before_answer
         self.log = logger or logging.getLogger("ganeti.confd")
         self.stats: Counter[str] = Counter()
 
@@ -519,6 +528,11 @@ class ConfdProcessor:
         if type(rsalt) is not str or not rsalt:
             self._Drop("rsalt", "missing or invalid rsalt", peer)
             return None
+        if self.before_answer is not None:
+            try:
+                self.before_answer()
+            except Exception:  # answer from the snapshot in use
+                self.log.exception("Error preparing the answer to %s", peer)
         text = self.AnswerText(request.get("type"), request.get("query"),
                                request.get("protocol"))
         reply = self._Sign(key, rsalt, text)

@@ -1,24 +1,49 @@
 """ganeti-confd: the configuration query daemon (UDP, master candidates).
 
 Answers confd queries (:mod:`ganeti.confd.server`) from an in-memory copy
-of ``config.data``, read without taking ownership of it. The file is
-watched with inotify (``asyncinotify``) through its directory, since the
-master replaces it by an atomic rename; a burst of changes gives one
-reload at most every ``CONFD_CONFIG_RELOAD_RATELIMIT`` seconds, and the
-file is checked every ``CONFD_CONFIG_RELOAD_TIMEOUT`` seconds anyway in
-case an event was missed. The HMAC key (``hmac.key``) is watched the same
-way, so a renewed key is used without a restart. A configuration that
-cannot be read leaves the previous one in use (or, at startup, makes every
-query answer an error); a missing key at startup is fatal.
+of ``config.data``, read without taking ownership of it. The HMAC key
+(``hmac.key``) is watched like the configuration (below, without the
+delays), so a renewed key is used without a restart; a missing key at
+startup is fatal.
+
+When the configuration is reloaded: a loaded configuration is known by the
+signature of the file it came from (device, inode, size, mtime: one
+``stat``), and the file is parsed again only when its signature differs
+from the last one handled, loaded or not. That happens
+
+- on demand: before answering a query (one that is answered: signed with
+  the key, with a valid time and rsalt, see ``ConfdProcessor.before_answer``)
+  the receiving thread compares the file's signature with the loaded one
+  and, if they differ, loads the file first. An answer is thus never older
+  than the file was when the query arrived, and datagrams that are not
+  answered never make the daemon parse anything;
+- in the background: inotify (``asyncinotify``, through the directory, as
+  the master replaces the file by an atomic rename) marks the file changed,
+  and the reload runs once no further change was seen for
+  ``CONFD_CONFIG_RELOAD_QUIET`` seconds, but never later than
+  ``CONFD_CONFIG_RELOAD_MAXDELAY`` seconds after the first change not yet
+  handled. A burst of writes (jobs saving the configuration several times
+  a second) costs one parse at its end, a steady stream one parse every
+  MAXDELAY seconds, and the several events of one replace one parse. The
+  files are also checked every ``CONFD_CONFIG_RELOAD_TIMEOUT`` seconds in
+  case an event was missed.
+
+One lock serialises the loads, so a query and the background never parse
+the same file twice. A file that cannot be read leaves the previous
+configuration in use (at startup: every query answers an error) and is
+not tried again until its signature changes.
 
 A dedicated thread reads the UDP socket (blocking reads in a tight loop)
 and answers each datagram in line; the main thread runs an asyncio loop
-that watches the files, parses configurations in a worker thread and
-swaps the new snapshot in (an atomic reference swap). SIGTERM and SIGINT
-stop the daemon.
+that watches the files and runs background loads in a worker thread. A
+load swaps the new snapshot in by an atomic reference swap. SIGTERM and
+SIGINT stop the daemon.
 
 Options follow ganeti-confd(8); ``--ready-file`` and ``--log-file`` are
-additions for virtual clusters and tests.
+additions for virtual clusters and tests, as are two options left out of
+``--help``: ``--reload-quiet SECONDS`` and ``--reload-maxdelay SECONDS``
+replace ``CONFD_CONFIG_RELOAD_QUIET`` and ``CONFD_CONFIG_RELOAD_MAXDELAY``
+(tests use them to make one of the two triggers impossible).
 """
 
 from __future__ import annotations
@@ -31,6 +56,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from ganeti import constants, errors, pathutils, utils
@@ -66,10 +92,34 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Write 'address port pid' here once serving")
     parser.add_argument("--log-file", default=None,
                         help="Log file (default: the conf daemon's log)")
+    # For tests and benchmarks (see the module docstring)
+    parser.add_argument("--reload-quiet", type=_Seconds,
+                        default=constants.CONFD_CONFIG_RELOAD_QUIET,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--reload-maxdelay", type=_Seconds,
+                        default=constants.CONFD_CONFIG_RELOAD_MAXDELAY,
+                        help=argparse.SUPPRESS)
     return parser
 
 
-def _FileSignature(path: str) -> tuple[int, int, int, int] | None:
+def _Seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid number of seconds"
+                                         f" '{value}'")
+    return seconds
+
+
+Signature = tuple[int, int, int, int]
+
+#: The signature handled before any load was tried (no file has it)
+_UNTRIED: Signature = (-1, -1, -1, -1)
+
+
+def _FileSignature(path: str) -> Signature | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -78,19 +128,35 @@ def _FileSignature(path: str) -> tuple[int, int, int, int] | None:
 
 
 class ConfdDaemon:
-    """The daemon's state: socket, processor and file watching."""
+    """The daemon's state: socket, processor and file watching.
+
+    ``reloads`` counts the configurations loaded (startup included).
+    """
 
     def __init__(self, cfg_file: str, hmac_file: str,
-                 processor: confd_server.ConfdProcessor | None = None):
+                 processor: confd_server.ConfdProcessor | None = None,
+                 reload_quiet: float = constants.CONFD_CONFIG_RELOAD_QUIET,
+                 reload_maxdelay: float =
+                 constants.CONFD_CONFIG_RELOAD_MAXDELAY):
         self.cfg_file = cfg_file
         self.hmac_file = hmac_file
         self.processor = processor or confd_server.ConfdProcessor()
+        self.processor.before_answer = self._BeforeAnswer
+        self.reload_quiet = reload_quiet
+        self.reload_maxdelay = reload_maxdelay
         self.sock: socket.socket | None = None
         self._stop: asyncio.Event | None = None
         self._stopping = False
         self._cfg_dirty: asyncio.Event | None = None
-        self._cfg_sig: tuple[int, int, int, int] | None = None
-        self._key_sig: tuple[int, int, int, int] | None = None
+        # time.monotonic() of the first change not yet handled
+        self._dirty_since: float | None = None
+        # Held while loading: the receiving thread and the background
+        # worker never parse at the same time, nor the same file twice
+        self._load_lock = threading.Lock()
+        # The signature last handled, loaded or failed; read without the
+        # lock (a reference), written under it
+        self._cfg_sig: Signature | None = _UNTRIED
+        self._key_sig: Signature | None = None
         self.reloads = 0
 
     # --- Files -------------------------------------------------------------
@@ -112,63 +178,100 @@ class ConfdDaemon:
         return True
 
     def LoadConfig(self) -> bool:
-        """(Re)read the configuration; keep the old one if that fails."""
-        sig = _FileSignature(self.cfg_file)
-        try:
-            snapshot = confd_server.LoadSnapshot(self.cfg_file)
-        except (errors.GenericError, OSError, ValueError, TypeError,
-                KeyError, AttributeError) as err:
-            logging.error("Cannot load the configuration: %s", err)
-            return False
-        self._Install(snapshot, sig)
-        return True
+        """Read the configuration (at startup); False if that failed."""
+        self.ReloadIfChanged("at startup")
+        return self.processor.snapshot.data is not None
+
+    def ReloadIfChanged(self, trigger: str) -> bool:
+        """Load the configuration if the file changed since last handled.
+
+        Safe from any thread. The file is parsed only if its signature
+        differs from the one last handled (loaded, or failed to load: a
+        broken file is not parsed again until it changes); a failure keeps
+        the configuration in use. ``trigger`` says who asks, for the log.
+        Returns whether a new configuration was installed.
+        """
+        if _FileSignature(self.cfg_file) == self._cfg_sig:
+            return False  # the usual case, without the lock
+        with self._load_lock:
+            # Taken before reading: if the file is replaced while it is
+            # read, the newer signature differs and gets loaded later
+            sig = _FileSignature(self.cfg_file)
+            if sig == self._cfg_sig:
+                return False  # loaded meanwhile by the other thread
+            try:
+                snapshot = confd_server.LoadSnapshot(self.cfg_file)
+            except Exception as err:  # keep serving the old configuration
+                self._cfg_sig = sig
+                logging.error("Cannot %s the configuration (%s): %s",
+                              "load" if self.processor.snapshot.data is None
+                              else "reload", trigger, err)
+                return False
+            self._Install(snapshot, sig, trigger)
+            return True
 
     def _Install(self, snapshot: confd_server.ConfigSnapshot,
-                 sig: tuple[int, int, int, int] | None) -> None:
+                 sig: Signature | None, trigger: str) -> None:
         self._cfg_sig = sig
         old = self.processor.snapshot.serial
         self.processor.SetSnapshot(snapshot)
         self.reloads += 1
-        logging.info("Configuration loaded (serial %s, was %s)",
-                     snapshot.serial, old)
+        logging.info("Configuration loaded (serial %s, was %s; %s)",
+                     snapshot.serial, old, trigger)
 
-    async def _ReloadConfig(self) -> None:
-        sig = _FileSignature(self.cfg_file)
-        loop = asyncio.get_running_loop()
-        try:
-            snapshot = await loop.run_in_executor(
-                None, confd_server.LoadSnapshot, self.cfg_file)
-        except Exception as err:  # keep serving the old configuration
-            logging.error("Cannot reload the configuration: %s", err)
-            self._cfg_sig = sig  # do not retry until the file changes
-            return
-        self._Install(snapshot, sig)
+    def _BeforeAnswer(self) -> None:
+        """The processor's hook: answer from the file's current contents."""
+        self.ReloadIfChanged("on a query")
+
+    def _MarkChanged(self) -> None:
+        """Note a (possible) change of the configuration file."""
+        assert self._cfg_dirty is not None
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        self._cfg_dirty.set()
 
     def _Changed(self, path: str) -> None:
         name = os.path.basename(path)
         if path == self.cfg_file or name == os.path.basename(self.cfg_file) \
                 and os.path.dirname(path) == os.path.dirname(self.cfg_file):
-            assert self._cfg_dirty is not None
-            self._cfg_dirty.set()
+            self._MarkChanged()
         if path == self.hmac_file:
             self.LoadKey()
 
     async def _Reloader(self) -> None:
+        """Reload in the background once changes pause (or MAXDELAY)."""
         assert self._cfg_dirty is not None
+        dirty = self._cfg_dirty
+        loop = asyncio.get_running_loop()
         while True:
-            await self._cfg_dirty.wait()
-            self._cfg_dirty.clear()
-            await self._ReloadConfig()
-            # Coalesce a burst of writes into one more reload at most
-            await asyncio.sleep(constants.CONFD_CONFIG_RELOAD_RATELIMIT)
+            await dirty.wait()
+            # One replace can give several events (the rename; CREATE and
+            # CLOSE_WRITE when written in place; ATTRIB when the mode,
+            # owner or times are set after the rename), a burst of
+            # replaces many more: wait until they stop. Events of a
+            # replace already loaded find its signature handled
+            while True:
+                dirty.clear()
+                since = self._dirty_since or time.monotonic()
+                wait = min(self.reload_quiet,
+                           since + self.reload_maxdelay - time.monotonic())
+                if wait <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(dirty.wait(), wait)
+                except TimeoutError:
+                    break  # quiet long enough
+            self._dirty_since = None
+            dirty.clear()
+            await loop.run_in_executor(None, self.ReloadIfChanged,
+                                       "in the background")
 
     async def _Poller(self) -> None:
         """Check the files now and then, in case inotify missed a change."""
         while True:
             await asyncio.sleep(constants.CONFD_CONFIG_RELOAD_TIMEOUT)
             if _FileSignature(self.cfg_file) != self._cfg_sig:
-                assert self._cfg_dirty is not None
-                self._cfg_dirty.set()
+                self._MarkChanged()
             if _FileSignature(self.hmac_file) != self._key_sig:
                 self.LoadKey()
 
@@ -221,8 +324,10 @@ class ConfdDaemon:
         """The receiving thread: answer datagrams until stopped.
 
         A blocking read in a plain loop is the cheapest way to wait for
-        the next datagram (no event loop round per datagram); the event
-        loop thread only swaps configurations and keys in.
+        the next datagram (no event loop round per datagram). A query
+        finding the configuration file changed loads it here, before
+        answering (the processor's ``before_answer``); the event loop
+        thread swaps keys and background-loaded configurations in.
         """
         assert self.sock is not None
         recv = self.sock.recvfrom
@@ -343,7 +448,9 @@ def Main(argv: list[str] | None = None) -> int:
         debug=options.debug, stderr_logging=options.foreground,
         syslog=options.syslog)
 
-    daemon = ConfdDaemon(pathutils.CLUSTER_CONF_FILE, pathutils.CONFD_HMAC_KEY)
+    daemon = ConfdDaemon(pathutils.CLUSTER_CONF_FILE, pathutils.CONFD_HMAC_KEY,
+                         reload_quiet=options.reload_quiet,
+                         reload_maxdelay=options.reload_maxdelay)
     if not daemon.LoadKey():
         logging.error("Cannot start without the HMAC key %s",
                       pathutils.CONFD_HMAC_KEY)

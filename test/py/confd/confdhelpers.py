@@ -237,8 +237,10 @@ class ConfdDaemon:
 
 def StartConfd(base_dir: str, name: str, address: str,
                data: objects.ConfigData | None,
-               key: bytes = HMAC_KEY, debug: bool = False) -> ConfdDaemon:
-    """Start one daemon (without waiting for it)."""
+               key: bytes = HMAC_KEY, debug: bool = False,
+               extra_args: list[str] | None = None) -> ConfdDaemon:
+    """Start one daemon (without waiting for it); ``extra_args`` are added
+    to its command line (e.g. ``--reload-quiet``)."""
     root = os.path.join(base_dir, name)
     WriteHmacKey(root, key)
     if data is not None:
@@ -248,6 +250,7 @@ def StartConfd(base_dir: str, name: str, address: str,
             "--ready-file", os.path.join(root, "ready")]
     if debug:
         args.append("-d")
+    args.extend(extra_args or [])
     env = dict(os.environ, GANETI_ROOTDIR=root, GANETI_HOSTNAME=name)
     with open(os.path.join(root, "stderr.log"), "wb") as err:
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
@@ -288,6 +291,12 @@ def StopAll(daemons: list[ConfdDaemon]) -> None:
             daemon.Terminate()
     for daemon in daemons:
         daemon.Stop()
+
+
+def ReloadLines(daemon: ConfdDaemon) -> list[str]:
+    """The daemon's "Configuration loaded" log lines (startup included)."""
+    return [line for line in daemon.Output().splitlines()
+            if "Configuration loaded" in line]
 
 
 def WaitFor(predicate, timeout: float = 20.0, interval: float = 0.05,
