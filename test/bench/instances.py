@@ -354,6 +354,10 @@ class Bench:
             self.injectable -= inject
             print(f"injected {inject} instances into config.data (master stopped,"
                   f" restarted, redist-conf): {took:.1f} s", flush=True)
+            # The candidates' daemons load the new configuration after the
+            # push; measure once they are done
+            settled = WaitQuiet(self.vc)
+            print(f"daemons idle again after {settled:.1f} s", flush=True)
         if missing - inject:
             self.Parallel(missing - inject, start=False, label="(fill)")
 
@@ -430,6 +434,22 @@ def DaemonCpu(vc: VirtualCluster) -> dict[str, float]:
         used = sum(int(value) for value in fields[11:15]) / ticks
         totals[daemon] = totals.get(daemon, 0.0) + used
     return totals
+
+
+def WaitQuiet(vc: VirtualCluster, interval: float = 0.5, idle: float = 0.05,
+              timeout: float = 60.0) -> float:
+    """Wait until the cluster's daemons together use less than ``idle`` CPU
+    seconds per ``interval``; return the seconds waited (at most
+    ``timeout``)."""
+    begin = time.monotonic()
+    before = sum(DaemonCpu(vc).values())
+    while time.monotonic() - begin < timeout:
+        time.sleep(interval)
+        now = sum(DaemonCpu(vc).values())
+        if now - before < idle:
+            break
+        before = now
+    return time.monotonic() - begin
 
 
 def _Interrupt(signum: int, frame: Any) -> None:
