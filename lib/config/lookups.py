@@ -286,6 +286,17 @@ class LookupsMixin(ConfigBase):
         return _Copies(self._config_data.nodes)
 
     @Locked
+    def GetAllNodesReadOnly(self) -> dict[str, objects.Node]:
+        """Return {UUID: node} of all nodes, the stored objects themselves.
+
+        For code that reads a few fields of every node many times a second
+        (the RPC address resolver, the configuration distributor), where
+        copying every node each time is the cost. The objects MUST NOT be
+        changed (see :meth:`GetReadOnlySnapshot`).
+        """
+        return dict(self._config_data.nodes)
+
+    @Locked
     def GetMultiNodeInfo(self, node_uuids: Iterable[str]
                          ) -> list[tuple[str, objects.Node | None]]:
         """Return [(uuid, node or None)] for the given UUIDs."""

@@ -99,7 +99,8 @@ def NodeToEndpoint(node: Any, accept_offline: bool = False,
 
 class ConfigResolver:
     """Endpoints from a ConfigWriter (or anything with GetNodeInfo and
-    GetAllNodesInfo keyed by node UUID).
+    GetAllNodesInfo keyed by node UUID; GetAllNodesReadOnly is used where
+    there is one, which copies nothing).
 
     Keys not found as UUIDs are taken to be host names, as in Ganeti.
     """
@@ -109,7 +110,10 @@ class ConfigResolver:
         self._default_port = _PortOrDefault(default_port)
 
     def __call__(self, keys: Sequence[str], accept_offline: bool) -> list[NodeEndpoint]:
-        if len(keys) == 1:
+        read_only = getattr(self._cfg, "GetAllNodesReadOnly", None)
+        if read_only is not None:
+            nodes = read_only()
+        elif len(keys) == 1:
             nodes = {keys[0]: self._cfg.GetNodeInfo(keys[0])}
         else:
             nodes = self._cfg.GetAllNodesInfo()
