@@ -163,44 +163,50 @@ def test_plain_tls_client_cannot_skip_tls(daemon):
         conn.close()
 
 
+class _SlowCall:
+    """A ``test_delay`` call running in a thread; entering waits until the
+    daemon handles it, leaving waits for the answer (in ``result``)."""
+
+    def __init__(self, crypto, daemon, seconds: float):
+        runner = nodedhelpers.MakeRunner(crypto, [daemon])
+        self.daemon = daemon
+        self.result = None
+        self._thread = threading.Thread(
+            target=lambda: setattr(self, "result",
+                                   runner.call_test_delay([daemon.name], seconds)[daemon.name]))
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> _SlowCall:
+        self._thread.start()
+        _Wait(lambda: self.daemon.Sleepers(), what="the slow request")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._thread.join(30)
+
+
 def test_slow_call_does_not_block_others(daemon, cluster_crypto):
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
-    slow: dict = {}
-
-    def _Slow():
-        slow.update(runner.call_test_delay([daemon.name], 3.0))
-
-    thread = threading.Thread(target=_Slow)
-    thread.start()
-    try:
-        _Wait(lambda: daemon.Sleepers(), what="the slow request")
+    with _SlowCall(cluster_crypto, daemon, 3.0) as slow:
         start = time.monotonic()
         fast = runner.call_version([daemon.name])[daemon.name]
         assert fast.fail_msg is None
         assert time.monotonic() - start < 1.5
-        assert thread.is_alive()
-    finally:
-        thread.join(30)
-    assert slow[daemon.name].fail_msg is None
+        assert slow.running()
+    assert slow.result.fail_msg is None
 
 
 def test_sigterm_stops_daemon_mid_call(start_noded, cluster_crypto):
     (daemon,) = start_noded(1, subnet=82)
-    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
-    result: dict = {}
-    thread = threading.Thread(
-        target=lambda: result.update(runner.call_test_delay([daemon.name], 60)))
-    thread.start()
-    try:
-        _Wait(lambda: daemon.Sleepers(), what="the slow request")
+    with _SlowCall(cluster_crypto, daemon, 60) as slow:
         start = time.monotonic()
         daemon.Signal(signal.SIGTERM)
         assert daemon.proc.wait(15) == 0
         # The running call is abandoned, not waited for
         assert time.monotonic() - start < 10
-    finally:
-        thread.join(30)
-    res = result[daemon.name]
+    res = slow.result
     # The connection ends mid-answer: the client sees it closed or reset
     assert res.fail_msg
     assert ("closed without a complete answer" in res.fail_msg
@@ -213,18 +219,10 @@ def test_sigusr1_waits_for_running_calls(start_noded, cluster_crypto):
     # The graceful stop (what a node leaving the cluster asks for) answers
     # the call in progress before the daemon exits
     (daemon,) = start_noded(1, subnet=74)
-    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
-    result: dict = {}
-    thread = threading.Thread(
-        target=lambda: result.update(runner.call_test_delay([daemon.name], 1.0)))
-    thread.start()
-    try:
-        _Wait(lambda: daemon.Sleepers(), what="the slow request")
+    with _SlowCall(cluster_crypto, daemon, 1.0) as slow:
         daemon.Signal(signal.SIGUSR1)
         assert daemon.proc.wait(15) == 0
-    finally:
-        thread.join(30)
-    assert result[daemon.name].fail_msg is None
+    assert slow.result.fail_msg is None
 
 
 def test_connections_are_kept_open(daemon, cluster_crypto):
@@ -261,35 +259,32 @@ def test_keepalive_timeout_closes_idle_connections(start_noded, cluster_crypto):
             assert time.monotonic() - start < 5
 
 
-def test_connection_close_is_honoured(daemon, cluster_crypto):
-    ctx = ghttp.MakeClientSslContext(cluster_crypto.server_pem,
-                                     cluster_crypto.client_pem)
+def _RawExchange(daemon, crypto, request: bytes) -> bytes:
+    """Send ``request`` over TLS; return all the daemon answered until it
+    closed the connection."""
+    ctx = ghttp.MakeClientSslContext(crypto.server_pem, crypto.client_pem)
     with socket.create_connection((daemon.address, daemon.port), timeout=10) as raw:
         with ctx.wrap_socket(raw) as sock:
-            sock.sendall(b"PUT /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                         b"Content-Length: 2\r\n\r\n[]")
+            sock.sendall(request)
             data = b""
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:
-                    break
+                    return data
                 data += chunk
+
+
+def test_connection_close_is_honoured(daemon, cluster_crypto):
+    data = _RawExchange(daemon, cluster_crypto,
+                        b"PUT /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                        b"Content-Length: 2\r\n\r\n[]")
     assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data
 
 
 def test_errors_close_the_connection(daemon, cluster_crypto):
-    ctx = ghttp.MakeClientSslContext(cluster_crypto.server_pem,
-                                     cluster_crypto.client_pem)
-    with socket.create_connection((daemon.address, daemon.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw) as sock:
-            sock.sendall(b"PUT /nosuchcall HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Length: 2\r\n\r\n[]")
-            data = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+    data = _RawExchange(daemon, cluster_crypto,
+                        b"PUT /nosuchcall HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 2\r\n\r\n[]")
     assert data.startswith(b"HTTP/1.1 404") and b"Connection: close" in data
 
 
@@ -402,20 +397,13 @@ def test_ssl_module_server_context_refuses_unverified(cluster_crypto):
 def test_max_clients_queues_connections(start_noded, cluster_crypto):
     (daemon,) = start_noded(1, subnet=87, extra_args=["--max-clients", "1"])
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
-    slow: dict = {}
-    thread = threading.Thread(
-        target=lambda: slow.update(runner.call_test_delay([daemon.name], 1.5)))
     start = time.monotonic()
-    thread.start()
-    try:
-        _Wait(lambda: daemon.Sleepers(), what="the slow request")
+    with _SlowCall(cluster_crypto, daemon, 1.5) as slow:
         # Read, but handled only once the slow call is done
         fast = runner.call_version([daemon.name])[daemon.name]
         assert fast.fail_msg is None
         assert time.monotonic() - start >= 1.4
-    finally:
-        thread.join(30)
-    assert slow[daemon.name].fail_msg is None
+    assert slow.result.fail_msg is None
 
 
 def test_silent_connections_take_no_slot(start_noded, cluster_crypto):
