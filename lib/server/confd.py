@@ -24,9 +24,13 @@ from the last one handled, loaded or not. That happens
   ``CONFD_CONFIG_RELOAD_MAXDELAY`` seconds after the first change not yet
   handled. A burst of writes (jobs saving the configuration several times
   a second) costs one parse at its end, a steady stream one parse every
-  MAXDELAY seconds, and the several events of one replace one parse. The
-  files are also checked every ``CONFD_CONFIG_RELOAD_TIMEOUT`` seconds in
-  case an event was missed.
+  MAXDELAY seconds, and the several events of one replace one parse.
+  Background reloads also keep to a CPU budget: the next one waits at
+  least ``CONFD_CONFIG_RELOAD_CPU_FACTOR`` times the CPU time the previous
+  load took (a large configuration is loaded less often in the
+  background; queries still get it fresh, on demand). The files are also
+  checked every ``CONFD_CONFIG_RELOAD_TIMEOUT`` seconds in case an event
+  was missed.
 
 One lock serialises the loads, so a query and the background never parse
 the same file twice. A file that cannot be read leaves the previous
@@ -41,9 +45,10 @@ SIGINT stop the daemon.
 
 Options follow ganeti-confd(8); ``--ready-file`` and ``--log-file`` are
 additions for virtual clusters and tests, as are two options left out of
-``--help``: ``--reload-quiet SECONDS`` and ``--reload-maxdelay SECONDS``
-replace ``CONFD_CONFIG_RELOAD_QUIET`` and ``CONFD_CONFIG_RELOAD_MAXDELAY``
-(tests use them to make one of the two triggers impossible).
+``--help``: ``--reload-quiet SECONDS``, ``--reload-maxdelay SECONDS`` and
+``--reload-cpu-factor N`` replace ``CONFD_CONFIG_RELOAD_QUIET``,
+``CONFD_CONFIG_RELOAD_MAXDELAY`` and ``CONFD_CONFIG_RELOAD_CPU_FACTOR``
+(tests use them to make one of the triggers impossible).
 """
 
 from __future__ import annotations
@@ -99,6 +104,9 @@ def BuildParser() -> argparse.ArgumentParser:
     parser.add_argument("--reload-maxdelay", type=_Seconds,
                         default=constants.CONFD_CONFIG_RELOAD_MAXDELAY,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--reload-cpu-factor", type=_Seconds,
+                        default=constants.CONFD_CONFIG_RELOAD_CPU_FACTOR,
+                        help=argparse.SUPPRESS)
     return parser
 
 
@@ -137,13 +145,19 @@ class ConfdDaemon:
                  processor: confd_server.ConfdProcessor | None = None,
                  reload_quiet: float = constants.CONFD_CONFIG_RELOAD_QUIET,
                  reload_maxdelay: float =
-                 constants.CONFD_CONFIG_RELOAD_MAXDELAY):
+                 constants.CONFD_CONFIG_RELOAD_MAXDELAY,
+                 reload_cpu_factor: float =
+                 constants.CONFD_CONFIG_RELOAD_CPU_FACTOR):
         self.cfg_file = cfg_file
         self.hmac_file = hmac_file
         self.processor = processor or confd_server.ConfdProcessor()
         self.processor.before_answer = self._BeforeAnswer
         self.reload_quiet = reload_quiet
         self.reload_maxdelay = reload_maxdelay
+        self.reload_cpu_factor = reload_cpu_factor
+        # CPU seconds the last load took, and when it ended (monotonic)
+        self._load_cpu = 0.0
+        self._load_end = 0.0
         self.sock: socket.socket | None = None
         self._stop: asyncio.Event | None = None
         self._stopping = False
@@ -199,16 +213,28 @@ class ConfdDaemon:
             sig = _FileSignature(self.cfg_file)
             if sig == self._cfg_sig:
                 return False  # loaded meanwhile by the other thread
+            cpu_start = time.thread_time()
             try:
                 snapshot = confd_server.LoadSnapshot(self.cfg_file)
             except Exception as err:  # keep serving the old configuration
+                self._NoteLoad(cpu_start)
                 self._cfg_sig = sig
                 logging.error("Cannot %s the configuration (%s): %s",
                               "load" if self.processor.snapshot.data is None
                               else "reload", trigger, err)
                 return False
+            self._NoteLoad(cpu_start)
             self._Install(snapshot, sig, trigger)
             return True
+
+    def _NoteLoad(self, cpu_start: float) -> None:
+        self._load_cpu = time.thread_time() - cpu_start
+        self._load_end = time.monotonic()
+
+    def BackgroundReloadDelay(self) -> float:
+        """Seconds until a background reload keeps to the CPU budget."""
+        return max(0.0, self._load_end + self._load_cpu * self.reload_cpu_factor
+                   - time.monotonic())
 
     def _Install(self, snapshot: confd_server.ConfigSnapshot,
                  sig: Signature | None, trigger: str) -> None:
@@ -261,6 +287,12 @@ class ConfdDaemon:
                     await asyncio.wait_for(dirty.wait(), wait)
                 except TimeoutError:
                     break  # quiet long enough
+            # Changes arriving meanwhile are absorbed by the same reload
+            budget = self.BackgroundReloadDelay()
+            if budget > 0:
+                logging.debug("Background reload in %.1f s (CPU budget: the"
+                              " last load took %.3f s)", budget, self._load_cpu)
+                await asyncio.sleep(budget)
             self._dirty_since = None
             dirty.clear()
             await loop.run_in_executor(None, self.ReloadIfChanged,
@@ -450,7 +482,8 @@ def Main(argv: list[str] | None = None) -> int:
 
     daemon = ConfdDaemon(pathutils.CLUSTER_CONF_FILE, pathutils.CONFD_HMAC_KEY,
                          reload_quiet=options.reload_quiet,
-                         reload_maxdelay=options.reload_maxdelay)
+                         reload_maxdelay=options.reload_maxdelay,
+                         reload_cpu_factor=options.reload_cpu_factor)
     if not daemon.LoadKey():
         logging.error("Cannot start without the HMAC key %s",
                       pathutils.CONFD_HMAC_KEY)

@@ -229,6 +229,30 @@ def test_steady_stream_still_reloads_after_maxdelay(start):
     assert 10 < _LoadedSerials(daemon)[1] <= serial
 
 
+def test_background_reloads_keep_to_a_cpu_budget(start):
+    # Changes are "quiet" at once, but the budget (a huge factor times the
+    # CPU the startup load took) postpones the background reload; a query
+    # still gets the new configuration, loaded on demand
+    daemon = start(debug=True, extra_args=["--reload-quiet", "0", "--reload-maxdelay", "0",
+                                           "--reload-cpu-factor", "1000000"])
+    h.WriteConfig(daemon.cfg_file, h.MakeConfigData(serial=11))
+    h.WaitFor(lambda: "Background reload in" in daemon.Output(),
+              what="the postponed background reload")
+    assert _LoadedSerials(daemon) == [10]
+    assert _Query(daemon).reply.serial == 11
+    assert "on a query" in h.ReloadLines(daemon)[-1]
+
+
+def test_cpu_budget_delay(tmp_path):
+    daemon = confd_daemon.ConfdDaemon(str(tmp_path / "config.data"),
+                                      str(tmp_path / "hmac.key"), reload_cpu_factor=50)
+    assert daemon.BackgroundReloadDelay() == 0  # nothing loaded yet
+    daemon._load_cpu, daemon._load_end = 0.3, time.monotonic()
+    assert 14 < daemon.BackgroundReloadDelay() <= 15
+    daemon._load_end -= 20
+    assert daemon.BackgroundReloadDelay() == 0
+
+
 def test_broken_config_is_parsed_once(start):
     daemon = start(extra_args=NO_BACKGROUND)
     utils.WriteFile(daemon.cfg_file, data="{not json")
