@@ -2,7 +2,9 @@
 
 The configuration lives in memory as one objects.ConfigData behind a
 re-entrant lock. Every change is written at once: the serial number of the
-configuration goes up, the JSON form is written to a temporary file that is
+configuration goes up, the JSON form (made by a
+:class:`ganeti.config.serialize.ConfigSerializer`, which reuses the text of
+unchanged instances and disks) is written to a temporary file that is
 fsynced and renamed over config.data (utils.WriteFile), and the save
 listeners are told (the master pushes the file to the candidates from
 there).
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from ganeti import constants, errors, objects, pathutils, serializer, utils
+from ganeti.config.serialize import ConfigSerializer
 from ganeti.config.verify import VerifyConfigData
 
 __all__ = ["ConfigBase", "Locked", "InitConfig", "LoadConfigData",
@@ -110,13 +113,17 @@ def LoadConfigData(path: str) -> objects.ConfigData:
 
 
 def WriteConfigData(data: objects.ConfigData, path: str,
-                    save_fn: Callable[[str, str], None] | None = None) -> str:
+                    save_fn: Callable[[str, str], None] | None = None,
+                    dump_fn: Callable[[objects.ConfigData], str] | None = None
+                    ) -> str:
     """Write ``data`` atomically to ``path`` (mode 0600); return the text.
 
-    A failed write leaves the old file as it was and raises
-    ConfigurationError naming the file.
+    ``dump_fn`` makes the text (default: DumpJson of its dict form; the
+    ConfigWriter uses a ConfigSerializer). A failed write leaves the old
+    file as it was and raises ConfigurationError naming the file.
     """
-    text = serializer.DumpJson(data.ToDict())
+    text = dump_fn(data) if dump_fn is not None \
+        else serializer.DumpJson(data.ToDict())
     try:
         if save_fn is not None:
             save_fn(path, text)
@@ -179,6 +186,7 @@ class ConfigBase:
         self._offline = offline
         self._save_fn = _save_fn
         self._listeners: list[SaveListener] = []
+        self._serializer = ConfigSerializer()
         self._config_data = LoadConfigData(self._cfg_file)
         self._CheckForeign(accept_foreign)
 
@@ -231,7 +239,8 @@ class ConfigBase:
             if feedback_fn is not None:
                 feedback_fn(msg)
         data.BumpSerial()
-        text = WriteConfigData(data, self._cfg_file, self._save_fn)
+        text = WriteConfigData(data, self._cfg_file, self._save_fn,
+                               self._serializer.Dump)
         if not self._offline:
             for listener in list(self._listeners):
                 listener(data.serial_no, text)

@@ -60,8 +60,9 @@ class ConfigWriter(AllocationMixin):
     def _RenumberDisks(self, inst: objects.Instance) -> None:
         for idx, disk_uuid in enumerate(inst.disks):
             disk = self._config_data.disks.get(disk_uuid)
-            if disk is not None:
+            if disk is not None and disk.iv_name != f"disk/{idx}":
                 disk.iv_name = f"disk/{idx}"
+                disk.BumpSerial()  # changed in place: see config.serialize
 
     def _DropDisk(self, disk_uuid: str) -> None:
         """Remove a disk, give its DRBD port back, free pending minors."""
