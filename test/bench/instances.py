@@ -15,7 +15,13 @@ Sets up a virtual cluster of 20 nodes (``--nodes``) with
     median and p90 job latency;
 (d) ``gnt-instance list`` latency (the whole command, default fields) and
     the luxi ``Query`` of the same fields, with 1,000 and 10,000 instances
-    (``--sizes``), and the master daemon's VmRSS at each size.
+    (``--sizes``), and the master daemon's VmRSS at each size;
+(e) with ``--create-at 1000,10000``: creations per second with parallel
+    jobs (as in (c), ``--create-at-count`` of them) once the cluster holds
+    that many instances, since every change rewrites the whole
+    configuration.
+
+(c) and (e) also print the CPU time the daemons used per creation.
 
 Instances made by jobs are named ``bench-cmd-*`` (a), ``bench-luxi-*`` (b)
 and ``bench-par-*`` (c). To reach the list sizes quickly, the missing
@@ -27,7 +33,7 @@ created by parallel jobs). The output says how many of each kind exist.
 
 Run as ``.venv/bin/python test/bench/instances.py [--nodes 20] [--create
 200] [--parallel 8] [--sizes 1000,10000] [--inject 10000] [--skip-create]
-[--skip-list]``. Every daemon is stopped by PID at the end, also after an
+[--skip-list] [--create-at 1000,10000]``. Every daemon is stopped by PID at the end, also after an
 error or Ctrl-C. Targets on this machine: 10,000 instances listed in under
 2 s; at least 20 diskless instances created per second with parallel jobs.
 """
@@ -480,6 +486,12 @@ def BuildParser() -> argparse.ArgumentParser:
     parser.add_argument("--info-max", type=int, default=0,
                         help="also time gnt-instance info --all (static and live) at"
                         " the sizes up to this many instances (default: never)")
+    parser.add_argument("--create-at", default="",
+                        help="(e) after (d), at each of these instance counts (e.g."
+                        " 1000,10000) time --create-at-count creations with parallel"
+                        " jobs, to see how the rate falls as the cluster grows")
+    parser.add_argument("--create-at-count", type=int, default=100,
+                        help="creations per size for (e)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the cluster's directory (daemons are stopped)")
     return parser
@@ -510,6 +522,10 @@ def Main(argv: Sequence[str] | None = None) -> int:
         if not opts.skip_list:
             for size in sizes:
                 bench.List(size)
+        for size in (int(size) for size in opts.create_at.split(",") if size):
+            bench.Fill(size)
+            bench.Parallel(opts.create_at_count, start=opts.start,
+                           label=f"(e) at {bench.total} instances:")
         print(f"total {time.perf_counter() - begin:.0f} s", flush=True)
     except KeyboardInterrupt:
         print("interrupted; stopping the virtual cluster", file=sys.stderr)
