@@ -48,6 +48,19 @@ class AllocationMixin(LookupsMixin):
         return {nic.mac for inst in self._config_data.instances.values()
                 for nic in inst.nics if nic.mac}
 
+    def _UUIDInUse(self, uuid: str) -> bool:
+        """Whether the configuration uses ``uuid`` (without building the set
+        of all UUIDs, which costs milliseconds with thousands of instances)."""
+        data = self._config_data
+        if uuid == data.cluster.uuid:
+            return True
+        for kind in (data.nodes, data.nodegroups, data.instances,
+                     data.networks, data.disks, data.filters):
+            if uuid in kind:
+                return True
+        return any(nic.uuid == uuid for inst in data.instances.values()
+                   for nic in inst.nics)
+
     def _AllUUIDs(self) -> set[str]:
         data = self._config_data
         result = {data.cluster.uuid}
@@ -79,14 +92,14 @@ class AllocationMixin(LookupsMixin):
         """
         target: Any = obj
         if not target.uuid:
-            taken = self._AllUUIDs() | self._temporary_ids.GetReserved()
+            reserved = self._temporary_ids.GetReserved()
             for _ in range(constants.MAX_GENERATE_ATTEMPTS):
                 candidate = objects.GenerateUUID()
-                if candidate not in taken:
+                if candidate not in reserved and not self._UUIDInUse(candidate):
                     target.uuid = candidate
                     return
             raise errors.ConfigurationError("Cannot generate a unique UUID")
-        if target.uuid in self._AllUUIDs():
+        if self._UUIDInUse(target.uuid):
             raise errors.ConfigurationError(f"Duplicate UUID {target.uuid}")
         if ec_id is not None and self._temporary_ids.Reserved(target.uuid) \
                 and target.uuid not in self._temporary_ids.GetECReserved(ec_id):

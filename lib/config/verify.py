@@ -86,6 +86,10 @@ def _CheckNicParams(params: dict[str, Any], memo: dict[Any, str | None]) -> str 
 
 def _Duplicates(pairs: Iterable[tuple[Any, str]]) -> dict[Any, list[str]]:
     """Return {value: [owners]} for values owned more than once."""
+    pairs = list(pairs)
+    # The usual case, checked at C speed: no value twice
+    if len({value for value, _ in pairs}) == len(pairs):
+        return {}
     owners: dict[Any, list[str]] = defaultdict(list)
     for value, owner in pairs:
         owners[value].append(owner)
@@ -126,15 +130,20 @@ class _Verifier:
                              f" UUID '{obj.uuid}'")
 
     def CheckUniqueness(self) -> None:
-        owners: list[tuple[Any, str]] = [
-            (self.cluster.uuid, "cluster")]
-        for kind in ("nodes", "nodegroups", "instances", "networks", "disks"):
-            owners.extend((obj.uuid, f"{kind[:-1]} {getattr(obj, 'name', '')}"
-                           .rstrip()) for obj in getattr(self.data,
-                                                         kind).values())
-        for value, who in sorted(_Duplicates(owners).items(),
-                                 key=lambda item: str(item[0])):
-            self.Add(f"duplicate UUID {value} used by {', '.join(who)}")
+        kinds = ("nodes", "nodegroups", "instances", "networks", "disks")
+        uuids = [self.cluster.uuid]
+        for kind in kinds:
+            uuids.extend(obj.uuid for obj in getattr(self.data, kind).values())
+        if len(set(uuids)) != len(uuids):
+            # Only now the messages' owner names are worth making
+            owners: list[tuple[Any, str]] = [(self.cluster.uuid, "cluster")]
+            for kind in kinds:
+                owners.extend((obj.uuid, f"{kind[:-1]} {getattr(obj, 'name', '')}"
+                               .rstrip()) for obj in getattr(self.data,
+                                                             kind).values())
+            for value, who in sorted(_Duplicates(owners).items(),
+                                     key=lambda item: str(item[0])):
+                self.Add(f"duplicate UUID {value} used by {', '.join(who)}")
         for kind in ("nodes", "nodegroups", "instances", "networks"):
             names = [(obj.name, obj.uuid)
                      for obj in getattr(self.data, kind).values()]

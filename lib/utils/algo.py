@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import time
@@ -116,11 +117,14 @@ def InvertDict(data: Mapping[Any, H]) -> dict[H, Any]:
     return result
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def NiceSortKey(value: str) -> tuple[tuple[Any, ...], str]:
     """Sort key for natural order: digit runs compare as numbers.
 
     The original string breaks ties ("node01" and "node1" compare equal by
-    number), so the order is total and stable across runs.
+    number), so the order is total and stable across runs. Memoised: the
+    same names (of instances, nodes) are sorted again on every
+    configuration push.
     """
     parts = _DIGITS_RE.split(value)
     # re.split alternates text and digits, starting with (maybe empty) text
