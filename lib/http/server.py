@@ -364,12 +364,6 @@ class ThreadedHttpServer:
         self._graceful = True
         self._stop = True
 
-    @property
-    def busy(self) -> int:
-        """How many requests are being handled now."""
-        with self._lock:
-            return sum(self._conns.values())
-
     def _InstallSignals(self) -> None:
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
@@ -475,10 +469,10 @@ class ThreadedHttpServer:
                 if remaining <= 0:
                     break
                 self._idle_cond.wait(min(remaining, 0.5))
-            leftover = len(self._conns)
-        if leftover:
-            logging.warning("Stopping with %d connection(s) still open",
-                            leftover)
+            running = sum(self._conns.values())
+        if running:
+            logging.warning("Stopping with %d request(s) still running%s", running,
+                            " after the grace time" if self._graceful else "")
 
     def ServeConnection(self, conn: socket.socket, peer: Any) -> None:
         """Serve an accepted connection until it ends (in the calling thread)."""
