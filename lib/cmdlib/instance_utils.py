@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ganeti import constants, errors, locking, objects, utils
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.group import ComputeIPolicySpecViolation  # noqa: F401 - for the LUs
 from ganeti.rpc.defs import InstanceDict
 
 
@@ -495,63 +496,6 @@ def CheckNodeOnline(cfg: Any, node_uuid: str, msg: str | None = None) -> None:
 
 
 # --- instance policy ------------------------------------------------------------------------
-
-_SPEC_NAMES = {
-    constants.ISPEC_MEM_SIZE: "memory size",
-    constants.ISPEC_CPU_COUNT: "cpu count",
-    constants.ISPEC_DISK_COUNT: "disk count",
-    constants.ISPEC_DISK_SIZE: "disk size",
-    constants.ISPEC_NIC_COUNT: "nic count",
-    constants.ISPEC_SPINDLE_USE: "spindle use",
-}
-
-
-def _MinMaxViolation(minmax: dict[str, Any], name: str, value: int | None) -> str | None:
-    if value is None:
-        return None
-    low = minmax[constants.ISPECS_MIN].get(name)
-    high = minmax[constants.ISPECS_MAX].get(name)
-    if low is None or high is None:
-        return None
-    if not low <= value <= high:
-        what = _SPEC_NAMES.get(name, name)
-        return f"{what} value {value} is not in range [{low}, {high}]"
-    return None
-
-
-def ComputeIPolicySpecViolation(ipolicy: dict[str, Any], mem_size: int, cpu_count: int,
-                                disk_count: int, nic_count: int, disk_sizes: list[int],
-                                spindle_use: int, disk_template: str) -> list[str]:
-    """The instance policy violations of an instance specification (empty
-    list if none), each a sentence naming the value and the allowed range.
-
-    The specs must fit one of the min/max pairs; diskless instances skip
-    the disk checks, as in Ganeti.
-    """
-    violations: list[str] = []
-    allowed = ipolicy.get(constants.IPOLICY_DTS)
-    if allowed is not None and disk_template not in allowed:
-        violations.append(f"Disk template {disk_template} is not allowed (allowed"
-                          f" templates: {', '.join(allowed)})")
-    checks: list[tuple[str, int | None]] = [
-        (constants.ISPEC_MEM_SIZE, mem_size),
-        (constants.ISPEC_CPU_COUNT, cpu_count),
-        (constants.ISPEC_NIC_COUNT, nic_count),
-        (constants.ISPEC_SPINDLE_USE, spindle_use),
-    ]
-    if disk_template != constants.DT_DISKLESS:
-        checks.append((constants.ISPEC_DISK_COUNT, disk_count))
-        checks.extend((constants.ISPEC_DISK_SIZE, size) for size in disk_sizes)
-    best: list[str] | None = None
-    for minmax in ipolicy.get(constants.ISPECS_MINMAX) or []:
-        found = [msg for msg in (_MinMaxViolation(minmax, name, value)
-                                 for name, value in checks) if msg]
-        if best is None or len(found) < len(best):
-            best = found
-        if not found:
-            break
-    return violations + (best or [])
-
 
 def CheckVcpuRatio(ipolicy: dict[str, Any], node_cpus: int | None, used_vcpus: int,
                    new_vcpus: int, node_name: str) -> str | None:

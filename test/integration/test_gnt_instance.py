@@ -153,7 +153,7 @@ def test_bad_input(vc):
     out = _Fails(vc, "bad4", "-t", "diskless", "--net", "0:ip=300.1.1.1")
     assert "300.1.1.1" in out
     out = _Fails(vc, "bad5", "-t", "diskless", "-B", "maxmem=64,minmem=64")
-    assert "instance policy" in out and "memory size value 64" in out
+    assert "instance policy" in out and "memory-size value 64" in out
     out = _Fails(vc, "bad6", "-t", "diskless", "--ignore-ipolicy",
                  "-B", "maxmem=100000000,minmem=128")
     assert "Not enough memory" in out

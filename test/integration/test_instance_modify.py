@@ -116,9 +116,9 @@ def test_backend_params(vc, inst):
     _Gnt(vc, "modify", "-B", "vcpus=default", NAME)
     assert _Field(vc, "be/vcpus") == "1"
     out = _Refused(vc, "-B", "vcpus=64")
-    assert "instance policy" in out and "cpu count value 64" in out
+    assert "instance policy" in out and "cpu-count value 64" in out
     out = _Refused(vc, "-B", "maxmem=64,minmem=64")
-    assert "memory size value 64" in out
+    assert "memory-size value 64" in out
 
 
 def test_running_instance_memory(vc, inst):

@@ -63,14 +63,14 @@ def test_ipolicy_violations():
     ok = iu.ComputeIPolicySpecViolation(policy, 128, 1, 1, 1, [1024], 1, "file")
     assert ok == []
     bad = iu.ComputeIPolicySpecViolation(policy, 64, 20, 0, 0, [], 1, "diskless")
-    assert "memory size value 64 is not in range [128, 32768]" in bad
-    assert "cpu count value 20 is not in range [1, 8]" in bad
-    assert "nic count value 0 is not in range [1, 8]" in bad
+    assert "memory-size value 64 is not in range [128, 32768]" in bad
+    assert "cpu-count value 20 is not in range [1, 8]" in bad
+    assert "nic-count value 0 is not in range [1, 8]" in bad
     assert not any("disk" in msg for msg in bad)   # diskless: no disk checks
     bad = iu.ComputeIPolicySpecViolation(dict(policy, **{"disk-templates": ["file"]}),
                                          128, 1, 1, 1, [10], 1, "plain")
     assert any("Disk template plain is not allowed" in msg for msg in bad)
-    assert "disk size value 10 is not in range [1024, 1048576]" in bad
+    assert "disk-size value 10 is not in range [1024, 1048576]" in bad
     assert iu.CheckVcpuRatio(policy, 2, 7, 2, "n1") is not None
     assert iu.CheckVcpuRatio(policy, 2, 6, 2, "n1") is None
 
@@ -138,7 +138,7 @@ def test_create_refusals(ctx):
     _Refused(ctx, _CreateOp(disk_template="sharedfile", disks=[{"size": 1024}]),
              errors.ECODE_STATE, "not enabled")
     _Refused(ctx, _CreateOp(beparams={"maxmem": 64, "minmem": 64}),
-             errors.ECODE_INVAL, "memory size value 64")
+             errors.ECODE_INVAL, "memory-size value 64")
     _Refused(ctx, _CreateOp(beparams={"maxmem": 8000}), errors.ECODE_NORES,
              "Not enough memory on node node1.example.com.*needed 8000 MiB,"
              " available 4096 MiB")

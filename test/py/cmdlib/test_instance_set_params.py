@@ -114,7 +114,7 @@ def test_beparams_and_default(ctx):
 
 def test_ipolicy_violation(ctx):
     _Create(ctx)
-    _Unchanged(ctx, r"would not meet the instance policy(.|\n)*cpu count value 64",
+    _Unchanged(ctx, r"would not meet the instance policy(.|\n)*cpu-count value 64",
                beparams={"vcpus": 64})
     _Modify(ctx, beparams={"vcpus": 64}, ignore_ipolicy=True)
     assert _Inst(ctx).beparams["vcpus"] == 64
@@ -252,7 +252,7 @@ def test_disk_refusals(ctx):
     _Unchanged(ctx, r"from file to diskless\) is not supported yet",
                disk_template="diskless")
     _Unchanged(ctx, "already has disk template file", disk_template="file")
-    _Unchanged(ctx, r"disk size value 100 is not in range \[1024",
+    _Unchanged(ctx, r"disk-size value 100 is not in range \[1024",
                disks=[("add", -1, {"size": 100})])
     ctx.cfg.MarkInstanceUp(_Inst(ctx).uuid)
     _Modify(ctx, disks=[("add", -1, {"size": 1024})])
