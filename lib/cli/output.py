@@ -415,6 +415,28 @@ def GenericListFields(resource: str, fields: Sequence[str] | None,
     return constants.EXIT_UNKNOWN_FIELD if found_unknown else constants.EXIT_SUCCESS
 
 
+def ListCommand(resource: str, default_fields: Sequence[str],
+                format_override: Mapping[str, Formatter] | None = None
+                ) -> Callable[[Any, list[str]], int]:
+    """The ``list`` command of a gnt-* tool for ``resource``: its ``-o``
+    fields (default ``default_fields``), ``--units``, ``--separator``,
+    ``--no-headers``, ``-v`` and ``-F`` options, names or a filter as
+    arguments."""
+    def _List(opts: Any, args: list[str]) -> int:
+        fields = ParseFields(opts.output, default_fields)
+        return GenericList(resource, fields, args, opts.units, opts.separator,
+                           not opts.no_headers, format_override=format_override,
+                           verbose=opts.verbose, force_filter=opts.force_filter)
+    return _List
+
+
+def ListFieldsCommand(resource: str) -> Callable[[Any, list[str]], int]:
+    """The ``list-fields`` command of a gnt-* tool for ``resource``."""
+    def _ListFields(opts: Any, args: list[str]) -> int:
+        return GenericListFields(resource, args, opts.separator, not opts.no_headers)
+    return _ListFields
+
+
 # --- "info" output -------------------------------------------------------------------
 
 #: An info item: a value, a mapping, or a list of (key, value) pairs

@@ -125,19 +125,10 @@ _LIST_FORMAT = {
 }
 
 
-def ListGroups(opts: Any, args: list[str]) -> int:
-    """List node groups with the selected fields."""
-    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
-    return cli.GenericList(constants.QR_GROUP, fields, args, opts.units,
-                           opts.separator, not opts.no_headers,
-                           format_override=_LIST_FORMAT, verbose=opts.verbose,
-                           force_filter=opts.force_filter)
-
-
-def ListGroupFields(opts: Any, args: list[str]) -> int:
-    """Describe the node group fields."""
-    return cli.GenericListFields(constants.QR_GROUP, args, opts.separator,
-                                 not opts.no_headers)
+#: List node groups with the selected fields
+ListGroups = cli.ListCommand(constants.QR_GROUP, _LIST_DEF_FIELDS, _LIST_FORMAT)
+#: Describe the node group fields
+ListGroupFields = cli.ListFieldsCommand(constants.QR_GROUP)
 
 
 def _DiskParamsInfo(custom: Any, filled: Any) -> list[tuple[str, Any]]:

@@ -180,19 +180,10 @@ _LIST_FORMAT = {
 }
 
 
-def ListInstances(opts: Any, args: list[str]) -> int:
-    """List instances with the selected fields."""
-    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
-    return cli.GenericList(constants.QR_INSTANCE, fields, args, opts.units,
-                           opts.separator, not opts.no_headers,
-                           format_override=_LIST_FORMAT, verbose=opts.verbose,
-                           force_filter=opts.force_filter)
-
-
-def ListInstanceFields(opts: Any, args: list[str]) -> int:
-    """Describe the instance fields."""
-    return cli.GenericListFields(constants.QR_INSTANCE, args, opts.separator,
-                                 not opts.no_headers)
+#: List instances with the selected fields
+ListInstances = cli.ListCommand(constants.QR_INSTANCE, _LIST_DEF_FIELDS, _LIST_FORMAT)
+#: Describe the instance fields
+ListInstanceFields = cli.ListFieldsCommand(constants.QR_INSTANCE)
 
 
 def _DiskItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:

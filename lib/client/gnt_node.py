@@ -167,19 +167,10 @@ _LIST_FORMAT = {
 }
 
 
-def ListNodes(opts: Any, args: list[str]) -> int:
-    """List nodes with the selected fields."""
-    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
-    return cli.GenericList(constants.QR_NODE, fields, args, opts.units,
-                           opts.separator, not opts.no_headers,
-                           format_override=_LIST_FORMAT, verbose=opts.verbose,
-                           force_filter=opts.force_filter)
-
-
-def ListNodeFields(opts: Any, args: list[str]) -> int:
-    """Describe the node fields."""
-    return cli.GenericListFields(constants.QR_NODE, args, opts.separator,
-                                 not opts.no_headers)
+#: List nodes with the selected fields
+ListNodes = cli.ListCommand(constants.QR_NODE, _LIST_DEF_FIELDS, _LIST_FORMAT)
+#: Describe the node fields
+ListNodeFields = cli.ListFieldsCommand(constants.QR_NODE)
 
 
 def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
