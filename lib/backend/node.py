@@ -8,19 +8,20 @@ knows better (Xen's dom0, say) can register its own function in
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from ganeti import constants, utils
+from ganeti import constants, errors, utils
 from ganeti.backend import Fail
+from ganeti.hypervisor import base as hv_base
+
+# The parsers moved to the hypervisor layer; callers and tests use them here too
+ParseMeminfo = hv_base.ParseMeminfo
+ParseCpuinfo = hv_base.ParseCpuinfo
 
 _BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
-_MEMINFO_FILE = "/proc/meminfo"
-_CPUINFO_FILE = "/proc/cpuinfo"
-_NUMA_NODES_GLOB = "/sys/devices/system/node/node[0-9]*"
 
 
 def GetVersion() -> int:
@@ -37,63 +38,15 @@ def GetBootId(filename: str = _BOOT_ID_FILE) -> str:
         Fail("Cannot read the boot ID from %s: %s", filename, err)
 
 
-def ParseMeminfo(text: str) -> dict[str, int]:
-    """Parse /proc/meminfo into {field: KiB}."""
-    result = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            result[name.strip()] = int(parts[0])
-    return result
-
-
-def ParseCpuinfo(text: str) -> tuple[int, int]:
-    """Return (logical CPUs, physical sockets) from /proc/cpuinfo."""
-    cpus = 0
-    sockets = set()
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        name = name.strip()
-        if name == "processor":
-            cpus += 1
-        elif name == "physical id":
-            sockets.add(value.strip())
-    return cpus, max(1, len(sockets))
-
-
-def GetLinuxNodeInfo(meminfo_file: str = _MEMINFO_FILE,
-                     cpuinfo_file: str = _CPUINFO_FILE,
-                     numa_glob: str = _NUMA_NODES_GLOB) -> dict[str, Any]:
-    """Return the node's memory (MiB) and CPU counts, as hypervisors report.
-
-    Keys: memory_total, memory_free (free plus reclaimable caches),
-    memory_dom0 (used by the node itself), cpu_total, cpu_nodes (NUMA),
-    cpu_sockets, cpu_dom0.
-    """
+def GetLinuxNodeInfo(meminfo_file: str = hv_base.MEMINFO_FILE,
+                     cpuinfo_file: str = hv_base.CPUINFO_FILE,
+                     numa_glob: str = hv_base.NUMA_NODES_GLOB) -> dict[str, Any]:
+    """:func:`ganeti.hypervisor.base.GetLinuxNodeInfo`, failing the RPC call
+    (RPCFail) instead of raising HypervisorError."""
     try:
-        with open(meminfo_file, encoding="ascii") as fd:
-            mem = ParseMeminfo(fd.read())
-        with open(cpuinfo_file, encoding="utf-8", errors="replace") as fd:
-            cpus, sockets = ParseCpuinfo(fd.read())
-    except OSError as err:
-        Fail("Cannot read memory or CPU information: %s", err)
-    try:
-        total = mem["MemTotal"] // 1024
-        free = (mem["MemFree"] + mem.get("Buffers", 0) + mem.get("Cached", 0)) // 1024
-    except KeyError as err:
-        Fail("Missing field %s in %s", err, meminfo_file)
-    cpus = cpus or os.cpu_count() or 1
-    numa_nodes = len(glob.glob(numa_glob)) or 1
-    return {
-        "memory_total": total,
-        "memory_free": free,
-        "memory_dom0": total - free,
-        "cpu_total": cpus,
-        "cpu_nodes": numa_nodes,
-        "cpu_sockets": sockets,
-        "cpu_dom0": cpus,
-    }
+        return hv_base.GetLinuxNodeInfo(meminfo_file, cpuinfo_file, numa_glob)
+    except errors.HypervisorError as err:
+        Fail("%s", err)
 
 
 def _DefaultHvInfo(hvname: str, hvparams: Any) -> dict[str, Any]:

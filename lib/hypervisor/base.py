@@ -14,6 +14,7 @@ node), e.g. whether a kernel file exists.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -252,3 +253,72 @@ class BaseHypervisor:
                 raise errors.HypervisorError(
                     f"Parameter '{name}' fails validation: {validate_msg}"
                     f" (current value: '{value}')")
+
+
+# --- Node memory and CPUs from /proc (what hypervisors without their own
+# --- accounting report) --------------------------------------------------------------
+
+MEMINFO_FILE = "/proc/meminfo"
+CPUINFO_FILE = "/proc/cpuinfo"
+NUMA_NODES_GLOB = "/sys/devices/system/node/node[0-9]*"
+
+
+def ParseMeminfo(text: str) -> dict[str, int]:
+    """Parse /proc/meminfo into {field: KiB}."""
+    result = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            result[name.strip()] = int(parts[0])
+    return result
+
+
+def ParseCpuinfo(text: str) -> tuple[int, int]:
+    """Return (logical CPUs, physical sockets) from /proc/cpuinfo."""
+    cpus = 0
+    sockets = set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if name == "processor":
+            cpus += 1
+        elif name == "physical id":
+            sockets.add(value.strip())
+    return cpus, max(1, len(sockets))
+
+
+def GetLinuxNodeInfo(meminfo_file: str = MEMINFO_FILE,
+                     cpuinfo_file: str = CPUINFO_FILE,
+                     numa_glob: str = NUMA_NODES_GLOB) -> dict[str, Any]:
+    """Return the node's memory (MiB) and CPU counts, as hypervisors report.
+
+    Keys: memory_total, memory_free (free plus reclaimable caches),
+    memory_dom0 (used by the node itself), cpu_total, cpu_nodes (NUMA),
+    cpu_sockets, cpu_dom0. Raises HypervisorError when the files cannot
+    be read or lack a field.
+    """
+    try:
+        with open(meminfo_file, encoding="ascii") as fd:
+            mem = ParseMeminfo(fd.read())
+        with open(cpuinfo_file, encoding="utf-8", errors="replace") as fd:
+            cpus, sockets = ParseCpuinfo(fd.read())
+    except OSError as err:
+        raise errors.HypervisorError(
+            f"Cannot read memory or CPU information: {err}") from err
+    try:
+        total = mem["MemTotal"] // 1024
+        free = (mem["MemFree"] + mem.get("Buffers", 0) + mem.get("Cached", 0)) // 1024
+    except KeyError as err:
+        raise errors.HypervisorError(f"Missing field {err} in {meminfo_file}") from err
+    cpus = cpus or os.cpu_count() or 1
+    numa_nodes = len(glob.glob(numa_glob)) or 1
+    return {
+        "memory_total": total,
+        "memory_free": free,
+        "memory_dom0": total - free,
+        "cpu_total": cpus,
+        "cpu_nodes": numa_nodes,
+        "cpu_sockets": sockets,
+        "cpu_dom0": cpus,
+    }

@@ -33,7 +33,6 @@ import zlib
 from typing import Any
 
 from ganeti import constants, errors, objects, pathutils, serializer, utils
-from ganeti.backend import node as node_info
 from ganeti.hypervisor import base
 
 _RUNNING = "running"
@@ -175,10 +174,7 @@ class FakeHypervisor(base.BaseHypervisor):
             }
             result["cpu_dom0"] = result["cpu_total"]
         else:
-            try:
-                result = node_info.GetLinuxNodeInfo()
-            except Exception as err:  # backend.RPCFail
-                raise errors.HypervisorError(str(err)) from err
+            result = base.GetLinuxNodeInfo()
             result["memory_free"] = max(0, result["memory_free"] - used)
             if "cpu_total" in settings:
                 result["cpu_total"] = settings["cpu_total"]
