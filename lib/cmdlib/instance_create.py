@@ -187,17 +187,8 @@ class LUInstanceCreate(LogicalUnit):
                 errors.ECODE_STATE)
 
         # Primary node
-        pnode = cfg.GetNodeInfo(self.pnode.uuid)
-        if pnode.offline:
-            raise errors.OpPrereqError(f"Cannot use offline primary node {pnode.name}",
-                                       errors.ECODE_STATE)
-        if pnode.drained:
-            raise errors.OpPrereqError(f"Cannot use drained primary node {pnode.name}",
-                                       errors.ECODE_STATE)
-        if not pnode.vm_capable:
-            raise errors.OpPrereqError(
-                f"Cannot use non-vm_capable primary node {pnode.name}",
-                errors.ECODE_STATE)
+        pnode = iu.CheckTargetNode(cfg, self.pnode.uuid,
+                                   "Cannot use {state} primary node {name}")
         self.pnode = pnode
         group = cfg.GetNodeGroup(pnode.group)
 

@@ -99,7 +99,7 @@ class TLMigrateInstance(Tasklet):
         hvp = cluster.FillHV(inst)
         bep = cluster.FillBE(inst)
         if not self.cleanup:
-            ist.CheckTargetNode(cfg, self.target_node_uuid)
+            iu.CheckTargetNode(cfg, self.target_node_uuid)
             result = self.rpc.call_hypervisor_validate_params(
                 [self.target_node_uuid], inst.hypervisor, hvp)[self.target_node_uuid]
             result.Raise(f"Hypervisor parameters not valid on node {target.name}",

@@ -167,20 +167,10 @@ class LUInstanceReboot(iu.InstanceLU):
 class LUInstanceConsole(iu.InstanceLU):
     """Return how to reach an instance's console."""
 
-    HPATH = None
-
     def CheckPrereq(self) -> None:
         """Node online."""
         super().CheckPrereq()
         iu.CheckNodeOnline(self.cfg, self.instance.primary_node)
-
-    def BuildHooksEnv(self) -> dict[str, Any]:
-        """No hooks."""
-        return {}
-
-    def BuildHooksNodes(self) -> Any:
-        """No hooks."""
-        return None
 
     def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
         """The console dict from the node; an error if the instance is down."""

@@ -38,24 +38,6 @@ def SetInstancePrimaryNode(lu: LogicalUnit, instance_uuid: str,
     return cfg.GetInstanceInfo(instance_uuid)
 
 
-def CheckTargetNode(cfg: Any, node_uuid: str) -> objects.Node:
-    """OpPrereqError (ECODE_STATE) unless the node can take instances:
-    online, not drained, vm_capable."""
-    node = cfg.GetNodeInfo(node_uuid)
-    if node is None:
-        raise errors.OpPrereqError(f"Node '{node_uuid}' not known", errors.ECODE_NOENT)
-    if node.offline:
-        raise errors.OpPrereqError(f"Can't use offline node {node.name}",
-                                   errors.ECODE_STATE)
-    if node.drained:
-        raise errors.OpPrereqError(f"Can't use drained node {node.name}",
-                                   errors.ECODE_STATE)
-    if not node.vm_capable:
-        raise errors.OpPrereqError(f"Can't use non-vm_capable node {node.name}",
-                                   errors.ECODE_STATE)
-    return node
-
-
 def CheckDiskSizePolicy(ipolicy: dict[str, Any], instance_name: str, idx: int,
                         size: int) -> None:
     """OpPrereqError (ECODE_INVAL) unless ``size`` fits the disk size range of
@@ -167,16 +149,6 @@ class LUInstanceGrowDisk(iu.InstanceLU):
 class LUInstanceActivateDisks(iu.InstanceLU):
     """Activate an instance's disks on its primary node."""
 
-    HPATH = None
-
-    def BuildHooksEnv(self) -> dict[str, Any]:
-        """No hooks."""
-        return {}
-
-    def BuildHooksNodes(self) -> Any:
-        """No hooks."""
-        return None
-
     def CheckPrereq(self) -> None:
         """The primary node must be online."""
         super().CheckPrereq()
@@ -194,16 +166,6 @@ class LUInstanceActivateDisks(iu.InstanceLU):
 class LUInstanceDeactivateDisks(iu.InstanceLU):
     """Deactivate an instance's disks (the instance must be down unless
     forced)."""
-
-    HPATH = None
-
-    def BuildHooksEnv(self) -> dict[str, Any]:
-        """No hooks."""
-        return {}
-
-    def BuildHooksNodes(self) -> Any:
-        """No hooks."""
-        return None
 
     def CheckPrereq(self) -> None:
         """Without force, the instance must be marked down and not run."""
@@ -290,7 +252,7 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
                     f" new node list has {len(self.op.node_uuids)} nodes",
                     errors.ECODE_INVAL)
             self.target_uuid = self.op.node_uuids[0]
-            CheckTargetNode(cfg, self.target_uuid)
+            iu.CheckTargetNode(cfg, self.target_uuid)
         else:
             self.target_uuid = inst.primary_node
             iu.CheckNodeOnline(cfg, inst.primary_node,

@@ -122,6 +122,8 @@ class InstanceLU(LogicalUnit):
 
     Locks the instance (by name), then its nodes at the node level; the
     Big Ganeti Lock is shared. ``self.instance`` is set in CheckPrereq.
+    Subclasses that run hooks set ``HPATH``; without it (the default) the
+    hook methods below are never called.
     """
 
     HPATH: ClassVar[str | None] = None
@@ -485,6 +487,22 @@ def CheckNicsBridgesExist(lu: LogicalUnit, nics: list[objects.NIC], node_uuid: s
             f"Missing bridge{plural} {', '.join(missing)} on node {node} (needed by the"
             " bridged NICs; create it, or give the NIC another link)",
             errors.ECODE_ENVIRON)
+
+
+def CheckTargetNode(cfg: Any, node_uuid: str,
+                    refusal: str = "Can't use {state} node {name}") -> objects.Node:
+    """OpPrereqError (ECODE_STATE) unless the node can take instances:
+    online, not drained, vm_capable. ``refusal`` words the error (with
+    ``{state}``: offline, drained or non-vm_capable, and ``{name}``)."""
+    node = cfg.GetNodeInfo(node_uuid)
+    if node is None:
+        raise errors.OpPrereqError(f"Node '{node_uuid}' not known", errors.ECODE_NOENT)
+    for state, bad in (("offline", node.offline), ("drained", node.drained),
+                       ("non-vm_capable", not node.vm_capable)):
+        if bad:
+            raise errors.OpPrereqError(refusal.format(state=state, name=node.name),
+                                       errors.ECODE_STATE)
+    return node
 
 
 def CheckNodeOnline(cfg: Any, node_uuid: str, msg: str | None = None) -> None:
