@@ -9,17 +9,14 @@ must fail with a message naming the bad value and leave the configuration
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import VirtualCluster  # noqa: E402
+from vcluster import VirtualCluster, virtual_cluster  # noqa: E402
 
 from ganeti import constants  # noqa: E402
 
@@ -30,20 +27,8 @@ N1, N2 = "node1.vcluster.test", "node2.vcluster.test"
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert not leftovers, f"daemons survived vcluster-setup --stop: {leftovers}"
-
-
-def _Config(vc: VirtualCluster) -> dict:
-    path = vc.path(vc.master(), constants.DEFAULT_DATA_DIR + "/config.data")
-    return json.loads(path.read_text())
 
 
 def _Ok(vc: VirtualCluster, *args: str) -> str:
@@ -51,12 +36,12 @@ def _Ok(vc: VirtualCluster, *args: str) -> str:
 
 
 def _Fails(vc: VirtualCluster, *args: str, match: str) -> str:
-    before = _Config(vc)
+    before = vc.config()
     result = vc.run(*args, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"{args} succeeded:\n{output}"
     assert match.lower() in output.lower(), output
-    assert _Config(vc)["serial_no"] == before["serial_no"], f"{args} changed the config"
+    assert vc.config()["serial_no"] == before["serial_no"], f"{args} changed the config"
     return output
 
 
@@ -102,7 +87,7 @@ def test_group_life(vc):
               "--ipolicy-bounds-specs",
               "min:memory-size=64,cpu-count=1/max:memory-size=512,cpu-count=2", "rack2")
     assert "Modified node group rack2" in out
-    group = [g for g in _Config(vc)["nodegroups"].values() if g["name"] == "rack2"][0]
+    group = [g for g in vc.config()["nodegroups"].values() if g["name"] == "rack2"][0]
     assert group["alloc_policy"] == "unallocable"
     assert group["ipolicy"]["spindle-ratio"] == 8.0
     assert group["ipolicy"]["disk-templates"] == ["file"]

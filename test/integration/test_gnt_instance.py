@@ -13,13 +13,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import REPO, VirtualCluster  # noqa: E402
+from vcluster import REPO, VirtualCluster, virtual_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,10 +42,7 @@ def _InstallOs(vc: VirtualCluster, name: str, failing: bool = False) -> None:
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         # vcluster-setup installs the tree's noop OS on every node
         for node in cluster.names:
             assert (cluster.path(node, "/srv/ganeti/os/noop") / "create").exists()
@@ -59,19 +55,10 @@ def vc():
         cluster.run("gnt-cluster", "modify", "--enabled-disk-templates",
                     "file,sharedfile,diskless")
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-        assert not leftovers
 
 
 def _Gnt(vc: VirtualCluster, *args: str, check: bool = True):
     return vc.run("gnt-instance", *args, check=check)
-
-
-def _Config(vc: VirtualCluster) -> dict:
-    with open(vc.path(vc.master(), "/var/lib/ganeti/config.data"), encoding="utf-8") as fd:
-        return json.load(fd)
 
 
 def _Status(vc: VirtualCluster, name: str) -> str:
@@ -130,16 +117,16 @@ def test_instance_life(vc, template, extra):
     assert "fake hypervisor" in console.stdout + console.stderr
     _Gnt(vc, "remove", "-f", name)
     assert _Gnt(vc, "list", "--no-headers", "-o", "name").stdout.split().count(name) == 0
-    assert name not in json.dumps(_Config(vc)["instances"])
+    assert name not in json.dumps(vc.config()["instances"])
     if template != "diskless":
         assert not vc.path(vc.names[1], f"/srv/ganeti/{storage}/{name}").exists()
 
 
 def _Fails(vc: VirtualCluster, name: str, *args: str) -> str:
-    before = _Config(vc)["instances"]
+    before = vc.config()["instances"]
     result = _Add(vc, name, *args, check=False)
     assert result.returncode != 0, result.stdout
-    assert _Config(vc)["instances"] == before
+    assert vc.config()["instances"] == before
     return result.stdout + result.stderr
 
 

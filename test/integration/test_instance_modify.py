@@ -10,17 +10,14 @@ directory), NICs, --offline/--online, an ipolicy violation, and bad input
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import VirtualCluster  # noqa: E402
+from vcluster import VirtualCluster, virtual_cluster  # noqa: E402
 
 from ganeti import constants  # noqa: E402
 
@@ -31,29 +28,17 @@ NAME = "mod1.example.com"
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-        assert not leftovers
 
 
 def _Gnt(vc: VirtualCluster, *args: str, check: bool = True):
     return vc.run("gnt-instance", *args, check=check)
 
 
-def _Config(vc: VirtualCluster) -> dict:
-    with open(vc.path(vc.master(), "/var/lib/ganeti/config.data"), encoding="utf-8") as fd:
-        return json.load(fd)
-
-
 def _InstanceConfig(vc: VirtualCluster) -> tuple[dict, dict]:
     """The instance's configuration and the disks (what must not change)."""
-    config = _Config(vc)
+    config = vc.config()
     (inst,) = [i for i in config["instances"].values() if i["name"] == NAME]
     return inst, {uuid: config["disks"][uuid] for uuid in inst["disks"]}
 
@@ -99,14 +84,14 @@ def test_default_bridge_exists(vc):
 
 
 def test_missing_bridge_refused(vc):
-    before = _Config(vc)["instances"]
+    before = vc.config()["instances"]
     result = _Gnt(vc, "add", "-t", "diskless", "-o", "noop+default", "-n", vc.names[1],
                   "--no-name-check", "--no-ip-check", "--net", "0:link=nosuchbr",
                   "nobr.example.com", check=False)
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "Missing bridge nosuchbr" in out and vc.names[1] in out
-    assert _Config(vc)["instances"] == before
+    assert vc.config()["instances"] == before
 
 
 def test_backend_params(vc, inst):

@@ -12,17 +12,15 @@ recording its environment, and a failing pre hook stopping a startup.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import REPO, VirtualCluster  # noqa: E402
+from vcluster import REPO, VirtualCluster, virtual_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -33,10 +31,7 @@ HOOKS_DIR = "/etc/ganeti/hooks"
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         # A copy of the noop OS whose create script fails, on every node
         for node in cluster.names:
             target = cluster.path(node, "/srv/ganeti/os/failos")
@@ -46,24 +41,14 @@ def vc():
                               "exit 1\n")
             create.chmod(0o755)
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-        assert not leftovers
 
 
 def _Gnt(vc: VirtualCluster, *args: str, check: bool = True, input: str | None = None):
     return vc.run("gnt-instance", *args, check=check, input=input)
 
 
-def _Config(vc: VirtualCluster) -> dict:
-    path = vc.path(vc.master(), "/var/lib/ganeti/config.data")
-    with open(path, encoding="utf-8") as fd:
-        return json.load(fd)
-
-
 def _InstanceConfig(vc: VirtualCluster, name: str) -> dict:
-    (inst,) = [i for i in _Config(vc)["instances"].values() if i["name"] == name]
+    (inst,) = [i for i in vc.config()["instances"].values() if i["name"] == name]
     return inst
 
 
@@ -169,10 +154,10 @@ def test_rename(vc):
         assert "cannot rename" in out
         _Gnt(vc, "shutdown", "--timeout", "5", new)
 
-        before = _Config(vc)["instances"]
+        before = vc.config()["instances"]
         out = _Failed(_Gnt(vc, "rename", "--no-name-check", new, taken, check=False))
         assert f"Instance '{taken}' is already in the cluster" in out
-        assert _Config(vc)["instances"] == before
+        assert vc.config()["instances"] == before
         assert vc.path(node, f"{FILE_STORAGE}/{new}/disk0").exists()
     finally:
         for name in names:

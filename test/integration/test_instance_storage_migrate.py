@@ -13,13 +13,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import VirtualCluster  # noqa: E402
+from vcluster import VirtualCluster, virtual_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -34,19 +33,12 @@ def _SetMemory(vc: VirtualCluster, node: str, total: int) -> None:
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gm", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         cluster.run("gnt-cluster", "modify", "--enabled-disk-templates",
                     "file,sharedfile,diskless")
         for node in cluster.names:
             _SetMemory(cluster, node, MEMORY)
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-        assert not leftovers
 
 
 def _Gnt(vc: VirtualCluster, *args: str, check: bool = True):
@@ -69,13 +61,8 @@ def _Fields(vc: VirtualCluster, name: str, fields: str) -> list[str]:
     return out.strip().split("|")
 
 
-def _Config(vc: VirtualCluster) -> dict:
-    with open(vc.path(vc.master(), "/var/lib/ganeti/config.data"), encoding="utf-8") as fd:
-        return json.load(fd)
-
-
 def _Instance(vc: VirtualCluster, name: str) -> dict:
-    return [i for i in _Config(vc)["instances"].values() if i["name"] == name][0]
+    return [i for i in vc.config()["instances"].values() if i["name"] == name][0]
 
 
 def _MemFree(vc: VirtualCluster) -> dict[str, int]:
@@ -255,7 +242,7 @@ def test_failed_migration_rolls_back(vc):
         assert f"Could not pre-migrate instance {name}" in out and "not found" in out
         _AssertRunsOn(vc, name, first, 256)
         assert _Instance(vc, name)["primary_node"] == \
-            [u for u, n in _Config(vc)["nodes"].items() if n["name"] == first][0]
+            [u for u, n in vc.config()["nodes"].items() if n["name"] == first][0]
     finally:
         _Gnt(vc, "remove", "-f", name)
 

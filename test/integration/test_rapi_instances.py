@@ -18,11 +18,9 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import urllib.parse
 from typing import Any
 
@@ -30,7 +28,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vcluster import VirtualCluster  # noqa: E402
+from vcluster import VirtualCluster, virtual_cluster  # noqa: E402
 from ganeti import constants  # noqa: E402
 from ganeti.rapi import client as rapi_client  # noqa: E402
 
@@ -123,15 +121,8 @@ def _Env(vc: VirtualCluster) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def vc():
-    directory = tempfile.mkdtemp(prefix="gvr", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=2)
-    try:
-        cluster.setup()
+    with virtual_cluster(nodes=2) as cluster:
         yield cluster
-    finally:
-        leftovers = cluster.cleanup()
-        shutil.rmtree(directory, ignore_errors=True)
-        assert not leftovers
 
 
 @pytest.fixture(scope="module")

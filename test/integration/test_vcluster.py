@@ -62,8 +62,7 @@ def _Roles(vc: VirtualCluster, node=None) -> dict[str, str]:
 
 
 def _ConfigSerial(vc: VirtualCluster, node: str) -> int:
-    data = json.loads(vc.path(node, constants.DEFAULT_DATA_DIR + "/config.data").read_text())
-    return data["serial_no"]
+    return vc.config(node)["serial_no"]
 
 
 def _Verify(vc: VirtualCluster, node=None) -> subprocess.CompletedProcess:

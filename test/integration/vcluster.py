@@ -16,6 +16,7 @@ factory :func:`make_fixture`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ganeti import constants, vcluster
 
@@ -171,6 +173,12 @@ class VirtualCluster:
     def path(self, node: str | int, path: str) -> Path:
         """``path`` (absolute, as on a real node) inside a node's root."""
         return Path(self.node(node).root) / path.lstrip("/")
+
+    def config(self, node: str | int | None = None) -> dict[str, Any]:
+        """The parsed ``config.data`` of a node (default: the master)."""
+        path = self.path(node if node is not None else self.master(),
+                         constants.DEFAULT_DATA_DIR + "/config.data")
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def env(self, node: str | int | None = None) -> dict[str, str]:
         """The environment of a process acting as ``node`` (default: master)."""

@@ -30,19 +30,23 @@ class FakeRpc:
         self.calls = []
         self.fail = {}
         self.memory_free = 4096
+        #: free memory of particular nodes (others have memory_free)
+        self.node_memory_free: dict[str, int] = {}
+        self.storage_free = 10240
         self.running = set()
 
-    def _Answer(self, name, payload):
+    def _Answer(self, name, payload=None):
         if name in self.fail:
             return _Fail(self.fail[name])
         return _Ok(payload)
 
     def call_node_info(self, nodes, storage, hv_specs):
         self.calls.append(("node_info", storage))
-        space = [{"type": s[0], "name": s[1], "storage_free": 10240,
+        space = [{"type": s[0], "name": s[1], "storage_free": self.storage_free,
                   "storage_size": 20480} for s in storage]
-        hv = [{"memory_free": self.memory_free, "memory_total": 8192, "cpu_total": 4}]
-        return {node: self._Answer("node_info", ["boot", space, hv]) for node in nodes}
+        return {node: self._Answer("node_info", ["boot", space, [
+            {"memory_free": self.node_memory_free.get(node, self.memory_free),
+             "memory_total": 8192, "cpu_total": 4}]]) for node in nodes}
 
     def call_instance_list(self, nodes, hypervisors, hvparams):
         self.calls.append(("instance_list", tuple(nodes)))

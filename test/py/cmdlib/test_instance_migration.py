@@ -14,7 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import instancehelpers  # noqa: E402
 
 from ganeti import constants, errors, objects, opcodes  # noqa: E402
-from ganeti.rpc.client import RpcResult  # noqa: E402
 
 NAME = "inst1.example.com"
 NODE2 = "node2.example.com"
@@ -27,78 +26,64 @@ class MigrationRpc(instancehelpers.FakeRpc):
         super().__init__()
         self.where: dict[str, str] = {}
         self.incoming: dict[str, str] = {}
-        self.free: dict[str, int] = {}
         self.ips: dict[str, str] = {}
 
-    def _Res(self, name, payload=None):
-        if name in self.fail:
-            return RpcResult(data=[False, self.fail[name]])
-        return RpcResult(data=[True, payload])
-
-    def call_node_info(self, nodes, storage, hv_specs):
-        self.calls.append(("node_info", storage))
-        space = [{"type": s[0], "name": s[1], "storage_free": 10240,
-                  "storage_size": 20480} for s in storage]
-        return {node: self._Res("node_info", ["boot", space, [
-            {"memory_free": self.free.get(node, 4096), "memory_total": 8192,
-             "cpu_total": 4}]]) for node in nodes}
-
     def call_instance_info(self, nodes, name, hvname, hvparams):
-        return {node: self._Res("instance_info",
+        return {node: self._Answer("instance_info",
                                 {"memory": 128, "state": "running"}
                                 if self.where.get(name) == node else {})
                 for node in nodes}
 
     def call_instance_list(self, nodes, hvs, hvparams):
-        return {node: self._Res("instance_list",
+        return {node: self._Answer("instance_list",
                                 [n for n, w in self.where.items() if w == node])
                 for node in nodes}
 
     def call_instance_start(self, node, inst, paused, reason):
         self.calls.append(("instance_start", node, inst["name"]))
-        result = self._Res("instance_start")
+        result = self._Answer("instance_start")
         if not result.fail_msg:
             self.where[inst["name"]] = node
         return result
 
     def call_instance_shutdown(self, node, inst, timeout, reason):
         self.calls.append(("instance_shutdown", node, inst["name"], timeout))
-        result = self._Res("instance_shutdown")
+        result = self._Answer("instance_shutdown")
         if not result.fail_msg and self.where.get(inst["name"]) == node:
             del self.where[inst["name"]]
         return result
 
     def call_migration_info(self, node, inst):
         self.calls.append(("migration_info", node))
-        return self._Res("migration_info", "state-of-" + inst["name"])
+        return self._Answer("migration_info", "state-of-" + inst["name"])
 
     def call_accept_instance(self, node, inst, info, target_ip):
         self.calls.append(("accept_instance", node, info, target_ip))
-        result = self._Res("accept_instance")
+        result = self._Answer("accept_instance")
         if not result.fail_msg:
             self.incoming[inst["name"]] = node
         return result
 
     def call_instance_migrate(self, node, cluster, inst, target_ip, live):
         self.calls.append(("instance_migrate", node, target_ip, live))
-        return self._Res("instance_migrate")
+        return self._Answer("instance_migrate")
 
     def call_instance_get_migration_status(self, node, inst):
         self.calls.append(("instance_get_migration_status", node))
-        return self._Res("instance_get_migration_status",
+        return self._Answer("instance_get_migration_status",
                          {"status": self.fail.get("status", constants.HV_MIGRATION_COMPLETED)})
 
     def call_instance_finalize_migration_src(self, node, inst, success, live):
         self.calls.append(("finalize_src", node, success))
         if success and self.where.get(inst["name"]) == node:
             del self.where[inst["name"]]
-        return self._Res("finalize_src")
+        return self._Answer("finalize_src")
 
     def call_instance_finalize_migration_dst(self, node, inst, info, success):
         self.calls.append(("finalize_dst", node, success))
         if self.incoming.pop(inst["name"], None) == node and success:
             self.where[inst["name"]] = node
-        return self._Res("finalize_dst")
+        return self._Answer("finalize_dst")
 
 
 @pytest.fixture
@@ -231,7 +216,7 @@ def test_target_refusals(ctx):
         node2 = ctx.cfg.GetNodeInfo(ctx.node2)
         setattr(node2, flag, flag == "vm_capable")
         ctx.cfg.Update(node2)
-    ctx.rpc.free[ctx.node2] = 64
+    ctx.rpc.node_memory_free[ctx.node2] = 64
     err = _Refused(ctx, _Migrate(), errors.OpPrereqError, f"Not enough memory on node"
                    f" {NODE2} for migrating instance {NAME}", errors.ECODE_NORES)
     assert "available 64 MiB" in str(err)

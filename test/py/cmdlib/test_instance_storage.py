@@ -26,23 +26,10 @@ class DiskRpc(instancehelpers.FakeRpc):
         super().__init__()
         self.images: dict[str, int] = {}
         self.active: set[str] = set()
-        self.storage_free = 10240
-
-    def _Res(self, name, payload=None):
-        if name in self.fail:
-            return RpcResult(data=[False, self.fail[name]])
-        return RpcResult(data=[True, payload])
-
-    def call_node_info(self, nodes, storage, hv_specs):
-        self.calls.append(("node_info", storage))
-        space = [{"type": s[0], "name": s[1], "storage_free": self.storage_free,
-                  "storage_size": 20480} for s in storage]
-        hv = [{"memory_free": self.memory_free, "memory_total": 8192, "cpu_total": 4}]
-        return {node: self._Res("node_info", ["boot", space, hv]) for node in nodes}
 
     def call_blockdev_create(self, node, disk, size, *args):
         self.calls.append(("blockdev_create", disk["uuid"], size))
-        result = self._Res("blockdev_create", disk["logical_id"])
+        result = self._Answer("blockdev_create", disk["logical_id"])
         if not result.fail_msg:
             self.images[disk["uuid"]] = size
         return result
@@ -50,19 +37,19 @@ class DiskRpc(instancehelpers.FakeRpc):
     def call_blockdev_remove(self, node, disk):
         self.calls.append(("blockdev_remove", disk["uuid"]))
         self.images.pop(disk["uuid"], None)
-        return self._Res("blockdev_remove")
+        return self._Answer("blockdev_remove")
 
     def call_blockdev_find(self, node, disk):
         self.calls.append(("blockdev_find", disk["uuid"]))
         if disk["uuid"] not in self.images:
-            return self._Res("blockdev_find", None)
-        return self._Res("blockdev_find", {"dev_path": f"/img/{disk['uuid']}"})
+            return self._Answer("blockdev_find", None)
+        return self._Answer("blockdev_find", {"dev_path": f"/img/{disk['uuid']}"})
 
     def call_blockdev_assemble(self, node, disk, inst, on_primary, idx):
         self.calls.append(("blockdev_assemble", disk["uuid"]))
         if disk["uuid"] not in self.images:
             return RpcResult(data=[False, f"File disk {disk['uuid']} not found"])
-        result = self._Res("blockdev_assemble", [f"/links/{inst['name']}:{idx}", None])
+        result = self._Answer("blockdev_assemble", [f"/links/{inst['name']}:{idx}", None])
         if not result.fail_msg:
             self.active.add(disk["uuid"])
         return result
@@ -70,11 +57,11 @@ class DiskRpc(instancehelpers.FakeRpc):
     def call_blockdev_shutdown(self, node, disk):
         self.calls.append(("blockdev_shutdown", disk["uuid"]))
         self.active.discard(disk["uuid"])
-        return self._Res("blockdev_shutdown")
+        return self._Answer("blockdev_shutdown")
 
     def call_blockdev_grow(self, node, disk, amount, dryrun, backingstore, es):
         self.calls.append(("blockdev_grow", disk["uuid"], amount, dryrun, backingstore))
-        result = self._Res("blockdev_grow_dry" if dryrun else "blockdev_grow")
+        result = self._Answer("blockdev_grow_dry" if dryrun else "blockdev_grow")
         if not result.fail_msg and not dryrun and backingstore:
             self.images[disk["uuid"]] += amount
         return result
