@@ -143,17 +143,11 @@ def _LogFailures(what: str, results: dict[str, Any], names: dict[str, str],
     return failed
 
 
-def _Nodes(cfg: Any) -> dict[str, Any]:
-    """{uuid: node}, not copied where the configuration allows (read only)."""
-    read_only = getattr(cfg, "GetAllNodesReadOnly", None)
-    return read_only() if read_only is not None else cfg.GetAllNodesInfo()
-
-
 def _Targets(cfg: Any) -> tuple[str, list[str], list[str], dict[str, str]]:
     """(master uuid, online candidates but the master, online nodes but the
     master, uuid -> name)."""
     master = cfg.GetMasterNode()
-    nodes = _Nodes(cfg)
+    nodes = cfg.GetAllNodesReadOnly()
     names = {uuid: node.name for uuid, node in nodes.items()}
     online = [uuid for uuid, node in nodes.items()
               if not node.offline and uuid != master]
@@ -392,7 +386,7 @@ class ConfigSync:
         _, candidates, online, names = _Targets(cfg)
         values = cfg.GetSsconfValues()
         # A node changed since (re-added, back online...) gets ssconf again
-        nodes = _Nodes(cfg)
+        nodes = cfg.GetAllNodesReadOnly()
         serials = {uuid: nodes[uuid].serial_no if uuid in nodes else 0 for uuid in online}
         sent = self._ssconf_sent
         failed: dict[str, str] = {}

@@ -362,7 +362,7 @@ def StopDaemons(directory: str, state: State | None,
         for node in state.nodes:
             pids.update(utils.ReadPidFile(path) for path in PidFiles(node).values())
     pids = {pid for pid in pids if pid and BelongsTo(pid, directory)}
-    # A daemon's request children belong to the cluster too
+    # The processes a daemon started (commands it runs) belong to the cluster too
     todo = list(pids)
     while todo:
         for child in _Children(todo.pop()):

@@ -1,9 +1,10 @@
 """The job queue copy on master candidates.
 
-The master replicates its job files to every master candidate, so that a
-candidate can take over the queue. These functions write, rename and purge
+In Ganeti the master replicates its job files to every master candidate,
+so that a candidate can take over the queue; these are the node side of
+that (our master does not call them yet). They write, rename and purge
 files strictly below the queue directory, holding the queue lock so that
-concurrent requests (each in its own noded child) do not interleave.
+concurrent requests (noded serves them in threads) do not interleave.
 """
 
 from __future__ import annotations

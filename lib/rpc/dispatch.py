@@ -44,8 +44,8 @@ class RpcDispatcher:
     def LoadAll(self) -> None:
         """Import every handler now.
 
-        The daemon does this before forking, so that children share the
-        imported modules instead of each importing them again.
+        The daemon does this at start, so that no call pays for importing
+        its handler and a handler that cannot be imported shows at once.
         """
         for call in self._calls.values():
             self._GetHandler(call)
