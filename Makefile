@@ -12,8 +12,18 @@ VCLUSTER_DIR ?= /tmp/ganeti-vcluster
 VCLUSTER_NODES ?= 3
 # Node i gets the loopback address $(VCLUSTER_NET).i
 VCLUSTER_NET ?= 127.0.1
+# More tools/vcluster-setup options, e.g. VCLUSTER_ARGS="--bridge br0 -j 4"
+VCLUSTER_ARGS ?=
 
-.PHONY: all check check-quick deps debdeps lint typecheck test test-quick \
+# `make install`: a virtualenv holding the package, its tools linked into
+# BINDIR; daemon users named USER_PREFIX<daemon> and groups GROUP_PREFIX<name>
+# (USER_PREFIX=root: every daemon runs as root)
+INSTALL_ROOT ?= /opt/ganeti
+BINDIR ?= /usr/local/sbin
+USER_PREFIX ?= gnt-
+GROUP_PREFIX ?= gnt-
+
+.PHONY: all install check check-quick deps debdeps lint typecheck test test-quick \
 	vcluster vcluster-stop clean distclean
 
 all: deps
@@ -32,6 +42,8 @@ debdeps:
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed" >&2; exit 1; }
+	@test ! -e $(VENV) -o -w $(VENV) || { echo "$(VENV) is out of date and not" \
+		"writable by you: run 'make deps' as its owner" >&2; exit 1; }
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(VPY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
@@ -41,6 +53,20 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 $(PYLIB)/ganeti:
 	mkdir -p $(PYLIB)
 	ln -sfn ../../lib $(PYLIB)/ganeti
+
+# Install into INSTALL_ROOT, create the daemon users and the directories
+# (tools/ensure-users, tools/ensure-dirs); see doc/install.rst
+install:
+	$(PYTHON) -m venv $(INSTALL_ROOT)
+	$(INSTALL_ROOT)/bin/pip install --quiet -r requirements.txt
+	GANETI_BUILD_USER_PREFIX='$(USER_PREFIX)' GANETI_BUILD_GROUP_PREFIX='$(GROUP_PREFIX)' \
+		$(INSTALL_ROOT)/bin/pip install --quiet --no-deps .
+	mkdir -p $(BINDIR)
+	for prog in daemon-util ganeti-masterd ganeti-noded ganeti-confd ganeti-rapi \
+		ensure-dirs ensure-users $$(ls scripts | grep '^gnt-'); do \
+		ln -sfn $(INSTALL_ROOT)/bin/$$prog $(BINDIR)/$$prog; done
+	$(INSTALL_ROOT)/bin/ensure-users
+	$(INSTALL_ROOT)/bin/ensure-dirs
 
 lint: deps
 	$(VENV)/bin/ruff check lib test daemons scripts tools qa
@@ -55,14 +81,17 @@ test-quick: deps
 	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # A virtual cluster of VCLUSTER_NODES nodes on this machine (tools/vcluster-setup);
-# `. $(VCLUSTER_DIR)/env` then makes the gnt-* tools talk to it.
+# `. $(VCLUSTER_DIR)/env` then makes the gnt-* tools talk to it. Needs no root:
+# run by another user, the cluster is that user's (doc/design-cluster.rst).
 vcluster: deps
 	$(VPY) tools/vcluster-setup --dir $(VCLUSTER_DIR) --nodes $(VCLUSTER_NODES) \
-		--net $(VCLUSTER_NET)
+		--net $(VCLUSTER_NET) $(VCLUSTER_ARGS)
 
-# Stops every daemon of that cluster by pid; needs no dependencies.
+# Stops every daemon of that cluster by pid; needs no dependencies (nor a
+# virtualenv interpreter the invoking user can run).
 vcluster-stop:
-	$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) tools/vcluster-setup --dir $(VCLUSTER_DIR) --stop
+	$(shell test -x $(VPY) && echo $(VPY) || echo $(PYTHON)) tools/vcluster-setup \
+		--dir $(VCLUSTER_DIR) --stop
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,6 +5,15 @@ import os
 import re
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: Install-time daemon user/group prefixes (``make install USER_PREFIX=...``),
+#: as Ganeti's --with-user-prefix/--with-group-prefix; "root" as the user
+#: prefix installs without privilege separation (ganeti.runtime)
+#: The tools an installed copy needs (the others serve development)
+_INSTALLED_TOOLS = ("ensure-dirs", "ensure-users")
+
+_PREFIX_ENV = ("GANETI_BUILD_USER_PREFIX", "GANETI_BUILD_GROUP_PREFIX")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -27,13 +36,32 @@ def _requirements() -> list[str]:
                 if line.strip() and not line.startswith("#")]
 
 
+class BuildPy(build_py):
+    """Write ganeti/_buildcfg.py with the install-time settings, if any."""
+
+    def run(self) -> None:
+        super().run()
+        user, group = (os.environ.get(name) for name in _PREFIX_ENV)
+        if user is None and group is None:
+            return
+        target = os.path.join(self.build_lib, "ganeti", "_buildcfg.py")
+        with open(target, "w", encoding="utf-8") as fd:
+            fd.write('"""Settings chosen when this copy was installed."""\n\n')
+            if user is not None:
+                fd.write(f"USER_PREFIX = {user!r}\n")
+            if group is not None:
+                fd.write(f"GROUP_PREFIX = {group!r}\n")
+
+
 setup(
     name="ganeti",
+    cmdclass={"build_py": BuildPy},
     version=_version(),
     description="Cluster virtualization manager in the style of Ganeti",
     python_requires=">=3.11",
     package_dir={"ganeti": "lib"},
     packages=["ganeti"] + ["ganeti." + pkg for pkg in find_packages("lib")],
-    scripts=_executables("daemons") + _executables("scripts"),
+    scripts=(_executables("daemons") + _executables("scripts")
+             + [os.path.join("tools", name) for name in _INSTALLED_TOOLS]),
     install_requires=_requirements(),
 )

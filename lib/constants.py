@@ -47,7 +47,8 @@ DAEMONS_PORTS = {
 FIRST_DRBD_PORT = 11000
 LAST_DRBD_PORT = 14999
 
-# Daemon users and groups, as Ganeti's defaults
+# Daemon users and groups, as Ganeti's defaults (the names in use come from
+# ganeti.runtime, which applies the installed prefixes)
 MASTERD_USER = "gnt-masterd"
 MASTERD_GROUP = "gnt-masterd"
 RAPI_USER = "gnt-rapi"
@@ -954,6 +955,8 @@ MAC_PREFIX_LENGTH = 3
 WATCHER_STATEFILE_NAME = "watcher.data"
 DEFAULT_FILE_MODE = 0o644
 SECURE_FILE_MODE = 0o600
+#: config.data: the master daemon writes it, confd's group reads it
+CLUSTER_CONF_FILE_MODE = 0o640
 SECURE_DIR_MODE = 0o700
 
 # --- Node daemon, node RPC and cluster crypto (issue 5) ------------------------------
@@ -967,11 +970,11 @@ RSA_KEY_BITS = 2048
 SSL_CERT_EXPIRATION_WARN = 30  # days
 SSL_CERT_EXPIRATION_ERROR = 7  # days
 # Modes of the key files as Ganeti writes them
-NODED_CERT_MODE = 0o400
+NODED_CERT_MODE = 0o440
 NODED_CLIENT_CERT_MODE = 0o440
-RAPI_CERT_MODE = 0o400
-CONFD_HMAC_KEY_MODE = 0o400
-CLUSTER_DOMAIN_SECRET_MODE = 0o400
+RAPI_CERT_MODE = 0o440
+CONFD_HMAC_KEY_MODE = 0o440
+CLUSTER_DOMAIN_SECRET_MODE = 0o640
 HMAC_KEY_BYTES = 20  # random bytes in hmac.key, written as hex
 
 # Node verify checks (keys of node_verify's "what" and of its result)
@@ -998,6 +1001,9 @@ NV_BRIDGES = "bridges"
 NV_USERSCRIPTS = "user-scripts"
 NV_HOSTNAME = "hostname"
 NV_CLIENT_CERT = "client-cert"
+#: Our extension (Ganeti has no such check): the node lists where the owner,
+#: group or mode of its files differs from ensure-dirs' table
+NV_FILEPERMS = "file-permissions"
 
 # Node daemon serving limits
 NODED_MAX_CLIENTS = 20           # requests handled at the same time (man page)
@@ -1264,6 +1270,9 @@ CV_ENODEFILESTORAGEPATHS = (CV_TNODE, "ENODEFILESTORAGEPATHS",
                             "Detected bad file storage paths")
 CV_ENODEFILESTORAGEPATHUNUSABLE = (CV_TNODE, "ENODEFILESTORAGEPATHUNUSABLE",
                                    "File storage path unusable")
+#: Our extension (NV_FILEPERMS); Ganeti has no such code
+CV_ENODEFILEPERMS = (CV_TNODE, "ENODEFILEPERMS",
+                     "Wrong owner, group or mode of a file the daemons use")
 CV_ALL_ECODES = frozenset([
     CV_ECLUSTERCFG, CV_ECLUSTERCERT, CV_ECLUSTERCLIENTCERT, CV_ECLUSTERFILECHECK,
     CV_ECLUSTERDANGLINGNODES, CV_ECLUSTERDANGLINGINST, CV_EGROUPDIFFERENTPVSIZE,
@@ -1275,6 +1284,7 @@ CV_ALL_ECODES = frozenset([
     CV_ENODEORPHANINSTANCE, CV_ENODEORPHANLV, CV_ENODERPC, CV_ENODESSH,
     CV_ENODEVERSION, CV_ENODESETUP, CV_ENODETIME, CV_ENODEOOBPATH,
     CV_ENODEUSERSCRIPTS, CV_ENODEFILESTORAGEPATHS, CV_ENODEFILESTORAGEPATHUNUSABLE,
+    CV_ENODEFILEPERMS,
 ])
 CV_ALL_ECODES_STRINGS = frozenset(code for (_, code, _) in CV_ALL_ECODES)
 # Daemon control (daemon-util): seconds to wait for a daemon to start or stop

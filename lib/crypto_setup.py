@@ -5,73 +5,72 @@ At cluster init (and on ``gnt-cluster renew-crypto``) the master creates:
 ============================  =====================================  ======
 file                          what                                   mode
 ============================  =====================================  ======
-``server.pem``                cluster certificate + key, self-signed  0400
+``server.pem``                cluster certificate + key, self-signed  0440
 ``client.pem``                this node's client certificate + key,   0440
                               signed by the cluster certificate
-``rapi.pem``                  RAPI certificate + key (ECDSA),         0400
+``rapi.pem``                  RAPI certificate + key (ECDSA),         0440
                               self-signed
-``hmac.key``                  confd HMAC key (hex)                    0400
-``cluster-domain-secret``     secret shared with other clusters      0400
+``hmac.key``                  confd HMAC key (hex)                    0440
+``cluster-domain-secret``     secret shared with other clusters      0640
 ============================  =====================================  ======
 
-Each file belongs to the daemon user that reads it when that user exists on
-this machine (a virtual cluster runs everything as one user, so ownership is
-left alone there).
+Under privilege separation each file belongs to the daemon user that reads
+it (:data:`CRYPTO_FILES`, :mod:`ganeti.runtime`); a virtual cluster runs
+everything as one user, so ownership is left alone there.
 """
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
-import pwd
 import time
 from dataclasses import dataclass
 
-from ganeti import constants, utils
+from ganeti import constants, runtime, utils
 from ganeti.utils import x509
 
 
 @dataclass(frozen=True)
 class CryptoFile:
-    """Who owns a crypto file and with which mode it is written."""
+    """Who owns a crypto file and with which mode it is written.
+
+    ``user`` and ``group`` are roles: the attribute names of
+    :class:`ganeti.runtime.Names`/:class:`~ganeti.runtime.Ents` without
+    their suffix (``masterd``, ``confd``, ``rapi``).
+    """
     mode: int
     user: str
     group: str
 
 
-#: The owner and mode of every crypto file, by its file name constant
+#: The owner and mode of every crypto file, by its file name constant (the
+#: same as ensure-dirs sets: the master daemon reads every file it
+#: redistributes, hence its group on confd's and RAPI's)
 CRYPTO_FILES: dict[str, CryptoFile] = {
     constants.SERVER_PEM_NAME: CryptoFile(constants.NODED_CERT_MODE,
-                                          constants.MASTERD_USER,
-                                          constants.MASTERD_GROUP),
+                                          "masterd", "masterd"),
     constants.CLIENT_PEM_NAME: CryptoFile(constants.NODED_CLIENT_CERT_MODE,
-                                          constants.MASTERD_USER,
-                                          constants.MASTERD_GROUP),
-    constants.RAPI_PEM_NAME: CryptoFile(constants.RAPI_CERT_MODE,
-                                        constants.RAPI_USER,
-                                        constants.RAPI_GROUP),
+                                          "masterd", "masterd"),
+    constants.RAPI_PEM_NAME: CryptoFile(constants.RAPI_CERT_MODE, "rapi", "masterd"),
     constants.CONFD_HMAC_KEY_NAME: CryptoFile(constants.CONFD_HMAC_KEY_MODE,
-                                              constants.CONFD_USER,
-                                              constants.CONFD_GROUP),
+                                              "confd", "masterd"),
     constants.CLUSTER_DOMAIN_SECRET_NAME: CryptoFile(
-        constants.CLUSTER_DOMAIN_SECRET_MODE, constants.MASTERD_USER,
-        constants.MASTERD_GROUP),
+        constants.CLUSTER_DOMAIN_SECRET_MODE, "masterd", "masterd"),
 }
 
 
 def GetOwner(name: str) -> tuple[int, int]:
-    """Return (uid, gid) for a crypto file; -1 for a user/group not present."""
+    """Return (uid, gid) for a crypto file; -1 where ownership is left as it
+    is (not root, a virtual cluster, an install without separation).
+
+    @raise errors.ConfigurationError: under privilege separation, when the
+        daemon users do not exist
+    """
+    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
+        return -1, -1
     spec = CRYPTO_FILES[name]
-    try:
-        uid = pwd.getpwnam(spec.user).pw_uid
-    except KeyError:
-        uid = -1
-    try:
-        gid = grp.getgrnam(spec.group).gr_gid
-    except KeyError:
-        gid = -1
-    return uid, gid
+    ents = runtime.GetEnts()
+    return getattr(ents, f"{spec.user}_uid"), getattr(ents, f"{spec.group}_gid")
 
 
 def _Write(filename: str, name: str, data: str | bytes) -> None:

@@ -16,7 +16,7 @@ import sys
 from typing import TextIO
 from collections.abc import Callable
 
-from ganeti import constants, utils
+from ganeti import constants, errors, utils
 
 #: Where records go that cannot be written to the log file
 CONSOLE_DEVICE = "/dev/console"
@@ -45,7 +45,10 @@ class LogFileWithConsoleFallback(logging.Handler):
 
     def _Open(self) -> TextIO:
         if self._stream is None:
-            self._stream = open(self.filename, "a", encoding="utf-8")
+            # 0600 whatever the umask (a daemon may log before it detaches)
+            fd = os.open(self.filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                         0o600)
+            self._stream = open(fd, "a", encoding="utf-8")
         return self._stream
 
     def _CloseStream(self) -> None:
@@ -172,3 +175,43 @@ def GetDaemonPort(daemon_name: str) -> int:
 def WriteReadyFile(path: str, address: str, port: int) -> None:
     """Write "address port pid" atomically, for tools that start daemons."""
     utils.WriteFile(path, data=f"{address} {port} {os.getpid()}\n", mode=0o644)
+
+
+def _LogFiles() -> list[str]:
+    """The files the root logger's handlers write to."""
+    return [handler.filename for handler in logging.getLogger("").handlers
+            if isinstance(handler, LogFileWithConsoleFallback)]
+
+
+def SwitchUser(daemon: str, needs: list[tuple[str, int]]) -> None:
+    """Become ``daemon``'s unprivileged user (privilege separation), then
+    check that it can use every (path, os.access mode) in ``needs``.
+
+    Call it once the daemon has bound its sockets and read what only root
+    may read, and before it detaches (so that an error reaches whoever
+    started it). The daemon's log file is given to its new user first, so
+    that it can reopen it. Nothing changes in a virtual cluster or an
+    install without separation; the access check runs in every case.
+
+    @raise runtime.PrivilegeError: naming the user or the file, and why
+    """
+    from ganeti import runtime
+    if runtime.Mode() == runtime.MODE_SEPARATE and os.geteuid() == 0 \
+            and daemon != constants.NODED:
+        try:
+            ident = runtime.DaemonIdentity(daemon)
+        except errors.ConfigurationError as err:
+            raise runtime.PrivilegeError(f"Cannot drop privileges: {err}") from err
+        for path in _LogFiles():
+            try:
+                # Created here if need be: the new user may not create files
+                # in the log directory
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                                 | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                os.lchown(path, ident.uid, ident.gid)
+            except OSError as err:
+                raise runtime.PrivilegeError(
+                    f"Cannot give the log file {path} to user {ident.user}: {err}") \
+                    from err
+    runtime.DropPrivileges(daemon)
+    runtime.CheckAccess(needs)

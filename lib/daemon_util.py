@@ -5,9 +5,11 @@ A node is the environment this process runs in: ``GANETI_ROOTDIR`` and
 virtual cluster each node's daemons find their own files. A daemon is
 started as ``daemons/<name>`` without ``-f``: it detaches itself and its
 launching process exits 0 only once the daemon is ready (listening), so
-waiting for that exit is the readiness check. A daemon is stopped by the
-PID in its pid file (held locked while it runs): SIGTERM, then SIGKILL
-after a timeout.
+waiting for that exit is the readiness check. Before a daemon is started,
+ensure-dirs creates the directories and fixes the owners and modes of the
+files the daemons use (:func:`EnsureDirs`). A daemon is stopped by the PID
+in its pid file (held locked while it runs): SIGTERM, then SIGKILL after a
+timeout.
 
 Where the node daemon and confd listen comes from ssconf
 (``node_noded_endpoints``/``node_confd_endpoints`` for nodes with their own
@@ -26,6 +28,7 @@ import os
 import shlex
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Sequence
 
 from ganeti import constants, errors, pathutils, ssconf, utils
@@ -43,8 +46,16 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def DaemonsDir() -> str:
-    """The directory holding the daemon launchers."""
-    return os.environ.get("GANETI_DAEMONS_DIR") or os.path.join(_REPO_ROOT, "daemons")
+    """The directory holding the daemon launchers: ``GANETI_DAEMONS_DIR``,
+    else the source tree's daemons/, else (an installed copy) the
+    directory pip installed the scripts to."""
+    explicit = os.environ.get("GANETI_DAEMONS_DIR")
+    if explicit:
+        return explicit
+    source = os.path.join(_REPO_ROOT, "daemons")
+    if os.path.isdir(source):
+        return source
+    return sysconfig.get_path("scripts")
 
 
 def DaemonScript(name: str) -> str:
@@ -177,6 +188,7 @@ def StartDaemon(name: str, extra_args: Sequence[str] = (),
             return f"{name} is not installed, not started"
         raise errors.OpExecError(f"Cannot start {name}: {DaemonScript(name)}"
                                  " does not exist")
+    fixes = EnsureDirs(name)
     args = [sys.executable, DaemonScript(name)]
     if not any(arg in ("-b", "--bind", "-p", "--port") for arg in extra_args):
         args.extend(GetListenArgs(name))
@@ -196,7 +208,30 @@ def StartDaemon(name: str, extra_args: Sequence[str] = (),
         output = result.stdout.decode("utf-8", "replace").strip()
         raise errors.OpExecError(f"{name} failed to start (exit code"
                                  f" {result.returncode}): {output or 'no output'}")
-    return f"{name} started (pid {GetPid(name) or '?'})"
+    return "\n".join(fixes + [f"{name} started (pid {GetPid(name) or '?'})"])
+
+
+def EnsureDirs(name: str) -> list[str]:
+    """Run ensure-dirs (without ``--full-run``) before starting ``name``, as
+    Ganeti's daemon-util does; return its fixes as message lines.
+
+    In a virtual cluster it sets modes only (see ganeti.tools.ensure_dirs).
+
+    @raise errors.OpExecError: naming what could not be fixed
+    """
+    from ganeti.tools import ensure_dirs
+    try:
+        result = ensure_dirs.Ensure()
+    except errors.GenericError as err:
+        raise errors.OpExecError(f"Cannot start {name}: ensure-dirs failed: {err}") \
+            from err
+    if result.failures:
+        raise errors.OpExecError(
+            f"Cannot start {name}: ensure-dirs could not fix "
+            + "; ".join(str(failure) for failure in result.failures))
+    for fix in result.fixes:
+        logging.info("ensure-dirs: %s", fix)
+    return [f"ensure-dirs: {fix}" for fix in result.fixes]
 
 
 def StopDaemon(name: str, timeout: float = constants.DAEMON_STOP_TIMEOUT) -> str:

@@ -90,6 +90,28 @@ def _ParseEndpoints(text: str, key: str) -> dict[str, tuple[str, int]]:
     return result
 
 
+def _FileOwner() -> tuple[int, int]:
+    """Who owns ssconf files: the master daemon's user under privilege
+    separation (both it, on the master, and the node daemon as root write
+    them), else whoever writes them."""
+    from ganeti import runtime
+    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
+        return -1, -1
+    ents = runtime.GetEnts()
+    return ents.masterd_uid, ents.masterd_gid
+
+
+def _CreateLockFile(path: str) -> None:
+    """Create the lock file with ensure-dirs' mode 0660 whatever the umask
+    (the master daemon locks it by its group)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o660)
+    except OSError:
+        return  # there already, or FileLock.Open says why not
+    os.fchmod(fd, 0o660)
+    os.close(fd)
+
+
 def _HasContent(filename: str, text: str) -> bool:
     """Whether ``filename`` exists with exactly ``text`` and the ssconf mode."""
     try:
@@ -204,6 +226,8 @@ class SimpleStore:
                     for name, value in values.items()}
         if dry_run:
             return
+        uid, gid = _FileOwner()
+        _CreateLockFile(self._lockfile)
         with utils.FileLock.Open(self._lockfile) as lock:
             lock.Exclusive(timeout=constants.SSCONF_LOCK_TIMEOUT)
             for filename, text in contents.items():
@@ -212,7 +236,7 @@ class SimpleStore:
                 if _HasContent(filename, text):
                     continue
                 utils.WriteFile(filename, data=text,
-                                mode=constants.SS_FILE_PERMS)
+                                mode=constants.SS_FILE_PERMS, uid=uid, gid=gid)
 
     def GetFileList(self) -> list[str]:
         """The files of every key (for replicating them to nodes)."""

@@ -12,15 +12,29 @@ a node binds that node's address with the default ports.
 others (which, in a virtual cluster, prepares the node's root and starts its
 node daemon locally), ``gnt-cluster verify``, starts ``ganeti-confd`` on
 the master candidates, creates the RAPI user ``vcluster`` (write access,
-random password) with ``gnt-cluster rapi-user add``, starts ``ganeti-rapi``
-on the master (its primary IP, port 5080) and writes ``<dir>/env`` for
-``.``-sourcing, with ``RAPI_HOST``, ``RAPI_PORT``, ``RAPI_USER`` and
-``RAPI_PASSWORD`` (the file is mode 0600). Node daemons run with
-``--no-mlock`` (see :func:`ganeti.daemon_util.DefaultExtraArgs`).
-:func:`Stop` stops every daemon of the cluster by the PID in its pid file.
+a random password made once and kept in ``<dir>/rapi-password``, so that
+it stays the same when a stopped cluster is started again) with
+``gnt-cluster rapi-user add``, starts ``ganeti-rapi`` on the master (its
+primary IP, port 5080) and writes ``<dir>/env`` for ``.``-sourcing, with
+``RAPI_HOST``, ``RAPI_PORT``, ``RAPI_USER`` and ``RAPI_PASSWORD`` (the file
+is mode 0600). Node daemons run with ``--no-mlock`` (see
+:func:`ganeti.daemon_util.DefaultExtraArgs`). :func:`Stop` stops every
+daemon of the cluster by the PID in its pid file.
+
+Nothing here needs root, and nothing looks up system users: every daemon
+runs as the user who runs the setup, and everything written is below
+``<dir>`` (which must be that user's). The one root-only step is optional:
+the bridge of the default NICs (``xen-br0``, or ``bridge``), shared by all
+virtual nodes, is created when missing if we are root; when it is missing
+and cannot be created, the setup says so and initialises the cluster with
+routed default NICs instead (``mode=routed`` and an empty ``link``, i.e.
+the main routing table: in routed mode the link names a routing table, not
+a device), which need no device on the node; such NICs need an IP address
+(``--net 0:ip=...``), as in Ganeti. See :func:`EnsureDefaultBridge`.
 
 Files kept in ``<dir>``: ``vcluster.json`` (what was set up and its state),
-``env``, ``pids`` (one ``pid node daemon`` per line, written after setup),
+``env``, ``rapi-password`` (mode 0600), ``pids`` (one ``pid node daemon``
+per line, written after setup),
 ``setup.log`` (every command run and its output), ``shared-file-storage/``
 (the images of ``sharedfile`` disks: each node's
 ``/srv/ganeti/shared-file-storage`` is a symlink to it, so all nodes share
@@ -81,7 +95,14 @@ STOP_TIMEOUT = 30.0
 
 #: The RAPI user every virtual cluster gets (write access, random password)
 RAPI_USER = "vcluster"
+#: The file in ``<dir>`` keeping that user's password across restarts
+RAPI_PASSWORD_FILE = "rapi-password"
 RAPI_PORT = constants.DEFAULT_RAPI_PORT
+
+#: The cluster's default NIC parameters when the bridge is missing and cannot
+#: be created: routed NICs need no device; an empty link is the main table
+ROUTED_NICPARAMS = {constants.NIC_MODE: constants.NIC_MODE_ROUTED,
+                    constants.NIC_LINK: ""}
 
 _RUN_DIR = constants.DEFAULT_RUN_DIR.lstrip("/")
 _DATA_DIR = constants.DEFAULT_DATA_DIR.lstrip("/")
@@ -203,12 +224,43 @@ def CheckAddresses(nodes: Iterable[Node], noded_port: int,
                         f"Address {node.ip} of {node.name} is not local ({err});"
                         f" add it with 'ip addr add {node.ip}/32 dev lo' or choose"
                         " another network prefix") from err
+                if err.errno == errno.EACCES:
+                    raise VclusterError(
+                        f"Port {proto} {node.ip}:{port} needed by {node.name} is a"
+                        f" privileged port that only root may bind ({err}); choose"
+                        " a port above 1023 (--noded-port, --confd-port)") from err
                 raise VclusterError(
                     f"Port {proto} {node.ip}:{port} needed by {node.name} is in use"
                     f" ({err}); stop what uses it or choose another network"
                     " prefix") from err
             finally:
                 sock.close()
+
+
+def CheckDirectory(directory: str) -> None:
+    """Refuse a cluster directory that exists and is not ours.
+
+    The setup writes everything of the cluster below it as the user running
+    it; in a shared ``/tmp`` the default directory may be another user's
+    (or root's, from an earlier ``make vcluster`` as root), where the setup
+    would fail halfway or write where that user chose. Ownership is
+    compared by uid: no user database lookup.
+
+    @raise VclusterError: naming the directory and its owner's uid
+    """
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise VclusterError(f"Cannot use directory {directory}: {err}") from err
+    if not os.path.isdir(directory):
+        raise VclusterError(f"{directory} is not a directory; choose another one"
+                            " (VCLUSTER_DIR=...)")
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise VclusterError(f"Directory {directory} belongs to uid {st.st_uid}, not to"
+                            f" you (uid {euid}); choose another one (VCLUSTER_DIR=...)")
 
 
 # --- Processes ------------------------------------------------------------
@@ -639,31 +691,58 @@ def _StartCandidatesConfd(runner: Runner, state: State, parallel: int) -> list[N
     return candidates
 
 
-def _SetupRapi(runner: Runner, state: State, master: Node) -> RapiAccess:
-    """Give the cluster RAPI user a new random password (``gnt-cluster
-    rapi-user add``, which also ships the users file to the other nodes)
-    and start ganeti-rapi on the master (daemon-util binds its primary IP,
-    port 5080)."""
-    password = secrets.token_urlsafe(18)
-    pwfile = os.path.join(state.directory, ".rapi-password")
-    utils.WriteFile(pwfile, data=password + "\n", mode=0o600)
+def RapiPassword(directory: str) -> str:
+    """The RAPI user's password, kept in ``<directory>/rapi-password``.
+
+    Made once (random) and reused by every later setup of the same cluster,
+    so that an env file sourced before a restart keeps working; the file is
+    private to its owner (mode 0600, restored if it was widened).
+    """
+    path = os.path.join(directory, RAPI_PASSWORD_FILE)
     try:
-        runner.Run(master, "gnt-cluster",
-                   ["rapi-user", "add", "--password-file", pwfile, RAPI_USER],
-                   DAEMON_TIMEOUT)
-    finally:
-        utils.RemoveFile(pwfile)
+        with open(path, encoding="ascii") as fd:
+            password = fd.read().strip()
+    except FileNotFoundError:
+        password = ""
+    except (OSError, ValueError) as err:
+        raise VclusterError(f"Cannot read the RAPI password file {path}: {err}") from err
+    if password:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return password
+    password = secrets.token_urlsafe(18)
+    utils.WriteFile(path, data=password + "\n", mode=0o600)
+    return password
+
+
+def _SetupRapi(runner: Runner, state: State, master: Node) -> RapiAccess:
+    """Set the cluster RAPI user's password (:func:`RapiPassword`) with
+    ``gnt-cluster rapi-user add``, which also ships the users file to the
+    other nodes, and start ganeti-rapi on the master (daemon-util binds its
+    primary IP, port 5080). Setting it again on a restart is harmless and
+    repairs a users file changed meanwhile."""
+    password = RapiPassword(state.directory)
+    runner.Run(master, "gnt-cluster",
+               ["rapi-user", "add", "--password-file",
+                os.path.join(state.directory, RAPI_PASSWORD_FILE), RAPI_USER],
+               DAEMON_TIMEOUT)
     _EnsureDaemon(runner, state, master, constants.RAPI)
     return RapiAccess(master.ip, RAPI_PORT, RAPI_USER, password)
 
 
-def _InitArgs(state: State, master: Node) -> list[str]:
+def _InitArgs(state: State, master: Node,
+              nicparams: dict[str, str] | None = None) -> list[str]:
     args = ["init", "--node-ip", master.ip,
             "--enabled-hypervisors", constants.HT_FAKE,
             "--enabled-disk-templates", f"{constants.DT_FILE},{constants.DT_DISKLESS}",
             "--file-storage-dir", FILE_STORAGE_DIR,
             "--no-etc-hosts", "--no-ssh-init",
             "--master-netdev", "lo", "--master-ip", state.master_ip]
+    changed = {key: value for key, value in (nicparams or {}).items()
+               if constants.NICC_DEFAULTS.get(key) != value}
+    if changed:
+        args += ["--nic-parameters",
+                 ",".join(f"{key}={value}" for key, value in sorted(changed.items()))]
     args += _PortArgs(state)
     return args + [state.cluster_name]
 
@@ -683,17 +762,20 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
           noded_port: int = constants.DEFAULT_NODED_PORT,
           confd_port: int = constants.DEFAULT_CONFD_PORT,
           parallel: int = 1, repo: str | None = None,
-          feedback: Callable[[str], None] = print) -> State:
+          feedback: Callable[[str], None] = print,
+          bridge: str = constants.DEFAULT_BRIDGE) -> State:
     """Create and start a virtual cluster in ``directory``.
 
     Does nothing (but say so) if a cluster there is already running; starts
     the missing daemons of one that was set up and is partly or wholly
-    stopped; starts afresh after a failed setup.
+    stopped; starts afresh after a failed setup. ``bridge`` is the link of
+    the new cluster's default NICs (see :func:`DefaultNicParams`).
 
     @raise VclusterError: for bad parameters or a failed step (every daemon
         started by then is stopped again)
     """
     directory = os.path.abspath(directory)
+    CheckDirectory(directory)
     tools = Tools(repo or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     state = State.Load(directory)
     if state is not None and state.status in (STATUS_RUNNING, STATUS_STOPPED):
@@ -714,6 +796,7 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     for port in (noded_port, confd_port):
         if not 0 < port < 65536:
             raise VclusterError(f"Invalid port {port}")
+    CheckBridgeName(bridge)
     CheckAddresses(nodes, noded_port, confd_port)
     os.makedirs(directory, exist_ok=True)
     state = State(directory=directory, net=CheckNet(net), cluster_name=cluster_name,
@@ -722,7 +805,7 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     state.Save()
     runner = Runner(tools, os.path.join(directory, LOG_FILE), feedback)
     try:
-        _Create(state, runner, parallel, feedback)
+        _Create(state, runner, parallel, feedback, bridge)
     except BaseException:
         state.status = STATUS_FAILED
         state.Save()
@@ -733,46 +816,91 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     return state
 
 
+def CheckBridgeName(bridge: str) -> str:
+    """Validate the name of the default NICs' bridge (a network interface name)."""
+    if not 0 < len(bridge) < 16 or bridge in (".", "..") or \
+            any(c in "/,=" or c.isspace() for c in bridge):
+        raise VclusterError(f"Bridge name '{bridge}' is not a network interface name"
+                            " (1 to 15 characters, no '/', ',', '=' nor blanks)")
+    return bridge
+
+
+def _BridgeExists(bridge: str) -> bool:
+    return os.path.isdir(os.path.join("/sys/class/net", bridge, "bridge"))
+
+
 def EnsureDefaultBridge(feedback: Callable[[str], None],
                         bridge: str = constants.DEFAULT_BRIDGE) -> bool:
     """Make sure the bridge of the cluster's default NIC parameters exists.
 
     Every virtual node shares this host's network devices, so one bridge
     serves them all; as root it is created (``ip link add ... type
-    bridge``) when missing, otherwise a warning says instances with the
-    default NIC will be refused. The bridge is left in place when the
-    cluster stops: other virtual clusters on this host may use it.
+    bridge``) when missing. Without root, or when creating it fails, the
+    step is skipped with a message saying why (the callers decide what
+    that means for the cluster's NICs). The bridge is left in place when
+    the cluster stops: other virtual clusters on this host may use it.
     Returns whether the bridge exists.
     """
-    if os.path.isdir(os.path.join("/sys/class/net", bridge, "bridge")):
+    if _BridgeExists(bridge):
         return True
     if os.geteuid() != 0:
-        feedback(f"WARNING: bridge {bridge} (the default NIC link) does not exist and"
-                 " only root can create it; instances with the default NIC will be"
-                 f" refused (create it with 'ip link add name {bridge} type bridge',"
-                 " or use --net 0:mode=...,link=... / --no-nics)")
+        feedback(f"Skipping the default NIC bridge {bridge}: it does not exist and"
+                 " only root can create it")
         return False
     result = subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"],
                             capture_output=True, text=True, check=False)
     # Another setup may have created it meanwhile
-    if os.path.isdir(os.path.join("/sys/class/net", bridge, "bridge")):
+    if _BridgeExists(bridge):
         if result.returncode == 0:
             feedback(f"Created bridge {bridge} for the default NIC parameters")
         return True
-    feedback(f"WARNING: could not create bridge {bridge} (the default NIC link):"
+    feedback(f"Skipping the default NIC bridge {bridge}: cannot create it:"
              f" {(result.stderr or result.stdout).strip()}")
     return False
 
 
+def DefaultNicParams(bridge: str, feedback: Callable[[str], None]) -> dict[str, str]:
+    """The default NIC parameters a new virtual cluster is initialised with.
+
+    Bridged on ``bridge`` when it exists or we could create it; otherwise
+    routed (:data:`ROUTED_NICPARAMS`), which needs no device on the node,
+    so that instances can still be made without root; the message says so
+    and what routed NICs need.
+    """
+    if EnsureDefaultBridge(feedback, bridge):
+        return {constants.NIC_MODE: constants.NIC_MODE_BRIDGED,
+                constants.NIC_LINK: bridge}
+    feedback("  The cluster's default NICs are routed instead (mode=routed, no link:"
+             " the main routing table), which needs no bridge; give each NIC an IP"
+             " address, e.g. 'gnt-instance add ... --net 0:ip=192.0.2.10'. To bridge"
+             f" them later, as root: ip link add name {bridge} type bridge;"
+             f" gnt-cluster modify -N mode=bridged,link={bridge}")
+    return dict(ROUTED_NICPARAMS)
+
+
+def _ClusterNicParams(master: Node) -> dict[str, str]:
+    """The cluster's default NIC parameters, from the master's configuration
+    (Ganeti's defaults when it cannot be read)."""
+    path = os.path.join(master.root, _DATA_DIR, constants.CLUSTER_CONF_FILE_NAME)
+    try:
+        with open(path, encoding="utf-8") as fd:
+            params = json.load(fd)["cluster"]["nicparams"][constants.PP_DEFAULT]
+        return {**constants.NICC_DEFAULTS, **params}
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(constants.NICC_DEFAULTS)
+
+
 def _Create(state: State, runner: Runner, parallel: int,
-            feedback: Callable[[str], None]) -> None:
+            feedback: Callable[[str], None],
+            bridge: str = constants.DEFAULT_BRIDGE) -> None:
     master, others = state.nodes[0], state.nodes[1:]
-    EnsureDefaultBridge(feedback)
+    nicparams = DefaultNicParams(bridge, feedback)
     for node in state.nodes:
         _PrepareRoot(node, runner.tools)
     feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
              f" ({master.ip})")
-    runner.Run(master, "gnt-cluster", _InitArgs(state, master), INIT_TIMEOUT)
+    runner.Run(master, "gnt-cluster", _InitArgs(state, master, nicparams),
+               INIT_TIMEOUT)
     _EnsureDaemon(runner, state, master, constants.NODED)
     _EnsureDaemon(runner, state, master, constants.MASTERD)
     if others:
@@ -811,14 +939,31 @@ def _Finish(state: State, tools: Tools, candidates: Sequence[Node],
     feedback(Usage(state))
 
 
+def _CheckRestartBridge(master: Node, feedback: Callable[[str], None]) -> None:
+    """Ensure the bridge of the cluster's default NICs if they are bridged
+    (a host reboot removes it); a routed cluster needs none."""
+    nicparams = _ClusterNicParams(master)
+    link = nicparams.get(constants.NIC_LINK) or ""
+    if nicparams.get(constants.NIC_MODE) != constants.NIC_MODE_BRIDGED:
+        return
+    try:
+        CheckBridgeName(link)
+    except VclusterError as err:
+        feedback(f"WARNING: the cluster's default NIC link: {err}")
+        return
+    if not EnsureDefaultBridge(feedback, link):
+        feedback(f"WARNING: instances with NICs bridged on {link} (the cluster's default"
+                 " NIC parameters) will be refused until it exists")
+
+
 def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
              parallel: int) -> State:
     """Start the missing daemons of a cluster that was set up before."""
     feedback(f"Starting the stopped daemons of the virtual cluster in"
              f" {state.directory}")
     runner = Runner(tools, os.path.join(state.directory, LOG_FILE), feedback)
-    EnsureDefaultBridge(feedback)
     master = state.NodeByName(MasterName(state)) or state.nodes[0]
+    _CheckRestartBridge(master, feedback)
     _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.NODED)
              for node in state.nodes], max(parallel, 4))
     _EnsureDaemon(runner, state, master, constants.MASTERD)
@@ -833,7 +978,7 @@ def _RemoveSetup(directory: str, state: State) -> None:
     for node in state.nodes:
         shutil.rmtree(node.root, ignore_errors=True)
     shutil.rmtree(SharedFileStorageDir(directory), ignore_errors=True)
-    for name in (ENV_FILE, PIDS_FILE, STATE_FILE):
+    for name in (ENV_FILE, PIDS_FILE, RAPI_PASSWORD_FILE, STATE_FILE):
         utils.RemoveFile(os.path.join(directory, name))
 
 

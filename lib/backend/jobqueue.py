@@ -10,12 +10,10 @@ concurrent requests (noded serves them in threads) do not interleave.
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
-import pwd
 from collections.abc import Iterator, Sequence
 
-from ganeti import constants, errors, pathutils, utils
+from ganeti import constants, errors, pathutils, runtime, utils
 from ganeti.backend import Fail
 
 #: Seconds a request waits for the queue lock
@@ -23,16 +21,15 @@ QUEUE_LOCK_TIMEOUT = 10
 
 
 def _MasterdIds() -> tuple[int, int]:
-    """The masterd user's uid/gid if that user exists here, else -1/-1."""
+    """The master daemon user's uid/gid, or -1/-1 where ownership is left
+    alone (not root, a virtual cluster, an install without separation)."""
+    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
+        return -1, -1
     try:
-        uid = pwd.getpwnam(constants.MASTERD_USER).pw_uid
-    except KeyError:
-        uid = -1
-    try:
-        gid = grp.getgrnam(constants.MASTERD_GROUP).gr_gid
-    except KeyError:
-        gid = -1
-    return uid, gid
+        ents = runtime.GetEnts()
+    except errors.ConfigurationError as err:
+        Fail("%s", err)
+    return ents.masterd_uid, ents.masterd_gid
 
 
 def _EnsureQueueFile(path: str) -> None:

@@ -3,8 +3,10 @@
 The master sends a dict of checks (``constants.NV_*`` keys with their
 parameters); the answer has one entry per check this node knows. Checks
 implemented so far: version, hostname, file checksums, reachability of the
-other nodes' daemons, time and the client certificate. Others are left out
-of the answer, which the master reports as missing.
+other nodes' daemons, time, the client certificate and, our extension
+(Ganeti has no such check), the owners and modes of the daemons' files
+(``NV_FILEPERMS``: ensure-dirs' check, see :mod:`ganeti.tools.ensure_dirs`).
+Others are left out of the answer, which the master reports as missing.
 """
 
 from __future__ import annotations
@@ -89,6 +91,17 @@ def _CheckClientCert() -> tuple[str | None, str | None]:
     return x509.VerifyCertificate(pathutils.NODED_CLIENT_CERT_FILE)
 
 
+def _CheckFilePerms() -> list[list[str | None]]:
+    """ensure-dirs' differences (without the job queue's contents) as
+    [virtual path, problem]; a problem of the whole check has no path."""
+    from ganeti.tools import ensure_dirs
+    try:
+        differences = ensure_dirs.Check()
+    except errors.GenericError as err:
+        return [[None, f"cannot check file permissions: {err}"]]
+    return [[pathutils.MakeVirtualPath(diff.path), diff.problem] for diff in differences]
+
+
 def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
                node_groups: Any = None, groups_cfg: Any = None) -> dict[str, Any]:
     """Run the requested checks and return their results by NV_* key."""
@@ -112,6 +125,8 @@ def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
         result[constants.NV_TIME] = [int(now), int((now % 1) * 1000000)]
     if constants.NV_CLIENT_CERT in what:
         result[constants.NV_CLIENT_CERT] = list(_CheckClientCert())
+    if constants.NV_FILEPERMS in what:
+        result[constants.NV_FILEPERMS] = _CheckFilePerms()
 
     unknown = set(what) - set(result)
     if unknown:

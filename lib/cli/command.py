@@ -181,8 +181,10 @@ def FormatError(err: BaseException) -> tuple[int, str]:
     elif isinstance(err, (luxi.TimeoutError, TimeoutError)):
         text = f"Timeout while talking to the master daemon. Error:\n{msg}"
     elif isinstance(err, PermissionError):
+        from ganeti import runtime
         text = ("It seems you don't have permissions to connect to the master"
-                " daemon.\nPlease retry as a different user.")
+                " daemon.\nPlease retry as a different user (root, or a member"
+                f" of group {runtime.GetNames().admin_group}).")
     elif isinstance(err, luxi.ProtocolError):
         text = f"Unhandled protocol error while talking to the master daemon:\n{msg}"
     elif isinstance(err, errors.JobLost):

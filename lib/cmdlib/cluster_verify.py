@@ -11,7 +11,13 @@ protocol and release versions, the checksums of the distributed files
 (config.data on master candidates only, the ancillary files, the ssconf
 files against the configuration's values), the other nodes' daemons
 reachable from it, its clock, its client certificate, and its free memory
-and disk, which are reported.
+and disk, which are reported. Our extension (Ganeti has no such check):
+each node runs ensure-dirs' check (``constants.NV_FILEPERMS``,
+:mod:`ganeti.tools.ensure_dirs`, without the job queue's contents) and
+every file or directory whose owner, group or mode differs from its table
+(for instance a key, the RAPI users file or config.data writable by someone
+who must not write it) is an ``ENODEFILEPERMS`` error, fixed by running
+``ensure-dirs`` on that node.
 """
 
 from __future__ import annotations
@@ -194,6 +200,7 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             constants.NV_FILELIST: sorted(vpaths),
             constants.NV_NODENETTEST: net_nodes,
             constants.NV_CLIENT_CERT: None,
+            constants.NV_FILEPERMS: None,
         }
         uuids = [n.uuid for n in online]
         groups_cfg = {g.uuid: g.ToDict() for g in cfg.GetAllNodeGroupsInfo().values()}
@@ -222,6 +229,7 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             self._VerifyNode(node, payload, start, end)
             self._VerifyFiles(node, payload, expected, vpaths, mc_only, optional,
                               node.uuid == master_uuid)
+            self._VerifyFilePerms(node, payload)
             self._ReportResources(node, infos.get(node.uuid))
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
@@ -309,6 +317,30 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
                 self._Error(constants.CV_ENODEFILECHECK, node.name,
                             f"{what} '{label}' checksum mismatch (node {have[:12]},"
                             f" expected {want[:12]})")
+
+    def _VerifyFilePerms(self, node: objects.Node, payload: dict[str, Any]) -> None:
+        """Report each owner, group or mode the node found wrong (our
+        extension; the node runs ensure-dirs' check)."""
+        perms = payload.get(constants.NV_FILEPERMS)
+        if not isinstance(perms, list):
+            self._Error(constants.CV_ENODEFILEPERMS, node.name,
+                        "node hasn't returned file permission data")
+            return
+        for entry in perms:
+            try:
+                vpath, problem = entry
+            except (TypeError, ValueError):
+                self._Error(constants.CV_ENODEFILEPERMS, node.name,
+                            f"invalid file permission entry {entry!r}")
+                continue
+            if not vpath:
+                self._Error(constants.CV_ENODEFILEPERMS, node.name, str(problem))
+                continue
+            # As on the node (a virtual path without its marker)
+            label = str(vpath).split(",", 1)[-1] if pathutils.IsVirtualCluster() \
+                else vpath
+            self._Error(constants.CV_ENODEFILEPERMS, node.name,
+                        f"'{label}': {problem} (run ensure-dirs on the node to fix it)")
 
     def _ReportResources(self, node: objects.Node, res: Any) -> None:
         if res is None or res.fail_msg:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -128,11 +129,26 @@ def WriteConfigData(data: objects.ConfigData, path: str,
         if save_fn is not None:
             save_fn(path, text)
         else:
-            utils.WriteFile(path, data=text, mode=constants.SECURE_FILE_MODE)
+            uid, gid = ConfigFileOwner()
+            utils.WriteFile(path, data=text, mode=constants.CLUSTER_CONF_FILE_MODE,
+                            uid=uid, gid=gid)
     except (OSError, errors.GenericError) as err:
         raise errors.ConfigurationError(
             f"Cannot write configuration file {path}: {err}") from err
     return text
+
+
+def ConfigFileOwner() -> tuple[int, int]:
+    """(uid, gid) to give config.data: the master daemon's user and confd's
+    group under privilege separation (the master daemon is a member of that
+    group, so it may give its files to it), else -1 (left as created)."""
+    from ganeti import runtime
+    if runtime.Mode() != runtime.MODE_SEPARATE:
+        return -1, -1
+    if os.geteuid() != 0 and not runtime.RunsAs(constants.MASTERD):
+        return -1, -1
+    ents = runtime.GetEnts()
+    return (ents.masterd_uid if os.geteuid() == 0 else -1), ents.confd_gid
 
 
 def InitConfig(version: int, cluster_config: objects.Cluster,

@@ -140,8 +140,9 @@ class LuxiServer:
     # --- lifecycle --------------------------------------------------------------
 
     async def Start(self, paths: Iterable[str],
-                    mode: int = constants.LUXI_SOCKET_PERMS) -> None:
-        """Listen on every path in ``paths`` (stale socket files are replaced).
+                    mode: int = constants.LUXI_SOCKET_PERMS, gid: int = -1) -> None:
+        """Listen on every path in ``paths`` (stale socket files are replaced),
+        each socket with ``mode`` and, unless -1, group ``gid``.
 
         The caller must make sure no other server uses the paths (the
         master holds its pid file lock before calling this).
@@ -154,6 +155,8 @@ class LuxiServer:
                 with protocol.SocketAddress(path) as address:
                     sock.bind(address)
                 os.chmod(path, mode)
+                if gid != -1:
+                    os.chown(path, -1, gid)
             except BaseException:
                 sock.close()
                 raise

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ganeti import errors, http, utils
+from ganeti import errors, http, runtime, utils
 from ganeti.rapi import RAPI_ACCESS_ALL, RAPI_ACCESS_READ, RAPI_ACCESS_WRITE, RAPI_REALM
 
 _SCHEME_CLEARTEXT = "cleartext"
@@ -146,8 +146,8 @@ def WriteUserEntry(path: str, name: str, password: str,
     Other lines (comments included) are kept; the file is replaced
     atomically, so a running ganeti-rapi sees either version. The new file
     keeps the old one's owner and group; a first file gets its directory's
-    group, so that a ganeti-rapi which dropped its privileges to that
-    group (see :func:`ShareWithGroup`) can still read it.
+    group, so that a ganeti-rapi which dropped its privileges (its group
+    owns the directory, see ensure-dirs) can still read it.
     """
     line = FormatUserLine(name, password, options, hashed)
     try:
@@ -167,30 +167,12 @@ def WriteUserEntry(path: str, name: str, password: str,
         # Only root may give files away; others keep what they create
         uid = -1
         gid = gid if gid in os.getgroups() or gid == os.getegid() else -1
+    elif runtime.Mode() == runtime.MODE_SEPARATE:
+        # As ensure-dirs wants it: RAPI's, readable by the master daemon
+        ents = runtime.GetEnts()
+        uid, gid = ents.rapi_uid, ents.masterd_gid
     utils.WriteFile(path, data="\n".join(kept + [line]) + "\n", mode=mode,
                     uid=uid, gid=gid)
-
-
-def ShareWithGroup(path: str, gid: int) -> None:
-    """Let group ``gid`` read the users file ``path`` and its directory.
-
-    ganeti-rapi started as root calls this before dropping its privileges
-    (what Ganeti's ensure-dirs does for its ``gnt-rapi`` user): the
-    directory becomes group ``gid`` with group read and search permission,
-    the file (when it exists) group ``gid`` and group-readable. Other
-    permissions are left as they are.
-    """
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o750, exist_ok=True)
-    for target, bits in ((directory, 0o050), (path, 0o040)):
-        try:
-            st = os.stat(target)
-        except FileNotFoundError:
-            continue
-        if st.st_gid != gid:
-            os.chown(target, -1, gid)
-        if st.st_mode & bits != bits:
-            os.chmod(target, (st.st_mode & 0o7777) | bits)
 
 
 class UsersFile:

@@ -91,8 +91,7 @@ def BuildParser() -> argparse.ArgumentParser:
     parser.add_argument("--syslog", action="store_true",
                         help="Log to syslog instead of the log file")
     parser.add_argument("--no-user-checks", action="store_true",
-                        help="Accepted for compatibility (no user checks"
-                             " are made)")
+                        help="Do not drop privileges even when run as root")
     parser.add_argument("--ready-file", default=None,
                         help="Write 'address port pid' here once serving")
     parser.add_argument("--log-file", default=None,
@@ -484,6 +483,24 @@ def Main(argv: list[str] | None = None) -> int:
                          reload_quiet=options.reload_quiet,
                          reload_maxdelay=options.reload_maxdelay,
                          reload_cpu_factor=options.reload_cpu_factor)
+    try:
+        bound_address, bound_port = daemon.Bind(address, port)
+    except OSError as err:
+        logging.error("Cannot listen on %s:%s (UDP): %s", address, port, err)
+        return constants.EXIT_FAILURE
+    # Unprivileged from here on: the key and the configuration are read as
+    # the confd user, as every later reload will be
+    if not options.no_user_checks:
+        try:
+            daemon_util.SwitchUser(constants.CONFD, [
+                (pathutils.DATA_DIR, os.R_OK | os.X_OK),
+                (pathutils.CONFD_HMAC_KEY, os.R_OK),
+                (pathutils.CLUSTER_CONF_FILE, os.R_OK),
+                (pathutils.RUN_DIR, os.W_OK | os.X_OK)])
+        except errors.GenericError as err:
+            logging.error("%s", err)
+            print(f"{constants.CONFD}: {err}", file=sys.stderr)
+            return constants.EXIT_FAILURE
     if not daemon.LoadKey():
         logging.error("Cannot start without the HMAC key %s",
                       pathutils.CONFD_HMAC_KEY)
@@ -492,11 +509,6 @@ def Main(argv: list[str] | None = None) -> int:
         logging.warning("Starting without a configuration; queries get an"
                         " error until %s can be read",
                         pathutils.CLUSTER_CONF_FILE)
-    try:
-        bound_address, bound_port = daemon.Bind(address, port)
-    except OSError as err:
-        logging.error("Cannot listen on %s:%s (UDP): %s", address, port, err)
-        return constants.EXIT_FAILURE
 
     notify_ready = None
     if not options.foreground:

@@ -78,6 +78,8 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Confirm --no-voting")
     parser.add_argument("--log-file", default=None,
                         help="Log file (default: the master daemon's log)")
+    parser.add_argument("--no-user-checks", action="store_true",
+                        help="Do not drop privileges even when run as root")
     parser.add_argument("--shutdown-timeout", type=float,
                         default=constants.MASTERD_SHUTDOWN_TIMEOUT,
                         help="Seconds to wait for running jobs when stopping")
@@ -96,6 +98,18 @@ def _MakeDirs() -> None:
                        (pathutils.QUEUE_DIR, 0o700),
                        (pathutils.JOB_QUEUE_ARCHIVE_DIR, 0o700)):
         os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def MasterdNeeds() -> list[tuple[str, int]]:
+    """What the master daemon must be able to use once unprivileged."""
+    rwx = os.R_OK | os.W_OK | os.X_OK
+    return [(pathutils.DATA_DIR, rwx),
+            (pathutils.CLUSTER_CONF_FILE, os.R_OK | os.W_OK),
+            (pathutils.QUEUE_DIR, rwx), (pathutils.JOB_QUEUE_ARCHIVE_DIR, rwx),
+            (pathutils.SOCKET_DIR, rwx), (pathutils.RUN_DIR, os.W_OK | os.X_OK),
+            (pathutils.NODED_CERT_FILE, os.R_OK),
+            (pathutils.NODED_CLIENT_CERT_FILE, os.R_OK),
+            (pathutils.SSCONF_LOCK_FILE, os.R_OK)]
 
 
 def LoadConfig() -> tuple[Any, str | None, int]:
@@ -129,6 +143,15 @@ def BuildLockManager(cfg: Any) -> locking.GanetiLockManager:
     instances = [inst.name for inst in cfg.GetAllInstancesInfo().values()]
     return locking.GanetiLockManager(cfg.GetNodeList(), cfg.GetNodeGroupList(),
                                      instances, cfg.GetNetworkList())
+
+
+def _SocketGroup() -> int:
+    """The group of the luxi sockets: ``gnt-admin`` under privilege
+    separation (its members may run the gnt-* tools), else unchanged."""
+    from ganeti import runtime
+    if runtime.Mode() != runtime.MODE_SEPARATE:
+        return -1
+    return runtime.GetEnts().admin_gid
 
 
 def _MakeJobQueue(context: MasterContext) -> Any:
@@ -175,7 +198,8 @@ class MasterDaemon:
         try:
             await loop.run_in_executor(None, self.queue.Start)
             try:
-                await self.server.Start([pathutils.MASTER_SOCKET, pathutils.QUERY_SOCKET])
+                await self.server.Start([pathutils.MASTER_SOCKET, pathutils.QUERY_SOCKET],
+                                        gid=_SocketGroup())
             except OSError as err:
                 raise errors.GenericError(f"Cannot listen on the luxi sockets: {err}") \
                     from err
@@ -219,6 +243,11 @@ def Main(argv: list[str] | None = None) -> int:
     cfg, message, code = LoadConfig()
     if cfg is None:
         return _Fail(message or "Cannot start", code)
+    if not options.no_user_checks:
+        try:
+            daemon_util.SwitchUser(PROG, MasterdNeeds())
+        except errors.GenericError as err:
+            return _Fail(str(err), constants.EXIT_FAILURE)
 
     notify_ready = None
     if not options.foreground:

@@ -2,13 +2,12 @@
 
 Listens with HTTPS (``rapi.pem``) on port 5080 (``-p``) of ``-b ADDRESS``
 (default 0.0.0.0) and answers Ganeti's RAPI version 2 by talking to the
-master daemon over luxi (:mod:`ganeti.rapi.server`). Started as root, it
-drops to ``--user``/``--group`` (default ``constants.RAPI_USER`` and
-``RAPI_GROUP``, Ganeti's ``gnt-rapi``) once it has bound its port, read
-its certificate, written its pid file and made the users file readable by
-that group (privilege separation); when that user does not exist it warns
-and stays as it is. After the drop it still needs to reach the master's
-socket: Ganeti gives that through the ``gnt-daemons`` group.
+master daemon over luxi (:mod:`ganeti.rapi.server`). Started as root
+under privilege separation (:mod:`ganeti.runtime`), it becomes the
+``gnt-rapi`` user once it has bound its port and read its certificate,
+before detaching; it then reads the users file and reaches the master's
+socket through its groups (``gnt-rapi``'s group owns ``rapi/``, and
+``gnt-admin`` the socket directory). ``--no-user-checks`` keeps it as it is.
 SIGHUP re-reads the users file (it is also re-read whenever it changes);
 SIGTERM/SIGINT stop the daemon.
 
@@ -20,15 +19,11 @@ for a virtual-cluster node.
 from __future__ import annotations
 
 import argparse
-import grp
 import logging
 import os
-import pwd
 import signal
 import ssl
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from ganeti import constants, errors, pathutils, utils
 from ganeti import daemon as daemon_util
@@ -67,65 +62,11 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Log to syslog instead of the log file")
     parser.add_argument("--no-user-checks", action="store_true",
                         help="Do not drop privileges even when run as root")
-    parser.add_argument("--user", default=constants.RAPI_USER,
-                        help="User to run as when started as root"
-                             f" (default {constants.RAPI_USER})")
-    parser.add_argument("--group", default=constants.RAPI_GROUP,
-                        help="Group to run as when started as root"
-                             f" (default {constants.RAPI_GROUP})")
     parser.add_argument("--ready-file", default=None,
                         help="Write 'address port pid' here once serving")
     parser.add_argument("--log-file", default=None,
                         help="Log file (default: the RAPI daemon's log)")
     return parser
-
-
-def GetPrivilegeTarget(euid: int, user: str = constants.RAPI_USER,
-                       group: str = constants.RAPI_GROUP,
-                       getpwnam: Callable[[str], Any] = pwd.getpwnam,
-                       getgrnam: Callable[[str], Any] = grp.getgrnam
-                       ) -> tuple[int, int, str] | None:
-    """The (uid, gid, user name) to drop to, or None to keep running as we are.
-
-    Only root drops privileges; the target is ``user`` and ``group``
-    (Ganeti's ``gnt-rapi`` by default). None (with a warning) when they do
-    not exist or the user is root.
-    """
-    if euid != 0:
-        return None
-    try:
-        uid = getpwnam(user).pw_uid
-        gid = getgrnam(group).gr_gid
-    except KeyError:
-        logging.warning("User %s or group %s does not exist; running as root",
-                        user, group)
-        return None
-    if uid == 0:
-        return None
-    return uid, gid, user
-
-
-def DropPrivileges(target: tuple[int, int, str] | None) -> None:
-    """Become ``target``'s user and group for good.
-
-    The supplementary groups are the user's own (``/etc/group``), as
-    Ganeti's daemons get membership of ``gnt-daemons`` (the group that may
-    use the master's socket) that way.
-    """
-    if target is None:
-        return
-    uid, gid, user = target
-    os.initgroups(user, gid)
-    os.setgid(gid)
-    os.setuid(uid)
-    # setuid() as root changes the saved set-user-ID too: there is no way back
-    try:
-        os.setuid(0)
-    except PermissionError:
-        pass
-    else:
-        raise OSError(f"could still become root again after switching to uid {uid}")
-    logging.info("Running as user %s (uid %d, gid %d)", user, uid, gid)
 
 
 def Main(argv: list[str] | None = None) -> int:
@@ -176,6 +117,18 @@ def Main(argv: list[str] | None = None) -> int:
         logging.error("Cannot listen on %s:%s: %s", address, port, err)
         return constants.EXIT_FAILURE
 
+    # Unprivileged from here on (the port is bound, the key read)
+    if not options.no_user_checks:
+        try:
+            daemon_util.SwitchUser(constants.RAPI, [
+                (users.path, os.R_OK),
+                (pathutils.SOCKET_DIR, os.X_OK),
+                (pathutils.RUN_DIR, os.W_OK | os.X_OK)])
+        except errors.GenericError as err:
+            logging.error("%s", err)
+            print(f"{constants.RAPI}: {err}", file=sys.stderr)
+            return constants.EXIT_FAILURE
+
     notify_ready = None
     if not options.foreground:
         notify_ready = daemon_util.Daemonize()
@@ -185,18 +138,6 @@ def Main(argv: list[str] | None = None) -> int:
     except (errors.PidFileLockError, OSError) as err:
         logging.error("Cannot write the pid file: %s", err)
         return constants.EXIT_FAILURE
-
-    if not options.no_user_checks:
-        try:
-            target = GetPrivilegeTarget(os.geteuid(), options.user, options.group)
-            if target is not None:
-                # What the daemon reads after the drop: the users file
-                # (re-read on change); the certificate is loaded already
-                auth.ShareWithGroup(users.path, target[1])
-            DropPrivileges(target)
-        except OSError as err:
-            logging.error("Cannot drop privileges: %s", err)
-            return constants.EXIT_FAILURE
 
     signal.signal(signal.SIGTERM, lambda *_: server.Stop())
     signal.signal(signal.SIGINT, lambda *_: server.Stop())

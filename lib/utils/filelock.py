@@ -49,8 +49,13 @@ class FileLock:
         self._fd: int | None
         if isinstance(fd_or_path, (str, os.PathLike)):
             path = os.fspath(fd_or_path)
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                               0o664)
+            try:
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                   0o664)
+            except PermissionError:
+                # flock() works on a read-only descriptor: an unprivileged
+                # daemon may lock a file that root created (e.g. ssconf's)
+                self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             self.filename = filename or path
         elif isinstance(fd_or_path, int):
             self._fd = fd_or_path

@@ -278,6 +278,37 @@ def test_verify_reports_tampered_file_and_redist_conf_fixes_it(vc):
     _AssertClean(vc)
 
 
+def test_verify_reports_file_permissions_and_ensure_dirs_fixes_them(vc):
+    """Our extension (issue 14): a users file or config.data that anybody
+    may write is an ENODEFILEPERMS error; ensure-dirs on the node fixes it."""
+    users = vc.path(N2, constants.DEFAULT_DATA_DIR + "/rapi/users")
+    config = vc.path(N3, constants.DEFAULT_DATA_DIR + "/config.data")
+    users.chmod(0o666)
+    config.chmod(0o666)
+    result = _Verify(vc)
+    assert result.returncode != 0, result.stdout
+    hint = "(run ensure-dirs on the node to fix it)"
+    assert [line for line in result.stdout.splitlines() if "ENODEFILEPERMS" in line] == [
+        f"  - ERROR:ENODEFILEPERMS:node:{N2}:'{constants.DEFAULT_DATA_DIR}/rapi/users':"
+        f" mode 0666, expected 0640 {hint}",
+        f"  - ERROR:ENODEFILEPERMS:node:{N3}:'{constants.DEFAULT_DATA_DIR}/config.data':"
+        f" mode 0666, expected 0640 {hint}"], result.stdout
+    # The check changes nothing; the run fixes, then has nothing to say
+    check = vc.run("ensure-dirs", "--check", node=N2, check=False)
+    assert (check.returncode, check.stdout) == (1, f"{users}: mode 0666, expected 0640\n")
+    assert users.stat().st_mode & 0o777 == 0o666
+    assert vc.run("ensure-dirs", node=N2).stdout == f"{users}: mode 0666 changed to 0640\n"
+    assert vc.run("ensure-dirs", node=N2).stdout == ""
+    # On N3 through its command wrapper, as an administrator would
+    fixed = subprocess.run([os.path.join(vc.node(N3).root, vcluster.NODE_CMD),
+                            "ensure-dirs"], capture_output=True, text=True, timeout=60,
+                           check=False, stdin=subprocess.DEVNULL)
+    assert (fixed.returncode, fixed.stdout) == \
+        (0, f"{config}: mode 0666 changed to 0640\n"), fixed.stderr
+    assert config.stat().st_mode & 0o777 == 0o640
+    _AssertClean(vc)
+
+
 # --- master failover ---------------------------------------------------------------
 
 # --- RAPI (issue 8, item 5) -------------------------------------------------------

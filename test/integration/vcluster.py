@@ -68,19 +68,22 @@ class VirtualCluster:
     """A virtual cluster of ``nodes`` nodes in ``directory`` (not yet set up)."""
 
     def __init__(self, directory: str | os.PathLike, nodes: int = 3,
-                 net: str | None = None, parallel: int = 1) -> None:
+                 net: str | None = None, parallel: int = 1,
+                 python: str = sys.executable) -> None:
         self.directory = str(directory)
         self.count = nodes
         self.net = net or PickNet(nodes)
         self.parallel = parallel
-        self.tools = vcluster.Tools(str(REPO), sys.executable)
+        #: The interpreter of the setup tool, the daemons and :meth:`run`
+        self.python = python
+        self.tools = vcluster.Tools(str(REPO), python)
         self.setup_output = ""
 
     # --- lifecycle -----------------------------------------------------------
 
     def setup_command(self) -> list[str]:
         """The command line of ``vcluster-setup`` for this cluster."""
-        return [sys.executable, str(SETUP_TOOL), "--dir", self.directory,
+        return [self.python, str(SETUP_TOOL), "--dir", self.directory,
                 "--nodes", str(self.count), "--net", self.net,
                 "--parallel", str(self.parallel)]
 
@@ -106,7 +109,7 @@ class VirtualCluster:
     def stop(self, use_make: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``vcluster-setup --stop`` (or ``make vcluster-stop``)."""
         cmd = self.make_command("vcluster-stop") if use_make else \
-            [sys.executable, str(SETUP_TOOL), "--dir", self.directory, "--stop"]
+            [self.python, str(SETUP_TOOL), "--dir", self.directory, "--stop"]
         return self._Tool(cmd, timeout)
 
     @staticmethod
@@ -192,7 +195,7 @@ class VirtualCluster:
 
         @raise AssertionError: when ``check`` and it exits non-zero
         """
-        cmd = [sys.executable, self.tools.Script(tool), *args]
+        cmd = [self.python, self.tools.Script(tool), *args]
         result = subprocess.run(cmd, env=self.env(node), capture_output=True,
                                 text=True, timeout=timeout, check=False,
                                 input=input,

@@ -97,7 +97,7 @@ def _DrbdDisk(cfg, pnode, snode, ec_id="job", size=1024):
 # --- Init, load and save ------------------------------------------------------------
 
 def test_init_load_save_round_trip(cfg_path, cfg):
-    assert oct(os.stat(cfg_path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(cfg_path).st_mode & 0o777) == "0o640"
     assert cfg.GetClusterName() == "cluster.example.com"
     assert cfg.GetMasterNodeName() == MASTER
     master = cfg.GetMasterNodeInfo()
@@ -115,7 +115,7 @@ def test_init_load_save_round_trip(cfg_path, cfg):
     assert reloaded.GetConfigData().ToDict() == cfg.GetConfigData().ToDict()
     assert sorted(reloaded.GetNodeGroup(group.uuid).members) == \
         sorted([master.uuid, node2])
-    assert oct(os.stat(cfg_path).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(cfg_path).st_mode & 0o777) == "0o640"
     raw = json.loads(_ReadFile(cfg_path))
     assert raw["serial_no"] == cfg.GetConfigSerialNo()
     assert "members" not in raw["nodegroups"][group.uuid]

@@ -38,11 +38,11 @@ def test_cluster_init_creates_everything(data_dir):
     crypto_setup.GenerateClusterCrypto(True, True, True, True,
                                        master_name="master.example.com")
     assert sorted(os.listdir(data_dir)) == sorted(NAMES)
-    assert _Mode(pathutils.NODED_CERT_FILE) == 0o400
+    assert _Mode(pathutils.NODED_CERT_FILE) == 0o440
     assert _Mode(pathutils.NODED_CLIENT_CERT_FILE) == 0o440
-    assert _Mode(pathutils.RAPI_CERT_FILE) == 0o400
-    assert _Mode(pathutils.CONFD_HMAC_KEY) == 0o400
-    assert _Mode(pathutils.CLUSTER_DOMAIN_SECRET_FILE) == 0o400
+    assert _Mode(pathutils.RAPI_CERT_FILE) == 0o440
+    assert _Mode(pathutils.CONFD_HMAC_KEY) == 0o440
+    assert _Mode(pathutils.CLUSTER_DOMAIN_SECRET_FILE) == 0o640
 
     server = x509.ReadCertificateFile(pathutils.NODED_CERT_FILE)
     client = x509.ReadCertificateFile(pathutils.NODED_CLIENT_CERT_FILE)
@@ -85,7 +85,7 @@ def test_given_rapi_cert_and_secret(data_dir, tmp_path):
                                        rapi_cert_pem=(key + cert).decode(), cds="s3cret")
     assert x509.GetCommonName(x509.ReadCertificateFile(pathutils.RAPI_CERT_FILE)) == \
         "rapi.example.com"
-    assert _Mode(pathutils.RAPI_CERT_FILE) == 0o400
+    assert _Mode(pathutils.RAPI_CERT_FILE) == 0o440
     assert _Read(pathutils.CLUSTER_DOMAIN_SECRET_FILE) == "s3cret"
 
 
@@ -98,6 +98,5 @@ def test_owners():
     uid, gid = crypto_setup.GetOwner(constants.SERVER_PEM_NAME)
     assert uid == -1 or uid >= 0
     assert set(crypto_setup.CRYPTO_FILES) == set(NAMES)
-    assert crypto_setup.CRYPTO_FILES[constants.RAPI_PEM_NAME].user == constants.RAPI_USER
-    assert crypto_setup.CRYPTO_FILES[constants.CONFD_HMAC_KEY_NAME].user == \
-        constants.CONFD_USER
+    assert crypto_setup.CRYPTO_FILES[constants.RAPI_PEM_NAME].user == "rapi"
+    assert crypto_setup.CRYPTO_FILES[constants.CONFD_HMAC_KEY_NAME].user == "confd"

@@ -29,6 +29,19 @@ def test_log_file(tmp_path):
     assert not (tmp_path / "console").exists()
 
 
+def test_log_file_is_private_whatever_the_umask(tmp_path):
+    # ensure-dirs' mode: a daemon may log before it detaches (umask 022)
+    handler = daemon.LogFileWithConsoleFallback(str(tmp_path / "x.log"),
+                                                console=str(tmp_path / "console"))
+    old_umask = os.umask(0o022)
+    try:
+        handler.emit(_Record("hello"))
+    finally:
+        os.umask(old_umask)
+        handler.close()
+    assert (tmp_path / "x.log").stat().st_mode & 0o777 == 0o600
+
+
 def test_unwritable_log_goes_to_console(tmp_path):
     console = tmp_path / "console"
     handler = daemon.LogFileWithConsoleFallback(str(tmp_path / "no" / "x.log"),

@@ -76,6 +76,16 @@ class TestWriteFiles:
         store.WriteFiles({constants.SS_MASTER_NODE: "node2"})
         assert store.GetMasterNode() == "node2"
 
+    def test_lock_file_mode_whatever_the_umask(self, store, tmp_path):
+        # ensure-dirs' mode: the master daemon locks it by its group
+        old_umask = os.umask(0o077)
+        try:
+            store.WriteFiles({constants.SS_MASTER_NODE: "node1"})
+        finally:
+            os.umask(old_umask)
+        lock = tmp_path / ssconf._LOCAL_LOCK_NAME
+        assert stat.S_IMODE(lock.stat().st_mode) == 0o660
+
     def test_other_keys_untouched(self, store):
         store.WriteFiles({constants.SS_MASTER_NODE: "node1",
                           constants.SS_CLUSTER_NAME: "c1"})

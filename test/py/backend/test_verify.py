@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import time
 
 import pytest
@@ -82,3 +84,32 @@ def test_client_cert_check(node_root, cluster_crypto):
         dst.write(src.read())
     result = verify.VerifyNode({constants.NV_CLIENT_CERT: None}, "c", {}, {}, {})
     assert result[constants.NV_CLIENT_CERT] == [None, None]
+
+
+def test_file_permissions(node_root, monkeypatch):
+    """Our extension: ensure-dirs' differences, with virtual paths."""
+    from ganeti import runtime
+    from ganeti.tools import ensure_dirs
+    monkeypatch.setenv(constants.GANETI_ROOTDIR_ENV, node_root)
+    monkeypatch.delenv(runtime.PRIVSEP_ENV, raising=False)
+    assert not ensure_dirs.Ensure().failures
+    with open(pathutils.RAPI_USERS_FILE, "w") as fd:
+        fd.write("admin {HA1}0123 write\n")
+    os.chmod(pathutils.RAPI_USERS_FILE, 0o666)
+    os.chmod(pathutils.QUEUE_DIR, 0o755)
+    result = verify.VerifyNode({constants.NV_FILEPERMS: None}, "c", {}, {}, {})
+    assert result == {constants.NV_FILEPERMS: [
+        [pathutils.MakeVirtualPath(pathutils.RAPI_USERS_FILE), "mode 0666, expected 0640"],
+        [pathutils.MakeVirtualPath(pathutils.QUEUE_DIR), "mode 0755, expected 0700"]]}
+    # Only checked, not fixed
+    assert stat.S_IMODE(os.stat(pathutils.RAPI_USERS_FILE).st_mode) == 0o666
+    assert not ensure_dirs.Ensure().failures
+    result = verify.VerifyNode({constants.NV_FILEPERMS: None}, "c", {}, {}, {})
+    assert result == {constants.NV_FILEPERMS: []}
+    # A check that cannot run at all says why, without a path
+    monkeypatch.setenv(runtime.PRIVSEP_ENV, "1")
+    monkeypatch.setenv(runtime.USER_PREFIX_ENV, "zz-no-such-")
+    monkeypatch.setenv(runtime.GROUP_PREFIX_ENV, "zz-no-such-")
+    [[path, problem]] = verify.VerifyNode({constants.NV_FILEPERMS: None}, "c", {}, {},
+                                          {})[constants.NV_FILEPERMS]
+    assert path is None and "zz-no-such-masterd" in problem

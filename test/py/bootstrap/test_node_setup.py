@@ -98,9 +98,9 @@ def _CheckNode(master_root: str, name: str, address: str, port: int,
     assert result.fail_msg is None, result.fail_msg
     assert result.payload == constants.PROTOCOL_VERSION
     data = os.path.join(node_root, "var/lib/ganeti")
-    for fname, mode in (("server.pem", 0o400), ("client.pem", 0o440),
-                        ("hmac.key", 0o400), ("rapi.pem", 0o400),
-                        ("cluster-domain-secret", 0o400),
+    for fname, mode in (("server.pem", 0o440), ("client.pem", 0o440),
+                        ("hmac.key", 0o440), ("rapi.pem", 0o440),
+                        ("cluster-domain-secret", 0o640),
                         ("ssconf_cluster_name", 0o444)):
         assert stat.S_IMODE(os.stat(os.path.join(data, fname)).st_mode) == mode, fname
     with open(os.path.join(data, "server.pem"), "rb") as fd:
@@ -119,7 +119,7 @@ def test_gather_files(master_root):
     cert = x509.load_pem_x509_certificate(files["/var/lib/ganeti/client.pem"].data)
     assert cert.subject.get_attributes_for_oid(
         x509.NameOID.COMMON_NAME)[0].value == "node2.example.com"
-    assert files["/var/lib/ganeti/server.pem"].mode == 0o400
+    assert files["/var/lib/ganeti/server.pem"].mode == 0o440
 
 
 def test_gather_files_without_cluster(base_dir):

@@ -252,7 +252,7 @@ def test_none_result_is_success():
      "Unhandled protocol error while talking to the master daemon:\ngarbled"),
     (PermissionError(errno.EACCES, "denied"), 1,
      "It seems you don't have permissions to connect to the master daemon.\n"
-     "Please retry as a different user."),
+     "Please retry as a different user (root, or a member of group gnt-admin)."),
     (cli.JobSubmittedException(42), 0, "JobID: 42"),
     (ValueError("weird"), 1, "Unhandled exception: weird"),
 ])

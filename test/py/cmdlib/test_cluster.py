@@ -191,9 +191,10 @@ def test_master_ip_is_a_no_op_on_lo(cfg):
 class FakeVerifyRunner:
     """Answers node_verify/node_info as healthy nodes, with tweaks."""
 
-    def __init__(self, cfg, tamper=None, down=(), old_proto=()):
+    def __init__(self, cfg, tamper=None, down=(), old_proto=(), perms=None):
         self.cfg = cfg
         self.tamper = tamper or {}
+        self.perms = perms or {}
         self.down = set(down)
         self.old_proto = set(old_proto)
 
@@ -220,6 +221,7 @@ class FakeVerifyRunner:
                 constants.NV_NODENETTEST: {},
                 constants.NV_TIME: [int(__import__("time").time()), 0],
                 constants.NV_CLIENT_CERT: [None, None],
+                constants.NV_FILEPERMS: self.perms.get(node.name, []),
             })
         return result
 
@@ -277,6 +279,49 @@ def test_verify_config_file_only_on_candidates(cfg):
     ok, cbs = _Verify(cfg, runner)
     assert ok is False
     assert any("should not exist on this node" in str(m) for m in cbs.feedback)
+
+
+def test_verify_reports_file_permissions(cfg):
+    """Our extension: each owner or mode a node found wrong is an error."""
+    _AddNode(cfg, "node2.example.com", "192.0.2.2")
+    _AddNode(cfg, "node3.example.com", "192.0.2.3")
+    users = pathutils.RAPI_USERS_FILE
+    runner = FakeVerifyRunner(cfg, perms={
+        "node2.example.com": [[pathutils.MakeVirtualPath(users), "mode 0666, expected 0640"],
+                              [pathutils.MakeVirtualPath(pathutils.CLUSTER_CONF_FILE),
+                               "owner root:root, expected gnt-masterd:gnt-confd"]],
+        "node3.example.com": [[None, "cannot check file permissions: users missing"]]})
+    ok, cbs = _Verify(cfg, runner, error_codes=True)
+    lines = [str(m) for m in cbs.feedback if str(m).startswith("  - ")]
+    assert ok is False
+    assert lines == [
+        f"  - ERROR:ENODEFILEPERMS:node:node2.example.com:'{users}': mode 0666, expected"
+        " 0640 (run ensure-dirs on the node to fix it)",
+        f"  - ERROR:ENODEFILEPERMS:node:node2.example.com:'{pathutils.CLUSTER_CONF_FILE}':"
+        " owner root:root, expected gnt-masterd:gnt-confd (run ensure-dirs on the node"
+        " to fix it)",
+        "  - ERROR:ENODEFILEPERMS:node:node3.example.com:cannot check file permissions:"
+        " users missing"]
+    ok, cbs = _Verify(cfg, runner, ignore_errors=["ENODEFILEPERMS"])
+    assert ok is True
+    lines = [str(m) for m in cbs.feedback if str(m).startswith("  - ")]
+    assert lines[0] == (f"  - WARNING: node node2.example.com: '{users}': mode 0666,"
+                        " expected 0640 (run ensure-dirs on the node to fix it)")
+    assert len(lines) == 3 and all(line.startswith("  - WARNING: ") for line in lines)
+
+
+def test_verify_node_without_file_permission_answer(cfg):
+    class OldNode(FakeVerifyRunner):
+        def call_node_verify(self, uuids, checks, *args):
+            assert constants.NV_FILEPERMS in checks
+            result = super().call_node_verify(uuids, checks, *args)
+            for res in result.values():
+                del res.payload[constants.NV_FILEPERMS]
+            return result
+    ok, cbs = _Verify(cfg, OldNode(cfg), error_codes=True)
+    assert ok is False
+    assert f"  - ERROR:ENODEFILEPERMS:node:{MASTER}:node hasn't returned file" \
+        " permission data" in [str(m) for m in cbs.feedback]
 
 
 def test_verify_submits_config_and_group_jobs(cfg):

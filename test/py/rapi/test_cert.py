@@ -47,7 +47,7 @@ def test_rapi_cert_is_ecdsa_p256(tmp_path):
     cert = x509.ReadCertificateFile(str(path))
     assert x509.IsSignedBy(cert, cert)
     assert x509.VerifyCertificate(str(path)) == (None, None)
-    assert (path.stat().st_mode & 0o777) == 0o400
+    assert (path.stat().st_mode & 0o777) == 0o440
     _Handshake(str(path))
 
 

@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fakeluxi import FakePool  # noqa: E402
+from ganeti import runtime  # noqa: E402
 from ganeti.rapi import auth, server  # noqa: E402
 from ganeti.rapi import client as rapi_client  # noqa: E402
 from ganeti.server import rapi as rapi_daemon  # noqa: E402
@@ -221,45 +222,20 @@ def test_connection_cap_queues_extra_connections(rapi):
             sock.close()
 
 
-def test_privilege_target():
-    class Pw:
-        pw_uid = 123
-
-    class Gr:
-        gr_gid = 456
-
-    def _Missing(name):
-        raise KeyError(name)
-
-    def _Target(euid, getpwnam, getgrnam, **kwargs):
-        return rapi_daemon.GetPrivilegeTarget(euid, getpwnam=getpwnam,
-                                              getgrnam=getgrnam, **kwargs)
-
-    assert _Target(1000, lambda n: Pw, lambda n: Gr) is None
-    assert _Target(0, lambda n: Pw, lambda n: Gr) == (123, 456, "gnt-rapi")
-    assert _Target(0, _Missing, lambda n: Gr) is None
-    asked = []
-    _Target(0, lambda n: asked.append(n) or Pw, lambda n: asked.append(n) or Gr)
-    assert asked == ["gnt-rapi", "gnt-rapi"]
-    asked.clear()
-    assert _Target(0, lambda n: asked.append(n) or Pw, lambda n: asked.append(n) or Gr,
-                   user="someone", group="somegroup") == (123, 456, "someone")
-    assert asked == ["someone", "somegroup"]
-
-
-def test_users_file_shared_with_group(tmp_path):
+def test_users_file_owner(tmp_path):
     users = tmp_path / "rapi" / "users"
-    gid = os.getgid()
-    auth.ShareWithGroup(str(users), gid)
-    assert (users.parent.stat().st_mode & 0o050) == 0o050
+    if os.geteuid() == 0 and runtime.Mode() == runtime.MODE_SEPARATE:
+        # Root gives it to RAPI, readable by the master daemon (ensure-dirs)
+        ents = runtime.GetEnts()
+        owner = (ents.rapi_uid, ents.masterd_gid)
+    else:
+        owner = (os.geteuid(), os.getgid())
     auth.WriteUserEntry(str(users), "admin", "pw")
-    users.chmod(0o600)
-    auth.ShareWithGroup(str(users), gid)
+    assert (users.stat().st_uid, users.stat().st_gid) == owner
     assert (users.stat().st_mode & 0o777) == 0o640
-    assert users.stat().st_gid == gid
-    # Rewriting the file keeps its group and mode
+    # Rewriting the file keeps its owner and mode
     auth.WriteUserEntry(str(users), "other", "pw2")
-    assert users.stat().st_gid == gid
+    assert (users.stat().st_uid, users.stat().st_gid) == owner
     assert "other" in users.read_text()
 
 
