@@ -513,6 +513,10 @@ RPC_TMO_4HRS = 4 * 3600      # four hours
 RPC_TMO_1DAY = 86400         # one day
 RPC_TIMEOUTS = frozenset([RPC_TMO_URGENT, RPC_TMO_FAST, RPC_TMO_NORMAL,
                           RPC_TMO_SLOW, RPC_TMO_4HRS, RPC_TMO_1DAY])
+# Per-node deadline of the RPCs behind live query fields (gnt-node list,
+# gnt-instance list and info, gnt-os list): a node that has not answered by
+# then is shown without its live data instead of holding up the answer
+RPC_TMO_QUERY = 10
 # libcurl counts the TLS handshake in its connect timeout, and noded does
 # the handshake in the child it forks per request: with a hundred nodes
 # answering at once on a small machine, 5 s was too short (verify on a
@@ -1115,8 +1119,25 @@ LUXI_KEY_SUCCESS = "success"
 LUXI_KEY_RESULT = "result"
 # WaitForJobChange's answer when nothing changed before its timeout
 JOB_NOTCHANGED = "nochange"
-# Largest luxi message the master accepts, in bytes (terminator excluded)
+# Largest luxi message a client accepts, in bytes (terminator excluded)
 LUXI_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+# Largest luxi request the master accepts: decoding JSON costs up to ~26
+# bytes of memory per byte received (a list of empty lists), while a
+# thousand instance creations in one SubmitManyJobs take well under 1 MB
+LUXI_MAX_REQUEST_SIZE = 8 * 1024 * 1024
+# Most field names one Query, QueryFields, QueryJobs or WaitForJobChange
+# may name (the instance resource has about 230 fields)
+LUXI_MAX_QUERY_FIELDS = 1024
+# Seconds a client has to finish a request it started sending (part of it
+# sent, then nothing, or a trickle) before the master closes the connection
+LUXI_PARTIAL_REQUEST_TIMEOUT = 30
+# Listen backlog of the luxi sockets (the kernel caps it at
+# net.core.somaxconn): a burst of clients must wait, not fail with EAGAIN
+LUXI_LISTEN_BACKLOG = 4096
+# A luxi client retries a connect refused with EAGAIN (backlog full) until
+# its connect timeout, waiting from the first to the last delay, doubling
+LUXI_CONNECT_RETRY_FIRST = 0.01
+LUXI_CONNECT_RETRY_MAX = 0.5
 # Longest a single WaitForJobChange may wait, whatever the client asks
 LUXI_WFJC_MAX_TIMEOUT = LUXI_DEF_RWTO - 1
 # Mode of the master's luxi sockets

@@ -1,7 +1,9 @@
 """Detailed instance data for ``gnt-instance info``: ``LUInstanceQueryData``.
 
 Static data comes from the configuration; unless ``static`` the primary
-node is asked for the run state and the disks' status.
+node is asked for the run state and the disks' status, each call with the
+live-query deadline (``constants.RPC_TMO_QUERY``): a hung node leaves its
+instances' run state and disk status unknown instead of holding the job.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class LUInstanceQueryData(NoHooksLU):
             self.needed_locks[locking.LEVEL_INSTANCE] = list(self.wanted)
             self.share_locks = dict.fromkeys(locking.LEVELS, 1)
 
-    def _DiskStatus(self, inst: Any, disk: Any) -> dict[str, Any]:
+    def _DiskStatus(self, inst: Any, disk: Any, node_answered: bool) -> dict[str, Any]:
         data: dict[str, Any] = {
             "iv_name": disk.iv_name, "dev_type": disk.dev_type,
             "logical_id": list(disk.logical_id or []), "size": disk.size,
@@ -39,12 +41,13 @@ class LUInstanceQueryData(NoHooksLU):
             "spindles": disk.spindles, "pstatus": None, "sstatus": None,
             "children": [], "nodes": [iu.NodeName(self.cfg, n) for n in disk.nodes],
         }
-        if self.op.static:
+        if self.op.static or not node_answered:
             return data
         node = self.cfg.GetNodeInfo(inst.primary_node)
         if node is None or node.offline:
             return data
-        result = self.rpc.call_blockdev_find(inst.primary_node, disk.ToDict())
+        result = self.rpc.call_blockdev_find(inst.primary_node, disk.ToDict(),
+                                             read_timeout=constants.RPC_TMO_QUERY)
         if not result.fail_msg:
             data["pstatus"] = result.payload
         return data
@@ -65,7 +68,8 @@ class LUInstanceQueryData(NoHooksLU):
             by_hvs.setdefault(tuple(sorted(node_hvs)), []).append(node_uuid)
         for hv_names, node_uuids in by_hvs.items():
             hvparams = {hv: cluster.hvparams.get(hv, {}) for hv in hv_names}
-            answers = self.rpc.call_instance_list(node_uuids, list(hv_names), hvparams)
+            answers = self.rpc.call_instance_list(node_uuids, list(hv_names), hvparams,
+                                                  read_timeout=constants.RPC_TMO_QUERY)
             for node_uuid in node_uuids:
                 answer = answers[node_uuid]
                 if answer.fail_msg:
@@ -95,6 +99,9 @@ class LUInstanceQueryData(NoHooksLU):
             names = running.get(inst.primary_node)
             if names is not None:
                 run_state = "up" if inst.name in names else "down"
+            # A primary node that did not say what runs is not asked about
+            # each disk either: every call would wait out the deadline again
+            node_answered = inst.primary_node not in running or names is not None
             group = cfg.GetNodeGroup(pnode.group) if pnode is not None else None
             disks = cfg.GetInstanceDisks(inst.uuid)
             nics = []
@@ -118,7 +125,7 @@ class LUInstanceQueryData(NoHooksLU):
                 "os": inst.os,
                 "nics": nics,
                 "disk_template": cfg.GetInstanceDiskTemplate(inst.uuid),
-                "disks": [self._DiskStatus(inst, disk) for disk in disks],
+                "disks": [self._DiskStatus(inst, disk, node_answered) for disk in disks],
                 "network_port": inst.network_port,
                 "hypervisor": inst.hypervisor,
                 "hv_instance": dict(inst.hvparams), "hv_actual": cluster.FillHV(inst),

@@ -71,7 +71,11 @@ class LockSet:
         return f"{self.name}/{member}"
 
     def _owned(self) -> dict[str, SharedLock]:
-        """The calling thread's members: name -> lock."""
+        """The calling thread's members: name -> lock.
+
+        Kept in a ``threading.local``, which belongs to the thread object:
+        a later thread that reuses a dead thread's id starts empty.
+        """
         owned = getattr(self._local, "owned", None)
         if owned is None:
             owned = self._local.owned = {}

@@ -51,8 +51,8 @@ class _PendingAcquire(PipeCondition):
         super().__init__(lock)
         self.shared = shared
         self.priority = priority
-        #: waiting thread ident -> owner name, in arrival order
-        self.waiters: dict[int, str] = {}
+        #: waiting thread -> owner name, in arrival order
+        self.waiters: dict[threading.Thread, str] = {}
         self.queued = False
 
 
@@ -61,15 +61,18 @@ class SharedLock:
 
     Ownership is per thread. A thread may hold a lock once; acquiring it
     again, or releasing it without holding it, raises
-    :class:`LockUsageError`.
+    :class:`LockUsageError`. Owners are the ``threading.Thread`` objects,
+    not thread ids: the system reuses the id of an ended thread, and a
+    thread that died holding a lock must not pass it on to a newcomer that
+    happens to get the same id.
     """
 
     def __init__(self, name: str, monitor: LockMonitor | None = None) -> None:
         self.name = name
         self._mutex = threading.Lock()
-        self._exclusive: int | None = None
-        self._shared: set[int] = set()
-        self._owner_names: dict[int, str] = {}
+        self._exclusive: threading.Thread | None = None
+        self._shared: set[threading.Thread] = set()
+        self._owner_names: dict[threading.Thread, str] = {}
         #: priority -> entries in arrival order
         self._queue: dict[int, deque[_PendingAcquire]] = {}
         #: priority -> [active, inactive] shared conditions
@@ -95,9 +98,9 @@ class SharedLock:
         """
         if shared not in (-1, 0, 1):
             raise LockUsageError(f"'shared' must be -1, 0 or 1, got {shared!r}")
-        ident = threading.get_ident()
+        owner = threading.current_thread()
         with self._mutex:
-            return self._is_owned_locked(ident, shared)
+            return self._is_owned_locked(owner, shared)
 
     def has_pending(self) -> bool:
         """Whether any acquire is waiting for this lock."""
@@ -143,26 +146,26 @@ class SharedLock:
 
     def release(self) -> None:
         """Release the lock held by the calling thread (in either mode)."""
-        ident = threading.get_ident()
+        owner = threading.current_thread()
         with self._mutex:
-            if self._exclusive == ident:
+            if self._exclusive is owner:
                 self._exclusive = None
-            elif ident in self._shared:
-                self._shared.remove(ident)
+            elif owner in self._shared:
+                self._shared.remove(owner)
             else:
                 raise LockUsageError(f"Releasing lock {self.name!r} which is not held")
-            del self._owner_names[ident]
+            del self._owner_names[owner]
             self._notify_top()
 
     def downgrade(self) -> bool:
         """Turn an exclusive hold into a shared one (no-op if already shared)."""
-        ident = threading.get_ident()
+        owner = threading.current_thread()
         with self._mutex:
-            if self._exclusive == ident:
+            if self._exclusive is owner:
                 self._exclusive = None
-                self._shared.add(ident)
+                self._shared.add(owner)
                 self._notify_top()
-            elif ident not in self._shared:
+            elif owner not in self._shared:
                 raise LockUsageError(f"Downgrading lock {self.name!r} which is not held")
             return True
 
@@ -176,14 +179,14 @@ class SharedLock:
         timeout = check_timeout(timeout)
         prio = check_priority(priority)
         name = get_owner_name()
-        ident = threading.get_ident()
+        owner = threading.current_thread()
         with self._mutex:
             if self._deleted:
                 raise LockDeletedError(f"Lock {self.name!r} is already deleted")
-            if ident in self._shared:
+            if owner in self._shared:
                 raise LockUsageError(
                     f"Cannot delete lock {self.name!r} while holding it in shared mode")
-            if self._exclusive != ident:
+            if self._exclusive is not owner:
                 if not self._acquire_locked(False, timeout, prio, name):
                     return False
             self._deleted = True
@@ -198,12 +201,12 @@ class SharedLock:
 
     # --- internals (self._mutex held) -------------------------------------------------------
 
-    def _is_owned_locked(self, ident: int, shared: int) -> bool:
+    def _is_owned_locked(self, owner: threading.Thread, shared: int) -> bool:
         if shared == 0:
-            return self._exclusive == ident
+            return self._exclusive is owner
         if shared == 1:
-            return ident in self._shared
-        return self._exclusive == ident or ident in self._shared
+            return owner in self._shared
+        return self._exclusive is owner or owner in self._shared
 
     def _iter_queue(self) -> Iterator[_PendingAcquire]:
         for prio in sorted(self._queue):
@@ -222,26 +225,26 @@ class SharedLock:
 
     def _acquire_locked(self, shared: bool, timeout: float | None, prio: int,
                         name: str) -> bool:
-        ident = threading.get_ident()
+        owner = threading.current_thread()
         if self._deleted:
             raise LockDeletedError(f"Lock {self.name!r} has been deleted")
-        if self._is_owned_locked(ident, -1):
+        if self._is_owned_locked(owner, -1):
             raise LockUsageError(f"Lock {self.name!r} is already held by this thread")
 
         # Nobody to be fair to: take the lock without touching the queue
         if not self._queue and self._compatible(shared):
-            self._grant(ident, shared, name)
+            self._grant(owner, shared, name)
             return True
 
         entry = self._enqueue(shared, prio)
-        entry.waiters[ident] = name
+        entry.waiters[owner] = name
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 if self._deleted:
                     raise LockDeletedError(f"Lock {self.name!r} was deleted")
                 if self._top() is entry and self._compatible(shared):
-                    self._grant(ident, shared, name)
+                    self._grant(owner, shared, name)
                     return True
                 if deadline is None:
                     remaining = None
@@ -251,19 +254,19 @@ class SharedLock:
                         return False
                 entry.wait(remaining)
         finally:
-            del entry.waiters[ident]
+            del entry.waiters[owner]
             if not entry.waiters and entry.queued:
                 was_top = self._top() is entry
                 self._dequeue(entry)
                 if was_top:
                     self._notify_top()
 
-    def _grant(self, ident: int, shared: bool, name: str) -> None:
+    def _grant(self, owner: threading.Thread, shared: bool, name: str) -> None:
         if shared:
-            self._shared.add(ident)
+            self._shared.add(owner)
         else:
-            self._exclusive = ident
-        self._owner_names[ident] = name
+            self._exclusive = owner
+        self._owner_names[owner] = name
 
     def _enqueue(self, shared: bool, prio: int) -> _PendingAcquire:
         if shared:

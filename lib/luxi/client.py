@@ -50,11 +50,49 @@ DEF_RWTO = constants.LUXI_DEF_RWTO
 WFJC_TIMEOUT = constants.LUXI_WFJC_TIMEOUT
 
 
+def _WaitBeforeRetry(delay: float) -> None:
+    """Pause between connect attempts (a hook for tests)."""
+    time.sleep(delay)
+
+
+def _ConnectPatiently(sock: socket.socket, address: str, timeout: float) -> None:
+    """Connect ``sock`` to ``address``, retrying while the master is busy.
+
+    A Unix socket whose listen backlog is full refuses a connect with
+    EAGAIN: the master runs but has not accepted the connections before
+    ours yet. That is retried, waiting a little longer each time, until
+    ``timeout`` seconds have passed; then the master is reported busy
+    (protocol.TimeoutError), not down.
+    """
+    deadline = time.monotonic() + timeout
+    delay = constants.LUXI_CONNECT_RETRY_FIRST
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            with protocol.SocketAddress(address) as short_address:
+                sock.connect(short_address)
+            return
+        except BlockingIOError as err:
+            if err.errno != errno.EAGAIN:
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise protocol.TimeoutError(
+                    f"The master daemon at {address} is too busy to accept"
+                    f" connections: its listen queue stayed full for"
+                    f" {timeout:g} seconds ({attempts} attempts)") from err
+        _WaitBeforeRetry(min(delay, remaining))
+        delay = min(delay * 2, constants.LUXI_CONNECT_RETRY_MAX)
+
+
 class Transport:
     """A blocking connection to a luxi Unix socket.
 
-    ``timeouts`` is ``(connect, read/write)`` in seconds. A whole answer
-    must arrive within twice the read/write timeout, however it trickles in.
+    ``timeouts`` is ``(connect, read/write)`` in seconds. A master too busy
+    to accept the connection at once (its listen queue full) is retried
+    for up to the connect timeout. A whole answer must arrive within twice
+    the read/write timeout, however it trickles in.
     """
 
     def __init__(self, address: str, timeouts: Sequence[float] | None = None,
@@ -70,8 +108,7 @@ class Transport:
         try:
             sock.settimeout(self._ctimeout)
             try:
-                with protocol.SocketAddress(address) as short_address:
-                    sock.connect(short_address)
+                _ConnectPatiently(sock, address, self._ctimeout)
             except FileNotFoundError as err:
                 raise NoMasterError(
                     f"Cannot connect to the master daemon at {address}:"

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import platform
+import reprlib
 import time
 from typing import Any
 
@@ -40,10 +41,21 @@ def _CheckJobId(job_id: Any) -> int:
 
 
 def _CheckFields(fields: Any, what: str = "fields") -> list[str]:
+    """``fields`` if it is a list of at most LUXI_MAX_QUERY_FIELDS names.
+
+    The answer grows with the number of fields (a field definition each,
+    a value per row each), so a request naming millions of them would make
+    the master build an answer of hundreds of megabytes.
+    """
+    if isinstance(fields, list) and len(fields) > constants.LUXI_MAX_QUERY_FIELDS:
+        raise errors.OpPrereqError(
+            f"Too many {what}: {len(fields)} requested, at most"
+            f" {constants.LUXI_MAX_QUERY_FIELDS} allowed per request",
+            errors.ECODE_INVAL)
     if not isinstance(fields, list) or \
             not all(isinstance(f, str) for f in fields):
-        raise errors.OpPrereqError(f"Invalid {what} {fields!r}: expected a list"
-                                   " of field names", errors.ECODE_INVAL)
+        raise errors.OpPrereqError(f"Invalid {what} {reprlib.repr(fields)}: expected"
+                                   " a list of field names", errors.ECODE_INVAL)
     return fields
 
 

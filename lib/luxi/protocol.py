@@ -197,6 +197,11 @@ class FrameSplitter:
         """Bytes received after the last terminator."""
         return bytes(self._pending)
 
+    @property
+    def pending_size(self) -> int:
+        """How many bytes were received after the last terminator."""
+        return len(self._pending)
+
     def Feed(self, data: bytes) -> None:
         """Add received bytes."""
         start = 0

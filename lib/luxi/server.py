@@ -20,9 +20,12 @@ runs the handler and writes the answer. Handlers come in three kinds:
 Every connection is served by its own task, one request after another. A
 request that cannot be parsed, names an unknown method or has the wrong
 number of arguments is answered with an error and the connection stays
-usable; a message larger than the limit, or cut short by the end of the
-stream, is answered with an error and the connection is closed. Either way
-other clients are not affected.
+usable; a message larger than the limit (``LUXI_MAX_REQUEST_SIZE``), cut
+short by the end of the stream, or left unfinished for longer than
+``LUXI_PARTIAL_REQUEST_TIMEOUT``, is answered with an error, logged, and the
+connection is closed. Either way other clients are not affected. The
+sockets listen with a backlog of ``LUXI_LISTEN_BACKLOG``, so a burst of
+connects waits for the loop instead of failing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import inspect
 import logging
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,11 +88,19 @@ class _ClientGone(Exception):
 
 
 class _Connection:
-    """The reading side of one client connection."""
+    """The reading side of one client connection.
 
-    def __init__(self, reader: asyncio.StreamReader, max_size: int) -> None:
+    A request must arrive whole within ``partial_timeout`` seconds of its
+    first byte (None: no limit): a client that sends part of one and then
+    nothing, or trickles it in, does not keep its connection forever. A
+    connection idle between requests has no such limit.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, max_size: int,
+                 partial_timeout: float | None = None) -> None:
         self.reader = reader
         self.splitter = protocol.FrameSplitter(max_size)
+        self.partial_timeout = partial_timeout
         self.eof = False
 
     async def NextMessage(self) -> bytes | None:
@@ -97,18 +109,36 @@ class _Connection:
         @raise protocol.MessageTooLarge: see FrameSplitter
         @raise protocol.ConnectionClosedError: the stream ended inside a
             message
+        @raise protocol.TimeoutError: a message was started but not
+            finished in time
         """
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         while True:
             msg = self.splitter.Pop()
             if msg is not None:
                 return msg
             if self.eof:
                 return None
-            self.Feed(await self.reader.read(_READ_SIZE))
+            if self.partial_timeout is None or not self.splitter.pending_size:
+                data = await self.reader.read(_READ_SIZE)
+            else:
+                if deadline is None:
+                    deadline = loop.time() + self.partial_timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await self.reader.read(_READ_SIZE)
+                except TimeoutError:
+                    raise protocol.TimeoutError(
+                        "Unfinished luxi request: the client sent"
+                        f" {self.splitter.pending_size} bytes without a"
+                        " terminator and did not finish the request within"
+                        f" {self.partial_timeout:g} seconds") from None
+            self.Feed(data)
             if self.eof and self.splitter.pending.strip():
                 raise protocol.ConnectionClosedError(
                     "Truncated luxi message: the connection was closed"
-                    f" after {len(self.splitter.pending)} bytes without"
+                    f" after {self.splitter.pending_size} bytes without"
                     " a terminator")
 
     def Feed(self, data: bytes) -> None:
@@ -123,11 +153,15 @@ class LuxiServer:
     """Serve a table of luxi methods on one or more Unix sockets."""
 
     def __init__(self, methods: Mapping[str, LuxiMethod],
-                 max_message_size: int = constants.LUXI_MAX_MESSAGE_SIZE,
+                 max_message_size: int = constants.LUXI_MAX_REQUEST_SIZE,
                  threads: int = constants.MASTERD_LUXI_THREADS,
-                 executor: concurrent.futures.Executor | None = None) -> None:
+                 executor: concurrent.futures.Executor | None = None,
+                 partial_timeout: float | None = constants.LUXI_PARTIAL_REQUEST_TIMEOUT,
+                 backlog: int = constants.LUXI_LISTEN_BACKLOG) -> None:
         self.methods = dict(methods)
         self.max_message_size = max_message_size
+        self.partial_timeout = partial_timeout
+        self.backlog = backlog
         self._own_executor = executor is None
         self._executor = executor if executor is not None else \
             concurrent.futures.ThreadPoolExecutor(max_workers=threads,
@@ -161,7 +195,8 @@ class LuxiServer:
                 sock.close()
                 raise
             server = await asyncio.start_unix_server(self._HandleClient, sock=sock,
-                                                     limit=_READ_SIZE)
+                                                     limit=_READ_SIZE,
+                                                     backlog=self.backlog)
             self._servers.append(server)
             self._paths.append(path)
             logging.info("Luxi server listening on %s", path)
@@ -196,7 +231,7 @@ class LuxiServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        conn = _Connection(reader, self.max_message_size)
+        conn = _Connection(reader, self.max_message_size, self.partial_timeout)
         try:
             await self._Serve(conn, writer)
         except asyncio.CancelledError:
@@ -210,7 +245,12 @@ class LuxiServer:
                 self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                try:
+                    # Flushing what is left waits for the client to read it
+                    async with asyncio.timeout(self.partial_timeout):
+                        await writer.wait_closed()
+                except TimeoutError:
+                    writer.transport.abort()
 
     async def _Serve(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -218,8 +258,9 @@ class LuxiServer:
                 msg = await conn.NextMessage()
             except protocol.ProtocolError as err:
                 # The stream cannot be trusted any more: answer and close
-                logging.info("Closing luxi connection: %s", err)
-                await self._Write(writer, protocol.FormatError(err))
+                logging.warning("Closing luxi connection from %s: %s",
+                                _PeerName(writer), err)
+                await self._WriteLast(writer, protocol.FormatError(err))
                 return
             if msg is None:
                 return
@@ -233,6 +274,18 @@ class LuxiServer:
     async def _Write(writer: asyncio.StreamWriter, answer: bytes) -> None:
         writer.write(protocol.Frame(answer))
         await writer.drain()
+
+    async def _WriteLast(self, writer: asyncio.StreamWriter, answer: bytes) -> None:
+        """Send a last answer to a client that may not read it any more.
+
+        A client that stopped reading would hold the connection (and its
+        task) forever: whatever cannot be sent in time is dropped.
+        """
+        try:
+            async with asyncio.timeout(self.partial_timeout):
+                await self._Write(writer, answer)
+        except TimeoutError:
+            writer.transport.abort()
 
     async def _Answer(self, conn: _Connection, msg: bytes) -> bytes:
         version = None
@@ -311,6 +364,18 @@ class LuxiServer:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await work
+
+
+def _PeerName(writer: asyncio.StreamWriter) -> str:
+    """The client of a connection, for log messages: its pid and uid."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                struct.calcsize("3i"))
+        pid, uid, _ = struct.unpack("3i", creds)
+    except (AttributeError, OSError):
+        return "an unknown client"
+    return f"pid {pid} (uid {uid})"
 
 
 def RunHandlerSoon(loop: asyncio.AbstractEventLoop,

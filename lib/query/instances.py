@@ -12,7 +12,8 @@ Fields from the configuration cost no RPC. The live fields (``oper_state``,
 ``all_instances_info`` call to the primary nodes of the listed instances,
 made only when such a field is selected or filtered on: an instance whose
 primary node is offline gets ``RS_OFFLINE`` (status ``ERROR_nodeoffline``),
-one whose node does not answer ``RS_NODATA`` (``ERROR_nodedown``).
+one whose node does not answer within ``constants.RPC_TMO_QUERY`` seconds
+``RS_NODATA`` (``ERROR_nodedown``).
 """
 
 from __future__ import annotations
@@ -566,7 +567,9 @@ def CollectLiveData(context: Any, ctx: InstanceQueryData, instances: list[Any],
     cluster = ctx.cluster
     hv_list = list(cluster.enabled_hypervisors or [constants.HT_FAKE])
     all_hvparams = {hv: dict((cluster.hvparams or {}).get(hv, {})) for hv in hv_list}
-    results = _GetRpc(context).call_all_instances_info(online, hv_list, all_hvparams)
+    # A node that has not answered by the query deadline counts as down
+    results = _GetRpc(context).call_all_instances_info(
+        online, hv_list, all_hvparams, read_timeout=constants.RPC_TMO_QUERY)
     for node_uuid in online:
         res = results.get(node_uuid)
         if res is None or res.fail_msg or not isinstance(res.payload, dict):

@@ -4,7 +4,9 @@ Items are ``objects.Node`` copies from the configuration. Fields read from
 the configuration cost nothing; the "live" fields (memory, disk, CPUs, boot
 ID) come from one ``node_info`` RPC to the nodes being listed, made only
 when such a field is selected or filtered on. An offline node's live fields
-are ``RS_OFFLINE``; a node that does not answer gives ``RS_NODATA``.
+are ``RS_OFFLINE``; a node that does not answer within
+``constants.RPC_TMO_QUERY`` seconds (a hung node daemon) gives
+``RS_NODATA``, shown as "?" by gnt-node list.
 
 The master daemon's context gives ``cfg`` (the ConfigWriter) and, when it
 has one, ``rpc`` (an RpcRunner); without it a runner is made from the
@@ -307,7 +309,10 @@ def CollectLiveData(context: Any, cluster: Any, nodes: list[Any],
     if unit is not None:
         storage = PerNode({node.uuid: [[unit[0], _NodeStorageKey(node.name, *unit)]]
                            for node in online})
-    results = runner.call_node_info(uuids, storage, hv_specs)
+    # A node that has not answered by the query deadline shows no live data
+    # (RS_NODATA) rather than holding up the whole answer
+    results = runner.call_node_info(uuids, storage, hv_specs,
+                                    read_timeout=constants.RPC_TMO_QUERY)
     retry = []
     for node in online:
         res = results.get(node.uuid)
@@ -315,7 +320,10 @@ def CollectLiveData(context: Any, cluster: Any, nodes: list[Any],
         if res is not None and not res.fail_msg:
             data = _ParseNodeInfo(res.payload, want_storage)
         if data is None:
-            if unit is not None and res is not None and not res.offline:
+            # Asked again without storage only if the node itself answered
+            # (with an error): one that could not be reached would just
+            # cost another deadline
+            if unit is not None and res is not None and res.data is not None:
                 retry.append(node.uuid)
             logging.warning("Cannot get live data of node %s: %s", node.name,
                             getattr(res, "fail_msg", "no answer"))
@@ -324,7 +332,8 @@ def CollectLiveData(context: Any, cluster: Any, nodes: list[Any],
             live[node.uuid] = data
     # A storage unit the node cannot report must not hide memory and CPUs
     if retry:
-        second = runner.call_node_info(retry, [], hv_specs)
+        second = runner.call_node_info(retry, [], hv_specs,
+                                       read_timeout=constants.RPC_TMO_QUERY)
         for uuid in retry:
             res = second.get(uuid)
             if res is not None and not res.fail_msg:

@@ -113,7 +113,9 @@ def DiagnoseNodes(context: Any) -> dict[str, list[list[Any]]]:
     nodes = [node for node in snap.nodes.values() if node.vm_capable and not node.offline]
     if not nodes:
         return {}
-    results = _GetRpc(context).call_os_diagnose([node.uuid for node in nodes])
+    # A node that has not answered by the query deadline is left out
+    results = _GetRpc(context).call_os_diagnose([node.uuid for node in nodes],
+                                                read_timeout=constants.RPC_TMO_QUERY)
     answers = {}
     for node in utils.NiceSort(nodes, key=lambda n: n.name):
         res = results.get(node.uuid)

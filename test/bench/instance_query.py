@@ -62,7 +62,7 @@ class FakeLiveRpc:
                 self.running.setdefault(inst.primary_node, {})[inst.name] = {
                     "memory": 128, "vcpus": 1, "state": "running", "time": 1.0}
 
-    def call_all_instances_info(self, uuids, hv_list, all_hvparams):
+    def call_all_instances_info(self, uuids, hv_list, all_hvparams, read_timeout=None):
         return {uuid: RpcResult(data=[True, self.running.get(uuid, {})])
                 for uuid in uuids}
 

@@ -34,6 +34,8 @@ class FakeRpc:
         self.node_memory_free: dict[str, int] = {}
         self.storage_free = 10240
         self.running = set()
+        #: (call name, read_timeout) of the calls made with one
+        self.read_timeouts: list[tuple[str, float]] = []
 
     def _Answer(self, name, payload=None):
         if name in self.fail:
@@ -48,8 +50,10 @@ class FakeRpc:
             {"memory_free": self.node_memory_free.get(node, self.memory_free),
              "memory_total": 8192, "cpu_total": 4}]]) for node in nodes}
 
-    def call_instance_list(self, nodes, hypervisors, hvparams):
+    def call_instance_list(self, nodes, hypervisors, hvparams, read_timeout=None):
         self.calls.append(("instance_list", tuple(nodes)))
+        if read_timeout is not None:
+            self.read_timeouts.append(("instance_list", read_timeout))
         return {node: self._Answer("instance_list", sorted(self.running))
                 for node in nodes}
 
@@ -81,8 +85,10 @@ class FakeRpc:
             raise AttributeError(attr)
         name = attr[5:]
 
-        def _Call(*args):
+        def _Call(*args, read_timeout=None):
             self.calls.append((name, *args))
+            if read_timeout is not None:
+                self.read_timeouts.append((name, read_timeout))
             if args and isinstance(args[0], list):
                 return {node: self._Answer(name, None) for node in args[0]}
             return self._Answer(name, None)

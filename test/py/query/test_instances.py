@@ -34,9 +34,12 @@ class FakeRpc:
     def __init__(self, answers):
         self.answers = answers
         self.calls = []
+        #: the read_timeout of each call
+        self.timeouts = []
 
-    def call_all_instances_info(self, uuids, hv_list, all_hvparams):
+    def call_all_instances_info(self, uuids, hv_list, all_hvparams, read_timeout=None):
         self.calls.append((list(uuids), hv_list, all_hvparams))
+        self.timeouts.append(read_timeout)
         result = {}
         for uuid in uuids:
             answer = self.answers.get(uuid, {})

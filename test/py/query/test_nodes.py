@@ -35,9 +35,12 @@ class FakeRpc:
     def __init__(self, answers):
         self.answers = answers
         self.calls = []
+        #: the read_timeout of each call
+        self.timeouts = []
 
-    def call_node_info(self, uuids, storage, hv_specs):
+    def call_node_info(self, uuids, storage, hv_specs, read_timeout=None):
         self.calls.append((list(uuids), storage, hv_specs))
+        self.timeouts.append(read_timeout)
         result = {}
         for uuid in uuids:
             answer = self.answers.get(uuid, "connection refused")
@@ -138,11 +141,12 @@ def test_live_without_storage_fields_sends_no_storage(cfg):
 
 def test_storage_failure_keeps_memory(cfg):
     class StorageFails(FakeRpc):
-        def call_node_info(self, uuids, storage, hv_specs):
+        def call_node_info(self, uuids, storage, hv_specs, read_timeout=None):
             if storage:
                 self.calls.append((list(uuids), storage, hv_specs))
-                return {uuid: RpcResult(data="no such vg", failed=True) for uuid in uuids}
-            return super().call_node_info(uuids, storage, hv_specs)
+                # The node answers, with an error about its storage
+                return {uuid: RpcResult(data=[False, "no such vg"]) for uuid in uuids}
+            return super().call_node_info(uuids, storage, hv_specs, read_timeout)
 
     rpc = StorageFails({N1: _payload(storage=False)})
     result = query.Query("node", ["name", "mtotal", "dfree"], ["=", "name", "node1"],

@@ -40,9 +40,12 @@ def _Row(name, status=True, variants=("default", "small"), params=PARAMS,
 class FakeRpc:
     def __init__(self, answers):
         self.answers, self.calls = answers, []
+        #: the read_timeout of each call
+        self.timeouts = []
 
-    def call_os_diagnose(self, uuids):
+    def call_os_diagnose(self, uuids, read_timeout=None):
         self.calls.append(list(uuids))
+        self.timeouts.append(read_timeout)
         result = {}
         for uuid in uuids:
             answer = self.answers.get(uuid, "Connection refused")
