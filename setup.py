@@ -42,9 +42,12 @@ class BuildPy(build_py):
     def run(self) -> None:
         super().run()
         user, group = (os.environ.get(name) for name in _PREFIX_ENV)
-        if user is None and group is None:
-            return
         target = os.path.join(self.build_lib, "ganeti", "_buildcfg.py")
+        if user is None and group is None:
+            # Not one left in the build directory by an earlier build
+            if os.path.exists(target):
+                os.unlink(target)
+            return
         with open(target, "w", encoding="utf-8") as fd:
             fd.write('"""Settings chosen when this copy was installed."""\n\n')
             if user is not None:

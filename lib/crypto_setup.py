@@ -61,16 +61,9 @@ CRYPTO_FILES: dict[str, CryptoFile] = {
 
 def GetOwner(name: str) -> tuple[int, int]:
     """Return (uid, gid) for a crypto file; -1 where ownership is left as it
-    is (not root, a virtual cluster, an install without separation).
-
-    @raise errors.ConfigurationError: under privilege separation, when the
-        daemon users do not exist
-    """
-    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
-        return -1, -1
+    is (see :func:`ganeti.runtime.FileOwnerIds`)."""
     spec = CRYPTO_FILES[name]
-    ents = runtime.GetEnts()
-    return getattr(ents, f"{spec.user}_uid"), getattr(ents, f"{spec.group}_gid")
+    return runtime.FileOwnerIds(spec.user, spec.group)
 
 
 def _Write(filename: str, name: str, data: str | bytes) -> None:

@@ -26,6 +26,7 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -55,7 +56,13 @@ def DaemonsDir() -> str:
     source = os.path.join(_REPO_ROOT, "daemons")
     if os.path.isdir(source):
         return source
-    return sysconfig.get_path("scripts")
+    scripts = sysconfig.get_path("scripts")
+    if not os.path.exists(os.path.join(scripts, constants.NODED)):
+        # Installed with --prefix or --user: wherever the launchers are
+        found = shutil.which(constants.NODED)
+        if found:
+            return os.path.dirname(found)
+    return scripts
 
 
 def DaemonScript(name: str) -> str:

@@ -279,6 +279,24 @@ def _Groups(primary: int, *others: int) -> tuple[int, ...]:
     return tuple(sorted({gid for gid in others if gid != primary}))
 
 
+def FileOwnerIds(owner: str, group: str) -> tuple[int, int]:
+    """(uid, gid) for a file a daemon uses, by role (``masterd``, ``confd``,
+    ``rapi``, ``noded``; groups also ``daemons``, ``admin``), for a writer
+    running as root; -1 where ownership is to be left as it is: not root,
+    a virtual cluster, an install without separation, or daemon users that
+    do not exist (the daemons refuse to start then, and ensure-dirs sets
+    the owners once they exist).
+    """
+    if os.geteuid() != 0 or Mode() != MODE_SEPARATE:
+        return -1, -1
+    try:
+        ents = GetEnts()
+    except errors.ConfigurationError as err:
+        logging.debug("Leaving file ownership alone: %s", err)
+        return -1, -1
+    return getattr(ents, f"{owner}_uid"), getattr(ents, f"{group}_gid")
+
+
 class PrivilegeError(errors.GenericError):
     """A daemon could not become the user it must run as."""
 

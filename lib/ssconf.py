@@ -95,10 +95,7 @@ def _FileOwner() -> tuple[int, int]:
     separation (both it, on the master, and the node daemon as root write
     them), else whoever writes them."""
     from ganeti import runtime
-    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
-        return -1, -1
-    ents = runtime.GetEnts()
-    return ents.masterd_uid, ents.masterd_gid
+    return runtime.FileOwnerIds("masterd", "masterd")
 
 
 def _CreateLockFile(path: str) -> None:

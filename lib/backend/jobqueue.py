@@ -22,14 +22,8 @@ QUEUE_LOCK_TIMEOUT = 10
 
 def _MasterdIds() -> tuple[int, int]:
     """The master daemon user's uid/gid, or -1/-1 where ownership is left
-    alone (not root, a virtual cluster, an install without separation)."""
-    if os.geteuid() != 0 or runtime.Mode() != runtime.MODE_SEPARATE:
-        return -1, -1
-    try:
-        ents = runtime.GetEnts()
-    except errors.ConfigurationError as err:
-        Fail("%s", err)
-    return ents.masterd_uid, ents.masterd_gid
+    alone (see runtime.FileOwnerIds)."""
+    return runtime.FileOwnerIds("masterd", "masterd")
 
 
 def _EnsureQueueFile(path: str) -> None:

@@ -143,12 +143,12 @@ def ConfigFileOwner() -> tuple[int, int]:
     group under privilege separation (the master daemon is a member of that
     group, so it may give its files to it), else -1 (left as created)."""
     from ganeti import runtime
-    if runtime.Mode() != runtime.MODE_SEPARATE:
+    if os.geteuid() == 0:
+        return runtime.FileOwnerIds("masterd", "confd")
+    if runtime.Mode() != runtime.MODE_SEPARATE or not runtime.RunsAs(constants.MASTERD):
         return -1, -1
-    if os.geteuid() != 0 and not runtime.RunsAs(constants.MASTERD):
-        return -1, -1
-    ents = runtime.GetEnts()
-    return (ents.masterd_uid if os.geteuid() == 0 else -1), ents.confd_gid
+    # The master daemon itself: it may give the file to a group it is in
+    return -1, runtime.GetEnts().confd_gid
 
 
 def InitConfig(version: int, cluster_config: objects.Cluster,

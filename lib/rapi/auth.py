@@ -167,10 +167,9 @@ def WriteUserEntry(path: str, name: str, password: str,
         # Only root may give files away; others keep what they create
         uid = -1
         gid = gid if gid in os.getgroups() or gid == os.getegid() else -1
-    elif runtime.Mode() == runtime.MODE_SEPARATE:
+    elif runtime.FileOwnerIds("rapi", "masterd") != (-1, -1):
         # As ensure-dirs wants it: RAPI's, readable by the master daemon
-        ents = runtime.GetEnts()
-        uid, gid = ents.rapi_uid, ents.masterd_gid
+        uid, gid = runtime.FileOwnerIds("rapi", "masterd")
     utils.WriteFile(path, data="\n".join(kept + [line]) + "\n", mode=mode,
                     uid=uid, gid=gid)
 

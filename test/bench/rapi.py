@@ -25,6 +25,7 @@ compare better than rates on a busy machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import multiprocessing
 import os
@@ -39,9 +40,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 
 from conftest import Master  # noqa: E402
+import privsep  # noqa: E402
 from rapidaemon import RapiDaemon  # noqa: E402
 
-from ganeti import constants, objects  # noqa: E402
+from ganeti import constants, objects, runtime  # noqa: E402
 from ganeti.config import writer  # noqa: E402
 from ganeti.utils import x509  # noqa: E402
 
@@ -168,15 +170,31 @@ def main() -> int:
                              " crypto_setup generates)")
     parser.add_argument("--paths", default="/2/info,/2/instances?bulk=1",
                         help="Comma-separated resources to measure")
+    parser.add_argument("--privsep", action="store_true",
+                        help="Run the daemons as their own unprivileged users (as"
+                             " root; users are created for the run)")
     options = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="gvb", dir="/tmp"))
-    master = Master(base)
+    base.chmod(0o755)
+    stack = contextlib.ExitStack()
+    users = stack.enter_context(privsep.DaemonUsers(base)) if options.privsep else None
+    master = Master(base, privsep=users)
     start = time.monotonic()
     AddInstances(master.cfg_file, options.instances)
     print(f"config with {options.instances} instances written in"
           f" {time.monotonic() - start:.1f} s")
-    daemon = RapiDaemon(master.root, master.env)
+    daemon = RapiDaemon(master.root, master.env,
+                        python=users.python if users is not None else sys.executable)
+    if users is not None:
+        # The ready file is written after the switch
+        ready_dir = base / "ready"
+        ready_dir.mkdir()
+        ents = runtime.GetEnts(users.env)
+        os.chown(ready_dir, ents.rapi_uid, ents.rapi_gid)
+        daemon.ready_file = ready_dir / "rapi.ready"
+        print(f"privilege separation: RAPI runs as {users.names.rapi_user},"
+              f" masterd as {users.names.masterd_user}")
     if options.key_type:
         # Compare key types on the same code: a certificate of the given type
         # instead of the one crypto_setup makes
@@ -225,6 +243,7 @@ def main() -> int:
     finally:
         daemon.Stop()
         master.stop()
+        stack.close()
         shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,11 +55,17 @@ def _WriteClusterConfig(root: Path) -> Path:
 class Master:
     """A ganeti-masterd process in its own node root."""
 
-    def __init__(self, base: Path, name: str = MASTER_NAME) -> None:
+    def __init__(self, base: Path, name: str = MASTER_NAME,
+                 privsep: Any = None) -> None:
         self.name = name
         self.root = base / name
         self.root.mkdir(parents=True, exist_ok=True)
+        #: a privsep.Privsep: the daemons switch to its users
+        self.privsep = privsep
+        self.python = privsep.python if privsep is not None else sys.executable
         self.env = dict(os.environ)
+        if privsep is not None:
+            self.env.update(privsep.env)
         self.env.update({
             constants.GANETI_ROOTDIR_ENV: str(self.root),
             constants.GANETI_HOSTNAME_ENV: name,
@@ -85,10 +92,9 @@ class Master:
         """The daemon's pid while it runs."""
         return self.proc.pid if self.proc is not None else None
 
-    @staticmethod
-    def command(*args: str) -> list[str]:
+    def command(self, *args: str) -> list[str]:
         """The command line running ganeti-masterd with ``args``."""
-        return [sys.executable, str(MASTERD), *args]
+        return [self.python, str(MASTERD), *args]
 
     def luxi_client(self, **kwargs: object) -> luxi_client.Client:
         """A luxi client connected to this master's socket."""
@@ -110,6 +116,9 @@ class Master:
     def start(self, *args: str) -> Master:
         """Start the daemon in the foreground and wait for its socket."""
         assert self.proc is None or self.proc.poll() is not None
+        if self.privsep is not None:
+            # What daemon-util start does first
+            self.privsep.ensure_dirs(self.env)
         with open(self.stderr_file, "ab") as stderr:
             self.proc = subprocess.Popen(
                 self.command("-f", *args), env=self.env,

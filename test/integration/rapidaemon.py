@@ -36,8 +36,9 @@ class RapiDaemon:
     """A ganeti-rapi process serving the master whose root is ``root``."""
 
     def __init__(self, root: Path, env: dict[str, str], address: str = "127.0.0.1",
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), python: str = sys.executable) -> None:
         self.root = root
+        self.python = python
         self.env = dict(env)
         self.address = address
         self.extra_args = extra_args
@@ -74,7 +75,7 @@ class RapiDaemon:
         # pipe nobody reads, which would fill up and block the daemon
         with open(self.stderr_file, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(RAPI), "-f", "-b", self.address, "-p", "0",
+                [self.python, str(RAPI), "-f", "-b", self.address, "-p", "0",
                  "--ready-file", str(self.ready_file), *self.extra_args],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err)
