@@ -389,3 +389,21 @@ def test_stop_leaves_no_daemon(cluster):
     alive = [pid for pid in cluster.pids if vcluster.BelongsTo(pid, cluster.directory)]
     assert not alive, f"still running: {alive}"
     assert cluster.daemons() == {}
+
+
+# --- the integration suites themselves, as the user --------------------------------------
+
+#: Suites run whole as the user: the virtual cluster's life, and instances
+USER_SUITES = ("test/integration/test_vcluster.py", "test/integration/test_gnt_instance.py")
+
+
+def test_integration_suites_as_the_user(account, python):
+    """The virtual-cluster and instance suites pass when the user runs them
+    (as root, the throwaway user; otherwise ourselves, again)."""
+    result = account.run(
+        ["env", "PYTHONDONTWRITEBYTECODE=1", "GANETI_TEST_NO_SYSTEM_USERS=1",
+         python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", *USER_SUITES],
+        cwd=str(REPO), timeout=TIMEOUT, check=False)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout, \
+        result.stdout[-2000:]

@@ -91,7 +91,7 @@ class VirtualCluster:
         """The ``make`` command line for ``target`` on this cluster."""
         return ["make", "--no-print-directory", "-C", str(REPO), target,
                 f"VCLUSTER_DIR={self.directory}", f"VCLUSTER_NODES={self.count}",
-                f"VCLUSTER_NET={self.net}"]
+                f"VCLUSTER_NET={self.net}", f"VPY={self.python}"]
 
     def setup(self, use_make: bool = False, timeout: float = 900) -> str:
         """Create and start the cluster; returns the tool's output.
