@@ -1,245 +1,80 @@
-"""A threaded HTTPS server with kept-open connections (the node daemon's).
+"""The HTTPS server of ganeti-noded and ganeti-rapi.
 
-The main thread accepts connections; each connection is served by a thread
-of its own, which does the TLS handshake and then answers requests one
-after the other until the client closes the connection, asks to close it,
-an error is answered or the connection stays idle too long. A client making
-many calls therefore pays for the TCP and TLS set-up once. The number of
-handlers running at once is capped (``max_clients``); idle connections
-take no slot. A connection closed before it sent anything (a reachability
-check of cluster verify) is dropped quietly. A slow client cannot stretch
-the time it has to send a request: one deadline bounds all its reads.
+One thread, the event loop, accepts connections and drives all of them
+without blocking (:mod:`ganeti.http.connection`): TLS handshakes, reading
+request heads and bodies under one deadline per request, writing answers,
+waiting for the next request on kept-open connections. Only complete
+requests go to the ``max_clients`` worker threads that run the handler.
+A client that connects and says nothing, trickles its request a byte at a
+time or does not read its answer therefore costs a socket and a little
+memory, never a worker, and a real request is handled as soon as a
+worker is free, however many such clients there are.
 
-Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body. A handler
-answers with an :class:`HttpResponse` or raises an
-:class:`ganeti.http.HttpException` to answer with an error status.
+Many more connections than workers stay open: at most ``max_connections``
+in all and ``max_connections_per_address`` per client address. A new
+connection beyond either limit makes room by closing the connection that
+has waited longest for its client (idle, or still sending its request; one
+already answered with an error and being drained goes first); when all
+are being served, the new one is closed instead.
+
+Requests are HTTP/1.0 or 1.1 with a ``Content-Length`` body (see
+:mod:`ganeti.http.message` for what is accepted). A handler answers with
+an :class:`HttpResponse` or raises an :class:`ganeti.http.HttpException`.
+
+:meth:`ThreadedHttpServer.Serve` runs the loop with a worker pool;
+:meth:`ThreadedHttpServer.ServeConnection` serves one accepted
+connection in the calling thread (the loop with that connection only,
+the handler run inline), as a process serving a single connection does.
 """
 
 from __future__ import annotations
 
-import email.utils
+import collections
+import dataclasses
 import errno
-import io
+import heapq
+import itertools
 import logging
 import os
+import queue
+import resource
 import selectors
 import signal
 import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
 from collections.abc import Callable
+from typing import Any
 
 from ganeti import http
+from ganeti.http import connection as hconn
+from ganeti.http.connection import HttpConnection, PeerAddress
+# The request and answer types are part of this module's interface
+from ganeti.http.message import (  # noqa: F401
+    ErrorResponse,
+    FormatResponse,
+    HttpResponse,
+    HttpServerHandler,
+    HttpServerRequest,
+    ServerOptions,
+    WantsKeepAlive,
+)
 
-_SUPPORTED_VERSIONS = frozenset(["HTTP/1.0", "HTTP/1.1"])
-_MAX_DRAIN_BYTES = 1024 * 1024
-_MAX_DRAIN_TIME = 1.0
+#: Connections accepted per wake-up of the loop, before serving the others
+_ACCEPT_BATCH = 64
+#: Longest sleep of the loop (it wakes up for every event anyway)
+_MAX_WAIT = 5.0
+#: File descriptors kept free of connections (logs, luxi, pipes)
+_FD_RESERVE = 64
+#: Seconds between warnings about refused connections
+_WARN_INTERVAL = 10.0
 
-
-@dataclass
-class HttpServerRequest:
-    """One parsed request.
-
-    Header names are lower-cased. ``peer_cert`` is the DER encoding of the
-    verified client certificate, or None when the client sent none.
-    """
-    method: str
-    path: str
-    version: str
-    headers: dict[str, str]
-    body: bytes = b""
-    peer_address: Any = None
-    peer_cert: bytes | None = None
-
-    @property
-    def content_length(self) -> int | None:
-        """The declared body length, or None when none was declared."""
-        value = self.headers.get("content-length")
-        return None if value is None else int(value)
+_LISTENER = "listener"
+_WAKE = "wake"
 
 
-@dataclass
-class HttpResponse:
-    """What a handler answers."""
-    code: int = http.HTTP_OK
-    body: bytes = b""
-    content_type: str = http.HTTP_APP_JSON
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class HttpServerHandler:
-    """Base class of request handlers; subclasses define HandleRequest."""
-
-    def HandleRequest(self, req: HttpServerRequest) -> HttpResponse:
-        """Answer one request, or raise an HttpException."""
-        raise NotImplementedError
-
-    def CheckRequest(self, req: HttpServerRequest) -> None:
-        """Check a request's line and headers before its body is read.
-
-        Raise an HttpException to refuse it (wrong method, unknown path,
-        body too large) without reading the body. The default accepts all.
-        """
-
-
-class _ReadTimeout(Exception):
-    """The client took longer than allowed to send its request."""
-
-
-def _ReadLine(rfile: BinaryIO, budget: int) -> bytes:
-    line = rfile.readline(budget + 1)
-    if len(line) > budget:
-        raise http.HttpHeadersTooLarge("Request line or headers too long")
-    return line
-
-
-def ReadRequest(rfile: BinaryIO, max_header_size: int, max_body_size: int,
-                check_fn: Callable[[HttpServerRequest], None] | None = None,
-                continue_fn: Callable[[], None] | None = None,
-                ) -> HttpServerRequest | None:
-    """Read one request from ``rfile``.
-
-    Returns None if the client closed the connection without sending
-    anything. ``check_fn`` sees the request before its body is read and may
-    raise to refuse it; ``continue_fn`` is called to send ``100 Continue``
-    when the client waits for it. Raises HttpException for malformed
-    requests, bodies over ``max_body_size`` and unsupported encodings.
-    """
-    budget = max_header_size
-    line = _ReadLine(rfile, budget)
-    while line in (b"\r\n", b"\n"):  # tolerate empty lines before a request
-        line = _ReadLine(rfile, budget)
-    if not line:
-        return None
-    budget -= len(line)
-    try:
-        text = line.decode("ascii").rstrip("\r\n")
-    except UnicodeDecodeError as err:
-        raise http.HttpBadRequest("Request line is not ASCII") from err
-    parts = text.split()
-    if len(parts) != 3:
-        raise http.HttpBadRequest(f"Malformed request line: {text[:100]!r}")
-    method, path, version = parts
-    if not version.startswith("HTTP/"):
-        raise http.HttpBadRequest(f"Malformed request line: {text[:100]!r}")
-    if version not in _SUPPORTED_VERSIONS:
-        raise http.HttpVersionNotSupported(f"HTTP version {version} not supported")
-
-    headers: dict[str, str] = {}
-    while True:
-        line = _ReadLine(rfile, budget)
-        budget -= len(line)
-        if not line:
-            raise http.HttpBadRequest("Connection closed in the request headers")
-        if line in (b"\r\n", b"\n"):
-            break
-        try:
-            name, value = line.decode("latin-1").split(":", 1)
-        except ValueError as err:
-            raise http.HttpBadRequest("Malformed header line") from err
-        name = name.strip().lower()
-        if not name:
-            raise http.HttpBadRequest("Malformed header line")
-        headers[name] = value.strip()
-
-    req = HttpServerRequest(method=method.upper(), path=path, version=version,
-                            headers=headers)
-    if "transfer-encoding" in headers:
-        raise http.HttpLengthRequired(
-            "Chunked or encoded request bodies are not supported;"
-            " send the body with a Content-Length")
-    length_text = headers.get("content-length")
-    length = 0
-    if length_text is not None:
-        try:
-            length = int(length_text)
-        except ValueError as err:
-            raise http.HttpBadRequest(f"Invalid Content-Length {length_text!r}") from err
-        if length < 0:
-            raise http.HttpBadRequest(f"Invalid Content-Length {length_text!r}")
-        if length > max_body_size:
-            raise http.HttpRequestEntityTooLarge(
-                f"Request body of {length} bytes exceeds the limit of"
-                f" {max_body_size} bytes")
-    if check_fn:
-        check_fn(req)
-    if length:
-        if continue_fn and headers.get("expect", "").lower() == "100-continue":
-            continue_fn()
-        body = rfile.read(length)
-        if len(body) != length:
-            raise http.HttpBadRequest(
-                f"Connection closed after {len(body)} of {length} body bytes")
-        req.body = body
-    return req
-
-
-def FormatResponse(resp: HttpResponse, server_name: str,
-                   keep_alive: bool = False) -> bytes:
-    """Encode a response with its status line and headers."""
-    head = [f"HTTP/1.1 {resp.code} {http.StatusReason(resp.code)}",
-            f"{http.HTTP_SERVER}: {server_name}",
-            f"Date: {email.utils.formatdate(usegmt=True)}",
-            f"{http.HTTP_CONTENT_TYPE}: {resp.content_type}",
-            f"{http.HTTP_CONTENT_LENGTH}: {len(resp.body)}",
-            f"{http.HTTP_CONNECTION}: {'keep-alive' if keep_alive else 'close'}"]
-    head.extend(f"{name}: {value}" for name, value in resp.headers.items())
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body
-
-
-def ErrorResponse(err: http.HttpException) -> HttpResponse:
-    """Turn an HttpException into a plain-text response."""
-    body = f"{err.code} {http.StatusReason(err.code)}: {err.message}\n"
-    return HttpResponse(code=err.code, body=body.encode("utf-8"),
-                        content_type=http.HTTP_TEXT_PLAIN, headers=err.headers)
-
-
-@dataclass
-class ServerOptions:
-    """Limits applied to every connection."""
-    server_name: str = http.HTTP_GANETI_VERSION
-    request_timeout: float = 60.0
-    max_header_size: int = 64 * 1024
-    max_body_size: int = 64 * 1024 * 1024
-    require_client_cert: bool = True
-
-
-def _Drain(conn: socket.socket) -> None:
-    """Read what the client still sends, so closing does not reset it.
-
-    A client refused before its body was read is usually still sending;
-    closing with unread data would make the kernel reset the connection and
-    the client might never see our answer. At most ``_MAX_DRAIN_BYTES`` and
-    ``_MAX_DRAIN_TIME`` seconds: a client dripping bytes cannot hold on.
-    """
-    deadline = time.monotonic() + _MAX_DRAIN_TIME
-    try:
-        drained = 0
-        while drained < _MAX_DRAIN_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            conn.settimeout(min(remaining, 0.5))
-            data = conn.recv(65536)
-            if not data:
-                break
-            drained += len(data)
-    except (OSError, ValueError):
-        pass
-
-
-def _Close(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    conn.close()
-
-
-def Listen(address: str, port: int, backlog: int = 128) -> socket.socket:
+def Listen(address: str, port: int, backlog: int = 1024) -> socket.socket:
     """A non-blocking socket listening on address:port (0: any free port)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -254,74 +89,341 @@ def Listen(address: str, port: int, backlog: int = 128) -> socket.socket:
     return sock
 
 
-def WantsKeepAlive(req: HttpServerRequest) -> bool:
-    """Whether the client wants the connection kept open after this request.
-
-    HTTP/1.1 connections stay open unless the client sends ``Connection:
-    close``; HTTP/1.0 ones only with ``Connection: keep-alive``.
-    """
-    tokens = {token.strip().lower()
-              for token in req.headers.get("connection", "").split(",")}
-    if "close" in tokens:
-        return False
-    return req.version == "HTTP/1.1" or "keep-alive" in tokens
+def _FdLimit() -> int:
+    """How many connections the file descriptor limit leaves room for."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 1024
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(1, soft - _FD_RESERVE)
 
 
-class _DeadlineReader(io.RawIOBase):
-    """Socket reads bounded by one deadline for all of them.
+class _EventLoop:
+    """Drives the connections of one server; see the module doc.
 
-    A client that drips its request a byte at a time cannot stretch the
-    time it is given: every read waits at most until ``deadline``.
+    ``dispatch_fn(loop, conn, request)`` takes a complete request; the
+    answer comes back through :meth:`Complete` (from any thread).
     """
 
-    def __init__(self, sock: socket.socket):
-        super().__init__()
-        self._sock = sock
-        self.deadline: float | None = None
+    def __init__(self, server: ThreadedHttpServer, listener: socket.socket | None,
+                 dispatch_fn: Callable[[_EventLoop, HttpConnection, HttpServerRequest],
+                                       None]) -> None:
+        self.server = server
+        self.listener = listener
+        self.dispatch_fn = dispatch_fn
+        self.sel = selectors.DefaultSelector()
+        self.conns: set[HttpConnection] = set()
+        #: Connections waiting for their client, longest waiting first
+        self.waiting: collections.OrderedDict[HttpConnection, None] = \
+            collections.OrderedDict()
+        self.by_address: dict[str, dict[HttpConnection, None]] = {}
+        self.registered: dict[HttpConnection, int] = {}
+        self.scheduled: dict[HttpConnection, float] = {}
+        self.heap: list[tuple[float, int, HttpConnection]] = []
+        self.seq = itertools.count()
+        self.done: collections.deque[tuple[HttpConnection, HttpResponse, bool]] = \
+            collections.deque()
+        self.stopping = False
+        self.sleeping = False
+        self.term_deadline: float | None = None
+        self.accept_paused_until: float | None = None
+        self.refused = 0
+        self.evicted = 0
+        self._warned = 0.0
+        # Guards the wake-up pipe against writes after it was closed (the
+        # descriptor may be another file's by then); reentrant for signal
+        # handlers interrupting the loop's thread
+        self._wake_lock = threading.RLock()
+        self._closed = False
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, _WAKE)
+        if listener is not None:
+            self.sel.register(listener, selectors.EVENT_READ, _LISTENER)
 
-    def readable(self) -> bool:
+    # --- called from other threads ---------------------------------------------
+
+    def Complete(self, conn: HttpConnection, resp: HttpResponse,
+                 keep_alive: bool) -> None:
+        """Hand the answer to a dispatched request back (any thread)."""
+        self.done.append((conn, resp, keep_alive))
+        # A loop not waiting in select looks at the answers before it does
+        # (see Run): no need to wake it
+        if self.sleeping:
+            self.Wake()
+
+    def Wake(self) -> None:
+        """Make the loop look at its flags and answers (any thread, signals)."""
+        with self._wake_lock:
+            if self._closed:
+                return
+            try:
+                os.write(self.wake_w, b"\0")
+            except OSError:
+                pass  # the pipe is full: the loop wakes up anyway
+
+    # --- the loop --------------------------------------------------------------------
+
+    def Run(self, until_empty: bool = False) -> None:
+        """Serve until the server is stopped (or, ``until_empty``, until no
+        connection is left); then close every connection."""
+        server = self.server
+        try:
+            while True:
+                now = time.monotonic()
+                if server.stop_requested:
+                    if not server.graceful:
+                        break
+                    if not self.stopping:
+                        self._BeginGracefulStop(now)
+                if self.stopping and (not self.conns or self.term_deadline is None
+                                      or now >= self.term_deadline):
+                    break
+                if until_empty and not self.conns and not self.done:
+                    break
+                if self.accept_paused_until is not None and \
+                        now >= self.accept_paused_until:
+                    self._ResumeAccepting()
+                self.sleeping = True
+                try:
+                    # After ``sleeping`` is set: an answer handed back before
+                    # is seen here, one after wakes the select up
+                    events = self.sel.select(self._Timeout(now))
+                except InterruptedError:
+                    continue
+                finally:
+                    self.sleeping = False
+                now = time.monotonic()
+                for key, _ in events:
+                    data = key.data
+                    if data is _LISTENER:
+                        self._Accept(now)
+                    elif data is _WAKE:
+                        self._ReadWake()
+                    elif data.state != hconn.CLOSED:
+                        self._Step(data, now)
+                self._Completed(now)
+                self._Expire(now)
+        finally:
+            running = sum(1 for conn in self.conns if conn.state == hconn.DISPATCHED)
+            if running:
+                logging.warning("Stopping with %d request(s) still running%s",
+                                running, " after the grace time" if server.graceful
+                                else "")
+            for conn in list(self.conns):
+                self._Forget(conn)
+            self.sel.close()
+            with self._wake_lock:
+                self._closed = True
+                for fd in (self.wake_r, self.wake_w):
+                    os.close(fd)
+
+    def Add(self, sock: socket.socket, peer: Any, now: float) -> None:
+        """Take an accepted connection, within the limits."""
+        addr = PeerAddress(peer)
+        server = self.server
+        same = self.by_address.get(addr)
+        if same is not None and len(same) >= server.max_connections_per_address:
+            if not self._MakeRoom(same, f"{len(same)} connections from {addr}"):
+                self._Refuse(sock, peer, now)
+                return
+        if len(self.conns) >= server.max_connections:
+            if not self._MakeRoom(self.waiting, f"{len(self.conns)} connections"):
+                self._Refuse(sock, peer, now)
+                return
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        conn = HttpConnection(sock, peer, server.opts, server.handler,
+                              server.ssl_context, now)
+        self.conns.add(conn)
+        self.by_address.setdefault(addr, {})[conn] = None
+        self._Step(conn, now)
+
+    def _Accept(self, now: float) -> None:
+        assert self.listener is not None
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS,
+                                 errno.ENOMEM):
+                    logging.error("Cannot accept a connection: %s", err)
+                    if not self._MakeRoom(self.waiting, "out of file descriptors"):
+                        self._PauseAccepting(now)
+                else:
+                    logging.warning("Cannot accept a connection: %s", err)
+                return
+            self.Add(sock, peer, now)
+
+    def _PauseAccepting(self, now: float) -> None:
+        if self.accept_paused_until is None and self.listener is not None:
+            self.sel.unregister(self.listener)
+            self.accept_paused_until = now + 0.1
+
+    def _ResumeAccepting(self) -> None:
+        self.accept_paused_until = None
+        if self.listener is not None and not self.stopping:
+            self.sel.register(self.listener, selectors.EVENT_READ, _LISTENER)
+
+    def _MakeRoom(self, among: dict[HttpConnection, None], why: str) -> bool:
+        """Close the connection of ``among`` waiting longest for its client."""
+        victim = None
+        if among is self.waiting:
+            victim = next(iter(self.waiting), None)
+        else:
+            best = None
+            for conn in among:
+                if conn.state in hconn.WAITING:
+                    key = (conn.state != hconn.DRAINING, conn.since)
+                    if best is None or key < best:
+                        best, victim = key, conn
+        if victim is None:
+            return False
+        logging.debug("Closing the connection from %s (%s) for a new one: %s",
+                      victim.peer, victim.state, why)
+        self.evicted += 1
+        self._Forget(victim)
         return True
 
-    def readinto(self, buf: Any) -> int:
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise _ReadTimeout()
-            self._sock.settimeout(remaining)
+    def _Refuse(self, sock: socket.socket, peer: Any, now: float) -> None:
+        sock.close()
+        self.refused += 1
+        if now - self._warned >= _WARN_INTERVAL:
+            self._warned = now
+            logging.warning("Refusing connections (the last from %s): %d so far;"
+                            " %d connections open, all busy", peer, self.refused,
+                            len(self.conns))
+
+    def _BeginGracefulStop(self, now: float) -> None:
+        """Stop accepting; close the connections waiting for their client;
+        let the others finish their request (at most ``term_timeout``)."""
+        self.stopping = True
+        self.term_deadline = now + self.server.term_timeout
+        if self.listener is not None and self.accept_paused_until is None:
+            self.sel.unregister(self.listener)
+        self.accept_paused_until = None
+        for conn in list(self.conns):
+            conn.stopping = True
+            if conn.state in hconn.WAITING:
+                self._Forget(conn)
+
+    def _Timeout(self, now: float) -> float:
+        heap = self.heap
+        while heap and self.scheduled.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # replaced or dropped
+        wait = _MAX_WAIT if not heap else heap[0][0] - now
+        for deadline in (self.term_deadline, self.accept_paused_until):
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+        if self.done:
+            wait = 0
+        return max(0.0, min(wait, _MAX_WAIT))
+
+    def _ReadWake(self) -> None:
         try:
-            return self._sock.recv_into(buf)
-        except TimeoutError as err:
-            raise _ReadTimeout() from err
+            os.read(self.wake_r, 4096)  # more wakes the loop again
+        except (BlockingIOError, InterruptedError):
+            pass
 
+    def _Step(self, conn: HttpConnection, now: float) -> None:
+        req = conn.Step(now)
+        if req is not None:
+            self.dispatch_fn(self, conn, req)
+        self._Update(conn)
 
-def _Shutdown(sock: socket.socket) -> None:
-    """Shut a connection down from another thread.
+    def _Completed(self, now: float) -> None:
+        while self.done:
+            conn, resp, keep_alive = self.done.popleft()
+            if conn.state != hconn.DISPATCHED:
+                continue  # closed meanwhile (a stop)
+            conn.Respond(resp, keep_alive and not self.stopping, now)
+            self._Step(conn, now)
 
-    The plain socket call (not the TLS one) wakes up a thread blocked
-    reading from it without touching the TLS state that thread owns.
-    """
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
+    def _Expire(self, now: float) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            deadline, _, conn = heapq.heappop(heap)
+            if self.scheduled.get(conn) != deadline:
+                continue
+            del self.scheduled[conn]
+            if conn.state == hconn.CLOSED or conn.deadline != deadline:
+                continue
+            conn.Expire(now)
+            self._Step(conn, now)
+
+    def _Update(self, conn: HttpConnection) -> None:
+        """Bring the selector, deadlines and bookkeeping up to date."""
+        state = conn.state
+        if state == hconn.CLOSED:
+            self._Forget(conn)
+            return
+        events = 0 if state == hconn.DISPATCHED else conn.want
+        old = self.registered.get(conn, 0)
+        if events != old:
+            if not events:
+                self.sel.unregister(conn.fd)
+                del self.registered[conn]
+            elif not old:
+                self.sel.register(conn.fd, events, conn)
+                self.registered[conn] = events
+            else:
+                self.sel.modify(conn.fd, events, conn)
+                self.registered[conn] = events
+        deadline = conn.deadline
+        if deadline is not None and self.scheduled.get(conn) != deadline:
+            self.scheduled[conn] = deadline
+            heapq.heappush(self.heap, (deadline, next(self.seq), conn))
+            if len(self.heap) > 4 * len(self.scheduled) + 1024:
+                self.heap = [entry for entry in self.heap
+                             if self.scheduled.get(entry[2]) == entry[0]]
+                heapq.heapify(self.heap)
+        if state in hconn.WAITING:
+            if conn not in self.waiting:
+                self.waiting[conn] = None
+                if state == hconn.DRAINING:
+                    # Answered already: the first to close for room
+                    self.waiting.move_to_end(conn, last=False)
+        else:
+            self.waiting.pop(conn, None)
+
+    def _Forget(self, conn: HttpConnection) -> None:
+        if self.registered.pop(conn, None):
+            try:
+                self.sel.unregister(conn.fd)
+            except (KeyError, ValueError, OSError):
+                pass
+        conn.Close()
+        self.conns.discard(conn)
+        self.waiting.pop(conn, None)
+        self.scheduled.pop(conn, None)
+        same = self.by_address.get(conn.address)
+        if same is not None:
+            same.pop(conn, None)
+            if not same:
+                del self.by_address[conn.address]
 
 
 class ThreadedHttpServer:
-    """Serve each connection in a thread, many requests per connection.
+    """An HTTP(S) server: an event loop and ``max_clients`` worker threads.
 
-    Connections are kept open between requests (HTTP/1.1 keep-alive) for
-    ``keepalive_timeout`` seconds, so a client making many calls pays for
-    the TCP and TLS set-up once. At most ``max_clients`` handlers run at
-    the same time; further requests wait, already read, for a free slot.
-    Idle connections take no slot. A connection closed before it sent
-    anything (a reachability check) is dropped quietly.
+    See the module doc. Handlers run in threads of the daemon's process:
+    they must not change process-wide state (working directory,
+    environment, signal handlers).
 
-    Handlers run in threads of the daemon's process: they must not change
-    process-wide state (working directory, environment, signal handlers).
-
-    ``Serve`` returns after SIGTERM or SIGINT, closing every connection
-    (requests still running are abandoned with their threads), or after
-    SIGUSR1 once the running requests are answered (at most
+    ``Serve`` returns after :meth:`RequestStop` (with ``handle_signals``:
+    SIGTERM or SIGINT), closing every connection (requests still running
+    are abandoned with their threads), or after :meth:`RequestGracefulStop`
+    (SIGUSR1) once the running requests are answered (at most
     ``term_timeout`` seconds).
     """
 
@@ -330,261 +432,158 @@ class ThreadedHttpServer:
                  opts: ServerOptions | None = None,
                  max_clients: int = 20,
                  max_connections: int = 1024,
-                 keepalive_timeout: float = 120.0,
-                 term_timeout: float = 10.0):
+                 keepalive_timeout: float | None = None,
+                 term_timeout: float = 10.0,
+                 max_connections_per_address: int | None = None):
         self.handler = handler
         self.ssl_context = ssl_context
         self.opts = opts or ServerOptions()
+        if keepalive_timeout is not None:
+            self.opts = dataclasses.replace(self.opts, keepalive_timeout=keepalive_timeout)
         self.max_clients = max(1, max_clients)
-        self.max_connections = max(1, max_connections)
-        self.keepalive_timeout = keepalive_timeout
+        self.max_connections = max(1, min(max_connections, _FdLimit()))
+        if max_connections_per_address is None:
+            max_connections_per_address = self.max_connections
+        self.max_connections_per_address = max(1, max_connections_per_address)
         self.term_timeout = term_timeout
-        self._slots = threading.BoundedSemaphore(self.max_clients)
-        self._lock = threading.Lock()
-        self._idle_cond = threading.Condition(self._lock)
-        #: open connections -> whether a request on it is being handled
-        self._conns: dict[socket.socket, bool] = {}
+        self.stop_requested = False
+        self.graceful = False
         self._sock: socket.socket | None = None
-        self._stop = False
-        self._graceful = False
-        self._wakeup: tuple[int, int] | None = None
+        self._loop: _EventLoop | None = None
+        self._jobs: queue.SimpleQueue[tuple[_EventLoop, HttpConnection,
+                                            HttpServerRequest] | None] = \
+            queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
 
-    def Bind(self, address: str, port: int, backlog: int = 128) -> tuple[str, int]:
+    def Bind(self, address: str, port: int, backlog: int = 1024) -> tuple[str, int]:
         """Listen on address:port (port 0 picks a free one); return both."""
         self._sock = Listen(address, port, backlog)
         bound = self._sock.getsockname()
         return bound[0], bound[1]
 
     def RequestStop(self, *_args: Any) -> None:
-        """Ask ``Serve`` to return (safe to call from a signal handler)."""
-        self._stop = True
+        """Ask ``Serve`` to return (safe from signal handlers and threads)."""
+        self.stop_requested = True
+        self._Wake()
 
     def RequestGracefulStop(self, *_args: Any) -> None:
-        """Ask ``Serve`` to return once the running requests are done."""
-        self._graceful = True
-        self._stop = True
+        """Ask ``Serve`` to return once the running requests are answered."""
+        self.graceful = True
+        self.stop_requested = True
+        self._Wake()
 
-    def _InstallSignals(self) -> None:
-        rfd, wfd = os.pipe()
-        os.set_blocking(rfd, False)
-        os.set_blocking(wfd, False)
-        self._wakeup = (rfd, wfd)
-        signal.set_wakeup_fd(wfd)
+    def _Wake(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.Wake()
+
+    def Serve(self, ready_fn: Callable[[], None] | None = None,
+              handle_signals: bool = True) -> None:
+        """Accept and serve connections until asked to stop; then close them.
+
+        With ``handle_signals`` (the main thread only) SIGTERM and SIGINT
+        stop the server and SIGUSR1 stops it gracefully. ``ready_fn`` is
+        called once the server is about to serve.
+        """
+        assert self._sock is not None, "Bind first"
+        loop = self._loop = _EventLoop(self, self._sock, self._Dispatch)
+        if handle_signals:
+            self._InstallSignals(loop)
+        self._workers = [threading.Thread(target=self._Work, name=f"http-worker-{idx}",
+                                          daemon=True)
+                         for idx in range(self.max_clients)]
+        for worker in self._workers:
+            worker.start()
+        try:
+            if ready_fn:
+                ready_fn()
+            loop.Run()
+        finally:
+            self._loop = None
+            if handle_signals:
+                self._RestoreSignals()
+            self._sock.close()
+            # Requests not started yet are dropped with their connections
+            while True:
+                try:
+                    self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            for _ in self._workers:
+                self._jobs.put(None)
+
+    def Join(self, timeout: float) -> bool:
+        """After ``Serve``: wait for the running requests' threads to end.
+
+        Returns whether all ended within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in self._workers)
+
+    def ServeConnection(self, conn: socket.socket, peer: Any) -> None:
+        """Serve an accepted connection until it ends, in the calling thread.
+
+        The handler runs inline. This is how a process (or thread) of its
+        own serves a single connection.
+        """
+        loop = self._loop = _EventLoop(self, None, self._HandleInline)
+        try:
+            loop.Add(conn, peer, time.monotonic())
+            loop.Run(until_empty=True)
+        finally:
+            self._loop = None
+
+    # --- running the handler ---------------------------------------------------------
+
+    def _Dispatch(self, loop: _EventLoop, conn: HttpConnection,
+                  req: HttpServerRequest) -> None:
+        self._jobs.put((loop, conn, req))
+
+    def _HandleInline(self, loop: _EventLoop, conn: HttpConnection,
+                      req: HttpServerRequest) -> None:
+        loop.Complete(conn, *self._Handle(req))
+
+    def _Work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, conn, req = job
+            resp, keep_alive = self._Handle(req)
+            loop.Complete(conn, resp, keep_alive)
+
+    def _Handle(self, req: HttpServerRequest) -> tuple[HttpResponse, bool]:
+        """Run the handler: the answer, and whether to keep the connection."""
+        keep_alive = WantsKeepAlive(req)
+        try:
+            resp = self.handler.HandleRequest(req)
+            logging.debug("%s %s %s from %s: %s", req.method, req.path,
+                          req.version, req.peer_address, resp.code)
+        except http.HttpException as err:
+            resp = self.handler.ErrorResponse(err)
+            logging.info("Refused request from %s: %s %s", req.peer_address,
+                         err.code, err.message)
+        except Exception as err:  # a bug in a handler: answer, log, go on
+            logging.exception("Error while handling a request from %s",
+                              req.peer_address)
+            resp = self.handler.ErrorResponse(http.HttpInternalServerError(str(err)))
+            keep_alive = False
+        if resp.code != http.HTTP_OK and not self.opts.keep_alive_on_error:
+            keep_alive = False
+        return resp, keep_alive
+
+    # --- signals ------------------------------------------------------------------------
+
+    def _InstallSignals(self, loop: _EventLoop) -> None:
+        signal.set_wakeup_fd(loop.wake_w)
         signal.signal(signal.SIGTERM, self.RequestStop)
         signal.signal(signal.SIGINT, self.RequestStop)
         signal.signal(signal.SIGUSR1, self.RequestGracefulStop)
 
-    def _RestoreSignals(self) -> None:
+    @staticmethod
+    def _RestoreSignals() -> None:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             signal.signal(signum, signal.SIG_DFL)
-        if self._wakeup:
-            for fd in self._wakeup:
-                os.close(fd)
-            self._wakeup = None
-
-    def Serve(self) -> None:
-        """Accept connections until asked to stop; then close them."""
-        assert self._sock is not None, "Bind first"
-        self._InstallSignals()
-        assert self._wakeup
-        sel = selectors.DefaultSelector()
-        sel.register(self._wakeup[0], selectors.EVENT_READ)
-        sel.register(self._sock, selectors.EVENT_READ)
-        try:
-            while not self._stop:
-                try:
-                    events = sel.select(1.0)
-                except InterruptedError:
-                    continue
-                for key, _ in events:
-                    if key.fileobj is self._sock and not self._stop:
-                        self._AcceptOne()
-                    elif key.fileobj == self._wakeup[0]:
-                        try:
-                            while os.read(self._wakeup[0], 512):
-                                pass
-                        except BlockingIOError:
-                            pass
-        finally:
-            sel.close()
-            self._sock.close()
-            self._CloseAll()
-            self._RestoreSignals()
-
-    def _AcceptOne(self) -> None:
-        assert self._sock is not None
-        try:
-            conn, peer = self._sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError as err:
-            logging.error("Cannot accept a connection: %s", err)
-            if err.errno in (errno.EMFILE, errno.ENFILE):
-                time.sleep(0.1)
-            return
-        with self._lock:
-            full = len(self._conns) >= self.max_connections
-            if not full:
-                self._conns[conn] = False
-        if full:
-            logging.warning("Refusing a connection from %s: %d connections"
-                            " open", peer, self.max_connections)
-            _Close(conn)
-            return
-        conn.setblocking(True)
-        thread = threading.Thread(target=self._Connection, args=(conn, peer),
-                                  name=f"http-{peer}", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError as err:
-            logging.error("Cannot start a thread for %s: %s", peer, err)
-            self._Forget(conn)
-            _Close(conn)
-
-    def _Forget(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._conns.pop(sock, None)
-            self._idle_cond.notify_all()
-
-    def _SetBusy(self, sock: socket.socket, busy: bool) -> None:
-        with self._lock:
-            if sock in self._conns:
-                self._conns[sock] = busy
-            if not busy:
-                self._idle_cond.notify_all()
-
-    def _CloseAll(self) -> None:
-        """Shut the connections down: idle ones now, busy ones after their
-        request when stopping gracefully (at most ``term_timeout``)."""
-        deadline = time.monotonic() + self.term_timeout
-        with self._lock:
-            while True:
-                for sock, busy in list(self._conns.items()):
-                    if not busy or not self._graceful:
-                        _Shutdown(sock)
-                if not self._conns or not self._graceful:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._idle_cond.wait(min(remaining, 0.5))
-            running = sum(self._conns.values())
-        if running:
-            logging.warning("Stopping with %d request(s) still running%s", running,
-                            " after the grace time" if self._graceful else "")
-
-    def ServeConnection(self, conn: socket.socket, peer: Any) -> None:
-        """Serve an accepted connection until it ends (in the calling thread)."""
-        with self._lock:
-            self._conns.setdefault(conn, False)
-        self._Connection(conn, peer)
-
-    def _Connection(self, conn: socket.socket, peer: Any) -> None:
-        sock: socket.socket = conn
-        try:
-            if conn.family in (socket.AF_INET, socket.AF_INET6):
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(self.opts.request_timeout)
-            try:
-                if not conn.recv(1, socket.MSG_PEEK):
-                    return  # a reachability check: closed without a word
-            except TimeoutError:
-                logging.warning("Connection from %s sent nothing in %.0f s",
-                                peer, self.opts.request_timeout)
-                return
-            peer_cert = None
-            if self.ssl_context is not None:
-                try:
-                    sock = self.ssl_context.wrap_socket(conn, server_side=True)
-                except (ssl.SSLError, OSError) as err:
-                    logging.warning("TLS handshake with %s failed: %s", peer, err)
-                    return
-                with self._lock:
-                    if self._conns.pop(conn, None) is not None:
-                        self._conns[sock] = False
-                if self._stop:
-                    return
-                peer_cert = sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-            reader = _DeadlineReader(sock)
-            rfile = io.BufferedReader(reader, 65536)
-            wait = self.opts.request_timeout
-            while not self._stop:
-                reader.deadline = time.monotonic() + wait
-                try:
-                    if not rfile.peek(1):
-                        return
-                except _ReadTimeout:
-                    if wait == self.opts.request_timeout:
-                        logging.warning("Connection from %s timed out", peer)
-                    return
-                reader.deadline = time.monotonic() + self.opts.request_timeout
-                # Busy from the first byte of a request to the last of its
-                # answer: a graceful stop waits for that
-                self._SetBusy(sock, True)
-                try:
-                    keep = self._OneRequest(sock, rfile, reader, peer, peer_cert)
-                finally:
-                    self._SetBusy(sock, False)
-                if not keep:
-                    return
-                wait = self.keepalive_timeout
-        except OSError as err:
-            logging.debug("Connection from %s ended: %s", peer, err)
-        except Exception:  # a bug: log it, keep the daemon serving
-            logging.exception("Error on the connection from %s", peer)
-        finally:
-            self._Forget(sock)
-            self._Forget(conn)
-            _Close(sock)
-
-    def _OneRequest(self, sock: socket.socket, rfile: BinaryIO,
-                    reader: _DeadlineReader, peer: Any,
-                    peer_cert: bytes | None) -> bool:
-        """Serve one request; return whether to keep the connection."""
-
-        def _Continue() -> None:
-            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-        keep_alive = False
-        try:
-            if (self.ssl_context is not None and self.opts.require_client_cert
-                    and not peer_cert):
-                raise http.HttpForbidden(
-                    "A client certificate signed by the cluster certificate is"
-                    " required")
-            req = ReadRequest(rfile, self.opts.max_header_size,
-                              self.opts.max_body_size,
-                              check_fn=self.handler.CheckRequest,
-                              continue_fn=_Continue)
-            reader.deadline = None
-            if req is None:
-                return False
-            req.peer_address = peer
-            req.peer_cert = peer_cert or None
-            keep_alive = WantsKeepAlive(req)
-            with self._slots:
-                resp = self.handler.HandleRequest(req)
-            logging.debug("%s %s %s from %s: %s", req.method, req.path,
-                          req.version, peer, resp.code)
-        except (_ReadTimeout, TimeoutError):
-            keep_alive = False
-            resp = ErrorResponse(http.HttpRequestTimeout(
-                f"Request not received within {self.opts.request_timeout}"
-                " seconds"))
-        except http.HttpException as err:
-            keep_alive = False
-            resp = ErrorResponse(err)
-            logging.info("Refused request from %s: %s %s", peer, err.code,
-                         err.message)
-        except Exception as err:  # a bug in a handler: answer, log, go on
-            keep_alive = False
-            logging.exception("Error while handling a request from %s", peer)
-            resp = ErrorResponse(http.HttpInternalServerError(str(err)))
-        reader.deadline = None
-        keep_alive = keep_alive and resp.code == http.HTTP_OK and not self._stop
-        sock.settimeout(max(self.opts.request_timeout, 5.0))
-        sock.sendall(FormatResponse(resp, self.opts.server_name, keep_alive))
-        if resp.code != http.HTTP_OK:
-            _Drain(sock)
-        return keep_alive

@@ -4,10 +4,12 @@ Serves node RPC (:mod:`ganeti.rpc`) over HTTPS: ``PUT /<call>`` with the
 JSON list of arguments, answered with ``[success, payload]``. Only clients
 presenting a certificate signed by the cluster certificate are served.
 
-Each connection is served by a thread and kept open between requests
-(:class:`ganeti.http.server.ThreadedHttpServer`), so the master pays for
-the TLS handshake once per node, not once per call, and one slow call
-never blocks another (up to ``--max-clients`` calls run at once). Ganeti's
+Connections are kept open between requests and driven by one event-loop
+thread, which does the TLS handshakes and reads whole requests; complete
+requests run in ``--max-clients`` worker threads
+(:class:`ganeti.http.server.ThreadedHttpServer`). So the master pays for
+the TLS handshake once per node, not once per call, one slow call never
+blocks another, and idle or slow clients never hold a worker. Ganeti's
 node daemon forks one child per request instead; see DESIGN.md for why we
 do not. SIGTERM stops the daemon, abandoning running calls. Unless
 ``--no-mlock`` is given the daemon locks its memory in RAM; log records
@@ -36,6 +38,9 @@ from ganeti.rpc.dispatch import RpcDispatcher
 from ganeti.utils import mlock
 
 _SIOCGIFADDR = 0x8915
+#: Open connections from one client address: the master keeps one per
+#: pooled RPC handle (up to 32) and tools add a few
+_MAX_CONNECTIONS_PER_ADDRESS = 128
 
 
 class NodeRequestHandler(http_server.HttpServerHandler):
@@ -106,6 +111,9 @@ def BuildParser() -> argparse.ArgumentParser:
     parser.add_argument("--max-connections", type=int,
                         default=constants.NODED_MAX_CONNECTIONS,
                         help="Open connections allowed, idle ones included")
+    parser.add_argument("--max-connections-per-address", type=int,
+                        default=_MAX_CONNECTIONS_PER_ADDRESS,
+                        help="Open connections allowed from one client address")
     parser.add_argument("--keepalive-timeout", type=float,
                         default=constants.NODED_KEEPALIVE_TIMEOUT,
                         help="Seconds an idle connection is kept open")
@@ -129,7 +137,8 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Largest request body accepted, in bytes")
     parser.add_argument("--request-timeout", type=float,
                         default=constants.NODED_REQUEST_READ_TIMEOUT,
-                        help="Seconds a client has to send its request")
+                        help="Seconds a client has to send its request (and to"
+                             " complete the TLS handshake)")
     return parser
 
 
@@ -181,7 +190,7 @@ def Main(argv: list[str] | None = None) -> int:
     dispatcher.LoadAll()
 
     if options.mlock:
-        # Locked as they are touched: the stacks of the connection threads
+        # Locked as they are touched: the stacks of the worker threads
         # would otherwise be locked in full when they are mapped
         mlock.Mlockall(onfault=True)
 
@@ -195,6 +204,7 @@ def Main(argv: list[str] | None = None) -> int:
             require_client_cert=options.ssl),
         max_clients=options.max_clients,
         max_connections=options.max_connections,
+        max_connections_per_address=options.max_connections_per_address,
         keepalive_timeout=options.keepalive_timeout,
         term_timeout=constants.NODED_TERM_TIMEOUT)
     try:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -363,6 +364,60 @@ def test_keep_alive(rapi):
         assert raw.conn.sock is sock
     finally:
         raw.close()
+
+
+
+def test_slow_and_idle_clients_do_not_delay_requests(rapi):
+    # Silent TCP connections, idle TLS ones and clients sending their
+    # request a byte every 50 ms, from other addresses (the daemon limits
+    # connections per address): real requests are answered at once, and
+    # the daemon starts no thread for them
+    ctx = ssl.create_default_context(cafile=str(rapi.cert_file))
+    ctx.check_hostname = False
+
+    def _Connect(source):
+        return socket.create_connection(("127.0.0.1", rapi.port), timeout=10,
+                                        source_address=(source, 0))
+
+    with rapi.Client() as cl:
+        assert cl.GetInfo()["name"] == "cluster.example.com"
+    threads = rapi.ThreadCount()
+    silent = [_Connect(f"127.0.4.{idx // 25 + 1}") for idx in range(50)]
+    idle = [ctx.wrap_socket(_Connect(f"127.0.5.{idx // 25 + 1}")) for idx in range(50)]
+    slow = [ctx.wrap_socket(_Connect(f"127.0.6.{idx // 25 + 1}")) for idx in range(50)]
+    stop = threading.Event()
+
+    def _Trickle():
+        for sock in slow:
+            sock.sendall(b"GET /2/info HTTP/1.1\r\nX-Slow: ")
+        while not stop.wait(0.05):
+            for sock in slow:
+                sock.sendall(b"x")
+
+    trickler = threading.Thread(target=_Trickle)
+    trickler.start()
+    try:
+        with rapi.Client() as cl:
+            for _ in range(10):
+                start = time.monotonic()
+                assert cl.GetInfo()["name"] == "cluster.example.com"
+                assert time.monotonic() - start < 1.0
+        assert rapi.ThreadCount() == threads
+    finally:
+        stop.set()
+        trickler.join(10)
+        for sock in silent + idle + slow:
+            sock.close()
+
+
+def test_oversized_upload_and_deep_json(rapi, raw):
+    # A client sending a too large body whole before reading gets the 413
+    big = b"[" + b"1," * (3 * 1024 * 1024) + b"1]"
+    status, _, body = raw("PUT", "/2/tags", user="admin", raw=big)
+    assert status == 413 and body["code"] == 413
+    status, _, body = raw("PUT", "/2/tags", user="admin", raw=b"[" * 50000)
+    assert status == 400 and "nested deeper than" in body["explain"]
+    assert raw("GET", "/version")[0] == 200
 
 
 # --- load -----------------------------------------------------------------------------

@@ -75,6 +75,73 @@ class TestJson:
             serializer.LoadJson(value)
 
 
+
+def _Depth(value) -> int:
+    """How deep lists and dicts nest in a parsed value (a scalar: 0)."""
+    if isinstance(value, list):
+        return 1 + max(map(_Depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_Depth, value.values()), default=0)
+    return 0
+
+
+# Strings full of what the depth check must see through
+tricky_text = st.text(alphabet='[]{}"\\ ab\u00e9', max_size=8)
+tricky_values = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(tricky_text, children, max_size=4),
+    max_leaves=40)
+
+
+class TestLimits:
+    @given(tricky_values, st.integers(min_value=0, max_value=8), st.booleans())
+    def test_depth_matches_the_parsed_value(self, data, limit, ascii_only):
+        text = json.dumps(data, ensure_ascii=ascii_only)
+        deeper = _Depth(data) > limit
+        assert serializer.NestedDeeper(text, limit) == deeper
+        assert serializer.NestedDeeper(text.encode("utf-8"), limit) == deeper
+        if deeper:
+            with pytest.raises(errors.ParseError, match="nested deeper than"):
+                serializer.LoadJson(text, max_depth=limit)
+        else:
+            assert serializer.LoadJson(text, max_depth=limit) == data
+
+    @pytest.mark.parametrize("text", [
+        "[" * 50000, "[" * 50000 + "]" * 50000, '{"a":' * 20000,
+        '["\\\\"' + ",[" * 129 + "]" * 129 + "]",
+    ])
+    def test_too_deep(self, text):
+        for data in (text, text.encode("ascii")):
+            with pytest.raises(errors.ParseError,
+                               match=f"deeper than {serializer.MAX_DEPTH} levels"):
+                serializer.LoadJson(data)
+
+    def test_default_depth(self):
+        depth = serializer.MAX_DEPTH
+        assert serializer.LoadJson("[" * depth + "]" * depth) is not None
+        assert serializer.LoadJson('["' + "[" * 1000 + '"]') == ["[" * 1000]
+        assert serializer.LoadJson('["\\\\", "\\"[[["]' + " " * 200) == ["\\", '"[[[']
+        with pytest.raises(errors.ParseError):
+            serializer.LoadJson("[" * (depth + 1) + "]" * (depth + 1))
+
+    def test_no_depth_limit_still_a_parse_error(self):
+        # Without the limit, the decoder's recursion limit refuses it
+        with pytest.raises(errors.ParseError, match="nested too deeply"):
+            serializer.LoadJson("[" * 100000 + "]" * 100000, max_depth=None)
+
+    def test_size_limit(self):
+        assert serializer.LoadJson(b"[1, 2]", max_size=6) == [1, 2]
+        with pytest.raises(errors.ParseError, match="7 bytes exceed the limit of 6"):
+            serializer.LoadJson(b"[1, 22]", max_size=6)
+
+    def test_unbalanced_brackets(self):
+        # Refused by the parser, whatever the depth check says
+        for text in ("[1" + "]" * 200, "]" * 200, "[" * 10 + "}" * 10):
+            with pytest.raises(errors.ParseError):
+                serializer.LoadJson(text)
+
+
 class TestSigned:
     KEY = "secret-key"
 

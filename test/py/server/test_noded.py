@@ -225,17 +225,38 @@ def test_sigusr1_waits_for_running_calls(start_noded, cluster_crypto):
     assert slow.result.fail_msg is None
 
 
+def _Connections(daemon) -> int:
+    """How many established TCP connections the daemon has open."""
+    inodes = set()
+    fd_dir = f"/proc/{daemon.pid}/fd"
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{daemon.pid}/net/{table}", encoding="ascii") as fd:
+            for line in fd.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
+                    count += 1
+    return count
+
+
 def test_connections_are_kept_open(daemon, cluster_crypto):
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
     rpc_client.CloseConnections()
-    before = len(daemon.Threads())
+    _Wait(lambda: _Connections(daemon) == 0, what="no connection")
     for _ in range(5):
         assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
-    # One connection, one thread for all five calls
-    assert len(daemon.Threads()) == before + 1
+    # One connection for all five calls
+    assert _Connections(daemon) == 1
     rpc_client.CloseConnections()
-    _Wait(lambda: len(daemon.Threads()) == before,
-          what="the connection's thread to end after the client closed it")
+    _Wait(lambda: _Connections(daemon) == 0,
+          what="the connection to end after the client closed it")
 
 
 def test_keepalive_timeout_closes_idle_connections(start_noded, cluster_crypto):
@@ -423,3 +444,71 @@ def test_silent_connections_take_no_slot(start_noded, cluster_crypto):
             sock.close()
     # The pings were dropped quietly, not taken for failed handshakes
     assert "TLS handshake" not in daemon.Output()
+
+
+def test_deeply_nested_json_is_a_bad_request(start_noded, cluster_crypto):
+    (daemon,) = start_noded(1, subnet=89)
+    for body in (b"[" * 20000, b"[" * 20000 + b"]" * 20000):
+        resp = _Request(daemon, cluster_crypto, "PUT", "/version", body)
+        assert resp.code == 400, resp.body
+        assert "nested deeper than" in resp.body.decode()
+    assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+
+
+def test_idle_and_slow_clients_take_no_thread(start_noded, cluster_crypto):
+    # One worker and long timeouts: silent TCP connections, idle TLS ones
+    # and clients sending their request a byte every 20 ms hold no thread
+    # and do not delay a real call
+    (daemon,) = start_noded(1, subnet=90, extra_args=["--max-clients", "1",
+                                                      "--request-timeout", "60"])
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
+    threads = len(daemon.Threads())
+    ctx = _ClientContext(cluster_crypto)
+
+    def _Tls():
+        raw = socket.create_connection((daemon.address, daemon.port), timeout=10)
+        return ctx.wrap_socket(raw)
+
+    silent = [socket.create_connection((daemon.address, daemon.port), timeout=10)
+              for _ in range(40)]
+    idle = [_Tls() for _ in range(40)]
+    slow = [_Tls() for _ in range(40)]
+    stop = threading.Event()
+
+    def _Trickle():
+        for sock in slow:
+            sock.sendall(b"PUT /version HTTP/1.1\r\nX-Slow: ")
+        while not stop.wait(0.02):
+            for sock in slow:
+                sock.sendall(b"x")
+
+    trickler = threading.Thread(target=_Trickle)
+    trickler.start()
+    try:
+        for _ in range(10):
+            start = time.monotonic()
+            assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
+            assert time.monotonic() - start < 1.0
+        assert len(daemon.Threads()) == threads
+    finally:
+        stop.set()
+        trickler.join(10)
+        for sock in silent + idle + slow:
+            sock.close()
+
+
+def test_connection_limit_makes_room_for_new_clients(start_noded, cluster_crypto):
+    # Ten connections at most: idle ones give way, the longest waiting first
+    (daemon,) = start_noded(1, subnet=91, extra_args=["--max-connections", "10"])
+    ctx = _ClientContext(cluster_crypto)
+    idle = []
+    try:
+        for _ in range(20):
+            raw = socket.create_connection((daemon.address, daemon.port), timeout=10)
+            idle.append(ctx.wrap_socket(raw))
+        assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
+        assert idle[0].recv(10) == b""
+    finally:
+        for sock in idle:
+            sock.close()
