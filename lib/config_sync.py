@@ -16,9 +16,17 @@ Whoever relies on the nodes having the configuration calls
 :meth:`ConfigSync.Flush`, which waits until every configuration saved so
 far has been pushed: the opcode processor does so at the end of every
 opcode (before the post hooks and before the job is reported done). A
-node that fails is logged (``last_failures``), and ``gnt-cluster verify``
-reports it; the job is not failed. Without a started thread (tools, tests)
-each save is pushed at once in the saving thread, as before.
+node that fails is logged and recorded (``last_failures``); the job is not
+failed. The thread tries that node again by itself, after 1, 2, 4, ...
+seconds (at most a minute apart), until it gets the current copy, so a
+node that was down or whose daemon was restarting catches up without
+anybody running ``redist-conf``; a node flagged offline is never
+contacted (and forgotten when it is flagged). Starting the thread (the
+master daemon's start) pushes everything once to every online node, in
+the background: whatever a crashed master had saved but not distributed
+reaches the nodes, and ``gnt-cluster verify``, which flushes first, finds
+the copies current. Without a started thread (tools, tests) each save is
+pushed at once in the saving thread, as before, and nothing is retried.
 
 :func:`ComputeAncillaryFiles` says which files are kept identical across
 the cluster; ``redist-conf`` (:func:`RedistributeAncillaryFiles`) ships
@@ -27,17 +35,23 @@ them, and cluster verify compares their checksums.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganeti import constants, errors, pathutils, ssconf, utils
+from ganeti import errors, pathutils, ssconf
 
 FeedbackFn = Callable[[str], None] | None
+
+#: Seconds before the first retry of a node whose copy failed; each further
+#: failure doubles the delay, up to RETRY_MAX_DELAY
+RETRY_DELAY = 1.0
+RETRY_MAX_DELAY = 60.0
 
 
 @dataclass
@@ -45,42 +59,15 @@ class AncillaryFiles:
     """Files kept in sync: local paths on the master.
 
     ``all_nodes`` go to every node, ``candidates`` to master candidates,
-    ``vm_capable`` to VM-capable nodes, ``extra`` (the administrator's
-    list, any path) to every node; ``optional`` may be missing anywhere.
+    ``vm_capable`` to VM-capable nodes; ``optional`` may be missing
+    anywhere. All of them are in the nodes' upload allow-list
+    (:func:`ganeti.backend.files.GetAllowedUploadFiles`): other files reach
+    the nodes with ``gnt-cluster copyfile``, over SSH.
     """
     all_nodes: set[str] = field(default_factory=set)
     candidates: set[str] = field(default_factory=set)
     vm_capable: set[str] = field(default_factory=set)
-    extra: set[str] = field(default_factory=set)
     optional: set[str] = field(default_factory=set)
-
-
-def ClusterFilesList() -> str:
-    """The administrator's list of extra files (one absolute path a line)."""
-    return os.path.join(pathutils.CONF_DIR, constants.CLUSTER_FILES_LIST_NAME)
-
-
-def ReadClusterFiles(path: str | None = None) -> list[str]:
-    """The absolute paths listed in the cluster file list (missing: none).
-
-    Empty lines and lines starting with '#' are skipped; relative paths are
-    logged and ignored.
-    """
-    path = path or ClusterFilesList()
-    try:
-        text = utils.ReadFile(path)
-    except FileNotFoundError:
-        return []
-    result = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not os.path.isabs(line):
-            logging.warning("Ignoring relative path '%s' in %s", line, path)
-            continue
-        result.append(os.path.normpath(line))
-    return result
 
 
 def _HypervisorFiles(hv_names: Iterable[str]) -> tuple[set[str], set[str]]:
@@ -124,8 +111,6 @@ def ComputeAncillaryFiles(cfg: Any, redist: bool = False) -> AncillaryFiles:
     hv_files, hv_optional = _HypervisorFiles(cluster.enabled_hypervisors or [])
     result.vm_capable.update(hv_files)
     result.optional.update(hv_optional)
-    result.extra.update(ReadClusterFiles())
-    result.optional.update(result.extra)
     return result
 
 
@@ -228,37 +213,20 @@ class _Failure:
 
 
 def UploadFiles(runner: Any, node_uuids: list[str], files: Iterable[str],
-                names: dict[str, str], feedback_fn: FeedbackFn = None,
-                any_path: bool = False) -> dict[str, str]:
-    """Upload each existing local file to the nodes; {"node: file": error}.
-
-    ``any_path`` uses ``node_copy_file`` (any path) instead of the
-    allow-listed ``upload_file``.
-    """
+                names: dict[str, str], feedback_fn: FeedbackFn = None
+                ) -> dict[str, str]:
+    """Upload each existing local file to the nodes (``upload_file``: the
+    nodes accept only their allow-list); {"node: file": error}."""
     failed: dict[str, str] = {}
     if not node_uuids:
         return failed
     for path in sorted(files):
         if not os.path.isfile(path):
             continue
-        if any_path:
-            res = runner.call_node_copy_file(node_uuids, CopyFileName(path),
-                                             utils.ReadBinaryFile(path),
-                                             os.stat(path).st_mode & 0o7777)
-        else:
-            res = runner.call_upload_file(node_uuids, path)
+        res = runner.call_upload_file(node_uuids, path)
         for name, msg in _LogFailures(path, res, names, feedback_fn).items():
             failed[f"{name}: {path}"] = msg
     return failed
-
-
-def CopyFileName(path: str) -> str:
-    """The destination name ``node_copy_file`` gets for a local path: a
-    virtual path when it lies below this node's root, else the path."""
-    root = pathutils.GetRootDirectory()
-    if root and utils.IsBelowDir(root, path):
-        return pathutils.MakeVirtualPath(path)
-    return path
 
 
 def RedistributeAncillaryFiles(cfg: Any, runner: Any,
@@ -271,10 +239,41 @@ def RedistributeAncillaryFiles(cfg: Any, runner: Any,
     failed = UploadFiles(runner, online, files.all_nodes, names, feedback_fn)
     failed.update(UploadFiles(runner, candidates, files.candidates, names, feedback_fn))
     failed.update(UploadFiles(runner, vm_capable, files.vm_capable - files.all_nodes,
-                              names, feedback_fn, any_path=True))
-    failed.update(UploadFiles(runner, online, files.extra, names, feedback_fn,
-                              any_path=True))
+                              names, feedback_fn))
     return failed
+
+
+_deferring = threading.local()
+
+
+@contextlib.contextmanager
+def DeferDistribution() -> Iterator[None]:
+    """Saves the calling thread makes inside are written (config.data on
+    the master) but not pushed at once: the next push, which a later save
+    or a :meth:`ConfigSync.Flush` starts, takes them along. For changes the
+    nodes need not see yet, such as an instance whose creation is not
+    committed: the commit's save then costs the only push. Without a
+    distributor thread saves are pushed as always."""
+    depth = _DeferDepth()
+    _deferring.depth = depth + 1
+    try:
+        yield
+    finally:
+        _deferring.depth = depth
+
+
+def _DeferDepth() -> int:
+    depth: int = getattr(_deferring, "depth", 0)
+    return depth
+
+
+@dataclass
+class _Retry:
+    """A node whose copy failed: when to try again, and why it failed."""
+    attempts: int
+    due: float          # time.monotonic() of the next attempt
+    error: str
+    name: str
 
 
 class ConfigSync:
@@ -284,51 +283,88 @@ class ConfigSync:
     distributor reads the configuration.
     """
 
-    def __init__(self, cfg: Any, runner: Any) -> None:
+    def __init__(self, cfg: Any, runner: Any, retry_delay: float = RETRY_DELAY,
+                 retry_max_delay: float = RETRY_MAX_DELAY) -> None:
         self.cfg = cfg
         self.runner = runner
-        #: {node name: error} of the last distribution
-        self.last_failures: dict[str, str] = {}
-        #: How many pushes ran (saves coalesce into fewer pushes)
+        #: How many pushes ran (saves coalesce into fewer pushes; retries of
+        #: failed nodes are not counted)
         self.pushes = 0
+        #: How many retries of failed nodes ran
+        self.retries = 0
+        self.retry_delay = retry_delay
+        self.retry_max_delay = retry_max_delay
         self._cond = threading.Condition()
         self._saved = 0      # newest serial saved
+        self._deferred = 0   # newest serial saved under DeferDistribution
         self._pushed = 0     # every serial up to this one is distributed
         self._thread: threading.Thread | None = None
         self._stopping = False
         # (node serial, ssconf values) each node (None: the master) got last
         self._ssconf_sent: dict[str | None, tuple[int, dict[str, str]]] = {}
+        # Nodes (None: the master's own ssconf) whose last copy failed
+        self._retry: dict[str | None, _Retry] = {}
+
+    @property
+    def last_failures(self) -> dict[str, str]:
+        """{node name: error} of the nodes whose current copy is missing
+        (their last attempt failed; the thread tries them again)."""
+        with self._cond:
+            return {entry.name: entry.error for entry in self._retry.values()}
+
+    def PendingRetries(self) -> dict[str, tuple[str, float]]:
+        """{node name: (error, seconds until the next attempt)}."""
+        now = time.monotonic()
+        with self._cond:
+            return {entry.name: (entry.error, max(0.0, entry.due - now))
+                    for entry in self._retry.values()}
 
     # --- the save listener --------------------------------------------------------------
 
     def __call__(self, serial_no: int, text: str) -> None:
         with self._cond:
+            if self._thread is not None and _DeferDepth() > 0:
+                self._deferred = max(self._deferred, serial_no)
+                return
             self._saved = max(self._saved, serial_no)
             if self._thread is not None:
                 self._cond.notify_all()
                 return
         self._PushNow(serial_no)
+        with self._cond:
+            self._pushed = max(self._pushed, serial_no)
 
     # --- the distributor thread ---------------------------------------------------------
 
     def Start(self) -> None:
-        """Start the distributor thread: saves return without waiting."""
+        """Start the distributor thread: saves return without waiting.
+
+        Unless this object pushed the current configuration already, the
+        thread first pushes it to every online node (config.data to the
+        candidates, ssconf everywhere), and :meth:`Flush` waits for that.
+        """
+        # Read before taking our lock: a saving thread holds the
+        # configuration's lock while it calls us
+        current = self.cfg.GetConfigSerialNo()
         with self._cond:
             if self._thread is not None:
                 return
             self._stopping = False
-            self._pushed = max(self._pushed, self._saved)
+            if self._pushed < current:
+                self._saved = max(self._saved, current)
             self._thread = threading.Thread(target=self._Run, name="config-sync",
                                             daemon=True)
             self._thread.start()
 
     def Stop(self, timeout: float | None = None) -> bool:
         """Push what is pending, then stop the thread; False if it did not end
-        within ``timeout`` seconds. Later saves are pushed synchronously."""
+        within ``timeout`` seconds. Later saves are pushed synchronously;
+        failed nodes are not retried any more."""
         with self._cond:
             thread = self._thread
             if thread is None:
                 return True
+            self._Undefer()
             self._stopping = True
             self._cond.notify_all()
         thread.join(timeout)
@@ -344,20 +380,45 @@ class ConfigSync:
         """Wait until every configuration saved so far is distributed.
 
         Returns False if ``timeout`` ran out first. Without the thread
-        (saves push synchronously) there is nothing to wait for.
+        (saves push synchronously) there is nothing to wait for. Nodes that
+        failed do not count: they are retried in the background.
         """
         with self._cond:
+            self._Undefer()
             target = self._saved
             return self._cond.wait_for(
                 lambda: self._pushed >= target or self._thread is None, timeout)
 
+    def _Undefer(self) -> None:
+        """Deferred saves are due now (under the lock)."""
+        if self._deferred > self._saved:
+            self._saved = self._deferred
+            self._cond.notify_all()
+
+    def _NextRetry(self) -> float | None:
+        """Monotonic time of the earliest retry due (under the lock)."""
+        return min((entry.due for entry in self._retry.values()), default=None)
+
     def _Run(self) -> None:
         while True:
+            retry: set[str | None] | None = None
             with self._cond:
-                self._cond.wait_for(lambda: self._saved > self._pushed or self._stopping)
-                if self._saved <= self._pushed:
-                    return  # stopping, nothing pending
+                while True:
+                    if self._saved > self._pushed:
+                        break
+                    if self._stopping:
+                        return  # nothing pending; retries end with the daemon
+                    due = self._NextRetry()
+                    now = time.monotonic()
+                    if due is not None and due <= now:
+                        retry = {key for key, entry in self._retry.items()
+                                 if entry.due <= now}
+                        break
+                    self._cond.wait(None if due is None else due - now)
                 target = self._saved
+            if retry is not None:
+                self._RetryNow(retry)
+                continue
             try:
                 # What the push reads is at least as new as this serial
                 target = max(target, self.cfg.GetConfigSerialNo())
@@ -373,44 +434,101 @@ class ConfigSync:
         start = time.monotonic()
         self.pushes += 1
         try:
-            self.last_failures = self._Distribute()
+            self._Distribute(None)
         except Exception:  # noqa: BLE001 - a save must not fail on this
             logging.exception("Distribution of configuration serial %s failed",
                               serial_no)
         logging.debug("Distributed configuration serial %s in %.3f s", serial_no,
                       time.monotonic() - start)
 
-    def _Distribute(self) -> dict[str, str]:
-        """Push config.data to the candidates, ssconf where it changed."""
+    def _RetryNow(self, keys: set[str | None]) -> None:
+        self.retries += 1
+        try:
+            self._Distribute(keys)
+        except Exception:  # noqa: BLE001 - the thread must go on
+            logging.exception("Retrying the configuration distribution failed")
+            self._Failed(keys, {key: "internal error, see the log" for key in keys},
+                         {key: self._retry[key].name for key in keys if key in self._retry})
+
+    def _Distribute(self, only: set[str | None] | None) -> dict[str, str]:
+        """Push config.data to the candidates, ssconf where it changed, and
+        record who failed; ``only``: just these nodes (a retry; None is the
+        master's own ssconf). Returns {node name: error}."""
         cfg = self.cfg
         _, candidates, online, names = _Targets(cfg)
+        master_name = cfg.GetMasterNodeName()
         values = cfg.GetSsconfValues()
         # A node changed since (re-added, back online...) gets ssconf again
         nodes = cfg.GetAllNodesReadOnly()
         serials = {uuid: nodes[uuid].serial_no if uuid in nodes else 0 for uuid in online}
         sent = self._ssconf_sent
         failed: dict[str, str] = {}
-        if sent.get(None) != (0, values):
-            failed = _WriteMasterSsconf(cfg, values)
-            if not failed:
-                sent[None] = (0, values)
+        attempted: set[str | None] = set()
+        if only is None or None in only:
+            attempted.add(None)
+            if sent.get(None) != (0, values):
+                failed = _WriteMasterSsconf(cfg, values)
+                if not failed:
+                    sent[None] = (0, values)
         stale = [uuid for uuid in online if sent.get(uuid) != (serials[uuid], values)]
+        if only is not None:
+            candidates = [uuid for uuid in candidates if uuid in only]
+            stale = [uuid for uuid in stale if uuid in only]
+            # A node with nothing left to push (demoted, or its copy got
+            # through meanwhile) is done
+            attempted.update(key for key in only if key in online)
+        attempted.update(candidates)
+        attempted.update(stale)
         failed.update(_Push(cfg, self.runner, candidates, stale, values, names, None,
                             concurrent=self._thread is not None))
-        failed_names = set(failed)
+        # Failures come by node name; None stands for the master's own ssconf
+        by_name: dict[str, str | None] = {name: uuid for uuid, name in names.items()}
+        by_name[master_name] = None
+        failed_keys = {by_name.get(name, name): error for name, error in failed.items()}
         for uuid in stale:
-            if names.get(uuid, uuid) in failed_names:
+            if uuid in failed_keys:
                 sent.pop(uuid, None)
             else:
                 sent[uuid] = (serials[uuid], values)
         # Nodes gone or offline get everything again when they come back
         for gone in set(sent) - set(online) - {None}:
             del sent[gone]
+        key_names: dict[str | None, str] = dict(names.items())
+        key_names[None] = master_name
+        self._Failed(attempted, failed_keys, key_names, keep=set(online) | {None})
         return failed
 
+    def _Failed(self, attempted: set[str | None], failed: dict[str | None, str],
+                names: dict[str | None, str],
+                keep: set[str | None] | None = None) -> None:
+        """Update the retry schedule: the ``attempted`` nodes that are not in
+        ``failed`` are done; those in it are tried again later (with a
+        longer delay each time); nodes not in ``keep`` are forgotten."""
+        now = time.monotonic()
+        with self._cond:
+            for key in attempted:
+                error = failed.get(key)
+                if error is None:
+                    self._retry.pop(key, None)
+                    continue
+                previous = self._retry.get(key)
+                attempts = previous.attempts + 1 if previous is not None else 1
+                delay = min(self.retry_max_delay,
+                            self.retry_delay * 2 ** min(attempts - 1, 30))
+                name = names.get(key, str(key))
+                self._retry[key] = _Retry(attempts, now + delay, error, name)
+                if self._thread is not None:
+                    logging.warning("Copy of the configuration to node %s failed (%s);"
+                                    " trying again in %.1f s", name, error, delay)
+            if keep is not None:
+                for key in set(self._retry) - keep:
+                    del self._retry[key]
+            self._cond.notify_all()
 
-def Attach(cfg: Any, runner: Any) -> ConfigSync:
-    """Register config distribution on ``cfg``; return the listener."""
-    listener = ConfigSync(cfg, runner)
+
+def Attach(cfg: Any, runner: Any, **kwargs: Any) -> ConfigSync:
+    """Register config distribution on ``cfg``; return the listener
+    (``kwargs`` go to :class:`ConfigSync`: the retry delays)."""
+    listener = ConfigSync(cfg, runner, **kwargs)
     cfg.AddSaveListener(listener)
     return listener

@@ -596,51 +596,232 @@ HV_SECURITY_MODEL = "security_model"
 HV_MEM_PATH = "mem_path"
 HV_INIT_SCRIPT = "init_script"
 HV_MACHINE_VERSION = "machine_version"
+# KVM (Ganeti's names; the constant names follow Ganeti's where it had one)
+HV_PAE = "pae"
+HV_VNC_TLS = "vnc_tls"
+HV_VNC_X509 = "vnc_x509_path"
+HV_VNC_X509_VERIFY = "vnc_x509_verify"
+HV_VNC_PASSWORD_FILE = "vnc_password_file"
+HV_KVM_SPICE_BIND = "spice_bind"
+HV_KVM_SPICE_IP_VERSION = "spice_ip_version"
+HV_KVM_SPICE_PASSWORD_FILE = "spice_password_file"
+HV_KVM_SPICE_LOSSLESS_IMG_COMPR = "spice_image_compression"
+HV_KVM_SPICE_JPEG_IMG_COMPR = "spice_jpeg_wan_compression"
+HV_KVM_SPICE_ZLIB_GLZ_IMG_COMPR = "spice_zlib_glz_wan_compression"
+HV_KVM_SPICE_STREAMING_VIDEO_DETECTION = "spice_streaming_video"
+HV_KVM_SPICE_AUDIO_COMPR = "spice_playback_compression"
+HV_KVM_SPICE_USE_TLS = "spice_use_tls"
+HV_KVM_SPICE_TLS_CIPHERS = "spice_tls_ciphers"
+HV_KVM_SPICE_USE_VDAGENT = "spice_use_vdagent"
+HV_KVM_FLOPPY_IMAGE_PATH = "floppy_image_path"
+HV_KVM_CDROM2_IMAGE_PATH = "cdrom2_image_path"
+HV_KVM_CDROM_DISK_TYPE = "cdrom_disk_type"
+HV_KVM_SCSI_CONTROLLER_TYPE = "scsi_controller_type"
+HV_KVM_PCI_RESERVATIONS = "kvm_pci_reservations"
+HV_USB_MOUSE = "usb_mouse"
+HV_KEYMAP = "keymap"
+HV_DISK_CACHE = "disk_cache"
+HV_KVM_DISK_AIO = "disk_aio"
+HV_DISK_DISCARD = "disk_discard"
+HV_SECURITY_DOMAIN = "security_domain"
+HV_VHOST_NET = "vhost_net"
+HV_VIRTIO_NET_QUEUES = "virtio_net_queues"
+HV_VNET_HDR = "vnet_hdr"
+HV_KVM_USE_CHROOT = "use_chroot"
+HV_KVM_USER_SHUTDOWN = "user_shutdown"
+HV_KVM_USE_GUEST_AGENT = "use_guest_agent"
+HV_CPU_TYPE = "cpu_type"
+HV_CPU_CORES = "cpu_cores"
+HV_CPU_THREADS = "cpu_threads"
+HV_CPU_SOCKETS = "cpu_sockets"
+HV_SOUNDHW = "soundhw"
+HV_USB_DEVICES = "usb_devices"
+HV_VGA = "vga"
+HV_KVM_EXTRA = "kvm_extra"
+HV_KVM_MIGRATION_CAPS = "migration_caps"
 
 INSTANCE_REBOOT_ALLOWED = "reboot"
 INSTANCE_REBOOT_EXIT = "exit"
+REBOOT_BEHAVIORS = frozenset([INSTANCE_REBOOT_ALLOWED, INSTANCE_REBOOT_EXIT])
+HT_BO_FLOPPY = "floppy"
 HT_BO_DISK = "disk"
 HT_BO_CDROM = "cdrom"
 HT_BO_NETWORK = "network"
+HT_KVM_VALID_BO_TYPES = frozenset([HT_BO_FLOPPY, HT_BO_DISK, HT_BO_CDROM,
+                                   HT_BO_NETWORK])
+HT_NIC_RTL8139 = "rtl8139"
+HT_NIC_NE2K_ISA = "ne2k_isa"
+HT_NIC_NE2K_PCI = "ne2k_pci"
+HT_NIC_I82551 = "i82551"
+HT_NIC_I82557B = "i82557b"
+HT_NIC_I82559ER = "i82559er"
+HT_NIC_PCNET = "pcnet"
 HT_NIC_PARAVIRTUAL = "paravirtual"
 HT_NIC_E1000 = "e1000"
+HT_KVM_VALID_NIC_TYPES = frozenset([
+    HT_NIC_RTL8139, HT_NIC_NE2K_ISA, HT_NIC_NE2K_PCI, HT_NIC_I82551,
+    HT_NIC_I82557B, HT_NIC_I82559ER, HT_NIC_PCNET, HT_NIC_E1000,
+    HT_NIC_PARAVIRTUAL])
+HT_DISK_IOEMU = "ioemu"
 HT_DISK_PARAVIRTUAL = "paravirtual"
 HT_DISK_IDE = "ide"
+HT_DISK_SCSI = "scsi"
+HT_DISK_SD = "sd"
+HT_DISK_MTD = "mtd"
+HT_DISK_PFLASH = "pflash"
+# ioemu is Xen HVM's: KVM's disks are one of these
+HT_KVM_VALID_DISK_TYPES = frozenset([HT_DISK_PARAVIRTUAL, HT_DISK_IDE,
+                                     HT_DISK_SCSI, HT_DISK_SD, HT_DISK_MTD,
+                                     HT_DISK_PFLASH])
+HT_SCSI_CONTROLLER_LSI = "lsi"
+HT_SCSI_CONTROLLER_MEGASAS = "megasas"
+HT_SCSI_CONTROLLER_VIRTIO = "virtio-scsi-pci"
+HT_SCSI_CONTROLLER_DC390 = "dc390"
+HT_KVM_VALID_SCSI_CONTROLLER_TYPES = frozenset([
+    HT_SCSI_CONTROLLER_LSI, HT_SCSI_CONTROLLER_MEGASAS,
+    HT_SCSI_CONTROLLER_VIRTIO, HT_SCSI_CONTROLLER_DC390])
+# "default" is kept for compatibility and means writeback (QEMU's default)
+HT_CACHE_DEFAULT = "default"
+HT_CACHE_NONE = "none"
+HT_CACHE_WTHROUGH = "writethrough"
+HT_CACHE_WBACK = "writeback"
+HT_VALID_CACHE_TYPES = frozenset([HT_CACHE_DEFAULT, HT_CACHE_NONE,
+                                  HT_CACHE_WTHROUGH, HT_CACHE_WBACK])
+HT_KVM_AIO_THREADS = "threads"
+HT_KVM_AIO_NATIVE = "native"
+HT_KVM_AIO_IO_URING = "io_uring"
+HT_KVM_VALID_AIO_TYPES = frozenset([HT_KVM_AIO_THREADS, HT_KVM_AIO_NATIVE,
+                                    HT_KVM_AIO_IO_URING])
+HT_DISCARD_IGNORE = "ignore"
+HT_DISCARD_UNMAP = "unmap"
+HT_VALID_DISCARD_TYPES = frozenset([HT_DISCARD_IGNORE, HT_DISCARD_UNMAP])
+HT_MOUSE_MOUSE = "mouse"
+HT_MOUSE_TABLET = "tablet"
+HT_KVM_VALID_MOUSE_TYPES = frozenset([HT_MOUSE_MOUSE, HT_MOUSE_TABLET])
 HT_SM_NONE = "none"
 HT_SM_USER = "user"
 HT_SM_POOL = "pool"
+HT_KVM_VALID_SM_TYPES = frozenset([HT_SM_NONE, HT_SM_USER, HT_SM_POOL])
 KVM_FLAG_ENABLED = "enabled"
 KVM_FLAG_DISABLED = "disabled"
+# "" (unset): QEMU picks its own accelerator
+HT_KVM_FLAG_VALUES = frozenset(["", KVM_FLAG_ENABLED, KVM_FLAG_DISABLED])
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_AUTO_GLZ = "auto_glz"
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_AUTO_LZ = "auto_lz"
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_QUIC = "quic"
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_GLZ = "glz"
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_LZ = "lz"
+HT_KVM_SPICE_LOSSLESS_IMG_COMPR_OFF = "off"
+HT_KVM_SPICE_VALID_LOSSLESS_IMG_COMPR_OPTIONS = frozenset([
+    HT_KVM_SPICE_LOSSLESS_IMG_COMPR_AUTO_GLZ,
+    HT_KVM_SPICE_LOSSLESS_IMG_COMPR_AUTO_LZ,
+    HT_KVM_SPICE_LOSSLESS_IMG_COMPR_QUIC, HT_KVM_SPICE_LOSSLESS_IMG_COMPR_GLZ,
+    HT_KVM_SPICE_LOSSLESS_IMG_COMPR_LZ, HT_KVM_SPICE_LOSSLESS_IMG_COMPR_OFF])
+HT_KVM_SPICE_LOSSY_IMG_COMPR_AUTO = "auto"
+HT_KVM_SPICE_LOSSY_IMG_COMPR_NEVER = "never"
+HT_KVM_SPICE_LOSSY_IMG_COMPR_ALWAYS = "always"
+HT_KVM_SPICE_VALID_LOSSY_IMG_COMPR_OPTIONS = frozenset([
+    HT_KVM_SPICE_LOSSY_IMG_COMPR_AUTO, HT_KVM_SPICE_LOSSY_IMG_COMPR_NEVER,
+    HT_KVM_SPICE_LOSSY_IMG_COMPR_ALWAYS])
+HT_KVM_SPICE_VIDEO_STREAM_DETECTION_OFF = "off"
+HT_KVM_SPICE_VIDEO_STREAM_DETECTION_ALL = "all"
+HT_KVM_SPICE_VIDEO_STREAM_DETECTION_FILTER = "filter"
+HT_KVM_SPICE_VALID_VIDEO_STREAM_DETECTION_OPTIONS = frozenset([
+    HT_KVM_SPICE_VIDEO_STREAM_DETECTION_OFF,
+    HT_KVM_SPICE_VIDEO_STREAM_DETECTION_ALL,
+    HT_KVM_SPICE_VIDEO_STREAM_DETECTION_FILTER])
+# spice_ip_version: 0 means "not specified" (the cluster's family decides)
+IFACE_NO_IP_VERSION_SPECIFIED = 0
+IP4_VERSION = 4
+IP6_VERSION = 6
+VALID_IP_VERSIONS = frozenset([IP4_VERSION, IP6_VERSION])
+# The serial speeds the KVM hypervisor accepts (bit/s)
+VALID_SERIAL_SPEEDS = (75, 110, 300, 600, 1200, 1800, 2400, 4800, 9600,
+                       14400, 19200, 28800, 38400, 57600, 115200, 230400,
+                       345600, 460800)
+# An instance's VNC display is its network port minus this
+VNC_BASE_PORT = 5900
+# PCI slots of QEMU's root bus; the first ones are QEMU's own by default
+QEMU_PCI_SLOTS = 32
+QEMU_DEFAULT_PCI_RESERVATIONS = 12
+MAX_VIRTIO_NET_QUEUES = 32
+# The default TLS ciphers of the SPICE server (openssl ciphers(1) syntax)
+OPENSSL_CIPHERS = "HIGH:-DES:-3DES:-EXPORT:-ADH"
 CPU_PINNING_ALL = "all"
 
 HVC_DEFAULTS: dict[str, dict[str, object]] = {
     HT_FAKE: {
         HV_MIGRATION_MODE: HT_MIGRATION_LIVE,
     },
+    # Ganeti 3.0's defaults; their types also give the parameters' types
+    # (cmdlib.cluster.CheckHvParams)
     HT_KVM: {
         HV_KVM_PATH: "/usr/bin/kvm",
         HV_KERNEL_PATH: "",
-        HV_KERNEL_ARGS: "ro",
         HV_INITRD_PATH: "",
+        HV_KERNEL_ARGS: "ro",
         HV_ROOT_PATH: "/dev/vda1",
         HV_ACPI: True,
+        HV_PAE: False,
         HV_SERIAL_CONSOLE: True,
         HV_SERIAL_SPEED: 38400,
         HV_VNC_BIND_ADDRESS: "",
-        HV_BOOT_ORDER: HT_BO_DISK,
+        HV_VNC_TLS: False,
+        HV_VNC_X509: "",
+        HV_VNC_X509_VERIFY: False,
+        HV_VNC_PASSWORD_FILE: "",
+        HV_KVM_SCSI_CONTROLLER_TYPE: HT_SCSI_CONTROLLER_LSI,
+        HV_KVM_PCI_RESERVATIONS: QEMU_DEFAULT_PCI_RESERVATIONS,
+        HV_KVM_SPICE_BIND: "",
+        HV_KVM_SPICE_IP_VERSION: IFACE_NO_IP_VERSION_SPECIFIED,
+        HV_KVM_SPICE_PASSWORD_FILE: "",
+        HV_KVM_SPICE_LOSSLESS_IMG_COMPR: "",
+        HV_KVM_SPICE_JPEG_IMG_COMPR: "",
+        HV_KVM_SPICE_ZLIB_GLZ_IMG_COMPR: "",
+        HV_KVM_SPICE_STREAMING_VIDEO_DETECTION: "",
+        HV_KVM_SPICE_AUDIO_COMPR: True,
+        HV_KVM_SPICE_USE_TLS: False,
+        HV_KVM_SPICE_TLS_CIPHERS: OPENSSL_CIPHERS,
+        HV_KVM_SPICE_USE_VDAGENT: True,
+        HV_KVM_FLOPPY_IMAGE_PATH: "",
         HV_CDROM_IMAGE_PATH: "",
+        HV_KVM_CDROM2_IMAGE_PATH: "",
+        HV_BOOT_ORDER: HT_BO_DISK,
         HV_NIC_TYPE: HT_NIC_PARAVIRTUAL,
         HV_DISK_TYPE: HT_DISK_PARAVIRTUAL,
-        HV_USE_LOCALTIME: False,
+        HV_KVM_CDROM_DISK_TYPE: "",
+        HV_USB_MOUSE: "",
+        HV_KEYMAP: "",
         HV_MIGRATION_PORT: 8102,
         HV_MIGRATION_BANDWIDTH: 32,
         HV_MIGRATION_DOWNTIME: 30,
         HV_MIGRATION_MODE: HT_MIGRATION_LIVE,
+        HV_KVM_MIGRATION_CAPS: "",
+        HV_USE_LOCALTIME: False,
+        HV_DISK_CACHE: HT_CACHE_DEFAULT,
+        HV_KVM_DISK_AIO: HT_KVM_AIO_THREADS,
+        HV_DISK_DISCARD: HT_DISCARD_IGNORE,
         HV_SECURITY_MODEL: HT_SM_NONE,
+        HV_SECURITY_DOMAIN: "",
         HV_KVM_FLAG: "",
+        # Ganeti 3.1 turns vhost_net on for new clusters; 3.0 had it off
+        HV_VHOST_NET: False,
+        HV_VIRTIO_NET_QUEUES: 1,
+        HV_VNET_HDR: True,
+        HV_KVM_USE_CHROOT: False,
+        HV_KVM_USER_SHUTDOWN: False,
+        HV_KVM_USE_GUEST_AGENT: False,
         HV_MEM_PATH: "",
         HV_REBOOT_BEHAVIOR: INSTANCE_REBOOT_ALLOWED,
         HV_CPU_MASK: CPU_PINNING_ALL,
+        HV_CPU_TYPE: "",
+        HV_CPU_CORES: 0,
+        HV_CPU_THREADS: 0,
+        HV_CPU_SOCKETS: 0,
+        HV_SOUNDHW: "",
+        HV_USB_DEVICES: "",
+        HV_VGA: "",
+        HV_KVM_EXTRA: "",
         HV_MACHINE_VERSION: "",
     },
     HT_XEN_PVM: {
@@ -1008,6 +1189,11 @@ NV_CLIENT_CERT = "client-cert"
 #: Our extension (Ganeti has no such check): the node lists where the owner,
 #: group or mode of its files differs from ensure-dirs' table
 NV_FILEPERMS = "file-permissions"
+#: Our extension (Ganeti has no such check): the files and directories below
+#: the given file storage directories, for the orphans check (ENODEORPHANFILE)
+NV_FILESTORAGELIST = "file-storage-list"
+#: Seconds cluster verify waits for the configuration to be distributed
+VERIFY_CONFIG_FLUSH_TIMEOUT = 60.0
 
 # Node daemon serving limits
 NODED_MAX_CLIENTS = 20           # requests handled at the same time (man page)
@@ -1294,6 +1480,9 @@ CV_ENODEFILESTORAGEPATHUNUSABLE = (CV_TNODE, "ENODEFILESTORAGEPATHUNUSABLE",
 #: Our extension (NV_FILEPERMS); Ganeti has no such code
 CV_ENODEFILEPERMS = (CV_TNODE, "ENODEFILEPERMS",
                      "Wrong owner, group or mode of a file the daemons use")
+#: Our extension (NV_FILESTORAGELIST); Ganeti has only ENODEORPHANLV
+CV_ENODEORPHANFILE = (CV_TNODE, "ENODEORPHANFILE",
+                      "Unknown file or directory in a file storage directory")
 CV_ALL_ECODES = frozenset([
     CV_ECLUSTERCFG, CV_ECLUSTERCERT, CV_ECLUSTERCLIENTCERT, CV_ECLUSTERFILECHECK,
     CV_ECLUSTERDANGLINGNODES, CV_ECLUSTERDANGLINGINST, CV_EGROUPDIFFERENTPVSIZE,
@@ -1305,15 +1494,12 @@ CV_ALL_ECODES = frozenset([
     CV_ENODEORPHANINSTANCE, CV_ENODEORPHANLV, CV_ENODERPC, CV_ENODESSH,
     CV_ENODEVERSION, CV_ENODESETUP, CV_ENODETIME, CV_ENODEOOBPATH,
     CV_ENODEUSERSCRIPTS, CV_ENODEFILESTORAGEPATHS, CV_ENODEFILESTORAGEPATHUNUSABLE,
-    CV_ENODEFILEPERMS,
+    CV_ENODEFILEPERMS, CV_ENODEORPHANFILE,
 ])
 CV_ALL_ECODES_STRINGS = frozenset(code for (_, code, _) in CV_ALL_ECODES)
 # Daemon control (daemon-util): seconds to wait for a daemon to start or stop
 DAEMON_START_TIMEOUT = 60.0
 DAEMON_STOP_TIMEOUT = 30.0
-# The administrator's list of extra files redist-conf keeps in sync (one
-# absolute path per line), relative to CONF_DIR; our name
-CLUSTER_FILES_LIST_NAME = "cluster-files"
 # --- end of the cluster lifecycle block ----------------------------------------
 # --- Hooks, tags, OS and instance queries (issue 7, master side) --------------------
 #: PATH given to hook scripts (the rest of their environment is cleared)

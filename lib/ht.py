@@ -17,16 +17,27 @@ Any plain callable may be used where a check is expected; wrap it with
 Opcode declarations (``ganeti.opcodes``) use these checks for their
 parameters and results; :data:`NoDefault` and :data:`NoType` are the
 sentinels those declarations use for "required" and "not checked".
+
+Every string a user gives ends somewhere with limits of its own: in DNS,
+a kernel call, a file name, a command line. The checks of names, paths
+and texts below (:data:`THostname`, :data:`TObjectName`,
+:data:`TInterfaceName`, :data:`TNormAbsPath`, :func:`TText`, ...) state
+those limits once, so that RAPI, luxi and the command line refuse the
+same values before a job is queued. :func:`ShortRepr` renders a refused
+value for a message without echoing all of a huge one.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ganeti import constants
+from ganeti import constants, errors
+from ganeti.utils import io as _io
+from ganeti.utils import net as _net
 
 CheckFn = Callable[[Any], bool]
 
@@ -382,15 +393,276 @@ TMaybeIPv4Network = TMaybe(TIPv4Network)
 TMaybeIPv6Network = TMaybe(TIPv6Network)
 
 
+# --- Names, paths and text ----------------------------------------------------------------
+
+#: Longest host name without the final dot (255 octets on the wire)
+MAX_HOSTNAME_LEN = 253
+#: Longest name of a node group, network, OS, ... (a file name's NAME_MAX)
+MAX_NAME_LEN = 255
+#: Longest network interface name: Linux's IFNAMSIZ (16) less the final NUL
+MAX_IFNAME_LEN = 15
+#: Longest path: PATH_MAX (4096) less the final NUL
+MAX_PATH_LEN = 4095
+#: Longest LVM volume group or logical volume name
+MAX_LVM_NAME_LEN = 127
+#: Longest string value inside parameter dicts (disks, NICs)
+MAX_VALUE_LEN = 1024
+#: Longest regular expression (search patterns, reserved volumes)
+MAX_REGEX_LEN = 1024
+#: Longest free-form text: comments, reasons, log messages
+MAX_TEXT_LEN = 4096
+#: Longest PEM text (an X509 CA certificate)
+MAX_PEM_LEN = 65536
+
+#: Longest string shown whole in an error message, and longest rendering
+MAX_SHOWN_STRING = 50
+MAX_SHOWN_VALUE = 200
+
+
+def _Shorten(value: Any, max_string: int, budget: int) -> str:
+    if isinstance(value, str):
+        if len(value) > max_string:
+            return repr(value[:max_string]) + "..."
+        return repr(value)
+    if isinstance(value, dict):
+        items: Iterable[str] = (
+            f"{_Shorten(key, max_string, budget)}: {_Shorten(val, max_string, budget)}"
+            for key, val in value.items())
+        opening, closing = "{", "}"
+    elif isinstance(value, (list, tuple)):
+        items = (_Shorten(item, max_string, budget) for item in value)
+        opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+        if isinstance(value, tuple) and len(value) == 1:
+            closing = ",)"
+    else:
+        return repr(value)
+    parts: list[str] = []
+    used = len(opening)
+    for text in items:
+        # Stop early: a value with 100,000 items is cut at the budget anyway
+        if used > budget:
+            parts.append("...")
+            break
+        parts.append(text)
+        used += len(text) + 2
+    return opening + ", ".join(parts) + closing
+
+
+def ShortRepr(value: Any, max_string: int = MAX_SHOWN_STRING,
+              max_len: int = MAX_SHOWN_VALUE) -> str:
+    """``repr(value)`` for an error message, with long values cut.
+
+    Strings (also inside lists and dicts) longer than ``max_string`` show
+    their start followed by "..."; the whole rendering is cut after
+    ``max_len`` characters. A client sending 10,000 characters does not
+    get them back.
+    """
+    text = _Shorten(value, max_string, max_len)
+    if len(text) > max_len:
+        text = text[:max_len] + "..."
+    return text
+
+
+def TText(max_len: int) -> Check:
+    """Strings of at most ``max_len`` characters (anything else allowed)."""
+    return Check(lambda v: isinstance(v, str) and len(v) <= max_len,
+                 f"string of at most {max_len} characters")
+
+
+def _IsLine(value: Any, max_len: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_len \
+        and value.isprintable()
+
+
+def TShortString(max_len: int = MAX_NAME_LEN) -> Check:
+    """Non-empty single-line printable strings of at most ``max_len``."""
+    return Check(lambda v: _IsLine(v, max_len),
+                 f"non-empty printable string of at most {max_len} characters")
+
+
+#: The empty string (used by parameters where it means "unset")
+TEmptyString = Check(lambda v: v == "" and isinstance(v, str), "empty string")
+
+
+def _IsHostname(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > MAX_HOSTNAME_LEN + 1:
+        return False
+    try:
+        _net.Hostname.GetNormalizedName(value)
+    except errors.OpPrereqError:
+        return False
+    return True
+
+
+#: A host name: node, instance and cluster names (short or fully qualified)
+THostname = Check(_IsHostname, (
+    f"host name (labels of letters, digits, '-' and '_', each at most 63"
+    f" characters, separated by dots; at most {MAX_HOSTNAME_LEN} characters)"))
+
+
+def _IsObjectName(value: Any) -> bool:
+    return (_IsLine(value, MAX_NAME_LEN) and "/" not in value
+            and not value.startswith(".") and value.strip() == value)
+
+
+#: The name of a node group, network, OS or ExtStorage provider, also a
+#: UUID: it may become a file name, so it has a file name's limits
+TObjectName = Check(_IsObjectName, (
+    f"name (at most {MAX_NAME_LEN} printable characters, no '/', not empty"
+    " or starting with '.', no spaces at either end)"))
+
+
+def _IsInterfaceName(value: Any) -> bool:
+    # The kernel's dev_valid_name, in ASCII so that its byte limit is
+    # a character limit
+    return (isinstance(value, str) and value not in ("", ".", "..")
+            and len(value) <= MAX_IFNAME_LEN and value.isascii()
+            and value.isprintable()
+            and not any(ch in "/:" or ch.isspace() for ch in value))
+
+
+#: A Linux network interface name (master_netdev, NIC links, bridges)
+TInterfaceName = Check(_IsInterfaceName, (
+    f"network interface name (at most {MAX_IFNAME_LEN} ASCII characters, no"
+    " '/', ':' or spaces, not empty, '.' or '..')"))
+
+
+def _IsNormAbsPath(value: Any) -> bool:
+    return (isinstance(value, str) and len(value) <= MAX_PATH_LEN
+            and value.isprintable() and _io.IsNormAbsPath(value))
+
+
+#: A normalised absolute path ("/a/b", not "/a/../b", "/a/" or "a")
+TNormAbsPath = Check(_IsNormAbsPath, (
+    f"normalised absolute path (at most {MAX_PATH_LEN} characters)"))
+
+#: System directories that must not hold (or be below) file storage: the
+#: same idea as Ganeti's forbidden file storage paths
+FORBIDDEN_STORAGE_DIRS = frozenset(
+    ["/boot", "/dev", "/etc", "/home", "/proc", "/root", "/sys"]
+    + [f"{prefix}/{name}" for prefix in ("", "/usr", "/usr/local")
+       for name in ("bin", "lib", "lib32", "lib64", "sbin")])
+
+
+def _IsStorageDir(value: Any) -> bool:
+    if not _IsNormAbsPath(value):
+        return False
+    # A parent of a system directory ("/", "/usr") would hold it too
+    return not any(value == bad or _io.IsBelowDir(value, bad)
+                   for bad in FORBIDDEN_STORAGE_DIRS)
+
+
+#: A cluster-wide storage directory (file, shared file, Gluster)
+TStorageDir = Check(_IsStorageDir, (
+    f"normalised absolute path (at most {MAX_PATH_LEN} characters), not a"
+    " system directory (/etc, /usr/lib, ...) or a parent of one"))
+
+
+def _IsRelativePath(value: Any) -> bool:
+    if not _IsLine(value, MAX_PATH_LEN) or value.startswith("/"):
+        return False
+    return os.path.normpath(value) == value and value != "." \
+        and ".." not in value.split("/")
+
+
+#: A normalised relative path that stays below where it is joined
+TRelativePath = Check(_IsRelativePath, (
+    f"normalised relative path without '..' (at most {MAX_PATH_LEN}"
+    " characters)"))
+
+_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+#: An image location: a normalised absolute path or a URL
+TPathOrUrl = Check(
+    lambda v: _IsNormAbsPath(v) or (_IsLine(v, MAX_PATH_LEN)
+                                   and bool(_URL_RE.fullmatch(v))),
+    f"normalised absolute path or URL (at most {MAX_PATH_LEN} characters)")
+
+_LVM_NAME_RE = re.compile(r"[a-zA-Z0-9+_.][a-zA-Z0-9+_.-]*")
+
+#: An LVM volume group or logical volume name
+TLvmName = Check(
+    lambda v: isinstance(v, str) and len(v) <= MAX_LVM_NAME_LEN
+    and v not in (".", "..") and bool(_LVM_NAME_RE.fullmatch(v)),
+    f"LVM name (letters, digits and '+_.-', not starting with '-', at most"
+    f" {MAX_LVM_NAME_LEN} characters)")
+
+_PROGRAM_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+#: The name of a program nodes run by name (compression tools, restricted
+#: commands): no path, nothing a shell would interpret
+TProgramName = Check(
+    lambda v: isinstance(v, str) and bool(_PROGRAM_NAME_RE.fullmatch(v)),
+    "program name (1 to 64 letters, digits, '-' or '_')")
+
+#: An instance allocator: "." (the cluster's default), a script name or an
+#: absolute path
+TIallocatorName = Check(
+    lambda v: v == constants.DEFAULT_IALLOCATOR_SHORTCUT or _IsNormAbsPath(v)
+    or (_IsLine(v, MAX_NAME_LEN) and v != ".." and "/" not in v
+        and not any(ch.isspace() for ch in v)),
+    "allocator ('.' for the default, a name without '/' or spaces, or a"
+    " normalised absolute path)")
+
+_MAC_PREFIX_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){2}")
+
+#: A MAC prefix of three octets
+TMacPrefix = Check(lambda v: isinstance(v, str) and bool(_MAC_PREFIX_RE.fullmatch(v)),
+                   "MAC prefix (three hex octets, e.g. aa:00:00)")
+
+
+def _IsRegex(value: Any) -> bool:
+    if not (isinstance(value, str) and len(value) <= MAX_REGEX_LEN):
+        return False
+    try:
+        re.compile(value)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
+#: A regular expression that compiles
+TRegexPattern = Check(_IsRegex, (
+    f"regular expression (at most {MAX_REGEX_LEN} characters)"))
+
+
 # --- Composites used by opcodes -------------------------------------------------------------
 
 #: Disk definition: {"size": 1024, "mode": "rw", ...}; sizes may carry units
 TDiskParams = Comment("disk parameters")(
-    TDictOf(TNonEmptyString, TOr(TNonEmptyString, TInt)))
+    TDictOf(TShortString(MAX_NAME_LEN),
+            TOr(TShortString(MAX_VALUE_LEN), TInt)))
+
+_NIC_KEYS = constants.INIC_PARAMS | {"bridge"}
+#: Checks of NIC values by key; the others are short strings
+_NIC_VALUE_CHECKS: dict[str, CheckFn] = {
+    constants.INIC_LINK: TOr(TEmptyString, TInterfaceName),
+    "bridge": TOr(TEmptyString, TInterfaceName),
+    constants.INIC_NETWORK: TOr(TEmptyString, TObjectName),
+}
+_NIC_OTHER_VALUES = TOr(TEmptyString, TShortString(MAX_NAME_LEN))
+
+
+def _IsNicParams(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    for key, val in value.items():
+        if key not in _NIC_KEYS:
+            return False
+        if val is not None and \
+                not _NIC_VALUE_CHECKS.get(key, _NIC_OTHER_VALUES)(val):
+            return False
+    return True
+
 
 #: NIC definition: {"mac": ..., "ip": ..., "mode": ..., "link": ...}
-TNicParams = Comment("NIC parameters")(
-    TDictOf(TElemOf(constants.INIC_PARAMS | {"bridge"}), TMaybeString))
+TNicParams = Check(_IsNicParams, (
+    "NIC parameters (dictionary with keys "
+    + ", ".join(repr(k) for k in sorted(_NIC_KEYS))
+    + f"; 'link' and 'bridge' network interface names (at most"
+    f" {MAX_IFNAME_LEN} characters, no '/', ':' or spaces), 'network' a name"
+    f" without '/', others printable strings; values at most {MAX_NAME_LEN}"
+    " characters, or None)"))
 
 #: Query filter: a nested list (see the query language) or None
 TQueryFilter = WithDesc("query filter (list or None)")(TMaybe(TList))
@@ -409,7 +681,7 @@ def TSetParamsMods(fn: CheckFn) -> Check:
     """
     new_item = TAnd(TIsLength(3), TItems([
         TElemOf(constants.DDMS_VALUES_WITH_MODIFY),
-        TOr(TInt, TString),
+        TOr(TInt, TShortString(MAX_NAME_LEN)),
         fn,
     ]))
     old_item = TAnd(TIsLength(2), TItems([
@@ -417,6 +689,6 @@ def TSetParamsMods(fn: CheckFn) -> Check:
         fn,
     ]))
     return Check(lambda v: TListOf(new_item)(v) or TListOf(old_item)(v),
-                 f"list of [action, index or name, {_Nested(fn)}] "
-                 f"modifications (or legacy [action or index, "
-                 f"{_Nested(fn)}] pairs)")
+                 f"list of [action, index or name, parameters] "
+                 f"modifications (or legacy [action or index, parameters] "
+                 f"pairs), the parameters being {_Nested(fn)}")

@@ -18,9 +18,16 @@ at a level listed in ``lu.add_locks`` the names are added to the lock
 manager already held (exclusively, or shared if ``share_locks`` says so)
 instead of being acquired; a name that exists fails the LU with
 OpPrereqError (ECODE_NOTUNIQUE). Added locks stay only if ``Exec``
-returns normally (not for a dry run); otherwise they are removed before
-the attempt's locks are released. The names in ``lu.remove_locks`` are
-removed right after a successful ``Exec``.
+returns normally (not for a dry run), or if a failed ``Exec`` left the
+object in the configuration and says so in ``lu.keep_added_locks``
+(level -> names: an instance creation whose undo could not finish);
+otherwise they are removed before the attempt's locks are released. The
+names in ``lu.remove_locks`` are removed right after a successful
+``Exec``.
+
+An opcode that was running when the master daemon died is never run
+again; :func:`InterruptedOpcode` asks its LU what it amounts to (see
+``LogicalUnit.Interrupted``) when the job queue starts.
 
 At the end of every opcode whose ``Exec`` saved the configuration (before
 the post hooks) the processor waits until every configuration saved so far
@@ -44,7 +51,7 @@ from ganeti import errors
 from ganeti import hooksmaster
 from ganeti import locking
 from ganeti import opcodes
-from ganeti.cmdlib.base import LogicalUnit
+from ganeti.cmdlib.base import Interruption, LogicalUnit
 
 
 #: How messages name the objects of each lock level
@@ -318,11 +325,14 @@ class Processor:
                 logging.exception("Cannot remove the %s locks %s",
                                   locking.LEVEL_NAMES[level], wanted)
 
-    def _UndoAddedLocks(self) -> None:
-        """Remove the locks this attempt added (the LU did not succeed)."""
+    def _UndoAddedLocks(self, kept: dict[int, Any]) -> None:
+        """Remove the locks this attempt added (the LU did not succeed), but
+        those whose objects the LU left in the configuration (``kept``)."""
         glm = self.context.glm
         for level in sorted(self._added, reverse=True):
-            names = self._added[level]
+            keep = kept.get(level) or []
+            keep_names = {keep} if isinstance(keep, str) else set(keep)
+            names = [name for name in self._added[level] if name not in keep_names]
             try:
                 glm.remove(level, [name for name in names if name in glm.names(level)])
             except Exception:  # noqa: BLE001 - the other levels and the release go on
@@ -388,9 +398,10 @@ class Processor:
             lu.ExpandNames()
             return self._LockAndExec(lu, deadline, priority)
         finally:
+            kept = getattr(self._lu, "keep_added_locks", None) or {}
             self._lu = None
             if self._added and not self._executed:
-                self._UndoAddedLocks()
+                self._UndoAddedLocks(kept)
             self._added = {}
             self._executed = False
             self._ReleaseAll()
@@ -433,3 +444,24 @@ class Processor:
                 cbs.CheckCancel()
         finally:
             self._cbs = None
+
+
+def InterruptedOpcode(context: Any, op: opcodes.OpCode,
+                      lu_class_fn: Callable[[opcodes.OpCode], type[LogicalUnit]]
+                      = cmdlib.GetLuClass) -> Interruption | None:
+    """What an opcode found running at a master daemon start amounts to.
+
+    Asks the opcode's LU (``LogicalUnit.Interrupted``) with the context's
+    configuration; None (the default: the opcode fails as interrupted by
+    an unclean shutdown) also when there is no configuration or the LU's
+    answer fails.
+    """
+    cfg = getattr(context, "cfg", None)
+    if cfg is None:
+        return None
+    try:
+        return lu_class_fn(op).Interrupted(cfg, op)
+    except Exception:  # noqa: BLE001 - recovery must not stop the start
+        logging.exception("Cannot tell what the interrupted opcode %s did",
+                          getattr(op, "OP_ID", op))
+        return None

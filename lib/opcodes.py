@@ -32,6 +32,11 @@ from ganeti.opcodes_base import (
     TSetParamsResult as TSetParamsResult, TStorageType as TStorageType,
     TSubmitPriority as TSubmitPriority, TUidRanges as TUidRanges,
 )
+# Name checks shared with the parameters of ganeti.opcodes_base
+from ganeti.opcodes_base import (
+    THostname, THostnameList, TMaybeHostname, TMaybeObjectName, TMaybeUuid,
+    TNewTags, TObjectName, TShortString,
+)
 # Shared parameter declarations
 from ganeti.opcodes_base import (
     PAllocPolicy, PAllowRuntimeChanges, PCompress, PDebug,
@@ -45,7 +50,7 @@ from ganeti.opcodes_base import (
     PMigrationCleanup, PMigrationLive, PMigrationMode, PMigrationTargetNode,
     PMigrationTargetNodeUuid, PNameCheck, PNames, PNdParams, PNetworkAddress6,
     PNetworkAddRsvdIps, PNetworkGateway4, PNetworkGateway6, PNetworkMacPrefix,
-    PNetworkName, PNewName, PNodeName, PNodes, PNodeUuid, PNodeUuids,
+    PNetworkName, PNewHostname, PNewName, PNodeName, PNodes, PNodeUuid, PNodeUuids,
     PNoRemember, POffline, POpportunisticLocking, POptGroupName, POsType,
     POutputFields, PPrimaryNode, PPrimaryNodeUuid, PQueryWhat, PRemoteNode,
     PRemoteNodeUuid, PRequiredNodes, PSecondaryIp, PShutdownTimeout,
@@ -55,8 +60,16 @@ from ganeti.opcodes_base import (
 )
 
 _TMaybeNES = ht.TMaybe(NES)
-_TNESList = ht.TListOf(NES)
 _TJobIdListOnly = ht.TJobIdListOnly
+
+
+def _TMaybeOrEmpty(check: ht.Check) -> ht.Check:
+    """None, "" (unset, for parameters where it means that) or ``check``."""
+    return ht.TMaybe(ht.TOr(ht.TEmptyString, check))
+
+
+#: Per-OS parameter dicts: {os_name: {...}}
+_TPerOsDict = ht.TMaybe(ht.TDictOf(TObjectName, ht.TDict))
 
 
 # --- Cluster -------------------------------------------------------------------------
@@ -130,7 +143,7 @@ class OpClusterRename(OpCode):
     """Rename the cluster (and possibly change its master IP)."""
     OP_DSC_FIELD = "name"
     OP_PARAMS = [
-        ("name", ht.NoDefault, NES, "New name of the cluster"),
+        ("name", ht.NoDefault, THostname, "New name of the cluster"),
     ]
     OP_RESULT = NES
 
@@ -139,19 +152,17 @@ class OpClusterSetParams(OpCode):
     """Change cluster-wide parameters; unset parameters are left alone."""
     OP_PARAMS = [
         PForce, PHvState, PDiskState,
-        ("vg_name", None, ht.TMaybeString,
+        ("vg_name", None, _TMaybeOrEmpty(ht.TLvmName),
          "LVM volume group (empty to disable LVM)"),
         ("enabled_hypervisors", None, ht.TMaybeListOf(THypervisor),
          "Hypervisors instances may use; the first is the default"),
-        ("hvparams", None, ht.TMaybe(ht.TDictOf(NES, ht.TDict)),
+        ("hvparams", None, ht.TMaybe(ht.TDictOf(THypervisor, ht.TDict)),
          "Hypervisor parameter defaults, per hypervisor"),
         ("beparams", None, ht.TMaybeDict, "Backend parameter defaults"),
-        ("os_hvp", None, ht.TMaybe(ht.TDictOf(NES, ht.TDict)),
+        ("os_hvp", None, _TPerOsDict,
          "Hypervisor parameter defaults, per OS"),
-        ("osparams", None, ht.TMaybe(ht.TDictOf(NES, ht.TDict)),
-         "OS parameter defaults, per OS"),
-        ("osparams_private_cluster", None,
-         ht.TMaybe(ht.TDictOf(NES, ht.TDict)),
+        ("osparams", None, _TPerOsDict, "OS parameter defaults, per OS"),
+        ("osparams_private_cluster", None, _TPerOsDict,
          "Private OS parameter defaults, per OS"),
         PDiskParams,
         ("candidate_pool_size", None, ht.TMaybePositiveInt,
@@ -172,18 +183,18 @@ class OpClusterSetParams(OpCode):
          "Whether new disks are wiped before use"),
         ("nicparams", None, ht.TMaybe(ht.TNicParams), "NIC defaults"),
         PNdParams, PIpolicy,
-        ("drbd_helper", None, ht.TMaybeString,
+        ("drbd_helper", None, _TMaybeOrEmpty(ht.TNormAbsPath),
          "DRBD usermode helper (empty to disable the check)"),
-        ("default_iallocator", None, ht.TMaybeString,
+        ("default_iallocator", None, _TMaybeOrEmpty(ht.TIallocatorName),
          "Allocator used when none is given"),
         ("default_iallocator_params", None, ht.TMaybeDict,
          "Parameters passed to the default allocator"),
         PNetworkMacPrefix,
-        ("master_netdev", None, ht.TMaybeString,
+        ("master_netdev", None, ht.TMaybe(ht.TInterfaceName),
          "Network device carrying the master IP"),
         ("master_netmask", None, ht.TMaybeNonNegativeInt,
          "Prefix length of the master IP"),
-        ("reserved_lvs", None, ht.TMaybeListOf(NES),
+        ("reserved_lvs", None, ht.TMaybeListOf(ht.TRegexPattern),
          "Logical volumes (regular expressions) cluster verify ignores"),
         ("hidden_os", None, ht.TMaybe(TOsListMods),
          "Changes to the hidden OS list: [[\"add\"|\"remove\", os], ...]"),
@@ -195,27 +206,27 @@ class OpClusterSetParams(OpCode):
          "Disk templates instances may use; the first is the default"),
         ("modify_etc_hosts", None, ht.TMaybeBool,
          "Whether nodes' /etc/hosts is kept up to date"),
-        ("file_storage_dir", None, ht.TMaybeString,
+        ("file_storage_dir", None, _TMaybeOrEmpty(ht.TStorageDir),
          "Directory for file-based disks"),
-        ("shared_file_storage_dir", None, ht.TMaybeString,
+        ("shared_file_storage_dir", None, _TMaybeOrEmpty(ht.TStorageDir),
          "Directory for shared-file disks"),
-        ("gluster_storage_dir", None, ht.TMaybeString,
+        ("gluster_storage_dir", None, _TMaybeOrEmpty(ht.TStorageDir),
          "Directory where Gluster volumes are mounted"),
-        ("install_image", None, ht.TMaybeString,
+        ("install_image", None, _TMaybeOrEmpty(ht.TPathOrUrl),
          "Image of a helper VM running OS scripts in isolation"),
-        ("instance_communication_network", None, ht.TMaybeString,
+        ("instance_communication_network", None, _TMaybeOrEmpty(TObjectName),
          "Network for communication between instances and the master"),
-        ("zeroing_image", None, ht.TMaybeString,
+        ("zeroing_image", None, _TMaybeOrEmpty(ht.TPathOrUrl),
          "Image used to zero the free space of disks"),
-        ("compression_tools", None, ht.TMaybeListOf(NES),
+        ("compression_tools", None, ht.TMaybeListOf(ht.TProgramName),
          "Compression tools allowed for moves and exports"),
         ("enabled_user_shutdown", None, ht.TMaybeBool,
          "Whether instances may be shut down from inside"),
         (constants.DATA_COLLECTORS_ENABLED_NAME, None,
-         ht.TMaybe(ht.TDictOf(NES, ht.TBool)),
+         ht.TMaybe(ht.TDictOf(TObjectName, ht.TBool)),
          "Data collectors to turn on or off, by name"),
         (constants.DATA_COLLECTORS_INTERVAL_NAME, None,
-         ht.TMaybe(ht.TDictOf(NES, ht.TInt)),
+         ht.TMaybe(ht.TDictOf(TObjectName, ht.TInt)),
          "Run interval of data collectors, by name"),
     ]
     OP_RESULT = TNoneOrJobs
@@ -258,7 +269,7 @@ class OpQuery(OpCode):
     OP_DSC_FIELD = "what"
     OP_PARAMS = [
         PQueryWhat, PUseLocking,
-        ("fields", ht.NoDefault, _TNESList, "Fields to return"),
+        ("fields", ht.NoDefault, ht.TListOf(TShortString), "Fields to return"),
         ("qfilter", None, ht.TQueryFilter, "Filter the rows"),
     ]
     OP_RESULT = TQueryResponse
@@ -269,7 +280,7 @@ class OpQueryFields(OpCode):
     OP_DSC_FIELD = "what"
     OP_PARAMS = [
         PQueryWhat,
-        ("fields", None, ht.TMaybeListOf(NES),
+        ("fields", None, ht.TMaybeListOf(TShortString),
          "Fields to describe (none for all)"),
     ]
     OP_RESULT = TQueryFieldsResponse
@@ -278,7 +289,8 @@ class OpQueryFields(OpCode):
 class OpOobCommand(OpCode):
     """Run an out-of-band command (power, health) on nodes."""
     OP_PARAMS = [
-        ("node_names", ht.EmptyList, _TNESList, "Nodes to run the command on"),
+        ("node_names", ht.EmptyList, THostnameList,
+         "Nodes to run the command on"),
         PNodeUuids,
         ("command", ht.NoDefault, ht.TElemOf(constants.OOB_COMMANDS),
          "Out-of-band command"),
@@ -296,7 +308,8 @@ class OpRestrictedCommand(OpCode):
     """Run a command from the restricted commands directory on nodes."""
     OP_PARAMS = [
         PUseLocking, PRequiredNodes, PNodeUuids,
-        ("command", ht.NoDefault, NES, "Name of the restricted command"),
+        ("command", ht.NoDefault, ht.TProgramName,
+         "Name of the restricted command"),
     ]
     OP_RESULT = ht.TListOf(TPair(ht.TBool, ht.TString))
 
@@ -315,11 +328,11 @@ class OpNodeAdd(OpCode):
     OP_DSC_FIELD = "node_name"
     OP_PARAMS = [
         PNodeName, PHvState, PDiskState,
-        ("primary_ip", None, _TMaybeNES,
+        ("primary_ip", None, ht.TMaybe(ht.TIPAddress),
          "Primary IP address (default: resolved from the name)"),
         PSecondaryIp,
         ("readd", False, ht.TBool, "Re-add a node already in the cluster"),
-        ("group", None, _TMaybeNES, "Node group to put the node in"),
+        ("group", None, TMaybeObjectName, "Node group to put the node in"),
         PMasterCapable, PVmCapable, PNdParams,
         ("node_setup", False, ht.TBool, "Set up SSH on the new node"),
         # Our extension (doc/design-cluster.rst): per-node daemon ports, so
@@ -443,20 +456,21 @@ class OpInstanceCreate(OpCode):
          "Do not install the OS (the instance is not started either)"),
         PInstOsParams, PInstOsParamsPrivate, PInstOsParamsSecret, POsType,
         PPrimaryNode, PPrimaryNodeUuid,
-        ("snode", None, _TMaybeNES, "Secondary node"),
-        ("snode_uuid", None, _TMaybeNES, "UUID of the secondary node"),
+        ("snode", None, TMaybeHostname, "Secondary node"),
+        ("snode_uuid", None, TMaybeUuid, "UUID of the secondary node"),
         ("source_handshake", None, ht.TMaybeList,
          "Signed handshake from the source cluster (remote import)"),
-        ("source_instance_name", None, _TMaybeNES,
+        ("source_instance_name", None, TMaybeHostname,
          "Name of the instance on the source cluster (remote import)"),
         ("source_shutdown_timeout", constants.DEFAULT_SHUTDOWN_TIMEOUT,
          ht.TNonNegativeInt,
          "Seconds the source instance had to shut down (remote import)"),
-        ("source_x509_ca", None, _TMaybeNES,
+        ("source_x509_ca", None, ht.TMaybe(ht.TText(ht.MAX_PEM_LEN)),
          "X509 CA of the source cluster, PEM (remote import)"),
-        ("src_node", None, _TMaybeNES, "Node holding the export (import)"),
-        ("src_node_uuid", None, _TMaybeNES, "UUID of that node"),
-        ("src_path", None, _TMaybeNES, "Directory of the export (import)"),
+        ("src_node", None, TMaybeHostname, "Node holding the export (import)"),
+        ("src_node_uuid", None, TMaybeUuid, "UUID of that node"),
+        ("src_path", None, ht.TMaybe(ht.TNormAbsPath),
+         "Directory of the export (import)"),
         PCompress,
         ("start", True, ht.TBool, "Start the instance once created"),
         ("forthcoming", False, ht.TBool,
@@ -537,7 +551,8 @@ class OpInstanceRemove(OpCode):
 
 class OpInstanceRename(OpCode):
     """Rename an instance; the result is the new name."""
-    OP_PARAMS = [PInstanceName, PInstanceUuid, PNewName, PNameCheck, PIpCheck]
+    OP_PARAMS = [PInstanceName, PInstanceUuid, PNewHostname, PNameCheck,
+                 PIpCheck]
     OP_RESULT = NES
 
 
@@ -628,8 +643,8 @@ class OpInstanceMove(OpCode):
     OP_DSC_FIELD = "instance_name"
     OP_PARAMS = [
         PInstanceName, PInstanceUuid, PShutdownTimeout, PIgnoreIpolicy,
-        ("target_node", ht.NoDefault, NES, "Node to move to"),
-        ("target_node_uuid", None, _TMaybeNES, "UUID of that node"),
+        ("target_node", ht.NoDefault, THostname, "Node to move to"),
+        ("target_node_uuid", None, TMaybeUuid, "UUID of that node"),
         PCompress, PIgnoreConsistency,
     ]
     OP_RESULT = ht.TNone
@@ -672,7 +687,7 @@ class OpInstanceRecreateDisks(OpCode):
         PInstanceName, PInstanceUuid,
         ("disks", ht.EmptyList, TRecreateDisksInfo,
          "Disks to recreate (empty for all), with changed parameters"),
-        ("nodes", ht.EmptyList, _TNESList,
+        ("nodes", ht.EmptyList, THostnameList,
          "New nodes of the instance, to relocate it"),
         PNodeUuids, PIallocator,
     ]
@@ -702,7 +717,7 @@ class OpInstanceSetParams(OpCode):
          "ExtStorage parameters (when converting to ext)"),
         PFileDriver, PFileStorageDir, PPrimaryNode, PPrimaryNodeUuid,
         PRemoteNode, PRemoteNodeUuid, PIallocator,
-        ("os_name", None, _TMaybeNES,
+        ("os_name", None, TMaybeObjectName,
          "Record a new OS without reinstalling"),
         PInstOsParams, PInstOsParamsPrivate, PWaitForSync, POffline,
         PIpConflictsCheck, PHotplug,
@@ -822,9 +837,9 @@ class OpBackupExport(OpCode):
     OP_DSC_FIELD = "instance_name"
     OP_PARAMS = [
         PInstanceName, PInstanceUuid, PCompress, PShutdownTimeout,
-        ("target_node", ht.NoDefault, ht.TOr(NES, ht.TList),
+        ("target_node", ht.NoDefault, ht.TOr(THostname, ht.TList),
          "Node name (local) or list of disk destinations (remote)"),
-        ("target_node_uuid", None, _TMaybeNES,
+        ("target_node_uuid", None, TMaybeUuid,
          "UUID of the target node (local export)"),
         ("shutdown", True, ht.TBool, "Shut the instance down first"),
         ("remove_instance", False, ht.TBool, "Remove the instance afterwards"),
@@ -833,7 +848,7 @@ class OpBackupExport(OpCode):
         ("mode", constants.EXPORT_MODE_LOCAL, TExportMode, "Export mode"),
         ("x509_key_name", None, ht.TMaybeList,
          "Name and signature of the X509 key (remote export)"),
-        ("destination_x509_ca", None, _TMaybeNES,
+        ("destination_x509_ca", None, ht.TMaybe(ht.TText(ht.MAX_PEM_LEN)),
          "X509 CA of the destination, PEM (remote export)"),
         ("zero_free_space", False, ht.TBool,
          "Zero the free space of the disks first"),
@@ -868,7 +883,8 @@ class OpTagsSearch(OpCode):
     """Find tags matching a regular expression, on all objects."""
     OP_DSC_FIELD = "pattern"
     OP_PARAMS = [
-        ("pattern", ht.NoDefault, NES, "Regular expression to search for"),
+        ("pattern", ht.NoDefault, ht.TAnd(NES, ht.TRegexPattern),
+         "Regular expression to search for"),
     ]
     OP_RESULT = ht.TListOf(TPair(NES, NES))
 
@@ -893,8 +909,8 @@ class OpTestDelay(OpCode):
     OP_PARAMS = [
         ("duration", ht.NoDefault, ht.TNumber, "Seconds to sleep"),
         ("on_master", True, ht.TBool, "Sleep on the master"),
-        ("on_nodes", ht.EmptyList, _TNESList, "Nodes to sleep on"),
-        ("on_node_uuids", None, ht.TMaybeListOf(NES),
+        ("on_nodes", ht.EmptyList, THostnameList, "Nodes to sleep on"),
+        ("on_node_uuids", None, ht.TMaybeListOf(TObjectName),
          "UUIDs of those nodes (filled in by the master)"),
         ("repeat", 0, ht.TNonNegativeInt, "How many more times to sleep"),
         ("interruptible", False, ht.TBool,
@@ -913,15 +929,16 @@ class OpTestAllocator(OpCode):
          "\"in\" returns the request, \"out\" runs the allocator"),
         ("mode", ht.NoDefault, ht.TElemOf(constants.VALID_IALLOCATOR_MODES),
          "Kind of request"),
-        ("name", ht.NoDefault, NES, "Instance or node the request is about"),
+        ("name", ht.NoDefault, THostname,
+         "Instance or node the request is about"),
         ("nics", None, ht.TMaybeListOf(ht.TNicParams), "NICs of the instance"),
         ("disks", None, ht.TMaybeList, "Disks of the instance"),
         PHypervisor, PIallocator, PInstTags,
         ("memory", None, ht.TMaybeNonNegativeInt, "Memory of the instance"),
         ("vcpus", None, ht.TMaybeNonNegativeInt, "VCPUs of the instance"),
-        ("os", None, _TMaybeNES, "OS of the instance"),
+        ("os", None, TMaybeObjectName, "OS of the instance"),
         PDiskTemplate,
-        ("instances", None, ht.TMaybeListOf(NES), "Instances concerned"),
+        ("instances", None, ht.TMaybeListOf(THostname), "Instances concerned"),
         ("evac_mode", None, ht.TMaybe(ht.TElemOf(constants.NODE_EVAC_MODES)),
          "Evacuation mode"),
         PTargetGroups,
@@ -938,7 +955,7 @@ class OpTestJqueue(OpCode):
         ("notify_waitlock", False, ht.TBool,
          "Report when waiting for locks"),
         ("notify_exec", False, ht.TBool, "Report when starting to run"),
-        ("log_messages", ht.EmptyList, ht.TListOf(ht.TString),
+        ("log_messages", ht.EmptyList, ht.TListOf(ht.TText(ht.MAX_TEXT_LEN)),
          "Messages to log"),
         ("fail", False, ht.TBool, "Fail at the end"),
     ]
@@ -974,7 +991,7 @@ class OpNetworkAdd(OpCode):
         ("network6", None, ht.TMaybeIPv6Network, "IPv6 network (CIDR)"),
         ("gateway6", None, ht.TMaybeIPv6Address, "IPv6 gateway"),
         PNetworkMacPrefix, PNetworkAddRsvdIps, PIpConflictsCheck,
-        ("tags", ht.EmptyList, _TNESList, "Tags of the network"),
+        ("tags", ht.EmptyList, TNewTags, "Tags of the network"),
     ]
     OP_RESULT = ht.TNone
 
@@ -1011,8 +1028,10 @@ class OpNetworkConnect(OpCode):
         PGroupName, PNetworkName,
         ("network_mode", ht.NoDefault, ht.TElemOf(constants.NIC_VALID_MODES),
          "NIC mode in this group"),
-        ("network_link", ht.NoDefault, NES, "NIC link in this group"),
-        ("network_vlan", "", ht.TString, "VLAN in this group"),
+        ("network_link", ht.NoDefault, ht.TInterfaceName,
+         "NIC link in this group"),
+        ("network_vlan", "", ht.TOr(ht.TEmptyString, TShortString),
+         "VLAN in this group"),
         PIpConflictsCheck,
     ]
     OP_RESULT = ht.TNone

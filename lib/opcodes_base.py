@@ -41,9 +41,6 @@ _OPID_BOUNDARY_RE = re.compile(r"([a-z])([A-Z])")
 _TINY_PREFIXES = (("CLUSTER_", "C_"), ("GROUP_", "G_"), ("NODE_", "N_"),
                   ("INSTANCE_", "I_"))
 
-# Longest rendering of a bad value in an error message
-_MAX_VALUE_REPR = 200
-
 
 def NameToId(name: str) -> str:
     """Compute an opcode ID from a class name ("OpNodeAdd" -> "OP_NODE_ADD")."""
@@ -56,10 +53,8 @@ def _ShowValue(name: str, value: Any) -> str:
     """Render a parameter value for an error message."""
     if name in PRIVATE_PARAMS:
         return REDACTED
-    text = repr(value)
-    if len(text) > _MAX_VALUE_REPR:
-        text = text[:_MAX_VALUE_REPR] + "..."
-    return text
+    # Long strings are cut: a 10,000-character name does not come back whole
+    return ht.ShortRepr(value)
 
 
 def _Serialise(value: Any) -> Any:
@@ -154,8 +149,8 @@ TJobDependencies = BuildJobDepCheck(True)
 
 #: Reason trail entry: [source, reason, timestamp in nanoseconds]
 TReasonEntry = ht.TAnd(ht.TIsLength(3), ht.TItems([
-    ht.Comment("source")(ht.TString),
-    ht.Comment("reason")(ht.TString),
+    ht.Comment("source")(ht.TText(ht.MAX_NAME_LEN)),
+    ht.Comment("reason")(ht.TText(ht.MAX_TEXT_LEN)),
     ht.Comment("timestamp")(ht.TInt),
 ]))
 
@@ -198,7 +193,7 @@ class OpCode(metaclass=_OpCodeMeta):
         (constants.OP_DEPENDS, None, TJobDependencies,
          "Jobs that must finish first, with the final statuses accepted; "
          "job IDs may be relative (negative) when jobs are submitted together"),
-        (constants.OP_COMMENT, None, ht.TMaybeString,
+        (constants.OP_COMMENT, None, ht.TMaybe(ht.TText(ht.MAX_TEXT_LEN)),
          "Free-form note on why the opcode was submitted"),
         (constants.OP_REASON, ht.EmptyList, ht.TListOf(TReasonEntry),
          "Reason trail: who asked for this and why, oldest first"),
@@ -391,8 +386,19 @@ class OpCode(metaclass=_OpCodeMeta):
 # Names follow Ganeti's parameter names; a P prefix marks a declaration.
 
 NES = ht.TNonEmptyString
-_TMaybeNES = ht.TMaybe(NES)
-_TNESList = ht.TListOf(NES)
+
+# Names: nodes, instances and the cluster are host names; groups, networks,
+# OSes and UUIDs have a file name's limits (see ganeti.ht)
+THostname = ht.THostname
+TMaybeHostname = ht.TMaybe(ht.THostname)
+THostnameList = ht.TListOf(ht.THostname)
+TObjectName = ht.TObjectName
+TMaybeObjectName = ht.TMaybe(ht.TObjectName)
+TObjectNameList = ht.TListOf(ht.TObjectName)
+#: UUIDs filled in by the master (clients may give them too)
+TMaybeUuid = TMaybeObjectName
+#: Short single-line strings: field names, error codes, storage unit names
+TShortString = ht.TShortString(ht.MAX_NAME_LEN)
 
 #: Disk index: 0 to MAX_DISKS - 1
 TDiskIndex = ht.WithDesc(f"disk index (0 to {constants.MAX_DISKS - 1})")(
@@ -405,7 +411,7 @@ TUidRanges = ht.TListOf(ht.TAnd(ht.TIsLength(2), ht.TItems([ht.TInt,
                                                              ht.TInt])))
 #: [[action, os_name], ...] with action "add" or "remove"
 TOsListMods = ht.TListOf(ht.TAnd(ht.TIsLength(2), ht.TItems([
-    ht.TElemOf(constants.DDMS_SIMPLE), NES])))
+    ht.TElemOf(constants.DDMS_SIMPLE), ht.TObjectName])))
 TDiskTemplateParams = ht.TDictOf(TDiskTemplate, ht.TDict)
 TIPv4OrNone = ht.TOr(ht.TIPv4Address, ht.TValueNone)
 TExportMode = ht.TElemOf(constants.EXPORT_MODES)
@@ -448,26 +454,29 @@ TRepairDiskSizesResult = ht.TListOf(ht.TAnd(ht.TIsLength(4), ht.TItems([
     NES, ht.TNonNegativeInt, NES, ht.TNonNegativeInt])))
 
 # Identity of the object operated on
-PInstanceName = ("instance_name", ht.NoDefault, ht.TString,
+PInstanceName = ("instance_name", ht.NoDefault, THostname,
                  "Name of the instance")
-PInstanceUuid = ("instance_uuid", None, _TMaybeNES,
+PInstanceUuid = ("instance_uuid", None, TMaybeUuid,
                  "UUID of the instance (filled in by the master)")
-PNodeName = ("node_name", ht.NoDefault, NES, "Name of the node")
-PNodeUuid = ("node_uuid", None, _TMaybeNES,
+PNodeName = ("node_name", ht.NoDefault, THostname, "Name of the node")
+PNodeUuid = ("node_uuid", None, TMaybeUuid,
              "UUID of the node (filled in by the master)")
-PGroupName = ("group_name", ht.NoDefault, NES, "Name of the node group")
-POptGroupName = ("group_name", None, _TMaybeNES,
+PGroupName = ("group_name", ht.NoDefault, TObjectName, "Name of the node group")
+POptGroupName = ("group_name", None, TMaybeObjectName,
                  "Name of a node group, if any")
-PNetworkName = ("network_name", ht.NoDefault, NES, "Name of the network")
-PNewName = ("new_name", ht.NoDefault, NES, "The new name")
-PInstances = ("instances", ht.EmptyList, _TNESList,
+PNetworkName = ("network_name", ht.NoDefault, TObjectName,
+                "Name of the network")
+PNewName = ("new_name", ht.NoDefault, TObjectName, "The new name")
+PNewHostname = ("new_name", ht.NoDefault, THostname, "The new name")
+PInstances = ("instances", ht.EmptyList, THostnameList,
               "Instance names (empty for all)")
-PNodes = ("nodes", ht.EmptyList, _TNESList, "Node names (empty for all)")
-PRequiredNodes = ("nodes", ht.NoDefault, _TNESList,
+PNodes = ("nodes", ht.EmptyList, THostnameList, "Node names (empty for all)")
+PRequiredNodes = ("nodes", ht.NoDefault, THostnameList,
                   "Node names (at least one)")
-PNodeUuids = ("node_uuids", None, ht.TMaybe(_TNESList),
+PNodeUuids = ("node_uuids", None, ht.TMaybe(TObjectNameList),
               "Node UUIDs (filled in by the master)")
-PNames = ("names", ht.EmptyList, _TNESList, "Names to look at (empty for all)")
+PNames = ("names", ht.EmptyList, TObjectNameList,
+          "Names to look at (empty for all)")
 
 # Flags
 PForce = ("force", False, ht.TBool, "Go ahead despite warnings")
@@ -524,7 +533,7 @@ PSkipChecks = ("skip_checks", ht.EmptyList,
                "Optional checks to skip")
 # The list of verify error codes is defined with cluster verification, so
 # only the shape is checked here
-PIgnoreErrors = ("ignore_errors", ht.EmptyList, _TNESList,
+PIgnoreErrors = ("ignore_errors", ht.EmptyList, ht.TListOf(TShortString),
                  "Error codes to report as warnings")
 
 # Timeouts
@@ -536,7 +545,7 @@ PShutdownTimeoutAlt = ("timeout", constants.DEFAULT_SHUTDOWN_TIMEOUT,
                        "Seconds to wait for the instance to shut down")
 
 # Query-like opcodes
-POutputFields = ("output_fields", ht.NoDefault, _TNESList,
+POutputFields = ("output_fields", ht.NoDefault, ht.TListOf(TShortString),
                  "Fields to return")
 PQueryWhat = ("what", ht.NoDefault, ht.TElemOf(constants.QR_VIA_OP),
               "Kind of resource to query")
@@ -561,34 +570,37 @@ PInstOsParamsPrivate = ("osparams_private", None, ht.TMaybeDict,
                         "Private OS parameters (never shown)")
 PInstOsParamsSecret = ("osparams_secret", None, ht.TMaybeDict,
                        "Secret OS parameters (never stored)")
-POsType = ("os_type", None, _TMaybeNES, "OS to install")
+POsType = ("os_type", None, TMaybeObjectName, "OS to install")
 PMasterCapable = ("master_capable", None, ht.TMaybeBool,
                   "Whether the node may become master (candidate)")
 PVmCapable = ("vm_capable", None, ht.TMaybeBool,
               "Whether the node may run instances")
-PSecondaryIp = ("secondary_ip", None, _TMaybeNES,
+PSecondaryIp = ("secondary_ip", None, ht.TMaybe(ht.TIPAddress),
                 "Secondary (replication) IP address of the node")
 POffline = ("offline", None, ht.TMaybeBool, "Mark as offline or online")
-PInstTags = ("tags", ht.EmptyList, _TNESList, "Tags to set")
+#: Tags of a new object; the LUs apply the characters rule of
+#: objects.TaggableObject.ValidateTag (OpTagsSet's tags are left to it)
+TNewTags = ht.TListOf(ht.TShortString(constants.MAX_TAG_LEN))
+PInstTags = ("tags", ht.EmptyList, TNewTags, "Tags to set")
 
 # Placement
-PIallocator = ("iallocator", None, _TMaybeNES,
+PIallocator = ("iallocator", None, ht.TMaybe(ht.TIallocatorName),
                "Allocator script choosing the nodes")
-PRemoteNode = ("remote_node", None, _TMaybeNES, "New secondary node")
-PRemoteNodeUuid = ("remote_node_uuid", None, _TMaybeNES,
+PRemoteNode = ("remote_node", None, TMaybeHostname, "New secondary node")
+PRemoteNodeUuid = ("remote_node_uuid", None, TMaybeUuid,
                    "UUID of the new secondary node")
-PPrimaryNode = ("pnode", None, _TMaybeNES, "Primary node")
-PPrimaryNodeUuid = ("pnode_uuid", None, _TMaybeNES, "UUID of the primary node")
+PPrimaryNode = ("pnode", None, TMaybeHostname, "Primary node")
+PPrimaryNodeUuid = ("pnode_uuid", None, TMaybeUuid, "UUID of the primary node")
 PMigrationMode = ("mode", None,
                   ht.TMaybe(ht.TElemOf(constants.HT_MIGRATION_MODES)),
                   "Migration mode (live or non-live)")
 PMigrationLive = ("live", None, ht.TMaybeBool,
                   "Obsolete: use mode instead (true means live)")
-PMigrationTargetNode = ("target_node", None, _TMaybeNES,
+PMigrationTargetNode = ("target_node", None, TMaybeHostname,
                         "Target node (shared storage only)")
-PMigrationTargetNodeUuid = ("target_node_uuid", None, _TMaybeNES,
+PMigrationTargetNodeUuid = ("target_node_uuid", None, TMaybeUuid,
                             "UUID of the target node")
-PTargetGroups = ("target_groups", None, ht.TMaybe(_TNESList),
+PTargetGroups = ("target_groups", None, ht.TMaybe(TObjectNameList),
                  "Groups to move to (names or UUIDs; default: all others)")
 PDiskTemplate = ("disk_template", None, ht.TMaybe(TDiskTemplate),
                  "Disk template")
@@ -596,19 +608,21 @@ PHypervisor = ("hypervisor", None, ht.TMaybe(THypervisor), "Hypervisor")
 PFileDriver = ("file_driver", None,
                ht.TMaybe(ht.TElemOf(constants.FILE_DRIVER)),
                "Driver for file-based disks")
-PFileStorageDir = ("file_storage_dir", None, _TMaybeNES,
-                   "Directory for file-based disks")
-PCompress = ("compress", constants.IEC_NONE, ht.TString,
+PFileStorageDir = ("file_storage_dir", None, ht.TMaybe(ht.TRelativePath),
+                   "Subdirectory of the cluster's storage directory for the"
+                   " instance's file-based disks")
+PCompress = ("compress", constants.IEC_NONE, ht.TProgramName,
              "Compression tool for data sent between nodes")
 
 # Storage units
 PStorageType = ("storage_type", ht.NoDefault, TStorageType, "Storage type")
-PStorageName = ("name", None, _TMaybeNES, "Name of the storage unit")
+PStorageName = ("name", None, ht.TMaybe(ht.TShortString(ht.MAX_PATH_LEN)),
+                "Name of the storage unit (a volume group, a path, ...)")
 
 # Tags
 PTagKind = ("kind", ht.NoDefault, ht.TElemOf(constants.VALID_TAG_TYPES),
             "Kind of object the tags belong to")
-PTagsName = ("name", None, ht.TMaybeString,
+PTagsName = ("name", None, ht.TMaybe(ht.TOr(ht.TEmptyString, TObjectName)),
              "Name of the object (none for the cluster)")
 PTagsList = ("tags", ht.NoDefault, ht.TListOf(ht.TString), "Tags")
 
@@ -621,7 +635,8 @@ PNetworkAddress6 = ("network6", None,
 PNetworkGateway6 = ("gateway6", None,
                     ht.TMaybe(ht.TOr(ht.TIPv6Address, ht.TValueNone)),
                     "IPv6 gateway (\"none\" to remove it)")
-PNetworkMacPrefix = ("mac_prefix", None, _TMaybeNES,
+PNetworkMacPrefix = ("mac_prefix", None,
+                     ht.TMaybe(ht.TOr(ht.TMacPrefix, ht.TValueNone)),
                      "MAC prefix for the network, replacing the cluster's")
 PNetworkAddRsvdIps = ("add_reserved_ips", None,
                       ht.TMaybeListOf(ht.TIPv4Address),

@@ -1,9 +1,12 @@
 """Files the master may write or inspect on a node.
 
 The master can overwrite only a fixed list of Ganeti's files
-(:func:`GetAllowedUploadFiles`); anything else, and any path that is not
+(:func:`GetAllowedUploadFiles`: Ganeti's list, plus the hypervisors'
+ancillary files, as in Ganeti); anything else, and any path that is not
 absolute and normalised, is refused with a message naming it. The node's
 certificate and key (``server.pem``, ``client.pem``) are never among them.
+This is the only way the master writes files on a node over RPC; the
+administrator's other files travel by ``gnt-cluster copyfile``, over SSH.
 """
 
 from __future__ import annotations
@@ -16,13 +19,28 @@ import stat
 from typing import Any
 from collections.abc import Iterable
 
-from ganeti import constants, pathutils, utils
+from ganeti import constants, errors, pathutils, utils
 from ganeti.backend import Fail
 from ganeti.rpc.encoding import FileUpload
 
 #: Further uploadable files, registered by other modules (hypervisors'
 #: ancillary files, for instance); local paths
 EXTRA_UPLOAD_FILES: set[str] = set()
+
+
+def _HypervisorAncillaryFiles() -> set[str]:
+    """Every hypervisor's ancillary files (redist-conf ships them)."""
+    from ganeti import hypervisor
+    result: set[str] = set()
+    for name in sorted(constants.HYPER_TYPES):
+        try:
+            hv_class = hypervisor.GetHypervisorClass(name)
+        except errors.HypervisorError:
+            continue  # not implemented here: it has no files to receive
+        mandatory, optional = hv_class.GetAncillaryFiles()
+        result.update(mandatory)
+        result.update(optional)
+    return result
 
 
 def GetAllowedUploadFiles() -> frozenset[str]:
@@ -39,6 +57,7 @@ def GetAllowedUploadFiles() -> frozenset[str]:
         pathutils.CONFD_HMAC_KEY,
         pathutils.CLUSTER_DOMAIN_SECRET_FILE,
     }
+    files.update(_HypervisorAncillaryFiles())
     files.update(EXTRA_UPLOAD_FILES)
     # Which directories may hold file storage is a node-local decision
     files.discard(pathutils.FILE_STORAGE_PATHS_FILE)
@@ -179,7 +198,7 @@ def WriteSsconfFiles(values: dict[str, str]) -> None:
     unknown = sorted(set(values) - constants.VALID_SS_KEYS)
     if unknown:
         Fail("Unknown ssconf keys: %s", ", ".join(unknown))
-    from ganeti import errors, ssconf
+    from ganeti import ssconf
     try:
         ssconf.SimpleStore().WriteFiles(values)
     except (errors.ProgrammerError, errors.ConfigurationError,

@@ -334,10 +334,13 @@ def RunOSScript(kind: str, script: str | None, instance_name: str,
     if not script:
         Fail("OS '%s' has no %s script", inst_os.name, kind)
     logfile = InstanceLogName(kind, os_name, instance_name)
-    try:
-        os.makedirs(pathutils.LOG_OS_DIR, exist_ok=True)
-    except OSError as err:
-        Fail("Cannot create the OS log directory %s: %s", pathutils.LOG_OS_DIR, err)
+    if not os.path.isdir(pathutils.LOG_OS_DIR):
+        # With ensure-dirs' mode (the daemon's umask would give 0700, which
+        # cluster verify reports as ENODEFILEPERMS)
+        try:
+            utils.MakeDirWithPerm(pathutils.LOG_OS_DIR, 0o750)
+        except errors.GenericError as err:
+            Fail("Cannot create the OS log directory %s: %s", pathutils.LOG_OS_DIR, err)
     try:
         result = utils.RunCmd([script, *args], env=env, cwd=inst_os.path, output=logfile,
                               reset_env=True, timeout=timeout)

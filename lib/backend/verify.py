@@ -3,9 +3,11 @@
 The master sends a dict of checks (``constants.NV_*`` keys with their
 parameters); the answer has one entry per check this node knows. Checks
 implemented so far: version, hostname, file checksums, reachability of the
-other nodes' daemons, time, the client certificate and, our extension
-(Ganeti has no such check), the owners and modes of the daemons' files
-(``NV_FILEPERMS``: ensure-dirs' check, see :mod:`ganeti.tools.ensure_dirs`).
+other nodes' daemons, time, the client certificate and, our extensions
+(Ganeti has no such checks), the owners and modes of the daemons' files
+(``NV_FILEPERMS``: ensure-dirs' check, see :mod:`ganeti.tools.ensure_dirs`)
+and the contents of the file storage directories (``NV_FILESTORAGELIST``,
+for the master's orphan check, as ``NV_LVLIST`` is for volumes).
 Others are left out of the answer, which the master reports as missing.
 """
 
@@ -102,6 +104,47 @@ def _CheckFilePerms() -> list[list[str | None]]:
     return [[pathutils.MakeVirtualPath(diff.path), diff.problem] for diff in differences]
 
 
+def _ListFileStorage(dirs: Sequence[str]) -> dict[str, list[str] | str]:
+    """What lies below each file storage directory (cluster paths, mapped
+    onto this node): {directory: sorted paths relative to it, directories
+    with a trailing "/"}, or {directory: error message}. A missing
+    directory holds nothing; only the allowed file storage directories may
+    be listed; symbolic links below them are listed, not followed."""
+    from ganeti.storage import filestorage
+    if not isinstance(dirs, (list, tuple)):
+        Fail("file-storage-list needs a list of directories, got %r", dirs)
+    allowed = set(filestorage.GetAllowedDirs(constants.DT_FILE)
+                  + filestorage.GetAllowedDirs(constants.DT_SHARED_FILE))
+    result: dict[str, list[str] | str] = {}
+    for cluster_dir in dirs:
+        if not isinstance(cluster_dir, str) or not utils.IsNormAbsPath(cluster_dir):
+            Fail("Invalid file storage directory %r", cluster_dir)
+        local = filestorage.LocalizePath(cluster_dir)
+        if local not in allowed:
+            result[cluster_dir] = (f"'{cluster_dir}' is not a file storage directory"
+                                   " of this node")
+            continue
+        if not os.path.isdir(local):
+            result[cluster_dir] = []
+            continue
+        entries: list[str] = []
+
+        def _Raise(err: OSError) -> None:
+            raise err
+
+        try:
+            for top, dirnames, filenames in os.walk(local, onerror=_Raise):
+                rel = os.path.relpath(top, local)
+                prefix = "" if rel == "." else rel + "/"
+                entries.extend(f"{prefix}{name}/" for name in dirnames)
+                entries.extend(f"{prefix}{name}" for name in filenames)
+        except OSError as err:
+            result[cluster_dir] = f"cannot list '{cluster_dir}': {err}"
+            continue
+        result[cluster_dir] = sorted(entries)
+    return result
+
+
 def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
                node_groups: Any = None, groups_cfg: Any = None) -> dict[str, Any]:
     """Run the requested checks and return their results by NV_* key."""
@@ -127,6 +170,9 @@ def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
         result[constants.NV_CLIENT_CERT] = list(_CheckClientCert())
     if constants.NV_FILEPERMS in what:
         result[constants.NV_FILEPERMS] = _CheckFilePerms()
+    if constants.NV_FILESTORAGELIST in what:
+        result[constants.NV_FILESTORAGELIST] = _ListFileStorage(
+            what[constants.NV_FILESTORAGELIST])
 
     unknown = set(what) - set(result)
     if unknown:

@@ -222,49 +222,13 @@ def SetupLocalNode(node_name: str, node_ip: str, files: Mapping[str, NodeFile],
 # --- SSH mode -------------------------------------------------------------------------
 
 def _Connect(node_ip: str, port: int, options: SshOptions) -> Any:
-    import paramiko
-
-    client = paramiko.SSHClient()
+    from ganeti import ssh
     known_hosts = options.known_hosts_file or pathutils.SSH_KNOWN_HOSTS_FILE
-    if os.path.isfile(known_hosts):
-        client.load_host_keys(known_hosts)
-    if options.strict_host_key:
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    else:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    try:
-        client.connect(node_ip, port=port, username=options.user,
-                       key_filename=options.key_file, password=options.password,
-                       timeout=options.connect_timeout,
-                       banner_timeout=options.connect_timeout,
-                       auth_timeout=options.connect_timeout,
-                       look_for_keys=options.key_file is None,
-                       allow_agent=options.key_file is None)
-    except paramiko.BadHostKeyException as err:
-        client.close()
-        raise errors.OpPrereqError(
-            f"The SSH host key of {node_ip}:{port} differs from the one in"
-            f" {known_hosts}: {err}", errors.ECODE_ENVIRON) from None
-    except paramiko.SSHException as err:
-        client.close()
-        hint = ""
-        if "not found in known_hosts" in str(err):
-            hint = (f" (its key is not in {known_hosts}; add it there or use"
-                    " --no-ssh-key-check)")
-        raise errors.OpExecError(
-            f"Cannot connect by SSH to {options.user}@{node_ip}:{port}: {err}{hint}") \
-            from None
-    except OSError as err:
-        client.close()
-        raise errors.OpExecError(
-            f"Cannot connect by SSH to {options.user}@{node_ip}:{port}: {err}") \
-            from None
-    if not options.strict_host_key and os.path.isdir(os.path.dirname(known_hosts)):
-        try:
-            client.save_host_keys(known_hosts)
-        except OSError as err:
-            logging.warning("Cannot record the host key of %s: %s", node_ip, err)
-    return client
+    return ssh.Connect(node_ip, port, user=options.user, known_hosts_file=known_hosts,
+                       key_file=options.key_file, password=options.password,
+                       strict=options.strict_host_key, timeout=options.connect_timeout,
+                       unknown_key_hint=(f" (its key is not in {known_hosts}; add it"
+                                         " there or use --no-ssh-key-check)"))
 
 
 def _SftpMakeDirs(sftp: Any, directory: str) -> None:

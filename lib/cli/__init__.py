@@ -7,7 +7,8 @@ Split by concern (Ganeti keeps all of this in one 3,000-line module):
   :func:`FormatError` (messages and exit codes);
 - :mod:`.jobs`: submitting jobs and following them (:func:`SubmitOrSend`,
   :func:`PollJob`, :class:`JobExecutor`);
-- :mod:`.output`: tables, query results, "info" layouts.
+- :mod:`.output`: tables, query results, "info" layouts;
+- :mod:`.nodes`: the online nodes a command acts on (:func:`GetOnlineNodes`).
 
 Everything public is re-exported here, so a tool writes ``cli.SUBMIT_OPT``
 or ``from ganeti.cli import GenericMain``.
@@ -65,12 +66,14 @@ from ganeti.cli.options import (
     FORCE_FILTER_OPT,
     FORCE_OPT,
     INTERVAL_OPT,
+    NODEGROUP_OPT,
     NOHDR_OPT,
     PRINT_JOBID_OPT,
     PRIONAME_TO_VALUE,
     PRIORITY_OPT,
     REASON_OPT,
     SEP_OPT,
+    SHOW_MACHINE_OPT,
     SUBMIT_OPT,
     SUBMIT_OPTS,
     UNITS_OPT,
@@ -81,6 +84,7 @@ from ganeti.cli.options import (
     ParseTimespec,
     cli_option,
 )
+from ganeti.cli.nodes import GetOnlineNodes, OnlineNode
 from ganeti.cli.output import (
     QR_INCOMPLETE,
     QR_NORMAL,
@@ -114,13 +118,15 @@ __all__ = [
     "FormatParamsDictInfo", "FormatLogMessage", "FormatQueryResult",
     "FormatResultError", "FormatTable", "FormatTimestamp", "FormatUsage",
     "GenerateTable", "GenericList", "GenericListFields", "GenericMain",
-    "GenericPollJob", "GetClient", "INTERVAL_OPT", "JOB_NOTCHANGED",
+    "GenericPollJob", "GetClient", "GetOnlineNodes", "INTERVAL_OPT", "JOB_NOTCHANGED",
     "JobExecutor", "JobPollReportCbBase", "JobSubmittedException", "ListCommand",
     "ListFieldsCommand",
-    "MakeFilter", "MakeSimpleFilter", "NOHDR_OPT", "NoMasterError",
+    "MakeFilter", "MakeSimpleFilter", "NODEGROUP_OPT", "NOHDR_OPT", "NoMasterError",
+    "OnlineNode",
     "PRINT_JOBID_OPT", "PRIONAME_TO_VALUE", "PRIORITY_OPT", "ParseFields",
     "ParseFilterText", "ParseTimespec", "PollJob", "PrintGenericInfo",
     "QR_INCOMPLETE", "QR_NORMAL", "QR_UNKNOWN", "REASON_OPT", "SEP_OPT",
+    "SHOW_MACHINE_OPT",
     "SUBMIT_OPT", "SUBMIT_OPTS", "SendJob", "SetGenericOpcodeOpts",
     "StdioJobPollReportCb", "SubmitOpCode", "SubmitOrSend", "TableColumn",
     "ToStderr", "ToStdout", "UNITS_OPT", "USEUNITS_OPT", "VERBOSE_OPT",

@@ -216,5 +216,12 @@ INTERVAL_OPT = cli_option("--interval", dest="interval", type=_PositiveInt,
                           default=None, metavar="SECONDS",
                           help="Repeat the listing every SECONDS seconds")
 
+NODEGROUP_OPT = cli_option("-g", "--node-group", dest="nodegroup", default=None,
+                           metavar="GROUP", help="Node group (name or uuid)")
+
+SHOW_MACHINE_OPT = cli_option("-M", "--show-machine-names", dest="show_machine_names",
+                              default=False, action="store_true",
+                              help="Show the node name on every line of output")
+
 #: Options every command accepts
 COMMON_OPTS = [DEBUG_OPT, REASON_OPT]

@@ -4,10 +4,12 @@ Commands and options are Ganeti's (see gnt-cluster(8)); ``init`` also
 takes ``--node-ip``, ``--noded-port``, ``--confd-port`` and ``--master-ip``
 for virtual clusters, and ``modify`` takes ``--hidden-os`` and
 ``--blacklisted-os`` (``add:OS,remove:OS``). ``command`` and ``copyfile``
-work over node RPC (``node_run_command``, ``node_copy_file``) rather than
-SSH. ``init``, ``destroy``'s last step, ``master-failover``, ``command``,
-``copyfile`` and ``renew-crypto`` run on the master node itself (they
-read the configuration or ssconf of the node they run on).
+reach the nodes over SSH as root, as Ganeti's do (:mod:`ganeti.ssh`; in a
+virtual cluster, locally in each node's environment); they exit non-zero
+when a command failed or a copy did not succeed on some node (Ganeti's
+always exit 0). ``init``, ``destroy``'s last step, ``master-failover`` and
+``renew-crypto`` run on the master node itself (they read the
+configuration or ssconf of the node they run on).
 """
 
 from __future__ import annotations
@@ -207,6 +209,13 @@ ZEROING_IMAGE_OPT = cli_option("--zeroing-image", dest="zeroing_image", default=
                                help="Zeroing image")
 NODE_LIST_OPT = cli_option("-n", "--node", dest="nodes", default=[], action="append",
                            help="Node to run on (repeat for more; default: all)")
+FAILURE_ONLY_OPT = cli_option("--failure-only", dest="failure_only", default=False,
+                              action="store_true",
+                              help="Show only the output of commands that failed")
+USE_REPL_NET_OPT = cli_option("--use-replication-network", dest="use_replication_network",
+                              default=False, action="store_true",
+                              help="Copy over the replication network (the nodes'"
+                              " secondary IPs)")
 NOVOTING_OPT = cli_option("--no-voting", dest="no_voting", default=False,
                           action="store_true",
                           help="Skip the node agreement check (dangerous)")
@@ -566,77 +575,67 @@ def WatcherOps(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
-# --- command, copyfile (node RPC from the master node) --------------------------------
+# --- command, copyfile (over SSH, as root) -------------------------------------------
 
-def _LocalConfig() -> Any:
-    from ganeti import config
-    return config.ConfigWriter(accept_foreign=True, offline=True)
+def _SshTargets(nodes: list[cli.OnlineNode], secondary: bool = False) -> list[Any]:
+    from ganeti import ssh
+    return [ssh.NodeTarget(node.name, node.secondary_ip if secondary else node.primary_ip,
+                           node.ssh_port) for node in nodes]
 
 
-def _SelectNodes(cfg: Any, names: list[str], skip_master: bool) -> list[Any]:
-    nodes = {n.name: n for n in cfg.GetAllNodesInfo().values()}
-    if names:
-        selected = []
-        for name in names:
-            full = cfg.ExpandNodeName(name)
-            if full is None:
-                raise errors.OpPrereqError(f"Node '{name}' not known",
-                                           errors.ECODE_NOENT)
-            selected.append(cfg.GetNodeInfoByName(full))
-    else:
-        selected = [n for n in nodes.values() if not n.offline]
-    master = cfg.GetMasterNode()
-    if skip_master:
-        selected = [n for n in selected if n.uuid != master]
-    return utils.NiceSort(selected, key=lambda n: n.name)
+def _GetRunner(cluster_name: str) -> Any:
+    """How this tool reaches the nodes (tests replace it)."""
+    from ganeti import ssh
+    return ssh.GetRunner(cluster_name)
 
 
 def RunClusterCommand(opts: Any, args: list[str]) -> int:
-    """Run a shell command on every (or the given) node, over node RPC."""
-    from ganeti.rpc.node import RpcRunner
-    cfg = _LocalConfig()
-    nodes = _SelectNodes(cfg, opts.nodes, skip_master=False)
+    """Run a shell command on the online (or the given) nodes over SSH,
+    one after the other, the master last."""
+    cl = cli.GetClient()
     command = " ".join(args)
-    results = RpcRunner.FromConfig(cfg).call_node_run_command(
-        [n.uuid for n in nodes], command, None)
+    nodes = cli.GetOnlineNodes(nodes=opts.nodes, cl=cl, nodegroup=opts.nodegroup)
+    (cluster_name,) = cl.QueryConfigValues(["cluster_name"])
+    # The master goes last (its own command might disturb the others')
+    nodes.sort(key=lambda node: node.master)
+    runner = _GetRunner(cluster_name)
     retcode = constants.EXIT_SUCCESS
-    for node in nodes:
-        res = results[node.uuid]
-        ToStdout("------------------------------------------------")
-        ToStdout("node: %s", node.name)
-        if res.fail_msg:
-            ToStdout("Failed to run the command: %s", res.fail_msg)
+    for target in _SshTargets(nodes):
+        result = runner.Run(target, command)
+        if result.exit_code != 0:
             retcode = constants.EXIT_FAILURE
+        elif opts.failure_only:
             continue
-        exit_code, output = res.payload
-        ToStdout("%s", output.rstrip("\n"))
-        ToStdout("return code = %s", exit_code)
-        if exit_code:
-            retcode = constants.EXIT_FAILURE
+        ToStdout("------------------------------------------------")
+        output = result.output.rstrip("\n")
+        if opts.show_machine_names:
+            for line in output.splitlines():
+                ToStdout("%s: %s", target.name, line)
+        else:
+            ToStdout("node: %s", target.name)
+            ToStdout("%s", output)
+        ToStdout("return code = %s", result.exit_code)
     return retcode
 
 
 def ClusterCopyFile(opts: Any, args: list[str]) -> int:
-    """Copy a file to every (or the given) node but this one."""
-    from ganeti import config_sync
-    from ganeti.rpc.node import RpcRunner
+    """Copy a file to the online (or the given) nodes but the master, over
+    SSH, to the same path."""
     filename = os.path.abspath(args[0])
     if not os.path.isfile(filename):
         raise errors.OpPrereqError(f"No such filename '{filename}'", errors.ECODE_INVAL)
-    cfg = _LocalConfig()
-    nodes = _SelectNodes(cfg, opts.nodes, skip_master=True)
-    if not nodes:
-        ToStdout("No other nodes to copy the file to.")
-        return constants.EXIT_SUCCESS
-    results = RpcRunner.FromConfig(cfg).call_node_copy_file(
-        [n.uuid for n in nodes], config_sync.CopyFileName(filename),
-        utils.ReadBinaryFile(filename), os.stat(filename).st_mode & 0o7777)
+    cl = cli.GetClient()
+    nodes = cli.GetOnlineNodes(nodes=opts.nodes, cl=cl, nodegroup=opts.nodegroup,
+                               filter_master=True)
+    (cluster_name,) = cl.QueryConfigValues(["cluster_name"])
+    runner = _GetRunner(cluster_name)
     retcode = constants.EXIT_SUCCESS
-    for node in nodes:
-        res = results[node.uuid]
-        if res.fail_msg:
-            ToStderr("Copy of file %s to node %s failed: %s", filename, node.name,
-                     res.fail_msg)
+    for target in _SshTargets(nodes, secondary=opts.use_replication_network):
+        try:
+            runner.CopyFile(target, filename)
+        except errors.GenericError as err:
+            ToStderr("Copy of file %s to node %s:%d failed: %s", filename,
+                     target.name, target.port, err.args[0] if err.args else err)
             retcode = constants.EXIT_FAILURE
     return retcode
 
@@ -697,6 +696,19 @@ def VerifyDisks(opts: Any, args: list[str]) -> int:
 
 # --- renew-crypto -------------------------------------------------------------------------
 
+def _LocalConfig() -> Any:
+    from ganeti import config
+    return config.ConfigWriter(accept_foreign=True, offline=True)
+
+
+def _OtherOnlineNodes(cfg: Any) -> list[Any]:
+    """The online nodes but the master, by name."""
+    master = cfg.GetMasterNode()
+    nodes = [n for n in cfg.GetAllNodesInfo().values()
+             if not n.offline and n.uuid != master]
+    return utils.NiceSort(nodes, key=lambda n: n.name)
+
+
 def RenewCrypto(opts: Any, args: list[str]) -> int:
     """Renew the HMAC key, RAPI certificate or domain secret; upload them."""
     if opts.new_cluster_cert:
@@ -733,7 +745,7 @@ def RenewCrypto(opts: Any, args: list[str]) -> int:
     if opts.new_cds or cds:
         files.append(pathutils.CLUSTER_DOMAIN_SECRET_FILE)
     cfg = _LocalConfig()
-    nodes = _SelectNodes(cfg, [], skip_master=True)
+    nodes = _OtherOnlineNodes(cfg)
     names = {n.uuid: n.name for n in nodes}
     failed = config_sync.UploadFiles(RpcRunner.FromConfig(cfg), list(names), files,
                                      names)
@@ -795,10 +807,14 @@ commands: dict[str, cli.CommandDef] = {
                                            choices=("pause", "continue", "info")),
                              cli.ArgSuggest(min=0, max=1, choices=("30m", "1h", "4h"))],
                 [], "{pause <timespec>|continue|info}", "Change watcher properties"),
-    "command": (RunClusterCommand, [cli.ArgCommand(min=1)], [NODE_LIST_OPT],
-                "[-n node...] <command>", "Runs a command on all (or only some) nodes"),
-    "copyfile": (ClusterCopyFile, [cli.ArgFile(min=1, max=1)], [NODE_LIST_OPT],
-                 "[-n node...] <filename>", "Copies a file to all (or only some) nodes"),
+    "command": (RunClusterCommand, [cli.ArgCommand(min=1)],
+                [NODE_LIST_OPT, cli.NODEGROUP_OPT, cli.SHOW_MACHINE_OPT, FAILURE_ONLY_OPT],
+                "[-n node...] [-g group] [-M] [--failure-only] <command>",
+                "Runs a command on all (or only some) nodes"),
+    "copyfile": (ClusterCopyFile, [cli.ArgFile(min=1, max=1)],
+                 [NODE_LIST_OPT, cli.NODEGROUP_OPT, USE_REPL_NET_OPT],
+                 "[-n node...] [-g group] [--use-replication-network] <filename>",
+                 "Copies a file to all (or only some) nodes"),
     "verify": (VerifyCluster, cli.ARGS_NONE,
                [cli.VERBOSE_OPT, ERROR_CODES_OPT, IGNORE_ERRORS_OPT, NONPLUS1_OPT,
                 SIMULATE_OPT, cli.PRIORITY_OPT],

@@ -1,4 +1,5 @@
-"""gnt-node: node administration (add, remove, list, info, modify)."""
+"""gnt-node: node administration (add, remove, list, info, modify,
+restricted-command)."""
 
 from __future__ import annotations
 
@@ -245,6 +246,38 @@ def SetNodeParams(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
+# --- restricted-command ------------------------------------------------------------------
+
+def RestrictedCommand(opts: Any, args: list[str]) -> int:
+    """Run a restricted command on the given nodes (or a node group's)."""
+    cl = cli.GetClient()
+    if len(args) < 2 and not opts.nodegroup:
+        raise errors.OpPrereqError("Node group or node names must be given",
+                                   errors.ECODE_INVAL)
+    nodes = [node.name for node in
+             cli.GetOnlineNodes(nodes=args[1:], cl=cl, nodegroup=opts.nodegroup)]
+    if not nodes:
+        ToStderr("No online nodes to run the command on")
+        return constants.EXIT_FAILURE
+    op = opcodes.OpRestrictedCommand(command=args[0], nodes=nodes,
+                                     use_locking=opts.do_locking)
+    result = cli.SubmitOrSend(op, opts, cl=cl)
+    exit_code = constants.EXIT_SUCCESS
+    for node, (status, text) in zip(nodes, result):
+        ToStdout("------------------------------------------------")
+        if status:
+            if opts.show_machine_names:
+                for line in text.splitlines():
+                    ToStdout("%s: %s", node, line)
+            else:
+                ToStdout("Node: %s", node)
+                ToStdout("%s", text)
+        else:
+            exit_code = constants.EXIT_FAILURE
+            ToStdout("%s", text)
+    return exit_code
+
+
 # --- The command table ----------------------------------------------------------------
 
 _YESNO = {"type": ParseYesNo, "metavar": "yes|no", "default": None}
@@ -254,8 +287,9 @@ READD_OPT = cli_option("--readd", dest="readd", default=False, action="store_tru
 SECONDARY_IP_OPT = cli_option("-s", "--secondary-ip", dest="secondary_ip",
                               default=None, metavar="ADDRESS",
                               help="Specify the secondary ip for the node")
-NODEGROUP_OPT = cli_option("-g", "--node-group", dest="nodegroup", default=None,
-                           metavar="GROUP", help="Node group (name or uuid)")
+NODEGROUP_OPT = cli.NODEGROUP_OPT
+SYNC_OPT = cli_option("--sync", dest="do_locking", default=False, action="store_true",
+                      help="Lock the nodes exclusively (wait for other jobs on them)")
 MC_OPT = cli_option("-C", "--master-candidate", dest="master_candidate",
                     help="Set the master_candidate flag on the node", **_YESNO)
 OFFLINE_OPT = cli_option("-O", "--offline", dest="offline",
@@ -324,6 +358,11 @@ commands: dict[str, cli.CommandDef] = {
          CAPAB_VM_OPT, SECONDARY_IP_OPT, AUTO_PROMOTE_OPT, NODE_PARAMS_OPT,
          NODE_POWERED_OPT] + SUBMIT_OPTS,
         "<node_name>", "Alters the parameters of a node"),
+    "restricted-command": (
+        RestrictedCommand, [ArgUnknown(min=1, max=1), ArgNode()],
+        [SYNC_OPT, cli.PRIORITY_OPT, *SUBMIT_OPTS, cli.SHOW_MACHINE_OPT, NODEGROUP_OPT],
+        "[-M] [--sync] { -g <group> <command> | <command> <node>... }",
+        "Executes a restricted command on node(s)"),
 }
 commands.update(tags.TagCommands(constants.TAG_NODE))
 

@@ -21,11 +21,18 @@ An LU creating an object declares its new lock in ``ExpandNames`` with
 manager, already held by this LU, at that level instead of acquiring
 anything there; a name that exists fails the LU with OpPrereqError
 (ECODE_NOTUNIQUE: another job is creating the object). The added locks are
-removed again unless ``Exec`` returns normally. An LU deleting an object
+removed again unless ``Exec`` returns normally, or unless a failed
+``Exec`` left the object in the configuration and lists its name in
+``keep_added_locks`` (level -> names). An LU deleting an object
 puts its lock in ``remove_locks`` (level -> names; it must hold them):
 they are removed right after a successful ``Exec``. With both the LU needs
 the Big Ganeti Lock only shared, so creations and removals run in
 parallel.
+
+An opcode running when the master daemon died is not run again: at the
+next start the job queue asks the LU class what it amounts to
+(:meth:`LogicalUnit.Interrupted`, from the configuration alone), and the
+opcode ends as that says.
 
 With ``op.dry_run`` the processor stops after the pre hooks and returns
 ``dry_run_result``. LUs that share steps set ``self.tasklets`` to a list of
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ganeti import constants
@@ -47,6 +55,19 @@ if TYPE_CHECKING:
     from ganeti import opcodes
 
 FeedbackFn = Callable[..., None]
+
+
+@dataclass
+class Interruption:
+    """What an opcode interrupted by a master daemon crash amounts to
+    (``LogicalUnit.Interrupted``): it ``succeeded`` (with ``result``, as if
+    Exec had returned it) or failed; ``message`` says what was found and
+    done, for the job's log or its error.
+    """
+
+    succeeded: bool
+    message: str
+    result: Any = None
 
 
 class LogicalUnit:
@@ -60,9 +81,10 @@ class LogicalUnit:
 
     Instance attributes set up here: ``proc`` (the processor), ``op``,
     ``cfg``, ``rpc``, ``context``, ``needed_locks`` (None until
-    ``ExpandNames`` sets it), ``share_locks``, ``add_locks`` and
-    ``remove_locks`` (level -> names; see the module docstring),
-    ``recalculate_locks``, ``dry_run_result``, ``tasklets``.
+    ``ExpandNames`` sets it), ``share_locks``, ``add_locks``,
+    ``keep_added_locks`` and ``remove_locks`` (level -> names; see the
+    module docstring), ``recalculate_locks``, ``dry_run_result``,
+    ``tasklets``.
     """
 
     HPATH: ClassVar[str | None] = None
@@ -81,6 +103,7 @@ class LogicalUnit:
         self.share_locks: dict[int, int] = dict.fromkeys(locking.LEVELS, 0)
         self.recalculate_locks: dict[int, str] = {}
         self.add_locks: dict[int, Any] = {}
+        self.keep_added_locks: dict[int, Any] = {}
         self.remove_locks: dict[int, Any] = {}
         self.dry_run_result: Any = None
         self.tasklets: list[Tasklet] | None = None
@@ -89,6 +112,19 @@ class LogicalUnit:
         self.LogDebug = processor.LogDebug if processor is not None else logging.debug
 
     # --- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    def Interrupted(cls, cfg: Any, op: opcodes.OpCode) -> Interruption | None:
+        """What ``op``, found running when the master daemon starts (it died
+        while Exec ran), amounts to, judged from the configuration ``cfg``.
+
+        None (the default) fails the opcode as interrupted by an unclean
+        shutdown. An LU whose Exec has a point after which the work counts
+        as done (or one before which nothing is left behind) says here what
+        the configuration shows. Runs before any job does, with no locks
+        held; must not contact the nodes.
+        """
+        return None
 
     def CheckArguments(self) -> None:
         """Check the opcode's parameters; raise OpPrereqError if invalid."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ganeti import constants, errors, locking, utils
+from ganeti import constants, errors, ht, locking, utils
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 
 _MAC_PREFIX_RE = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
@@ -28,34 +28,52 @@ def _Inval(msg: str) -> errors.OpPrereqError:
     return errors.OpPrereqError(msg, errors.ECODE_INVAL)
 
 
+def _Cut(name: Any, limit: int = ht.MAX_SHOWN_STRING) -> str:
+    """A name (or message) from the user's input, cut for a message."""
+    text = str(name)
+    if len(text) > limit:
+        return text[:limit] + "..."
+    return text
+
+
+def _CutList(names: Iterable[Any], limit: int = 10) -> str:
+    """Names for a message: each cut, at most ``limit`` of them."""
+    names = list(names)
+    text = ", ".join(_Cut(name) for name in names[:limit])
+    return text + (", ..." if len(names) > limit else "")
+
+
 def _ConvertValue(kind: str, key: str, value: Any, what: str) -> Any:
     if kind in ("string", "maybe-string"):
         if value is None and kind == "maybe-string":
             return None
-        if not isinstance(value, str):
-            raise _Inval(f"{what} parameter '{key}' must be a string, got {value!r}")
+        # Kernel command lines, paths and such: none is longer than a page
+        if not isinstance(value, str) or len(value) > ht.MAX_TEXT_LEN:
+            raise _Inval(f"{what} parameter '{key}' must be a string of at most"
+                         f" {ht.MAX_TEXT_LEN} characters, got {ht.ShortRepr(value)}")
         return value
     if kind == "bool":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _BOOL_WORDS:
             return _BOOL_WORDS[value.lower()]
-        raise _Inval(f"{what} parameter '{key}' must be a boolean, got {value!r}")
+        raise _Inval(f"{what} parameter '{key}' must be a boolean, got {ht.ShortRepr(value)}")
     if kind == "size":
         try:
             return utils.ParseUnit(value)
         except errors.GenericError as err:
-            raise _Inval(f"{what} parameter '{key}': invalid size {value!r}: {err}") \
+            raise _Inval(f"{what} parameter '{key}': invalid size {ht.ShortRepr(value)}:"
+                         f" {_Cut(err, ht.MAX_SHOWN_VALUE)}") \
                 from None
     if kind in ("int", "float"):
         if isinstance(value, bool):
-            raise _Inval(f"{what} parameter '{key}' must be a number, got {value!r}")
+            raise _Inval(f"{what} parameter '{key}' must be a number, got {ht.ShortRepr(value)}")
         try:
             return int(value) if kind == "int" else float(value)
         except (TypeError, ValueError):
             expected = "an integer" if kind == "int" else "a number"
             raise _Inval(f"{what} parameter '{key}' must be {expected}, got"
-                         f" {value!r}") from None
+                         f" {ht.ShortRepr(value)}") from None
     return value
 
 
@@ -66,10 +84,11 @@ def ForceDictType(params: Mapping[str, Any], key_types: Mapping[str, str],
     @raise errors.OpPrereqError: naming unknown keys or bad values
     """
     if not isinstance(params, Mapping):
-        raise _Inval(f"{what} parameters must be a dictionary, got {params!r}")
+        raise _Inval(f"{what} parameters must be a dictionary, got"
+                     f" {ht.ShortRepr(params)}")
     unknown = sorted(set(params) - set(key_types))
     if unknown:
-        raise _Inval(f"Unknown {what} parameter(s): {', '.join(unknown)} (known:"
+        raise _Inval(f"Unknown {what} parameter(s): {_CutList(unknown)} (known:"
                      f" {', '.join(sorted(key_types))})")
     return {key: _ConvertValue(key_types[key], key, value, what)
             for key, value in params.items()}
@@ -88,7 +107,7 @@ def _TypeOfDefault(value: Any) -> str:
 def CheckHvParams(hv_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check (and convert) hypervisor parameters for ``hv_name``."""
     if hv_name not in constants.HYPER_TYPES:
-        raise _Inval(f"Unknown hypervisor '{hv_name}' (known:"
+        raise _Inval(f"Unknown hypervisor '{_Cut(hv_name)}' (known:"
                      f" {', '.join(sorted(constants.HYPER_TYPES))})")
     defaults = constants.HVC_DEFAULTS.get(hv_name, {})
     known: dict[str, str] = {key: _TypeOfDefault(value) for key, value in defaults.items()}
@@ -124,7 +143,7 @@ def CheckNicParams(params: Mapping[str, Any]) -> dict[str, Any]:
     result = ForceDictType(params, constants.NICS_PARAMETER_TYPES, "NIC")
     mode = result.get(constants.NIC_MODE)
     if mode is not None and mode not in constants.NIC_VALID_MODES:
-        raise _Inval(f"Invalid NIC mode '{mode}' (valid:"
+        raise _Inval(f"Invalid NIC mode '{_Cut(mode)}' (valid:"
                      f" {', '.join(sorted(constants.NIC_VALID_MODES))})")
     return result
 
@@ -139,7 +158,8 @@ def CheckDiskParams(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
     result = {}
     for template, values in params.items():
         if template not in constants.DISK_TEMPLATES:
-            raise _Inval(f"Unknown disk template '{template}' in disk parameters")
+            raise _Inval(f"Unknown disk template '{_Cut(template)}' in disk"
+                         " parameters")
         defaults = constants.DISK_DT_DEFAULTS.get(template, {})
         types = {key: _TypeOfDefault(value) for key, value in defaults.items()}
         result[template] = ForceDictType(values, types, f"disk template '{template}'")
@@ -150,7 +170,7 @@ def CheckIpolicy(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check the top-level keys of an instance policy."""
     unknown = sorted(set(params) - constants.IPOLICY_ALL_KEYS)
     if unknown:
-        raise _Inval(f"Unknown instance policy parameter(s): {', '.join(unknown)}"
+        raise _Inval(f"Unknown instance policy parameter(s): {_CutList(unknown)}"
                      f" (known: {', '.join(sorted(constants.IPOLICY_ALL_KEYS))})")
     result = dict(params)
     for key in constants.IPOLICY_PARAMETERS & set(params):
@@ -158,7 +178,8 @@ def CheckIpolicy(params: Mapping[str, Any]) -> dict[str, Any]:
     if constants.IPOLICY_DTS in result:
         bad = sorted(set(result[constants.IPOLICY_DTS]) - constants.DISK_TEMPLATES)
         if bad:
-            raise _Inval(f"Unknown disk template(s) in the instance policy: {', '.join(bad)}")
+            raise _Inval("Unknown disk template(s) in the instance policy:"
+                         f" {_CutList(bad)}")
     return result
 
 
@@ -166,7 +187,7 @@ def CheckMacPrefix(prefix: str) -> str:
     """Check a MAC prefix ("aa:00:00")."""
     prefix = prefix.lower()
     if not _MAC_PREFIX_RE.match(prefix):
-        raise _Inval(f"Invalid MAC prefix '{prefix}': expected three hex octets"
+        raise _Inval(f"Invalid MAC prefix '{_Cut(prefix)}': expected three hex octets"
                      " such as aa:00:00")
     return prefix
 
@@ -178,7 +199,7 @@ def CheckHypervisorList(names: Iterable[str]) -> list[str]:
         raise _Inval("At least one hypervisor must be enabled")
     bad = [n for n in names if n not in constants.HYPER_TYPES]
     if bad:
-        raise _Inval(f"Unknown hypervisor(s): {', '.join(bad)} (known:"
+        raise _Inval(f"Unknown hypervisor(s): {_CutList(bad)} (known:"
                      f" {', '.join(sorted(constants.HYPER_TYPES))})")
     return list(dict.fromkeys(names))
 
@@ -190,16 +211,25 @@ def CheckDiskTemplateList(names: Iterable[str]) -> list[str]:
         raise _Inval("At least one disk template must be enabled")
     bad = [n for n in names if n not in constants.DISK_TEMPLATES]
     if bad:
-        raise _Inval(f"Unknown disk template(s): {', '.join(bad)} (known:"
+        raise _Inval(f"Unknown disk template(s): {_CutList(bad)} (known:"
                      f" {', '.join(sorted(constants.DISK_TEMPLATES))})")
     return list(dict.fromkeys(names))
 
 
 def CheckStorageDir(path: str, what: str) -> str:
-    """Check a storage directory: empty (unset) or an absolute path."""
-    if path and not os.path.isabs(path):
-        raise _Inval(f"The {what} directory must be an absolute path, got '{path}'")
-    return os.path.normpath(path) if path else path
+    """Check a storage directory: empty (unset) or an absolute path that,
+    normalised, is no system directory (``ht.TStorageDir``); return it
+    normalised."""
+    if not path:
+        return path
+    if not os.path.isabs(path):
+        raise _Inval(f"The {what} directory must be an absolute path, got"
+                     f" {ht.ShortRepr(path)}")
+    norm = os.path.normpath(path)
+    if not ht.TStorageDir(norm):
+        raise _Inval(f"Invalid {what} directory {ht.ShortRepr(path)}: expected a"
+                     f" {ht.TStorageDir}")
+    return norm
 
 
 def CheckUidRanges(ranges: Iterable[Any]) -> list[tuple[int, int]]:
@@ -321,7 +351,7 @@ class LUClusterConfigQuery(ClusterLU):
     def CheckArguments(self) -> None:
         unknown = [f for f in self.op.output_fields if f not in self.FIELDS]
         if unknown:
-            raise _Inval(f"Unknown output field(s): {', '.join(unknown)} (known:"
+            raise _Inval(f"Unknown output field(s): {_CutList(unknown)} (known:"
                          f" {', '.join(self.FIELDS)})")
 
     def ExpandNames(self) -> None:
@@ -415,9 +445,11 @@ class LUClusterRenewCrypto(ClusterLU):
 class LUClusterSetParams(ClusterLU):
     """Change cluster parameters (``gnt-cluster modify``).
 
-    Every given value is checked in CheckPrereq, before anything changes;
-    Exec then stores the changed cluster object in one Update, and
-    promotes nodes when the candidate pool grew.
+    The syntax of each value is checked by the opcode's declaration;
+    CheckPrereq checks what needs the configuration, before anything
+    changes. Exec then stores the changed cluster object in one Update
+    (none when nothing differs), and promotes nodes when the candidate
+    pool grew.
     """
 
     #: opcode parameter -> cluster attribute, for values stored as given
@@ -610,7 +642,12 @@ class LUClusterSetParams(ClusterLU):
         if not self.changes:
             feedback_fn("No changes requested")
             return None
-        self.cfg.Update(self.new_cluster, feedback_fn)
+        # Values equal to the current ones change nothing: the configuration
+        # (and its serial number) stays as it is, as for an empty request
+        if self.new_cluster.ToDict() == self.cfg.GetClusterInfo().ToDict():
+            feedback_fn("Nothing to change: the given values are the current ones")
+        else:
+            self.cfg.Update(self.new_cluster, feedback_fn)
         if "candidate_pool_size" in self.changes:
             PromoteCandidates(self, feedback_fn)
         return None

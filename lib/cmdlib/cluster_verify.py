@@ -17,7 +17,18 @@ each node runs ensure-dirs' check (``constants.NV_FILEPERMS``,
 every file or directory whose owner, group or mode differs from its table
 (for instance a key, the RAPI users file or config.data writable by someone
 who must not write it) is an ``ENODEFILEPERMS`` error, fixed by running
-``ensure-dirs`` on that node.
+``ensure-dirs`` on that node. Also ours: each node lists its file storage
+directories (``constants.NV_FILESTORAGELIST``) and every file or directory
+there that belongs to no instance's disk (a disk image, the directories
+leading to it) is reported as an orphan, ``ENODEORPHANFILE``, a warning as
+Ganeti's orphan volumes (``ENODEORPHANLV``) are; a directory is reported
+once, not what it holds. Orphans in the shared file storage directory are
+reported once per group, by the first node listing them.
+
+The group's verification first waits until the configuration saved so far
+has been distributed (``config_sync.Flush``), so that right after a master
+daemon start, which pushes the configuration to every node, the copies it
+compares are current.
 """
 
 from __future__ import annotations
@@ -165,6 +176,76 @@ def ExpectedFiles(cfg: Any) -> tuple[dict[str, str | None], set[str], set[str]]:
     return expected, files.candidates, files.optional
 
 
+def FileStorageDirs(cluster: Any, cfg: Any) -> dict[str, str]:
+    """{disk template: cluster path} of the file storage directories to
+    look for orphans in: those of the enabled file-based templates and of
+    the templates disks still use."""
+    used = {disk.dev_type for disk in cfg.GetReadOnlySnapshot().disks.values()}
+    result = {}
+    for template, directory in ((constants.DT_FILE, cluster.file_storage_dir),
+                                (constants.DT_SHARED_FILE,
+                                 cluster.shared_file_storage_dir)):
+        if directory and (cluster.IsDiskTemplateEnabled(template) or template in used):
+            result[template] = os.path.normpath(directory)
+    return result
+
+
+def ExpectedFileDisks(cfg: Any) -> dict[str | None, set[str]]:
+    """The paths of the file-based disks: {node UUID: paths of its ``file``
+    disks, None: paths of all ``sharedfile`` disks}."""
+    snapshot = cfg.GetReadOnlySnapshot()
+    result: dict[str | None, set[str]] = {}
+    for inst in snapshot.instances.values():
+        for disk_uuid in inst.disks:
+            disk = snapshot.disks.get(disk_uuid)
+            if disk is None or disk.dev_type not in constants.DTS_FILEBASED or \
+                    not disk.logical_id or len(disk.logical_id) != 2:
+                continue
+            path = os.path.normpath(disk.logical_id[1])
+            if disk.dev_type == constants.DT_SHARED_FILE:
+                result.setdefault(None, set()).add(path)
+            else:
+                for node_uuid in disk.nodes or [inst.primary_node]:
+                    result.setdefault(node_uuid, set()).add(path)
+    return result
+
+
+def _MergeDisks(*maps: dict[str | None, set[str]]) -> dict[str | None, set[str]]:
+    result: dict[str | None, set[str]] = {}
+    for mapping in maps:
+        for key, paths in mapping.items():
+            result.setdefault(key, set()).update(paths)
+    return result
+
+
+def OrphanEntries(directory: str, entries: list[str], disk_paths: set[str]) -> list[str]:
+    """The orphans among ``entries`` (a node's listing of ``directory``:
+    relative paths, directories ending in "/"), as absolute paths: what is
+    neither a disk in ``disk_paths`` nor a directory leading to one. Below
+    an orphan directory nothing more is reported."""
+    wanted: set[str] = set()
+    for path in disk_paths:
+        if not os.path.isabs(path) or not utils.IsBelowDir(directory, path):
+            continue
+        rel = os.path.relpath(path, directory)
+        wanted.add(rel)
+        parent = os.path.dirname(rel)
+        while parent:
+            wanted.add(parent + "/")
+            parent = os.path.dirname(parent)
+    orphans: list[str] = []
+    orphan_dirs: list[str] = []
+    for entry in sorted(entries):
+        if not isinstance(entry, str) or entry in wanted:
+            continue
+        if any(entry.startswith(parent) for parent in orphan_dirs):
+            continue
+        if entry.endswith("/"):
+            orphan_dirs.append(entry)
+        orphans.append(os.path.join(directory, entry))
+    return orphans
+
+
 class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
     """Verify the nodes of one group."""
 
@@ -188,6 +269,7 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         master_uuid = cfg.GetMasterNode()
 
         feedback_fn("* Gathering data (%d nodes)" % len(online))
+        self._FlushConfigDistribution()
         expected, mc_only, optional = ExpectedFiles(cfg)
         vpaths = {pathutils.MakeVirtualPath(p): p for p in expected}
         net_nodes = [(n.name, n.primary_ip, n.secondary_ip,
@@ -202,6 +284,13 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             constants.NV_CLIENT_CERT: None,
             constants.NV_FILEPERMS: None,
         }
+        storage_dirs = FileStorageDirs(cluster, cfg)
+        if storage_dirs:
+            checks[constants.NV_FILESTORAGELIST] = sorted(set(storage_dirs.values()))
+        # Disks in the configuration before and after the nodes answered: a
+        # disk made or removed meanwhile is no orphan (creations add the
+        # instance first, removals remove the disks first)
+        disks_before = ExpectedFileDisks(cfg)
         uuids = [n.uuid for n in online]
         groups_cfg = {g.uuid: g.ToDict() for g in cfg.GetAllNodeGroupsInfo().values()}
         node_groups = {n.name: n.group for n in all_nodes.values()}
@@ -211,6 +300,7 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         results = self.rpc.call_node_verify(uuids, checks, cluster.cluster_name,
                                             cluster.hvparams, node_groups, groups_cfg)
         end = time.time()
+        disk_paths = _MergeDisks(disks_before, ExpectedFileDisks(cfg))
         storage_units: list[tuple[str, str, list[Any]]] = []
         if constants.DT_FILE in cluster.enabled_disk_templates and cluster.file_storage_dir:
             storage_units.append((constants.ST_FILE, cluster.file_storage_dir, []))
@@ -219,6 +309,7 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         infos = self.rpc.call_node_info(uuids, storage_units, hv_specs)
 
         feedback_fn("* Verifying node status")
+        shared_reported: set[str] = set()
         for node in online:
             res = results[node.uuid]
             if res.fail_msg:
@@ -230,6 +321,9 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             self._VerifyFiles(node, payload, expected, vpaths, mc_only, optional,
                               node.uuid == master_uuid)
             self._VerifyFilePerms(node, payload)
+            if storage_dirs:
+                self._VerifyOrphanFiles(node, payload, storage_dirs, disk_paths,
+                                        shared_reported)
             self._ReportResources(node, infos.get(node.uuid))
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
@@ -341,6 +435,48 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
                 else vpath
             self._Error(constants.CV_ENODEFILEPERMS, node.name,
                         f"'{label}': {problem} (run ensure-dirs on the node to fix it)")
+
+    def _FlushConfigDistribution(self) -> None:
+        """Wait (a bounded time) until the saved configuration is pushed."""
+        sync = getattr(self.context, "config_sync", None)
+        flush = getattr(sync, "Flush", None)
+        if flush is not None and not flush(constants.VERIFY_CONFIG_FLUSH_TIMEOUT):
+            self._feedback_fn("  - NOTICE: the configuration is still being"
+                              " distributed; copies may show as out of date")
+
+    def _VerifyOrphanFiles(self, node: objects.Node, payload: dict[str, Any],
+                           storage_dirs: dict[str, str],
+                           disk_paths: dict[str | None, set[str]],
+                           shared_reported: set[str]) -> None:
+        """Report what the node's file storage directories hold that no
+        instance's disk uses (our extension, see the module doc)."""
+        listing = payload.get(constants.NV_FILESTORAGELIST)
+        if not isinstance(listing, dict):
+            self._Error(constants.CV_ENODEFILESTORAGEPATHUNUSABLE, node.name,
+                        "node hasn't returned the file storage listing")
+            return
+        for template in sorted(storage_dirs):
+            directory = storage_dirs[template]
+            entries = listing.get(directory)
+            if isinstance(entries, str):
+                self._Error(constants.CV_ENODEFILESTORAGEPATHUNUSABLE, node.name,
+                            entries)
+                continue
+            if not isinstance(entries, list):
+                self._Error(constants.CV_ENODEFILESTORAGEPATHUNUSABLE, node.name,
+                            f"node hasn't listed '{directory}'")
+                continue
+            shared = template == constants.DT_SHARED_FILE
+            known = disk_paths.get(None if shared else node.uuid, set())
+            for orphan in OrphanEntries(directory, entries, known):
+                if shared:
+                    if orphan in shared_reported:
+                        continue
+                    shared_reported.add(orphan)
+                kind = "directory" if orphan.endswith("/") else "file"
+                self._Error(constants.CV_ENODEORPHANFILE, node.name,
+                            f"{kind} {orphan.rstrip('/')} is unknown",
+                            code=constants.CV_WARNING)
 
     def _ReportResources(self, node: objects.Node, res: Any) -> None:
         if res is None or res.fail_msg:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ganeti import constants, errors, locking, objects, utils
+from ganeti import constants, errors, ht, locking, objects, utils
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 from ganeti.cmdlib.cluster import CheckDiskParams, CheckNdParams, MergeParams
 from ganeti.objects.params import CheckIPolicySyntax, FillIPolicy
@@ -45,22 +45,22 @@ def _SpecValue(spec: Any, value: Any, where: str) -> int:
         raise _Inval(f"Unknown instance spec '{spec}' in {where} (valid:"
                      f" {', '.join(sorted(constants.ISPECS_PARAMETERS))})")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _Inval(f"Invalid value {value!r} for {spec} in {where}: expected a"
+        raise _Inval(f"Invalid value {ht.ShortRepr(value)} for {spec} in {where}: expected a"
                      " non-negative integer")
     try:
         number = int(value)
     except ValueError:
-        raise _Inval(f"Invalid value {value!r} for {spec} in {where}: expected a"
+        raise _Inval(f"Invalid value {ht.ShortRepr(value)} for {spec} in {where}: expected a"
                      " non-negative integer") from None
     if number < 0 or number != float(value):
-        raise _Inval(f"Invalid value {value!r} for {spec} in {where}: expected a"
+        raise _Inval(f"Invalid value {ht.ShortRepr(value)} for {spec} in {where}: expected a"
                      " non-negative integer")
     return number
 
 
 def _CheckSpecs(specs: Any, where: str) -> dict[str, int]:
     if not isinstance(specs, Mapping):
-        raise _Inval(f"The {where} must be a dict of instance specs, got {specs!r}")
+        raise _Inval(f"The {where} must be a dict of instance specs, got {ht.ShortRepr(specs)}")
     return {spec: _SpecValue(spec, value, where) for spec, value in specs.items()}
 
 
@@ -70,11 +70,11 @@ def _CheckMinMax(value: Any, current: Sequence[Mapping[str, Any]]
     (the policy in force) or Ganeti's defaults."""
     if not isinstance(value, list) or not value:
         raise _Inval(f"The instance policy min/max specs must be a non-empty list"
-                     f" of {{min: ..., max: ...}} pairs, got {value!r}")
+                     f" of {{min: ..., max: ...}} pairs, got {ht.ShortRepr(value)}")
     result = []
     for idx, pair in enumerate(value):
         if not isinstance(pair, Mapping):
-            raise _Inval(f"Min/max spec #{idx} must be a dict, got {pair!r}")
+            raise _Inval(f"Min/max spec #{idx} must be a dict, got {ht.ShortRepr(pair)}")
         unknown = sorted(set(pair) - {constants.ISPECS_MIN, constants.ISPECS_MAX})
         if unknown:
             raise _Inval(f"Unknown key(s) {', '.join(map(str, unknown))} in min/max"
@@ -92,10 +92,10 @@ def _CheckRatio(key: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise _Inval(f"Invalid value {value!r} for instance policy {key}: expected a"
+        raise _Inval(f"Invalid value {ht.ShortRepr(value)} for instance policy {key}: expected a"
                      " positive number") from None
     if isinstance(value, bool) or not 0 < number < float("inf"):
-        raise _Inval(f"Invalid value {value!r} for instance policy {key}: expected a"
+        raise _Inval(f"Invalid value {ht.ShortRepr(value)} for instance policy {key}: expected a"
                      " positive number")
     return number
 
@@ -132,7 +132,7 @@ def CheckGroupIPolicy(cluster_ipolicy: Mapping[str, Any],
         elif key == constants.IPOLICY_DTS:
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
                 raise _Inval(f"The instance policy disk templates must be a list,"
-                             f" got {value!r}")
+                             f" got {ht.ShortRepr(value)}")
             bad = sorted(str(dt) for dt in value if dt not in constants.DISK_TEMPLATES)
             if bad:
                 raise _Inval(f"Unknown disk template(s) in the instance policy:"
@@ -243,7 +243,7 @@ def _WarnDisabledTemplates(lu: Any, cluster: Any, ipolicy: Mapping[str, Any]) ->
 def _CheckStateDict(value: Any, what: str) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping) or not all(isinstance(v, Mapping)
                                                  for v in value.values()):
-        raise _Inval(f"The {what} must be a dict of dicts, got {value!r}")
+        raise _Inval(f"The {what} must be a dict of dicts, got {ht.ShortRepr(value)}")
     return {key: dict(item) for key, item in value.items()}
 
 

@@ -3,10 +3,22 @@
 Checks everything before touching a node: name, OS (present on the
 primary node, allowed, variant and parameters valid), hypervisor and
 backend parameters, NICs, disks, disk template, the primary node's state,
-memory and storage, and the instance policy. Then it creates the disks,
-adds the instance to the configuration, runs the OS create script and
-starts the instance. A failure after the disks exist removes them and the
-instance again, so the configuration keeps no trace.
+memory and storage, and the instance policy.
+
+Then, so that a crash at any moment leaves something the master can
+finish or undo (doc/design-masterd.rst, "Interrupted opcodes"): the
+instance enters the configuration first, with its disks, marked
+``forthcoming`` (its creation is not finished) and administratively down;
+only then are its directory and disks created on the node, the OS create
+script run and the instance started. The creation is committed by one
+save that clears ``forthcoming`` (and sets the admin state up when the
+instance was started). A failure before that undoes everything
+(:func:`UndoCreation`: stop, remove the disks and directory, remove from
+the configuration). If the undo cannot finish (the node does not answer)
+the instance stays, still forthcoming, with its lock, and the master
+daemon's :mod:`ganeti.instance_cleanup` removes it once the node answers;
+it does the same for a creation interrupted by a master daemon crash
+(:meth:`LUInstanceCreate.Interrupted` tells the job queue what to report).
 
 The LU holds the Big Ganeti Lock only shared: the processor adds the new
 instance's lock (``add_locks``; a second job creating the same name fails
@@ -17,11 +29,12 @@ iallocator come later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ganeti import constants, errors, locking, objects
+from ganeti import config_sync, constants, errors, locking, objects
 from ganeti.cmdlib import instance_utils as iu
-from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.base import FeedbackFn, Interruption, LogicalUnit
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
 from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
@@ -122,6 +135,15 @@ class LUInstanceCreate(LogicalUnit):
             op.start = False
         if op.forthcoming or op.commit:
             raise _Inval("Forthcoming instances are not supported yet")
+        # The checks gnt-instance add-tags applies (length, characters, count)
+        try:
+            for tag in op.tags:
+                objects.TaggableObject.ValidateTag(tag)
+        except errors.TagError as err:
+            raise _Inval(str(err)) from None
+        if len(set(op.tags)) > constants.MAX_TAGS_PER_OBJ:
+            raise _Inval(f"Too many tags: {len(set(op.tags))} (at most"
+                         f" {constants.MAX_TAGS_PER_OBJ})")
         op.instance_name = op.instance_name.strip().lower()
         self.check_ip = None
         if op.name_check:
@@ -363,31 +385,35 @@ class LUInstanceCreate(LogicalUnit):
         instance = objects.Instance(
             name=op.instance_name, os=op.os_type, primary_node=pnode.uuid,
             nics=self.nics, disks=[], disks_active=False,
-            # Saved "up" at once when it is to be started: one save less, and
-            # the instance lock keeps others (the watcher) away until it runs
-            admin_state=constants.ADMINST_UP if op.start else constants.ADMINST_DOWN,
+            # Down and forthcoming until the commit below: a crash before it
+            # leaves an instance the master removes, never one to be started
+            admin_state=constants.ADMINST_DOWN, forthcoming=True,
             admin_state_source=constants.ADMIN_SOURCE,
             hypervisor=self.hvname, hvparams=self.hvparams, beparams=self.beparams,
             osparams=self.osparams, osparams_private=self.osparams_private,
             tags=list(op.tags or []))
         instance.uuid = cfg.GenerateUniqueID(ec_id)
 
-        if disks:
-            feedback_fn("* creating instance disks...")
-            if self.file_dir:
-                result = self.rpc.call_file_storage_dir_create(pnode.uuid, self.file_dir)
-                result.Raise(f"Failed to create directory '{self.file_dir}' on node"
-                             f" {pnode.name}")
-            iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
-
-        added = False
-        try:
-            feedback_fn(f"adding instance {instance.name} to cluster config")
+        # In the configuration before anything exists on the node, so that
+        # whatever a crash leaves there belongs to an instance. Only the
+        # master needs it now: the commit's save carries it to the nodes.
+        feedback_fn(f"adding instance {instance.name} to cluster config")
+        with config_sync.DeferDistribution():
             cfg.AddInstance(instance, ec_id)
-            added = True
-            for disk in disks:
-                cfg.AddInstanceDisk(instance.uuid, disk)
+        started = False
+        try:
+            with config_sync.DeferDistribution():
+                for disk in disks:
+                    cfg.AddInstanceDisk(instance.uuid, disk)
             instance = cfg.GetInstanceInfo(instance.uuid)
+            if disks:
+                feedback_fn("* creating instance disks...")
+                if self.file_dir:
+                    result = self.rpc.call_file_storage_dir_create(pnode.uuid,
+                                                                   self.file_dir)
+                    result.Raise(f"Failed to create directory '{self.file_dir}' on node"
+                                 f" {pnode.name}")
+                iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
             if not op.no_install:
                 feedback_fn("* running the instance OS create scripts...")
                 result = self.rpc.call_instance_os_add(
@@ -399,14 +425,116 @@ class LUInstanceCreate(LogicalUnit):
                         f" on node {pnode.name}: {result.fail_msg}")
             if op.start:
                 feedback_fn("* starting instance...")
+                started = True
                 iu.StartInstanceOnNode(self, instance)
+            # The commit: from here on the instance exists for good
+            instance = cfg.GetInstanceInfo(instance.uuid)
+            instance.forthcoming = False
+            if op.start:
+                instance.admin_state = constants.ADMINST_UP
+                instance.disks_active = True
+            cfg.Update(instance, feedback_fn)
         except Exception:
             self.LogWarning(f"Creation of instance {op.instance_name} failed; removing"
                             " its disks and configuration")
-            if disks:
-                iu.RemoveDisks(self, disks, pnode.uuid, op.instance_name)
-            if added:
-                # The processor removes the instance lock it added
-                cfg.RemoveInstance(instance.uuid)
+            try:
+                undone = UndoCreation(cfg, self.rpc, instance.uuid, self.LogWarning,
+                                      shutdown=started)
+            except Exception as err:  # noqa: BLE001 - the first error is the job's
+                self.LogWarning(f"Undoing the creation failed: {err}")
+                undone = cfg.GetInstanceInfo(instance.uuid) is None
+            if not undone:
+                # The processor keeps the lock of the instance left behind
+                self.keep_added_locks[locking.LEVEL_INSTANCE] = [instance.name]
+                self.LogWarning(
+                    f"Instance {instance.name} stays in the configuration, marked as"
+                    " not created, until the master daemon has removed it and its"
+                    f" disks from node {pnode.name}")
+                cleanup = getattr(self.context, "instance_cleanup", None)
+                if cleanup is not None:
+                    cleanup.Wake(instance.name)
             raise
         return cfg.GetNodeNames(cfg.GetInstanceNodes(instance.uuid))
+
+    @classmethod
+    def Interrupted(cls, cfg: Any, op: Any) -> Interruption | None:
+        """A creation is done once its instance is in the configuration and
+        not forthcoming (committed); one that is still forthcoming is
+        removed by the master (:mod:`ganeti.instance_cleanup`); one that is
+        not there left nothing behind (disks are made only after the
+        instance entered the configuration)."""
+        inst = _FindCreated(cfg, op)
+        if inst is None:
+            return Interruption(False, f"instance {op.instance_name} was not created")
+        if inst.forthcoming:
+            return Interruption(
+                False, f"the creation of instance {inst.name} did not finish; the"
+                " master daemon removes the instance and its disks")
+        nodes = cfg.GetNodeNames(cfg.GetInstanceNodes(inst.uuid))
+        return Interruption(True, f"instance {inst.name} had been created; its post"
+                            " hooks did not run", result=nodes)
+
+
+def _FindCreated(cfg: Any, op: Any) -> objects.Instance | None:
+    """The instance ``op`` (an instance creation found running) created.
+
+    The LU normalises the name; with the name check it is the resolved
+    name, which the abbreviation the opcode holds expands to (without
+    asking DNS again). Only the creating job could have added an instance
+    of that name: it held the name's lock from before the instance
+    existed.
+    """
+    name = str(op.instance_name or "").strip().lower()
+    inst = cfg.GetInstanceInfoByName(name) if name else None
+    if inst is None and name and getattr(op, "name_check", False):
+        expanded = cfg.ExpandInstanceName(name)
+        inst = cfg.GetInstanceInfoByName(expanded) if expanded else None
+    return inst
+
+
+class _Undoer:
+    """What the disk steps of instance_utils need from an LU, for undoing a
+    creation outside one (the master's cleanup)."""
+
+    def __init__(self, cfg: Any, rpc: Any, warn_fn: Callable[[str], None]) -> None:
+        self.cfg = cfg
+        self.rpc = rpc
+        self.LogWarning = warn_fn
+
+
+def UndoCreation(cfg: Any, rpc: Any, instance_uuid: str,
+                 warn_fn: Callable[[str], None], shutdown: bool = True) -> bool:
+    """Undo an instance creation that did not finish: stop the instance
+    (if ``shutdown``), remove its disks and file storage directory from
+    its node, then remove it from the configuration.
+
+    Failures are passed to ``warn_fn``; the instance then stays in the
+    configuration (to be tried again) and False is returned. A primary
+    node flagged offline is not contacted: the instance is removed from
+    the configuration and whatever is left there is an orphan that
+    ``gnt-cluster verify`` reports once the node is back. The caller
+    holds the instance's lock and its node's locks.
+    """
+    inst = cfg.GetInstanceInfo(instance_uuid)
+    if inst is None:
+        return True
+    pnode = inst.primary_node
+    node = cfg.GetNodeInfo(pnode)
+    actor: Any = _Undoer(cfg, rpc, warn_fn)
+    if node is not None and node.offline:
+        warn_fn(f"Node {node.name} is offline: the disks of instance {inst.name}"
+                " stay there")
+    else:
+        if shutdown:
+            result = rpc.call_instance_shutdown(pnode, iu.InstanceRpcDict(cfg, inst), 0,
+                                                [])
+            if result.fail_msg:
+                warn_fn(f"Could not stop instance {inst.name} on node"
+                        f" {iu.NodeName(cfg, pnode)}: {result.fail_msg}")
+                return False
+        # The file storage directory goes too (that of the disks)
+        if not iu.RemoveDisks(actor, cfg.GetInstanceDisks(inst.uuid), pnode, inst.name,
+                              warn_fn=warn_fn):
+            return False
+    cfg.RemoveInstance(inst.uuid)
+    return True

@@ -14,7 +14,7 @@ from typing import Any
 
 from ganeti import errors, locking
 from ganeti.cmdlib import instance_utils as iu
-from ganeti.cmdlib.base import FeedbackFn
+from ganeti.cmdlib.base import FeedbackFn, Interruption
 
 
 class LUInstanceRemove(iu.InstanceLU):
@@ -23,7 +23,22 @@ class LUInstanceRemove(iu.InstanceLU):
     HPATH = "instance-remove"
     REQ_BGL = False
     LOCK_NODE_RES = True
+    #: An instance whose creation did not finish may be removed by hand
+    ALLOW_FORTHCOMING = True
     cfg: Any
+
+    @classmethod
+    def Interrupted(cls, cfg: Any, op: Any) -> Interruption | None:
+        """The removal is done once the instance has left the configuration
+        (its last step); otherwise it stays, its disks perhaps partly
+        removed, and removing it again finishes the work."""
+        name = str(op.instance_name or "")
+        # As ExpandNames found it: the full name or an abbreviation
+        if not cfg.ExpandInstanceName(name):
+            return Interruption(True, f"instance {name} had been removed")
+        return Interruption(False, f"the removal of instance {name} did not finish;"
+                            " it still exists, perhaps stopped and with some of its"
+                            " disks removed: remove it again")
 
     def ExpandNames(self) -> None:
         """Lock the instance (removed after Exec), its nodes and their resources."""

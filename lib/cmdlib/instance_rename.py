@@ -54,6 +54,7 @@ class LUInstanceRename(LogicalUnit):
         if inst is None:
             raise errors.OpPrereqError(f"Instance '{op.instance_name}' not known",
                                        errors.ECODE_NOENT)
+        iu.CheckNotForthcoming(inst)
         self.instance = inst
         iu.CheckNodeOnline(cfg, inst.primary_node)
         iu.CheckInstanceState(self, inst, iu.INSTANCE_NOT_RUNNING, "cannot rename")

@@ -131,6 +131,8 @@ class InstanceLU(LogicalUnit):
     REQ_BGL = False
     #: Whether node resource locks are also taken (operations changing usage)
     LOCK_NODE_RES = False
+    #: Whether the LU works on an instance whose creation did not finish
+    ALLOW_FORTHCOMING = False
     cfg: Any
 
     def ExpandNames(self) -> None:
@@ -157,6 +159,8 @@ class InstanceLU(LogicalUnit):
             raise errors.OpPrereqError(
                 f"Instance '{self.op.instance_name}' was removed meanwhile",
                 errors.ECODE_NOENT)
+        if not self.ALLOW_FORTHCOMING:
+            CheckNotForthcoming(inst)
         self.instance = inst
 
     def BuildHooksEnv(self) -> dict[str, Any]:
@@ -168,6 +172,16 @@ class InstanceLU(LogicalUnit):
         """The master and the instance's nodes."""
         nodes = [self.cfg.GetMasterNode(), *self.cfg.GetInstanceNodes(self.instance.uuid)]
         return nodes, nodes
+
+
+def CheckNotForthcoming(instance: objects.Instance) -> None:
+    """OpPrereqError (ECODE_STATE) for an instance whose creation did not
+    finish: the master daemon removes it (:mod:`ganeti.instance_cleanup`)."""
+    if instance.forthcoming:
+        raise errors.OpPrereqError(
+            f"Instance '{instance.name}' was never completely created: its creation"
+            " did not finish and the master daemon is removing it (it may only be"
+            " removed)", errors.ECODE_STATE)
 
 
 # --- the RPC form of an instance ---------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import Any
 from ganeti import constants
 from ganeti import errors
 from ganeti import ht
+from ganeti import mcpu
 from ganeti import opcodes
 from ganeti import query
 from ganeti import serializer
@@ -357,14 +358,44 @@ class JobQueue:
                 self._WriteJob(job, sync=True)
             return True
         logging.warning("Job %s was %s when the daemon stopped", job.id, status)
+        goes_on = False
         if status == constants.JOB_STATUS_CANCELING:
             job.MarkUnfinishedOps(constants.OP_STATUS_CANCELED, CANCEL_MESSAGE)
         else:
-            job.MarkUnfinishedOps(constants.OP_STATUS_ERROR,
-                                  EncodeOpError(errors.OpExecError(UNCLEAN_SHUTDOWN_MESSAGE)))
+            goes_on = self._RecoverInterruptedOp(job)
         self._Changed(job)
         self._WriteJob(job, sync=True)
-        return False
+        return goes_on
+
+    def _RecoverInterruptedOp(self, job: QueuedJob) -> bool:
+        """End the opcode that was running when the daemon died as its LU
+        says (``mcpu.InterruptedOpcode``): by default it fails; an opcode
+        whose work the configuration shows as done succeeds. True if the
+        job goes on with its next opcode."""
+        idx = next((i for i, op in enumerate(job.ops)
+                    if op.status == constants.OP_STATUS_RUNNING), None)
+        outcome = None
+        if idx is not None:
+            outcome = mcpu.InterruptedOpcode(self.context, job.ops[idx].input)
+        if idx is None or outcome is None:
+            job.MarkUnfinishedOps(constants.OP_STATUS_ERROR,
+                                  EncodeOpError(errors.OpExecError(UNCLEAN_SHUTDOWN_MESSAGE)))
+            return False
+        message = f"{UNCLEAN_SHUTDOWN_MESSAGE}: {outcome.message}"
+        logging.warning("Job %s: %s", job.id, message)
+        job.AddLog(idx, constants.ELOG_MESSAGE, message)
+        if not outcome.succeeded:
+            job.MarkUnfinishedOps(constants.OP_STATUS_ERROR,
+                                  EncodeOpError(errors.OpExecError(message)))
+            return False
+        op = job.ops[idx]
+        op.status = constants.OP_STATUS_SUCCESS
+        op.result = serializer.LoadJson(serializer.DumpJson(outcome.result))
+        op.end_timestamp = TimeStampNow()
+        if all(o.status == constants.OP_STATUS_SUCCESS for o in job.ops):
+            job.end_timestamp = op.end_timestamp
+            return False
+        return True
 
     def Shutdown(self, timeout: float | None = None) -> bool:
         """Stop taking jobs, wait up to ``timeout`` for running ones, stop.

@@ -172,7 +172,7 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("jobqueue_set_drain_flag", TMO_URGENT, (_A("flag"),),
             "ganeti.backend.jobqueue.JobQueueSetDrainFlag",
             "Set job queue drain flag"),
-    # --- Cluster lifecycle (issue 6): master role, vote, command, copyfile --
+    # --- Cluster lifecycle (issue 6): master role, vote; restricted commands --
     RpcCall("master_node_name", TMO_URGENT, (),
             "ganeti.backend.cluster.GetMasterNodeName",
             "Return the master node name according to the node's ssconf"),
@@ -183,20 +183,13 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("node_stop_master", TMO_FAST, (),
             "ganeti.backend.cluster.StopMasterDaemons",
             "Stop the master daemons on the node", single=True),
-    RpcCall("node_run_command", TMO_SLOW, (
-        _A("command", doc="Shell command line"),
-        _A("timeout", doc="Seconds the command may run (None: the call's"
-           " timeout)"),
-    ), "ganeti.backend.cluster.RunCommand",
-        "Run a shell command (gnt-cluster command); returns (exit code,"
-        " output)"),
-    RpcCall("node_copy_file", TMO_NORMAL, (
-        _A("file_name", doc="Absolute destination path (virtual below the"
-           " master's node root)"),
-        _A("data", ArgKind.COMPRESS, "File contents"),
-        _A("mode", doc="File mode"),
-    ), "ganeti.backend.cluster.CopyFile",
-        "Write any file (gnt-cluster copyfile)"),
+    # gnt-cluster command/copyfile go over SSH (ganeti.ssh): no call runs an
+    # arbitrary command or writes an arbitrary file; this one runs only the
+    # administrator's programs in RESTRICTED_COMMANDS_DIR
+    RpcCall("restricted_command", TMO_SLOW,
+            (_A("cmd", doc="Command name"),),
+            "ganeti.backend.restricted_commands.RunRestrictedCmd",
+            "Runs restricted command"),
     # --- Nodes (issue 6, gnt-node remove) -------------------------------------
     RpcCall("node_leave_cluster", TMO_NORMAL,
             (_A("modify_ssh_setup", doc="Whether SSH keys may be changed"),),

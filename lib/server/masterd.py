@@ -7,9 +7,13 @@ the main thread; jobs run in the job queue's worker threads.
 
 Start-up: refuse to run without a configuration (exit code
 ``EXIT_NOTCLUSTER``) or on a node other than the configured master
-(``EXIT_NOTMASTER``), detach unless ``-f``, hold the pid file, load the
-queue (jobs that were running become errors, queued jobs run again), then
-listen. SIGTERM or SIGINT: stop accepting, wait for running jobs up to
+(``EXIT_NOTMASTER``), detach unless ``-f``, hold the pid file, start the
+configuration distributor (which first pushes config.data and ssconf to
+every online node, in the background), load the queue (jobs that were
+running end as their LU judges from the configuration, by default as
+errors; queued jobs run again), start the removal of instances whose
+creation did not finish (:mod:`ganeti.instance_cleanup`), then listen.
+SIGTERM or SIGINT: stop accepting, wait for running jobs up to
 ``--shutdown-timeout`` seconds, remove the sockets and the pid file, exit 0.
 """
 
@@ -54,6 +58,9 @@ class MasterContext:
     #: the configuration distributor (config_sync.ConfigSync); the opcode
     #: processor flushes it at the end of every opcode that saved
     config_sync: Any = None
+    #: the removal of instances whose creation did not finish
+    #: (instance_cleanup.CreationCleanup); a failed creation wakes it
+    instance_cleanup: Any = None
 
     @property
     def queue(self) -> Any:
@@ -175,6 +182,9 @@ class MasterDaemon:
         self.context.rpc = rpc_node.RpcRunner.FromConfig(cfg)
         self.config_sync = config_sync.Attach(cfg, self.context.rpc)
         self.context.config_sync = self.config_sync
+        from ganeti import instance_cleanup
+        self.instance_cleanup = instance_cleanup.CreationCleanup(self.context)
+        self.context.instance_cleanup = self.instance_cleanup
         self.queue = make_queue(self.context)
         self.context.jobqueue = self.queue
         self.handlers = luxi_handlers.MasterHandlers(self.queue, cfg, self.context)
@@ -194,9 +204,12 @@ class MasterDaemon:
         self._stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._OnSignal, signum)
+        # Pushes everything once: what a crashed master saved may not have
+        # reached the nodes
         self.config_sync.Start()
         try:
             await loop.run_in_executor(None, self.queue.Start)
+            self.instance_cleanup.Start()
             try:
                 await self.server.Start([pathutils.MASTER_SOCKET, pathutils.QUERY_SOCKET],
                                         gid=_SocketGroup())
@@ -210,6 +223,8 @@ class MasterDaemon:
             await self._stop.wait()
         finally:
             self.server.StopAccepting()
+            await loop.run_in_executor(None, self.instance_cleanup.Stop,
+                                       self.shutdown_timeout)
             logging.info("Waiting up to %.0f seconds for running jobs",
                          self.shutdown_timeout)
             try:

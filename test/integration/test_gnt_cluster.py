@@ -164,7 +164,7 @@ def test_one_node_cluster_lifecycle(cluster):
     node1.gnt("watcher", "continue", check=True)
     assert node1.gnt("watcher", "info").stdout.strip() == "The watcher is not paused."
 
-    # command over node RPC runs in the node's own environment
+    # command (locally, in a virtual cluster) runs in the node's own environment
     out = node1.gnt("command", "echo $GANETI_HOSTNAME; exit 3").stdout
     assert "node: node1.vc.test" in out and "return code = 3" in out
     assert "\nnode1.vc.test\n" in out

@@ -256,3 +256,128 @@ def test_ipv4_property(number):
     import ipaddress
     assert ht.TIPv4Address(str(ipaddress.IPv4Address(number)))
     assert not ht.TIPv6Address(str(ipaddress.IPv4Address(number)))
+
+
+# --- Names, paths and text (issue 15) ---------------------------------------------------
+
+#: The values of the issue's reproductions
+LONG_NETDEV = "x" * 10000
+LONG_GROUP = "g" * 10000
+TRAVERSAL = "../../../etc/passwd"
+
+NAME_CASES = [
+    (ht.THostname,
+     ["node1", "node1.example.com", "node1.example.com.", "NODE1.Example.com",
+      "a_b", "inst-1", "1", "x" * 63 + ".example.com",
+      ".".join(["a" * 63] * 3 + ["b" * 61])],                         # 253
+     ["", ".", "..", ".node1", "node1..example", "-node", "node-", "node 1",
+      "node/1", "x" * 64, ".".join(["a" * 63] * 3 + ["b" * 62]),  # 254
+      LONG_NETDEV, TRAVERSAL, "nöde", "a\nb", None, 1]),
+    (ht.TObjectName,
+     ["default", "rack-1_b", "group with spaces", "debian+default", "a.b",
+      "1", "Ünïcode", "x" * 255, "0f4e1f7c-3ab2-4c3e-9d0a-33f4f0f2b0e1"],
+     ["", ".", "..", ".hidden", "a/b", "/", TRAVERSAL, " padded", "padded ",
+      "tab\there", "new\nline", "x" * 256, LONG_GROUP, None, 5]),
+    (ht.TInterfaceName,
+     ["lo", "eth0", "br-ganeti.100", "xen-br0", "x" * 15, "a..", "_"],
+     ["", ".", "..", "x" * 16, LONG_NETDEV, "eth0/1", "../eth0", "eth 0",
+      "eth\t0", "eth0:1", "brüc", "br\x00", None, 0]),
+    (ht.TNormAbsPath,
+     ["/", "/srv/ganeti/file-storage", "/bin/true", "/a b/c"],
+     ["", "relative", "/srv/", "/srv//x", "//srv", "/srv/../etc", "/srv/./x",
+      TRAVERSAL, "/a\nb", "/" + "x" * 4095, None]),
+    (ht.TStorageDir,
+     ["/srv/ganeti/file-storage", "/srv", "/var/lib/images", "/etc/ganeti-fs",
+      "/usr/local/images", "/home2"],
+     ["/", "/etc", "/usr", "/usr/local", "/usr/lib", "/usr/local/bin", "/boot",
+      "/dev", "/proc", "/sys", "/root", "/home", "/lib64", "/srv/../etc",
+      "relative", "", TRAVERSAL]),
+    (ht.TRelativePath,
+     ["mydir", "a/b", "web.servers", "a..b"],
+     ["", ".", "..", "../x", "a/../../x", "a/..", "/abs", "a//b", "a/", "./a",
+      TRAVERSAL, "a\nb", None]),
+    (ht.TPathOrUrl,
+     ["/srv/images/install.img", "http://example.com/a.img",
+      "https://example.com/x?y=1", "file:///srv/a.img"],
+     ["", "image.img", "http://", "http://a b", "ftp:/x", "/srv/../x", None]),
+    (ht.TLvmName,
+     ["xenvg", "ganeti_vg", "vg-1", "a+b.c", "x" * 127],
+     ["", ".", "..", "-vg", "vg 1", "vg/1", "x" * 128, TRAVERSAL, None]),
+    (ht.TProgramName,
+     ["gzip", "gzip-fast", "lzop", "my_tool", "x" * 64, "none"],
+     ["", "gzip -9", "gzip;reboot", "/bin/gzip", "../gzip", "x" * 65,
+      "gz\u00edp", None]),
+    (ht.TIallocatorName,
+     [".", "hail", "my-alloc.py", "/usr/lib/ganeti/iallocators/hail"],
+     ["", "..", "hail --x", "dir/hail", "/usr/../hail", "x" * 256, None]),
+    (ht.TMacPrefix, ["aa:00:00", "AA:bb:0C"],
+     ["", "aa:00", "aa:00:00:00", "zz:00:00", "aa-00-00", None]),
+    (ht.TRegexPattern, ["^site:", "", "xenvg/test.*", "x" * 1024],
+     ["(", "[a-", "*x", "x" * 1025, None]),
+    (ht.TText(10), ["", "short", "new\nline"], ["x" * 11, None, 1]),
+    (ht.TShortString(10), ["a", "x" * 10, "with space"],
+     ["", "x" * 11, "new\nline", None]),
+    (ht.TEmptyString, [""], ["x", None, []]),
+    (ht.TNicParams,
+     [{}, {"link": "br0", "mode": "bridged"}, {"link": ""}, {"link": None},
+      {"bridge": "xen-br0"}, {"network": "net1", "ip": "pool"},
+      {"mac": "aa:00:00:11:22:33", "vlan": ".100", "name": "nic0"}],
+     [{"link": "bridge-too-long-x"}, {"link": "a b"}, {"link": "br/0"},
+      {"bridge": LONG_NETDEV}, {"network": TRAVERSAL}, {"name": "x" * 256},
+      {"mac": "a\nb"}, {"bogus": "x"}, {"mode": 1}, None]),
+    (ht.TDiskParams,
+     [{"size": 1024, "name": "disk0", "vg": "xenvg"}, {"adopt": "x" * 1024}],
+     [{"name": "x" * 1025}, {"vg": "a\nb"}, {"x" * 256: 1}]),
+]
+
+
+@pytest.mark.parametrize("check,good,bad", NAME_CASES,
+                         ids=[str(case[0])[:40] for case in NAME_CASES])
+def test_name_checks(check, good, bad):
+    for value in good:
+        assert check(value) is True, (str(check), value)
+    for value in bad:
+        assert check(value) is False, (str(check), value)
+
+
+@pytest.mark.parametrize("check,needles", [
+    (ht.THostname, ["host name", "63", "253"]),
+    (ht.TObjectName, ["name", "at most 255", "no '/'", "'.'"]),
+    (ht.TInterfaceName, ["network interface name", "at most 15", "no '/'",
+                         "spaces", "'.' or '..'"]),
+    (ht.TNormAbsPath, ["normalised absolute path", "4095"]),
+    (ht.TStorageDir, ["normalised absolute path", "system directory"]),
+    (ht.TRelativePath, ["relative path", "'..'"]),
+    (ht.TLvmName, ["LVM name", "127"]),
+    (ht.TProgramName, ["program name", "64"]),
+    (ht.TRegexPattern, ["regular expression", "1024"]),
+    (ht.TText(7), ["at most 7 characters"]),
+    (ht.TNicParams, ["NIC parameters", "'link'", "at most 15"]),
+])
+def test_name_check_descriptions_say_what_is_expected(check, needles):
+    for needle in needles:
+        assert needle in str(check), str(check)
+
+
+def test_short_repr_cuts_long_values():
+    assert ht.ShortRepr("abc") == "'abc'"
+    assert ht.ShortRepr(LONG_NETDEV) == "'" + "x" * 50 + "'..."
+    assert ht.ShortRepr(-1) == "-1" and ht.ShortRepr(None) == "None"
+    assert ht.ShortRepr((1,)) == "(1,)" and ht.ShortRepr(()) == "()"
+    assert ht.ShortRepr({"a": [1, "b"]}) == repr({"a": [1, "b"]})
+    # Long strings inside containers are cut too, keys included
+    assert ht.ShortRepr({"k" * 60: "v"}) == "{'" + "k" * 50 + "'...: 'v'}"
+    assert ht.ShortRepr([LONG_GROUP]) == "['" + "g" * 50 + "'...]"
+    # And so is the whole rendering, without walking all of a huge value
+    text = ht.ShortRepr(list(range(10 ** 6)))
+    assert len(text) == ht.MAX_SHOWN_VALUE + 3 and text.endswith("...")
+    assert len(ht.ShortRepr(["y" * 100] * 1000)) <= ht.MAX_SHOWN_VALUE + 3
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_interface_name_property(name):
+    # The kernel's rules, restated
+    expected = (len(name) <= 15 and name.isascii() and name.isprintable()
+                and name not in (".", "..")
+                and not any(ch in "/:" or ch.isspace() for ch in name))
+    assert ht.TInterfaceName(name) == expected

@@ -87,6 +87,22 @@ def test_extra_upload_files(node_root, monkeypatch):
     assert os.path.exists(extra)
 
 
+def test_hypervisor_ancillary_files_are_uploadable(node_root, monkeypatch):
+    # As in Ganeti, every hypervisor's ancillary files may be uploaded
+    # (redist-conf ships them with upload_file)
+    from ganeti.hypervisor import hv_fake
+    conf = pathutils.CONF_DIR + "/fake-hv.conf"
+    opt = pathutils.CONF_DIR + "/fake-hv.opt"
+    assert conf not in files.GetAllowedUploadFiles()
+    monkeypatch.setattr(hv_fake.FakeHypervisor, "ANCILLARY_FILES", [conf, opt])
+    monkeypatch.setattr(hv_fake.FakeHypervisor, "ANCILLARY_FILES_OPT", [opt])
+    assert {conf, opt} <= files.GetAllowedUploadFiles()
+    files.UploadFile(_Upload(conf, b"x"))
+    assert os.path.exists(conf)
+    with pytest.raises(RPCFail, match="not in the list of files"):
+        files.UploadFile(_Upload(pathutils.CONF_DIR + "/fake-hv.other"))
+
+
 def test_file_info(node_root):
     assert files.GetFileInfo(pathutils.RAPI_CERT_FILE) == {"exists": False}
     files.UploadFile(_Upload(pathutils.RAPI_CERT_FILE, b"abc", 0o440))

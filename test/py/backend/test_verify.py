@@ -113,3 +113,27 @@ def test_file_permissions(node_root, monkeypatch):
     [[path, problem]] = verify.VerifyNode({constants.NV_FILEPERMS: None}, "c", {}, {},
                                           {})[constants.NV_FILEPERMS]
     assert path is None and "zz-no-such-masterd" in problem
+
+
+def test_file_storage_listing(node_root):
+    """Our extension: what lies below the file storage directories, for the
+    master's orphan check; other directories are refused."""
+    base = os.path.join(node_root, "srv/ganeti/file-storage")
+    os.makedirs(os.path.join(base, "inst1.example.com"))
+    with open(os.path.join(base, "inst1.example.com", "disk0"), "w") as fd:
+        fd.write("x")
+    os.makedirs(os.path.join(base, "sub", "empty"))
+    with open(os.path.join(base, "stray"), "w") as fd:
+        fd.write("x")
+    os.symlink("/etc", os.path.join(base, "link"))
+    check = {constants.NV_FILESTORAGELIST: ["/srv/ganeti/file-storage", "/etc",
+                                            "/srv/ganeti/shared-file-storage"]}
+    listing = verify.VerifyNode(check, "c", {}, {}, {})[constants.NV_FILESTORAGELIST]
+    assert listing["/srv/ganeti/file-storage"] == [
+        "inst1.example.com/", "inst1.example.com/disk0", "link/", "stray", "sub/",
+        "sub/empty/"]
+    assert "not a file storage directory" in listing["/etc"]
+    # Missing: nothing there
+    assert listing["/srv/ganeti/shared-file-storage"] == []
+    with pytest.raises(RPCFail, match="Invalid file storage directory"):
+        verify.VerifyNode({constants.NV_FILESTORAGELIST: ["relative"]}, "c", {}, {}, {})

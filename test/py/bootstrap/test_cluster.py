@@ -13,8 +13,6 @@ import tempfile
 import pytest
 
 from ganeti import constants, errors, pathutils
-from ganeti.backend import RPCFail
-from ganeti.backend import cluster as backend_cluster
 from ganeti.bootstrap import cluster as bootstrap
 from ganeti.client import gnt_cluster
 from ganeti.rpc.client import RpcResult
@@ -80,25 +78,6 @@ def test_parse_errors():
 def test_format_info_nests():
     lines = gnt_cluster.FormatInfo([("A", 1), ("B", {"x": {"y": 2}}), ("C", [])])
     assert lines == ["A: 1", "B:", "  x:", "    y: 2", "C: (none)"]
-
-
-def test_run_command_and_copy_file(tmp_path):
-    code, output = backend_cluster.RunCommand("echo out; echo err >&2; exit 4")
-    assert code == 4 and output == "out\nerr\n"
-    with pytest.raises(RPCFail, match="non-empty string"):
-        backend_cluster.RunCommand("  ")
-    with pytest.raises(RPCFail, match="did not finish within 0.2"):
-        backend_cluster.RunCommand("sleep 5", 0.2)
-    target = str(tmp_path / "copied")
-    backend_cluster.CopyFile(target, b"data", 0o640)
-    assert open(target, "rb").read() == b"data"
-    assert os.stat(target).st_mode & 0o777 == 0o640
-    with pytest.raises(RPCFail, match="absolute path"):
-        backend_cluster.CopyFile("relative", b"", 0o600)
-    with pytest.raises(RPCFail, match="does not exist"):
-        backend_cluster.CopyFile(str(tmp_path / "no" / "such"), b"", 0o600)
-    with pytest.raises(RPCFail, match="invalid mode"):
-        backend_cluster.CopyFile(target, b"", "rw")
 
 
 def _Env(root, name):

@@ -2,50 +2,39 @@
 daemons.
 
 The SSH tests start Debian's ``/usr/sbin/sshd`` on a free loopback port
-with a temporary host key and authorized key (we run as root); the "remote"
-node is a temporary node root on this machine, reached through SSH with
-``GANETI_ROOTDIR`` in front of the remote command.
+with a temporary host key and authorized key (we run as root; see
+``sshdhelpers``); the "remote" node is a temporary node root on this
+machine, reached through SSH with ``GANETI_ROOTDIR`` in front of the remote
+command.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import stat
-import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
-from ganeti import constants, crypto_setup, errors, pathutils, utils
-from ganeti.bootstrap import node_setup
-from ganeti.rpc.client import RpcSslConfig
-from ganeti.rpc.node import NodeEndpoint, RpcRunner, StaticResolver
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SSHD = "/usr/sbin/sshd"
+import sshdhelpers  # noqa: E402
+
+from ganeti import constants, crypto_setup, errors, pathutils, utils  # noqa: E402
+from ganeti.bootstrap import node_setup  # noqa: E402
+from ganeti.rpc.client import RpcSslConfig  # noqa: E402
+from ganeti.rpc.node import NodeEndpoint, RpcRunner, StaticResolver  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 PYLIB = os.path.join(REPO, "build", "pylib")
 MASTER = "master.example.com"
-START_TIMEOUT = 30
-
-
-def _Wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # bounded poll: nothing to wait on
 
 
 def _FreePort(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
+    return sshdhelpers.FreePort(address)
 
 
 @pytest.fixture
@@ -180,75 +169,9 @@ def test_local_setup_failure_is_reported(master_root, base_dir, stop_noded):
 
 # --- SSH mode --------------------------------------------------------------------------------
 
-def _KeyGen(path: str) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path],
-                   check=True, stdin=subprocess.DEVNULL)
-
-
-class Sshd:
-    """A running sshd on 127.0.0.1:port accepting one key for root."""
-
-    def __init__(self, directory: str) -> None:
-        self.dir = directory
-        self.host_key = os.path.join(directory, "host_key")
-        self.user_key = os.path.join(directory, "user_key")
-        _KeyGen(self.host_key)
-        _KeyGen(self.user_key)
-        self.authorized = os.path.join(directory, "authorized_keys")
-        shutil.copyfile(self.user_key + ".pub", self.authorized)
-        self.pidfile = os.path.join(directory, "sshd.pid")
-        self.port = _FreePort("127.0.0.1")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        self.log = open(os.path.join(directory, "sshd.log"), "wb")
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", "/dev/null", "-p", str(self.port),
-             "-h", self.host_key,
-             "-o", "ListenAddress=127.0.0.1",
-             "-o", f"AuthorizedKeysFile={self.authorized}",
-             "-o", f"PidFile={self.pidfile}",
-             "-o", "PermitRootLogin=prohibit-password",
-             "-o", "PasswordAuthentication=no",
-             "-o", "StrictModes=no", "-o", "UsePAM=no",
-             "-o", "Subsystem=sftp internal-sftp"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        _Wait(self._Listening, START_TIMEOUT, "sshd to listen")
-
-    def _Listening(self) -> bool:
-        if self.proc.poll() is not None:
-            with open(self.log.name, encoding="utf-8", errors="replace") as fd:
-                raise AssertionError(f"sshd exited: {fd.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def KnownHosts(self, path: str) -> str:
-        with open(self.host_key + ".pub", encoding="ascii") as fd:
-            kind, key = fd.read().split()[:2]
-        utils.WriteFile(path, data=f"[127.0.0.1]:{self.port} {kind} {key}\n")
-        return path
-
-    def Stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
-        self.log.close()
-
-
 @pytest.fixture
 def sshd(base_dir):
-    if not os.path.exists(SSHD):
-        pytest.skip("openssh-server is not installed (see debian-packages.txt)")
-    if os.getuid() != 0:
-        pytest.skip("sshd must run as root")
-    directory = os.path.join(base_dir, "sshd")
-    os.makedirs(directory)
-    daemon = Sshd(directory)
+    daemon = sshdhelpers.StartSshd(os.path.join(base_dir, "sshd"))
     yield daemon
     daemon.Stop()
 

@@ -129,10 +129,39 @@ def test_modify_applies_every_kind_of_parameter(cfg):
     ({"diskparams": {"plain": {"zzz": 1}}}, "disk template 'plain'.*zzz"),
     ({"ipolicy": {"weird-key": 1}}, "instance policy parameter.*weird-key"),
     ({"beparams": {"maxmem": "lots"}}, "invalid size 'lots'"),
-    ({"mac_prefix": "zz:00:00"}, "Invalid MAC prefix"),
+    ({"mac_prefix": "zz:00:00"}, "mac_prefix.*MAC prefix.*'zz:00:00'"),
     ({"remove_uids": [[5, 6]]}, "5-6 is not in the uid pool"),
-    ({"file_storage_dir": "relative/dir"}, "must be an absolute path"),
+    ({"file_storage_dir": "relative/dir"},
+     "file_storage_dir.*normalised absolute path"),
     ({"master_netmask": 33}, "Invalid master netmask 33"),
+    # Syntax checks of the opcode's declaration (issue 15): refused before
+    # the LU runs, naming the parameter and a shortened value
+    ({"master_netdev": "x" * 10000},
+     r"master_netdev.*network interface name.*got 'x{50}'\.\.\."),
+    ({"master_netdev": "eth0 up"}, "master_netdev.*network interface name"),
+    ({"master_netdev": "../eth0"}, "master_netdev.*network interface name"),
+    ({"nicparams": {"link": "bridge-name-too-long"}}, "nicparams.*NIC parameters"),
+    ({"file_storage_dir": "/srv/../etc"}, "file_storage_dir.*normalised"),
+    ({"file_storage_dir": "/etc"}, "file_storage_dir.*system directory"),
+    ({"shared_file_storage_dir": "/"}, "shared_file_storage_dir.*system directory"),
+    ({"vg_name": "-vg"}, "vg_name.*LVM name"),
+    ({"drbd_helper": "drbd-helper"}, "drbd_helper.*absolute path"),
+    ({"default_iallocator": "hail --evil"}, "default_iallocator.*allocator"),
+    ({"instance_communication_network": "../net"},
+     "instance_communication_network.*name"),
+    ({"compression_tools": ["gzip;reboot"]}, "compression_tools.*program name"),
+    ({"reserved_lvs": ["xenvg/(unclosed"]}, "reserved_lvs.*regular expression"),
+    ({"hvparams": {"x" * 10000: {}}}, r"hvparams.*got \{'x{50}'\.\.\.: \{\}\}"),
+    ({"osparams": {"../debian": {}}}, "osparams.*name"),
+    ({"hidden_os": [["add", ".hidden"]]}, "hidden_os"),
+    ({"install_image": "image file"}, "install_image.*path or URL"),
+    ({"comment": "c" * 5000}, "comment.*at most 4096"),
+    # Values inside parameter dicts: checked by the LU, cut in the message
+    ({"ndparams": {"oob_program": "/" + "p" * 5000}},
+     r"oob_program' must be a string of at most 4096 characters, got '/p{49}'\.\.\."),
+    ({"beparams": {"maxmem": "m" * 5000}},
+     r"invalid size 'm{50}'\.\.\.: Invalid size 'm{186}\.\.\."),
+    ({"ipolicy": {"k" * 5000: 1}}, r"parameter\(s\): k{50}\.\.\. \(known"),
 ])
 def test_modify_bad_input_leaves_config_unchanged(cfg, kwargs, match):
     # A valid change given together with the bad one is not applied either
@@ -140,6 +169,57 @@ def test_modify_bad_input_leaves_config_unchanged(cfg, kwargs, match):
     kwargs.setdefault("max_running_jobs", 7)
     _Raises(_Context(cfg), opcodes.OpClusterSetParams(**kwargs), match)
     assert cfg.GetClusterInfo().max_running_jobs != 7
+
+
+def test_check_storage_dir_as_used_by_init():
+    assert cluster_lu.CheckStorageDir("", "file storage") == ""
+    assert cluster_lu.CheckStorageDir("/srv//fs/", "file storage") == "/srv/fs"
+    for path, match in [("relative", "must be an absolute path"),
+                        ("/etc", "system directory"), ("/srv/../usr", "system directory"),
+                        ("/", "system directory"),
+                        ("/" + "d" * 5000, r"'/d{49}'\.\.\.: expected")]:
+        with pytest.raises(errors.OpPrereqError, match=match) as info:
+            cluster_lu.CheckStorageDir(path, "file storage")
+        assert info.value.args[1] == errors.ECODE_INVAL
+
+
+def _ConfigState(cfg):
+    return cfg.GetConfigSerialNo(), cfg.GetClusterInfo().serial_no, _FileBytes(cfg)
+
+
+def test_modify_with_nothing_to_change_does_not_write(cfg):
+    """An empty modify (e.g. ``PUT /2/modify`` with no body) and one giving
+    the current values leave the configuration file and serials alone."""
+    ctx = _Context(cfg)
+    before = _ConfigState(cfg)
+    _, cbs = _Run(ctx, opcodes.OpClusterSetParams())
+    assert _ConfigState(cfg) == before
+    assert "No changes requested" in cbs.feedback
+    _, cbs = _Run(ctx, opcodes.OpClusterSetParams(
+        master_netdev="lo", mac_prefix="AA:00:00", candidate_pool_size=1,
+        enabled_disk_templates=[constants.DT_DISKLESS]))
+    assert _ConfigState(cfg) == before
+    assert any("Nothing to change" in str(msg) for msg in cbs.feedback)
+    # A real change is written: the checks above can fail
+    _Run(ctx, opcodes.OpClusterSetParams(master_netdev="eth1"))
+    serial, cluster_serial, _ = _ConfigState(cfg)
+    assert serial == before[0] + 1 and cluster_serial == before[1] + 1
+    assert cfg.GetClusterInfo().master_netdev == "eth1"
+
+
+def test_modify_accepts_good_names_and_paths(cfg):
+    ctx = _Context(cfg)
+    _Run(ctx, opcodes.OpClusterSetParams(
+        master_netdev="br-ganeti.100", nicparams={"link": "xen-br0"},
+        file_storage_dir="/srv/ganeti/file-storage", shared_file_storage_dir="",
+        vg_name="ganeti_vg", drbd_helper="/bin/true", default_iallocator=".",
+        reserved_lvs=["xenvg/test.*"], compression_tools=["gzip", "gzip-fast"],
+        install_image="http://example.com/image.img", zeroing_image="/srv/zero.img",
+        osparams={"debian+default": {}}, comment="moved the master IP"))
+    cluster = cfg.GetClusterInfo()
+    assert cluster.master_netdev == "br-ganeti.100"
+    assert cluster.file_storage_dir == "/srv/ganeti/file-storage"
+    assert cluster.compression_tools == ["gzip", "gzip-fast"]
 
 
 def test_modify_candidate_pool_promotes_nodes(cfg):

@@ -160,6 +160,24 @@ def test_create_refusals(ctx):
     assert ctx.cfg.GetConfigSerialNo() == serial
 
 
+def test_create_refuses_bad_names_tags_and_paths(ctx):
+    """Issue 15: nothing of these reaches the configuration or the nodes."""
+    for op, match in [
+            (_CreateOp("i" * 10000), r"instance_name.*host name.*'i{50}'\.\.\."),
+            (_CreateOp("../../etc/passwd"), "instance_name.*host name"),
+            (_CreateOp(tags=["t" * 129]), "tags.*at most 128"),
+            (_CreateOp(tags=["bad tag"]), "invalid characters"),
+            (_CreateOp(tags=[f"t{i}" for i in range(constants.MAX_TAGS_PER_OBJ + 1)]),
+             "Too many tags"),
+            (_CreateOp(nics=[{"link": "br0 up"}]), "nics.*NIC parameters"),
+            (_CreateOp(disk_template="file", disks=[{"size": 1}],
+                       file_storage_dir="../../etc"), "file_storage_dir.*'\\.\\.'"),
+            (_CreateOp(os_type="../noop"), "os_type.*name"),
+            (_CreateOp(compress="gzip;reboot"), "compress.*program name")]:
+        _Refused(ctx, op, errors.ECODE_INVAL, match)
+    assert not ctx.rpc.names()
+
+
 def test_create_name_used_and_drained_node(ctx):
     _Run(ctx, _CreateOp())
     serial = ctx.cfg.GetConfigSerialNo()

@@ -174,7 +174,7 @@ def test_rename_refusals(ctx):
     _RefusedPrereq(ctx, _RenameOp("other.example.com"), errors.ECODE_EXISTS,
                    "'other.example.com' is already in the cluster")
     _RefusedPrereq(ctx, _RenameOp("bad name"), errors.ECODE_INVAL,
-                   "Invalid instance name 'bad name'")
+                   "new_name.*host name.*'bad name'")
     _RefusedPrereq(ctx, _RenameOp("x.example.com", ip_check=True), errors.ECODE_INVAL,
                    "IP address check requires a name check")
     ctx.cfg.MarkInstanceUp(ctx.cfg.GetInstanceInfoByName(NAME).uuid)

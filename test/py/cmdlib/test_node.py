@@ -161,7 +161,7 @@ def test_add_bad_input_leaves_config_unchanged(cfg, new_nodes):
             errors.ECODE_NOENT, "not in the configuration")
     _Raises(ctx, opcodes.OpNodeAdd(node_name="node8.example.com",
                                    primary_ip="not-an-ip"),
-            errors.ECODE_INVAL, "Invalid primary IP 'not-an-ip'")
+            errors.ECODE_INVAL, "primary_ip.*IPv4 address.*'not-an-ip'")
     _Raises(ctx, opcodes.OpNodeAdd(node_name="node8.example.com",
                                    primary_ip="127.0.1.2"),
             errors.ECODE_NOTUNIQUE, "conflicts with existing node node2")

@@ -137,7 +137,8 @@ def test_search(ctx):
                       ("/nodegroup/default", "site:x"), ("/networks/net1", "site:net")]
     assert _Run(ctx, opcodes.OpTagsSearch(pattern="^t[03]$")) == [
         ("/instances/inst0.example.com", "t0"), ("/instances/inst3.example.com", "t3")]
-    with pytest.raises(errors.OpPrereqError, match="Invalid search pattern '\\('") as info:
+    with pytest.raises(errors.OpPrereqError,
+                       match="pattern.*regular expression.*got '\\('") as info:
         _Run(ctx, opcodes.OpTagsSearch(pattern="("))
     assert info.value.args[1] == errors.ECODE_INVAL
 

@@ -56,6 +56,17 @@ def test_ganeti_names_and_timeouts():
         "checkdict", "cluster_name", "all_hvparams", "node_groups", "groups_cfg"]
 
 
+def test_no_call_runs_or_writes_anything_the_master_names():
+    # gnt-cluster command/copyfile go over SSH (issue 15): no arbitrary
+    # command or file over RPC; restricted commands only by name
+    assert not {"node_run_command", "node_copy_file", "run_command",
+                "copy_file"} & set(defs.CALLS)
+    assert not hasattr(RpcRunner, "call_node_run_command")
+    call = defs.CALLS["restricted_command"]
+    assert call.arg_names == ["cmd"] and call.timeout == constants.RPC_TMO_SLOW
+    assert call.handler == "ganeti.backend.restricted_commands.RunRestrictedCmd"
+
+
 def test_duplicate_declaration_refused():
     call = defs.CALLS["version"]
     with pytest.raises(Exception, match="declared twice"):
