@@ -4,7 +4,8 @@ In Ganeti the master replicates its job files to every master candidate,
 so that a candidate can take over the queue; these are the node side of
 that (our master does not call them yet). They write, rename and purge
 files strictly below the queue directory, holding the queue lock so that
-concurrent requests (noded serves them in threads) do not interleave.
+concurrent requests (in threads or child processes of noded) do not
+interleave.
 """
 
 from __future__ import annotations

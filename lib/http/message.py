@@ -73,7 +73,9 @@ class HttpServerHandler:
     """Base class of request handlers; subclasses define HandleRequest.
 
     ``CheckRequest`` and ``ErrorResponse`` run in the server's event loop
-    thread and must not block; ``HandleRequest`` runs in a worker thread.
+    thread and must not block; ``HandleRequest`` runs in a worker thread
+    (or, in the forking server, inline in the child serving the
+    connection).
     """
 
     def HandleRequest(self, req: HttpServerRequest) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""The HTTPS server of ganeti-noded and ganeti-rapi.
+"""The threaded HTTPS server of ganeti-rapi (and of ganeti-noded --threaded).
 
 One thread, the event loop, accepts connections and drives all of them
 without blocking (:mod:`ganeti.http.connection`): TLS handshakes, reading
@@ -24,7 +24,8 @@ an :class:`HttpResponse` or raises an :class:`ganeti.http.HttpException`.
 :meth:`ThreadedHttpServer.Serve` runs the loop with a worker pool;
 :meth:`ThreadedHttpServer.ServeConnection` serves one accepted
 connection in the calling thread (the loop with that connection only,
-the handler run inline), as a process serving a single connection does.
+the handler run inline), as the children of ganeti-noded's forking
+server do (:mod:`ganeti.http.forking`).
 """
 
 from __future__ import annotations
@@ -221,8 +222,10 @@ class _EventLoop:
                 for fd in (self.wake_r, self.wake_w):
                     os.close(fd)
 
-    def Add(self, sock: socket.socket, peer: Any, now: float) -> None:
-        """Take an accepted connection, within the limits."""
+    def Add(self, sock: socket.socket, peer: Any, now: float,
+            accepted: float | None = None) -> None:
+        """Take an accepted connection (at ``accepted``, default ``now``),
+        within the limits."""
         addr = PeerAddress(peer)
         server = self.server
         same = self.by_address.get(addr)
@@ -240,7 +243,7 @@ class _EventLoop:
             except OSError:
                 pass
         conn = HttpConnection(sock, peer, server.opts, server.handler,
-                              server.ssl_context, now)
+                              server.ssl_context, now if accepted is None else accepted)
         self.conns.add(conn)
         self.by_address.setdefault(addr, {})[conn] = None
         self._Step(conn, now)
@@ -346,7 +349,10 @@ class _EventLoop:
             conn, resp, keep_alive = self.done.popleft()
             if conn.state != hconn.DISPATCHED:
                 continue  # closed meanwhile (a stop)
-            conn.Respond(resp, keep_alive and not self.stopping, now)
+            # A stop asked for while the handler ran (a signal) closes
+            # the connection after this answer
+            conn.Respond(resp, keep_alive and not self.stopping
+                         and not self.server.stop_requested, now)
             self._Step(conn, now)
 
     def _Expire(self, now: float) -> None:
@@ -364,7 +370,9 @@ class _EventLoop:
     def _Update(self, conn: HttpConnection) -> None:
         """Bring the selector, deadlines and bookkeeping up to date."""
         state = conn.state
-        if state == hconn.CLOSED:
+        if state == hconn.CLOSED or (self.stopping and state == hconn.IDLE):
+            # Stopping: an answer begun before the stop was kept-alive;
+            # its connection goes once it is written
             self._Forget(conn)
             return
         events = 0 if state == hconn.DISPATCHED else conn.want
@@ -522,15 +530,20 @@ class ThreadedHttpServer:
             worker.join(max(0.0, deadline - time.monotonic()))
         return not any(worker.is_alive() for worker in self._workers)
 
-    def ServeConnection(self, conn: socket.socket, peer: Any) -> None:
+    def ServeConnection(self, conn: socket.socket, peer: Any,
+                        accepted: float | None = None) -> None:
         """Serve an accepted connection until it ends, in the calling thread.
 
         The handler runs inline. This is how a process (or thread) of its
-        own serves a single connection.
+        own serves a single connection (:mod:`ganeti.http.forking`).
+        ``accepted`` (``time.monotonic``) is when the connection was
+        accepted, if earlier than now: the TLS handshake deadline counts
+        from then.
         """
         loop = self._loop = _EventLoop(self, None, self._HandleInline)
         try:
-            loop.Add(conn, peer, time.monotonic())
+            now = time.monotonic()
+            loop.Add(conn, peer, now, None if accepted is None else min(accepted, now))
             loop.Run(until_empty=True)
         finally:
             self._loop = None

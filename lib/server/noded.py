@@ -4,16 +4,21 @@ Serves node RPC (:mod:`ganeti.rpc`) over HTTPS: ``PUT /<call>`` with the
 JSON list of arguments, answered with ``[success, payload]``. Only clients
 presenting a certificate signed by the cluster certificate are served.
 
-Connections are kept open between requests and driven by one event-loop
-thread, which does the TLS handshakes and reads whole requests; complete
-requests run in ``--max-clients`` worker threads
-(:class:`ganeti.http.server.ThreadedHttpServer`). So the master pays for
-the TLS handshake once per node, not once per call, one slow call never
-blocks another, and idle or slow clients never hold a worker. Ganeti's
-node daemon forks one child per request instead; see DESIGN.md for why we
-do not. SIGTERM stops the daemon, abandoning running calls. Unless
-``--no-mlock`` is given the daemon locks its memory in RAM; log records
-that cannot be written to the log file go to the console.
+The daemon forks one child per connection
+(:class:`ganeti.http.forking.ForkingHttpServer`): the parent only accepts,
+forks and reaps; a child does the TLS handshake and serves the requests of
+its kept-open connection one after another until the connection ends or
+idles out. So a call that crashes the interpreter, leaks or hangs takes
+down its own child only, while the master, which keeps its connections
+open, pays for a fork and a TLS handshake once per connection, not per
+call (Ganeti forks per request; see doc/design-noded-rpc.rst). At most
+``--max-clients`` calls run at the same time. ``--threaded`` serves every
+connection in one process instead (an event-loop thread and worker
+threads, :class:`ganeti.http.server.ThreadedHttpServer`), for comparison.
+SIGTERM stops the daemon, abandoning running calls; SIGUSR1 lets them
+answer first. Unless ``--no-mlock`` is given the daemon and its children
+lock their memory in RAM; log records that cannot be written to the log
+file go to the console.
 
 Options follow ganeti-noded(8); ``--ready-file``, ``--log-file``,
 ``--max-body-size`` and ``--request-timeout`` are additions for virtual
@@ -28,11 +33,13 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 
 from ganeti import constants, errors, http, pathutils, utils
 from ganeti import daemon as daemon_util
+from ganeti.http import forking as http_forking
 from ganeti.http import server as http_server
 from ganeti.rpc.dispatch import RpcDispatcher
 from ganeti.utils import mlock
@@ -119,6 +126,9 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="Seconds an idle connection is kept open")
     parser.add_argument("--no-mlock", dest="mlock", action="store_false",
                         help="Don't lock the daemon's memory in RAM")
+    parser.add_argument("--threaded", action="store_true",
+                        help="Serve every connection in a thread of one process"
+                             " instead of forking a child per connection")
     parser.add_argument("--syslog", action="store_true",
                         help="Log to syslog instead of the log file")
     parser.add_argument("--no-ssl", dest="ssl", action="store_false",
@@ -145,6 +155,47 @@ def BuildParser() -> argparse.ArgumentParser:
 def _MakeDirs() -> None:
     for path in (pathutils.RUN_DIR, pathutils.LOG_DIR, pathutils.LOCK_DIR):
         os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def _MakeServer(options: argparse.Namespace, handler: NodeRequestHandler,
+                ssl_context: ssl.SSLContext | None
+                ) -> http_server.ThreadedHttpServer | http_forking.ForkingHttpServer:
+    """The HTTPS server the options ask for (not yet bound)."""
+    opts = http_server.ServerOptions(
+        server_name=f"{constants.NODED}/{constants.RELEASE_VERSION}",
+        request_timeout=options.request_timeout,
+        max_header_size=constants.NODED_MAX_HEADER_SIZE,
+        max_body_size=options.max_body_size,
+        require_client_cert=options.ssl)
+    cls = http_server.ThreadedHttpServer if options.threaded \
+        else http_forking.ForkingHttpServer
+    return cls(handler, ssl_context, opts,
+               max_clients=options.max_clients,
+               max_connections=options.max_connections,
+               max_connections_per_address=options.max_connections_per_address,
+               keepalive_timeout=options.keepalive_timeout,
+               term_timeout=constants.NODED_TERM_TIMEOUT)
+
+
+def _LockMemory(server: http_server.ThreadedHttpServer
+                | http_forking.ForkingHttpServer) -> None:
+    """Lock the daemon's memory in RAM (seed 003), children's included."""
+    if isinstance(server, http_server.ThreadedHttpServer):
+        # Locked as they are touched: the stacks of the worker threads
+        # would otherwise be locked in full when they are mapped
+        mlock.Mlockall(onfault=True)
+        return
+    # The parent (single-threaded) in full, now and what it maps later
+    if not mlock.Mlockall():
+        return  # logged; the children would fail the same way
+    # Neither the locks nor MCL_FUTURE pass to a forked child: each locks
+    # again, as pages are touched (the parent's pages it shares are locked
+    # by the parent already; locking in full would copy them)
+    server.child_init = _LockChildMemory
+
+
+def _LockChildMemory() -> None:
+    mlock.Mlockall(onfault=True)
 
 
 def Main(argv: list[str] | None = None) -> int:
@@ -189,24 +240,7 @@ def Main(argv: list[str] | None = None) -> int:
     dispatcher = RpcDispatcher(quit_fn=lambda: os.kill(noded_pid, signal.SIGUSR1))
     dispatcher.LoadAll()
 
-    if options.mlock:
-        # Locked as they are touched: the stacks of the worker threads
-        # would otherwise be locked in full when they are mapped
-        mlock.Mlockall(onfault=True)
-
-    server = http_server.ThreadedHttpServer(
-        NodeRequestHandler(dispatcher), ssl_context,
-        http_server.ServerOptions(
-            server_name=f"{constants.NODED}/{constants.RELEASE_VERSION}",
-            request_timeout=options.request_timeout,
-            max_header_size=constants.NODED_MAX_HEADER_SIZE,
-            max_body_size=options.max_body_size,
-            require_client_cert=options.ssl),
-        max_clients=options.max_clients,
-        max_connections=options.max_connections,
-        max_connections_per_address=options.max_connections_per_address,
-        keepalive_timeout=options.keepalive_timeout,
-        term_timeout=constants.NODED_TERM_TIMEOUT)
+    server = _MakeServer(options, NodeRequestHandler(dispatcher), ssl_context)
     try:
         bound_address, bound_port = server.Bind(address, port)
     except OSError as err:
@@ -225,12 +259,21 @@ def Main(argv: list[str] | None = None) -> int:
         logging.error("Cannot write the pid file: %s", err)
         return constants.EXIT_FAILURE
 
+    if options.mlock:
+        # After detaching: memory locks do not survive a fork
+        _LockMemory(server)
+
     try:
+        if isinstance(server, http_forking.ForkingHttpServer):
+            # A child keeping the pid file's lock would make a new daemon
+            # think this one still runs
+            server.close_in_child.append(pid_fd)
         if options.ready_file:
             daemon_util.WriteReadyFile(options.ready_file, bound_address, bound_port)
-        logging.info("%s %s serving on %s:%s (pid %s)", constants.NODED,
+        logging.info("%s %s serving on %s:%s (pid %s, %s)", constants.NODED,
                      constants.RELEASE_VERSION, bound_address, bound_port,
-                     os.getpid())
+                     os.getpid(), "threads" if options.threaded
+                     else "a child per connection")
         if notify_ready:
             notify_ready()
         server.Serve()

@@ -3,6 +3,13 @@
 The node daemon keeps itself in memory so that it can still serve (e.g. a
 power-cycle request) when the node's disks fail and pages could not be
 read back from swap or from the program files.
+
+On Linux, memory locks are not inherited by a child created with
+``fork()``, and neither is ``MCL_FUTURE``: a forked child that must stay
+in memory calls :func:`Mlockall` itself (:mod:`ganeti.http.forking`,
+``child_init``), best with ``onfault``, since the pages it shares with a
+locked parent are resident already and locking them in full would copy
+every one of them.
 """
 
 from __future__ import annotations

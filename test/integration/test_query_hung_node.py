@@ -1,7 +1,8 @@
 """A hung node daemon does not hold up gnt-node list and gnt-instance list.
 
-On a real two-node virtual cluster, the second node's daemon is stopped
-with SIGSTOP: its socket still accepts connections but nothing answers.
+On a real two-node virtual cluster, the second node's daemon and the
+children serving its connections are stopped with SIGSTOP: its socket
+still accepts connections but nothing answers.
 Listing nodes and instances with live fields must answer within about the
 live-query deadline (``constants.RPC_TMO_QUERY``, 10 s) instead of the
 minute of the RPC timeout class, showing the hung node's live values as
@@ -12,6 +13,7 @@ end and everything is listed normally again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -55,6 +57,11 @@ def _InstanceList(vc: VirtualCluster):
                   "-o", "name,pnode,status,oper_state,oper_ram")
 
 
+def _Children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fd:
+        return [int(child) for child in fd.read().split()]
+
+
 def _Timed(fn, *args):
     start = time.monotonic()
     result = fn(*args)
@@ -67,12 +74,20 @@ def test_lists_give_up_on_a_stopped_node_daemon(vc):
     assert "?" not in healthy_nodes[hung], healthy_nodes
     assert _Lines(_InstanceList(vc))[INSTANCE] == [hung, "running", "Y", "128"]
     pid = vc.daemons()[(hung, constants.NODED)]
+    # The daemon first (it forks no more), then the children serving its
+    # open connections
     os.kill(pid, signal.SIGSTOP)
+    stopped = [pid] + _Children(pid)
+    for child in stopped[1:]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGSTOP)
     try:
         nodes, node_time = _Timed(_NodeList, vc)
         instances, instance_time = _Timed(_InstanceList, vc)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for proc in reversed(stopped):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc, signal.SIGCONT)
     assert node_time < ANSWER_WITHIN, f"gnt-node list took {node_time:.1f}s"
     assert instance_time < ANSWER_WITHIN, f"gnt-instance list took {instance_time:.1f}s"
     lines = _Lines(nodes)

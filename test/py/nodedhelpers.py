@@ -110,25 +110,38 @@ class NodeDaemon:
             return []
 
     def Sleepers(self) -> int:
-        """How many of the daemon's threads sleep in ``time.sleep`` now.
+        """How many threads of the daemon and its children sleep in
+        ``time.sleep`` now.
 
         That is how a test sees a ``test_delay`` call being handled: the
-        kernel shows the thread waiting in nanosleep.
+        kernel shows the thread (of the daemon, or of the child serving
+        the connection) waiting in nanosleep.
         """
         count = 0
-        for tid in self.Threads():
+        for pid in [self.pid] + self.Children():
             try:
-                with open(f"/proc/{self.pid}/task/{tid}/wchan", encoding="ascii") as fd:
-                    if "nanosleep" in fd.read():
-                        count += 1
+                tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
-                pass
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as fd:
+                        if "nanosleep" in fd.read():
+                            count += 1
+                except OSError:
+                    pass
         return count
 
     def Signal(self, signum: int) -> None:
         """Send a signal to the daemon process only."""
         if self.proc.poll() is None:
             os.kill(self.pid, signum)
+
+    def SignalGroup(self, signum: int) -> None:
+        """Send a signal to the daemon and its children (its process group),
+        e.g. SIGSTOP to hang a forking daemon's connections as well."""
+        if self.proc.poll() is None:
+            os.killpg(self.pid, signum)
 
     def KillGroup(self) -> None:
         """SIGKILL the daemon and its children (its process group)."""

@@ -128,13 +128,14 @@ def test_stopped_node_daemon_gives_nodata_by_the_deadline(node_cfg, start_noded,
     before = query.Query("node", fields, None, ctx)["data"]
     assert all(row[1][0] == NORMAL for row in before)
     hung = daemons[1]
-    hung.Signal(signal.SIGSTOP)
+    # The whole group: the daemon's children serve the open connections
+    hung.SignalGroup(signal.SIGSTOP)
     try:
         start = time.monotonic()
         rows = query.Query("node", fields, None, ctx)["data"]
         elapsed = time.monotonic() - start
     finally:
-        hung.Signal(signal.SIGCONT)
+        hung.SignalGroup(signal.SIGCONT)
     assert deadline <= elapsed < deadline + 2, f"query took {elapsed:.1f}s"
     by_name = {row[0][1]: row[1:] for row in rows}
     assert by_name["node2.example.org"] == [[NODATA, None]] * 3

@@ -187,7 +187,14 @@ class _SlowCall:
         self._thread.join(30)
 
 
-def test_slow_call_does_not_block_others(daemon, cluster_crypto):
+#: The node daemon's two ways of serving: a child per connection (the
+#: default) and threads of one process (--threaded)
+_MODES = pytest.mark.parametrize("mode", [[], ["--threaded"]], ids=["fork", "threaded"])
+
+
+@_MODES
+def test_slow_call_does_not_block_others(start_noded, cluster_crypto, mode):
+    (daemon,) = start_noded(1, subnet=92, extra_args=mode)
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
     with _SlowCall(cluster_crypto, daemon, 3.0) as slow:
         start = time.monotonic()
@@ -198,14 +205,19 @@ def test_slow_call_does_not_block_others(daemon, cluster_crypto):
     assert slow.result.fail_msg is None
 
 
-def test_sigterm_stops_daemon_mid_call(start_noded, cluster_crypto):
-    (daemon,) = start_noded(1, subnet=82)
+@_MODES
+def test_sigterm_stops_daemon_mid_call(start_noded, cluster_crypto, mode):
+    (daemon,) = start_noded(1, subnet=82, extra_args=mode)
     with _SlowCall(cluster_crypto, daemon, 60) as slow:
+        children = daemon.Children()
+        assert len(children) == (0 if mode else 1)
         start = time.monotonic()
         daemon.Signal(signal.SIGTERM)
         assert daemon.proc.wait(15) == 0
-        # The running call is abandoned, not waited for
+        # The running call is abandoned, not waited for; its child was
+        # killed and reaped before the daemon exited
         assert time.monotonic() - start < 10
+        assert all(_State(pid) is None for pid in children)
     res = slow.result
     # The connection ends mid-answer: the client sees it closed or reset
     assert res.fail_msg
@@ -215,48 +227,166 @@ def test_sigterm_stops_daemon_mid_call(start_noded, cluster_crypto):
     assert not os.path.exists(pidfile)
 
 
-def test_sigusr1_waits_for_running_calls(start_noded, cluster_crypto):
+@_MODES
+def test_sigusr1_waits_for_running_calls(start_noded, cluster_crypto, mode):
     # The graceful stop (what a node leaving the cluster asks for) answers
-    # the call in progress before the daemon exits
-    (daemon,) = start_noded(1, subnet=74)
-    with _SlowCall(cluster_crypto, daemon, 1.0) as slow:
-        daemon.Signal(signal.SIGUSR1)
-        assert daemon.proc.wait(15) == 0
+    # the call in progress before the daemon exits, and closes idle
+    # connections at once
+    (daemon,) = start_noded(1, subnet=74, extra_args=mode)
+    with _Tls(daemon, cluster_crypto) as idle:
+        _Version(idle)
+        with _SlowCall(cluster_crypto, daemon, 2.0) as slow:
+            daemon.Signal(signal.SIGUSR1)
+            idle.settimeout(10)
+            assert idle.recv(100) == b""
+            assert slow.running()
+            assert daemon.proc.wait(15) == 0
     assert slow.result.fail_msg is None
+    assert not daemon.Children()
 
 
-def _Connections(daemon) -> int:
-    """How many established TCP connections the daemon has open."""
+def _State(pid: int) -> str | None:
+    """A process's state letter (R, S, Z...); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fd:
+            return fd.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _Sockets(pid: int) -> set[str]:
+    """Inodes of the sockets a process has open."""
     inodes = set()
-    fd_dir = f"/proc/{daemon.pid}/fd"
-    for name in os.listdir(fd_dir):
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return inodes
+    for name in names:
         try:
             target = os.readlink(os.path.join(fd_dir, name))
         except OSError:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    count = 0
+    return inodes
+
+
+def _Established(daemon) -> dict[str, tuple[int, int]]:
+    """Established TCP connections: inode -> (pid holding it, client port),
+    over the daemon and its children."""
+    holders = {inode: pid for pid in [daemon.pid] + daemon.Children()
+               for inode in _Sockets(pid)}
+    found = {}
     for table in ("tcp", "tcp6"):
         with open(f"/proc/{daemon.pid}/net/{table}", encoding="ascii") as fd:
             for line in fd.readlines()[1:]:
                 fields = line.split()
-                if fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
-                    count += 1
-    return count
+                if fields[3] == "01" and fields[9] in holders:  # ESTABLISHED
+                    found[fields[9]] = (holders[fields[9]],
+                                        int(fields[2].split(":")[1], 16))
+    return found
 
 
-def test_connections_are_kept_open(daemon, cluster_crypto):
+def _Connections(daemon) -> int:
+    """How many established TCP connections the daemon (or a child) has open."""
+    return len(_Established(daemon))
+
+
+def _ServingPid(daemon, sock) -> int:
+    """The pid of the process serving the connection ``sock`` (ours)."""
+    port = sock.getsockname()[1]
+    pids = [pid for pid, peer_port in _Established(daemon).values() if peer_port == port]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def _Tls(daemon, crypto) -> ssl.SSLSocket:
+    """A kept-open TLS connection to the daemon."""
+    raw = socket.create_connection((daemon.address, daemon.port), timeout=10)
+    return _ClientContext(crypto).wrap_socket(raw)
+
+
+def _Version(sock) -> None:
+    """A version call on a kept-open connection."""
+    sock.sendall(b"PUT /version HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]")
+    data = b""
+    while not (b"\r\n\r\n" in data and data.rstrip().endswith(b"]")):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ") and b"Connection: keep-alive" in data, data
+
+
+@_MODES
+def test_connections_are_kept_open(start_noded, cluster_crypto, mode):
+    (daemon,) = start_noded(1, subnet=93, extra_args=mode)
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
     rpc_client.CloseConnections()
     _Wait(lambda: _Connections(daemon) == 0, what="no connection")
     for _ in range(5):
         assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
-    # One connection for all five calls
+    # One connection for all five calls (served by one child when forking)
     assert _Connections(daemon) == 1
+    assert len(daemon.Children()) == (0 if mode else 1)
     rpc_client.CloseConnections()
     _Wait(lambda: _Connections(daemon) == 0,
           what="the connection to end after the client closed it")
+    _Wait(lambda: not daemon.Children(), what="its child to end and be reaped")
+
+
+def test_one_child_per_connection(daemon, cluster_crypto):
+    with _Tls(daemon, cluster_crypto) as first, _Tls(daemon, cluster_crypto) as second:
+        pids = set()
+        for _ in range(3):
+            _Version(first)
+            pids.add(_ServingPid(daemon, first))
+        # All requests of a connection go to one child
+        assert len(pids) == 1
+        (pid,) = pids
+        assert pid != daemon.pid and pid in daemon.Children()
+        # ... and another connection gets another child
+        _Version(second)
+        other = _ServingPid(daemon, second)
+        assert other not in (pid, daemon.pid)
+        assert sorted(daemon.Children()) == sorted([pid, other])
+        # Memory is locked only with --mlock (see test_mlock)
+        assert _LockedKb(pid) == 0
+    _Wait(lambda: not daemon.Children(), what="the children to be reaped")
+    assert _State(pid) is None and _State(other) is None
+
+
+def test_crashed_child_takes_only_its_connection(start_noded, cluster_crypto):
+    # One request at a time: the crashed child's token must come back
+    (daemon,) = start_noded(1, subnet=94, extra_args=["--max-clients", "1"])
+    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
+    with _Tls(daemon, cluster_crypto) as other:
+        _Version(other)
+        with _SlowCall(cluster_crypto, daemon, 60) as slow:
+            (sleeping,) = [pid for pid in daemon.Children()
+                           if "nanosleep" in _Wchan(pid)]
+            # As if the handler had crashed the interpreter
+            os.kill(sleeping, signal.SIGSEGV)
+        assert slow.result.fail_msg
+        _Wait(lambda: _State(sleeping) is None, what="the crashed child to be reaped")
+        # The daemon and the other connections go on
+        assert daemon.proc.poll() is None
+        _Version(other)
+        assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
+    assert "killed by SIGSEGV while handling a request" in daemon.Output()
+
+
+def _Wchan(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/wchan", encoding="ascii") as fd:
+            return fd.read()
+    except OSError:
+        return ""
+
+
+def _LockedKb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as fd:
+        return int(fd.read().split("VmLck:")[1].split()[0])
 
 
 def test_keepalive_timeout_closes_idle_connections(start_noded, cluster_crypto):
@@ -328,16 +458,18 @@ def test_second_daemon_same_root_refused(daemon, cluster_crypto):
         other.Stop()
 
 
-def test_mlock(start_noded, cluster_crypto):
-    (daemon,) = start_noded(1, subnet=83, mlock=True)
-    runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
-    assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
-    with open(f"/proc/{daemon.pid}/status", encoding="ascii") as fd:
-        status = fd.read()
-    locked_kb = int(status.split("VmLck:")[1].split()[0])
-    if "Cannot lock memory" in daemon.Output():
-        pytest.skip("mlockall is not permitted here")
-    assert locked_kb > 0
+@_MODES
+def test_mlock(start_noded, cluster_crypto, mode):
+    (daemon,) = start_noded(1, subnet=83, mlock=True, extra_args=mode)
+    with _Tls(daemon, cluster_crypto) as sock:
+        _Version(sock)
+        if "Cannot lock memory" in daemon.Output():
+            pytest.skip("mlockall is not permitted here")
+        assert _LockedKb(daemon.pid) > 0
+        if not mode:
+            # Locks are not inherited by a forked child, nor is
+            # MCL_FUTURE: the child locked its memory itself
+            assert _LockedKb(_ServingPid(daemon, sock)) > 0
 
 
 def test_no_ssl_mode(start_noded):
@@ -415,8 +547,9 @@ def test_ssl_module_server_context_refuses_unverified(cluster_crypto):
     assert ghttp.MakeServerSslContext(params, verify_peer=False).verify_mode == ssl.CERT_NONE
 
 
-def test_max_clients_queues_connections(start_noded, cluster_crypto):
-    (daemon,) = start_noded(1, subnet=87, extra_args=["--max-clients", "1"])
+@_MODES
+def test_max_clients_queues_connections(start_noded, cluster_crypto, mode):
+    (daemon,) = start_noded(1, subnet=87, extra_args=["--max-clients", "1"] + mode)
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
     start = time.monotonic()
     with _SlowCall(cluster_crypto, daemon, 1.5) as slow:
@@ -455,15 +588,18 @@ def test_deeply_nested_json_is_a_bad_request(start_noded, cluster_crypto):
     assert _Request(daemon, cluster_crypto, "PUT", "/version", b"[]").code == 200
 
 
-def test_idle_and_slow_clients_take_no_thread(start_noded, cluster_crypto):
-    # One worker and long timeouts: silent TCP connections, idle TLS ones
-    # and clients sending their request a byte every 20 ms hold no thread
-    # and do not delay a real call
+@_MODES
+def test_idle_and_slow_clients_do_not_delay_calls(start_noded, cluster_crypto, mode):
+    # One request at a time and long timeouts: silent TCP connections, idle
+    # TLS ones and clients sending their request a byte every 20 ms do not
+    # delay a real call. Threaded, they hold no thread; forking, silent
+    # ones get no child (the others one each, holding no request slot)
     (daemon,) = start_noded(1, subnet=90, extra_args=["--max-clients", "1",
-                                                      "--request-timeout", "60"])
+                                                      "--request-timeout", "60"] + mode)
     runner = nodedhelpers.MakeRunner(cluster_crypto, [daemon])
     assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
     threads = len(daemon.Threads())
+    assert mode or threads == 1
     ctx = _ClientContext(cluster_crypto)
 
     def _Tls():
@@ -491,6 +627,9 @@ def test_idle_and_slow_clients_take_no_thread(start_noded, cluster_crypto):
             assert runner.call_version([daemon.name])[daemon.name].fail_msg is None
             assert time.monotonic() - start < 1.0
         assert len(daemon.Threads()) == threads
+        if not mode:
+            # The idle and slow connections and the runner's
+            _Wait(lambda: len(daemon.Children()) == 81, what="81 children")
     finally:
         stop.set()
         trickler.join(10)
