@@ -48,7 +48,9 @@ class LogFileWithConsoleFallback(logging.Handler):
             # 0600 whatever the umask (a daemon may log before it detaches)
             fd = os.open(self.filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          0o600)
-            self._stream = open(fd, "a", encoding="utf-8")
+            # A lone surrogate (from a client's JSON) must not make the
+            # record, and the code logging it, fail
+            self._stream = open(fd, "a", encoding="utf-8", errors="backslashreplace")
         return self._stream
 
     def _CloseStream(self) -> None:
@@ -76,7 +78,8 @@ class LogFileWithConsoleFallback(logging.Handler):
         self.console_records += 1
         line = f"ganeti: {text.rstrip()} {failure}\n"
         try:
-            with open(self.console, "a", encoding="utf-8") as console:
+            with open(self.console, "a", encoding="utf-8",
+                      errors="backslashreplace") as console:
                 console.write(line)
             return
         except OSError:
@@ -85,7 +88,7 @@ class LogFileWithConsoleFallback(logging.Handler):
             try:
                 self.fallback_stream.write(line)
                 self.fallback_stream.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # closed; or it cannot encode
                 pass
 
     def close(self) -> None:

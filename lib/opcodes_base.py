@@ -155,7 +155,8 @@ TReasonEntry = ht.TAnd(ht.TIsLength(3), ht.TItems([
 ]))
 
 #: Priorities a client may use when submitting a job
-TSubmitPriority = ht.TElemOf(constants.OP_PRIO_SUBMIT_VALID)
+#: (an integer: 0.0 equals 0 but is no priority the worker pool takes)
+TSubmitPriority = ht.TAnd(ht.TInt, ht.TElemOf(constants.OP_PRIO_SUBMIT_VALID))
 
 
 class OpCode(metaclass=_OpCodeMeta):
@@ -187,7 +188,7 @@ class OpCode(metaclass=_OpCodeMeta):
         (constants.OP_DEBUG_LEVEL, None, ht.TMaybe(ht.TNonNegativeInt),
          "How much debugging output to produce"),
         (constants.OP_PRIORITY, constants.OP_PRIO_DEFAULT,
-         ht.TElemOf(constants.OP_PRIO_ALL),
+         ht.TAnd(ht.TInt, ht.TElemOf(constants.OP_PRIO_ALL)),
          "Priority (lower runs first); clients submit only "
          "OP_PRIO_SUBMIT_VALID values"),
         (constants.OP_DEPENDS, None, TJobDependencies,

@@ -85,8 +85,13 @@ def ReadWatcherPause(path: str | None = None, now: float | None = None
     return until
 
 
-def WriteWatcherPause(until: Any, path: str | None = None) -> int | None:
-    """Pause the watcher until ``until`` (None: resume); return ``until``."""
+def WriteWatcherPause(until: Any, path: str | None = None,
+                      check_past: bool = True) -> int | None:
+    """Pause the watcher until ``until`` (None: resume); return ``until``.
+
+    A time in the past is refused unless ``check_past`` is false (a node
+    receiving the master's pause late must still take it: it ends at once).
+    """
     if path is None:
         path = pathutils.WATCHER_PAUSEFILE
     if until is None:
@@ -94,7 +99,7 @@ def WriteWatcherPause(until: Any, path: str | None = None) -> int | None:
             os.unlink(path)
         return None
     _CheckNumber(until, "watcher pause end time")
-    if until < time.time():
+    if check_past and until < time.time():
         raise errors.OpPrereqError(f"Cannot pause the watcher until {until}:"
                                    " the time is in the past", errors.ECODE_INVAL)
     until = int(until)
@@ -214,6 +219,15 @@ class MasterHandlers:
         """
         job_id = _CheckJobId(job_id)
         _CheckFields(fields)
+        if prev_job_info is not None and not isinstance(prev_job_info, list):
+            raise errors.OpPrereqError(
+                f"Invalid previous job info {reprlib.repr(prev_job_info)}: expected"
+                " a list or null", errors.ECODE_INVAL)
+        if prev_log_serial is not None and (
+                isinstance(prev_log_serial, bool) or not isinstance(prev_log_serial, int)):
+            raise errors.OpPrereqError(
+                f"Invalid previous log serial {reprlib.repr(prev_log_serial)}: expected"
+                " an integer or null", errors.ECODE_INVAL)
         timeout = min(max(_CheckNumber(timeout, "timeout"), 0),
                       constants.LUXI_WFJC_MAX_TIMEOUT)
         result = self.queue.GetJobChanges(job_id, fields, prev_job_info, prev_log_serial)
@@ -282,9 +296,10 @@ class MasterHandlers:
 
     @staticmethod
     def _CheckResource(what: Any) -> None:
-        if what not in constants.QR_VIA_LUXI:
+        # A JSON list or object is unhashable: check the type first
+        if not isinstance(what, str) or what not in constants.QR_VIA_LUXI:
             raise errors.OpPrereqError(
-                f"Resource type '{what}' unknown; known:"
+                f"Resource type {reprlib.repr(what)} unknown; known:"
                 f" {', '.join(sorted(constants.QR_VIA_LUXI))}", errors.ECODE_INVAL)
 
     def _Cfg(self) -> Any:
@@ -323,9 +338,22 @@ class MasterHandlers:
         return self.queue.SetDrainFlag(drain_flag)
 
     def SetWatcherPause(self, until: Any) -> int | None:
-        # TODO: also push the pause to the other nodes once node RPC has a
-        # call for it; only the master's file is written here
-        return WriteWatcherPause(until)
+        """Write the pause file here, then on every other online node
+        (``set_watcher_pause``), so that each node's watcher sees it and it
+        survives a master failover; a node that cannot be reached is logged
+        (its watcher keeps its old pause, as in Ganeti)."""
+        until = WriteWatcherPause(until)
+        rpc = getattr(self.query_context, "rpc", None)
+        if rpc is None or self.cfg is None:
+            return until
+        master = self.cfg.GetMasterNode()
+        nodes = [uuid for uuid in self.cfg.GetOnlineNodeList() if uuid != master]
+        if nodes:
+            for uuid, result in rpc.call_set_watcher_pause(nodes, until).items():
+                if result.fail_msg:
+                    logging.warning("Cannot set the watcher pause on node %s: %s",
+                                    self.cfg.GetNodeName(uuid), result.fail_msg)
+        return until
 
     # --- the table --------------------------------------------------------------
 

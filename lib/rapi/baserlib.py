@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -217,6 +218,21 @@ def CheckType(value: Any, exptype: type, descr: str) -> None:
     if not isinstance(value, exptype) or (exptype is int and isinstance(value, bool)):
         raise http.HttpBadRequest(f"{descr}: expected a {exptype.__name__},"
                                   f" got {type(value).__name__}")
+
+
+def ParseNonNegativeInt(raw: str, what: str) -> int:
+    """A path segment holding a non-negative decimal integer; 400 if not.
+
+    ``str.isdigit`` alone also accepts digits ``int`` refuses (``"²"``), and
+    ``int`` refuses more than 4300 digits: neither may become a 500.
+    """
+    if raw.isascii() and raw.isdigit():
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+    raise http.HttpBadRequest(f"Invalid {what} {reprlib.repr(raw)}: expected a"
+                              " non-negative integer")
 
 
 def CheckParameter(data: dict[str, Any], name: str, default: Any = None,

@@ -240,12 +240,8 @@ class R_2_instances_name_disk_grow(baserlib.OpcodeResource):
     POST_OPCODE = opcodes.OpInstanceGrowDisk
 
     def GetPostOpInput(self) -> tuple[Any, dict[str, Any]]:
-        raw = self.items[1]
-        if not raw.isdigit():
-            raise http.HttpBadRequest(f"Invalid disk index {raw!r}: expected a"
-                                      " non-negative integer")
-        return self.request_body, {"instance_name": self.items[0],
-                                   "disk": int(raw)}
+        disk = baserlib.ParseNonNegativeInt(self.items[1], "disk index")
+        return self.request_body, {"instance_name": self.items[0], "disk": disk}
 
 
 class R_2_instances_name_prepare_export(baserlib.OpcodeResource):

@@ -16,10 +16,7 @@ WFJC_TIMEOUT = 10
 
 
 def _JobId(raw: str) -> int:
-    if not raw.isdigit():
-        raise http.HttpBadRequest(f"Invalid job id {raw!r}: expected a"
-                                  " non-negative integer")
-    return int(raw)
+    return baserlib.ParseNonNegativeInt(raw, "job id")
 
 
 class R_2_jobs(baserlib.ResourceBase):

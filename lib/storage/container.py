@@ -66,6 +66,14 @@ class FileStorage(_Base):
     STORAGE_TYPE = constants.ST_FILE
 
     def __init__(self, paths: list[str] | None = None):
+        # A string would be taken for a list of one-letter paths, "/" first,
+        # and listing its usage would walk the whole file system
+        if paths is not None and not (
+                isinstance(paths, list)
+                and all(isinstance(p, str) and os.path.isabs(p) for p in paths)):
+            raise errors.StorageError(
+                f"The {self.STORAGE_TYPE} storage directories must be a list of"
+                f" absolute paths, got {paths!r:.100}")
         self._paths = paths
 
     @property

@@ -29,6 +29,17 @@ def test_log_file(tmp_path):
     assert not (tmp_path / "console").exists()
 
 
+def test_log_record_with_a_lone_surrogate(tmp_path):
+    # found by test/integration/test_fuzz.py: a JSON key "\ud800" quoted in
+    # an error message made logging raise, which killed the node daemon's
+    # child serving the request
+    handler = daemon.LogFileWithConsoleFallback(str(tmp_path / "x.log"),
+                                                console=str(tmp_path / "console"))
+    handler.emit(_Record("bad key \ud800 here"))
+    handler.close()
+    assert (tmp_path / "x.log").read_text() == "bad key \\ud800 here\n"
+
+
 def test_log_file_is_private_whatever_the_umask(tmp_path):
     # ensure-dirs' mode: a daemon may log before it detaches (umask 022)
     handler = daemon.LogFileWithConsoleFallback(str(tmp_path / "x.log"),

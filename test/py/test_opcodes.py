@@ -407,6 +407,12 @@ def test_priority():
     opcodes.OpTestDelay(duration=1).ValidateSubmitPriority()
     with pytest.raises(errors.OpPrereqError):
         opcodes.OpTestDelay(duration=1, priority=True).Validate(True)
+    # found by test/integration/test_fuzz.py: 0.0 passed as 0, and the job
+    # stayed queued for ever (the worker pool refused the float)
+    with pytest.raises(errors.OpPrereqError, match="priority"):
+        opcodes.OpTestDelay(duration=1, priority=0.0).Validate(True)
+    with pytest.raises(errors.OpPrereqError, match="priority"):
+        opcodes.OpTestDelay(duration=1, priority=0.0).ValidateSubmitPriority()
 
 
 def test_depends_and_reason():

@@ -116,6 +116,9 @@ def _Serve(data: bytes, opts=None, handler=None) -> bytes:
     (b"PUT /x HTTP/1.1\r\nA : v\r\n\r\n", 400, "Malformed header"),
     (b"PUT /x HTTP/1.1\r\nA: v\r\n folded\r\n\r\n", 400, "Malformed header"),
     (b"PUT /x HTTP/1.1\r\nA: v\rB: w\r\n\r\n", 400, "Bare CR"),
+    # A CR starting the request, not an empty line (found by the fuzz
+    # suite: the connection waited for more)
+    (b"\rGET /x HTTP/1.1\r\n\r\n", 400, "Bare CR"),
     (b"PUT /x HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400, "Invalid Content-Length"),
     (b"PUT /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Invalid Content-Length"),
     (b"PUT /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400,

@@ -73,8 +73,17 @@ def test_bad_arguments_are_refused(master):
             cl.CallMethod("QueryJobs", [None, "id"])
         with pytest.raises(errors.OpPrereqError, match="Resource type 'bogus' unknown"):
             cl.Query("bogus", ["name"], None)
+        # found by test/integration/test_fuzz.py: an unhashable resource
+        with pytest.raises(errors.OpPrereqError, match=r"Resource type \['node'\] unknown"):
+            cl.CallMethod("QueryFields", [["node"], None])
         with pytest.raises(errors.OpPrereqError, match="Invalid timeout"):
             cl.CallMethod("WaitForJobChange", [1, ["status"], None, None, "soon"])
+        # found by test/integration/test_fuzz.py: a list compared with the
+        # log entries' serials
+        with pytest.raises(errors.OpPrereqError, match="Invalid previous log serial"):
+            cl.CallMethod("WaitForJobChange", [1, ["status"], None, [3, "x"], 1])
+        with pytest.raises(errors.OpPrereqError, match="Invalid previous job info"):
+            cl.CallMethod("WaitForJobChange", [1, ["status"], "running", None, 1])
         with pytest.raises(errors.OpPrereqError, match="no cluster configuration"):
             cl.QueryClusterInfo()
         with pytest.raises(errors.JobLost):

@@ -238,6 +238,19 @@ def test_replace_disks_and_grow(rapi):
     assert rapi("POST", "/2/instances/i1/disk/x/grow", {"amount": 1})[0] == 400
 
 
+@pytest.mark.parametrize("segment", ["%C2%B2", "%D9%A3", "9" * 5000, "-1", "%20"])
+def test_numbers_in_the_path_that_int_refuses_are_400s(rapi, segment):
+    """Found by test/integration/test_fuzz.py: '\u00b2'.isdigit() holds
+    but int() refuses it, as it refuses more than 4300 digits."""
+    for method, target in (("POST", f"/2/instances/i1/disk/{segment}/grow"),
+                           ("GET", f"/2/jobs/{segment}"), ("DELETE", f"/2/jobs/{segment}"),
+                           ("GET", f"/2/jobs/{segment}/wait")):
+        code, _, err = rapi(method, target, {"amount": 1} if method == "POST" else None)
+        assert code == 400 and "non-negative integer" in err["explain"], (target, err)
+        assert len(err["explain"]) < 200
+    assert rapi.luxi.jobs == []
+
+
 def test_multi_alloc(rapi):
     inst = {"mode": "create", "instance_name": "i1", "disk_template": "diskless",
             "disks": [], "nics": []}

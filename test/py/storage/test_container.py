@@ -43,3 +43,11 @@ def test_bad(node_root):
         container.GetStorage(constants.ST_FILE).List(None, ["bogus"])
     with pytest.raises(errors.StorageError, match="'/elsewhere' is not a file storage unit"):
         container.GetStorage(constants.ST_FILE).List("/elsewhere", [constants.SF_NAME])
+
+
+@pytest.mark.parametrize("paths", ["/srv", ["relative"], [None], {"/srv": 1}])
+def test_bad_paths(paths):
+    """Found by test/integration/test_fuzz.py: storage_list('file', [dir], ...)
+    took the directory name for a list of paths and walked '/'."""
+    with pytest.raises(errors.StorageError, match="list of absolute paths"):
+        container.GetStorage(constants.ST_FILE, paths)
