@@ -24,7 +24,7 @@ USER_PREFIX ?= gnt-
 GROUP_PREFIX ?= gnt-
 
 .PHONY: all install check check-quick deps debdeps lint typecheck test test-quick \
-	vcluster vcluster-stop clean distclean
+	vcluster vcluster-stop vcluster-watcher clean distclean
 
 all: deps
 
@@ -62,7 +62,7 @@ install:
 	GANETI_BUILD_USER_PREFIX='$(USER_PREFIX)' GANETI_BUILD_GROUP_PREFIX='$(GROUP_PREFIX)' \
 		$(INSTALL_ROOT)/bin/pip install --quiet --no-deps .
 	mkdir -p $(BINDIR)
-	for prog in daemon-util ganeti-masterd ganeti-noded ganeti-confd ganeti-rapi \
+	for prog in daemon-util ganeti-masterd ganeti-noded ganeti-confd ganeti-rapi ganeti-watcher \
 		ensure-dirs ensure-users $$(ls scripts | grep '^gnt-'); do \
 		ln -sfn $(INSTALL_ROOT)/bin/$$prog $(BINDIR)/$$prog; done
 	$(INSTALL_ROOT)/bin/ensure-users
@@ -92,6 +92,14 @@ vcluster: deps
 vcluster-stop:
 	$(shell test -x $(VPY) && echo $(VPY) || echo $(PYTHON)) tools/vcluster-setup \
 		--dir $(VCLUSTER_DIR) --stop
+
+# Runs ganeti-watcher once on every node of that cluster (the master's part
+# included) and returns when the runs and the jobs they submitted have
+# ended; WATCHER_ARGS are passed on, e.g. WATCHER_ARGS="--debug"
+WATCHER_ARGS ?=
+vcluster-watcher: deps
+	$(VPY) tools/vcluster-setup --dir $(VCLUSTER_DIR) --watcher \
+		--watcher-args '$(WATCHER_ARGS)'
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

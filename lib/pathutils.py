@@ -265,6 +265,9 @@ WATCHER_GROUP_STATE_FILE = DATA_DIR + "/watcher.%s.data"
 WATCHER_GROUP_INSTANCE_STATUS_FILE = DATA_DIR + "/watcher.%s.instance-status"
 #: Holds the Unix time until which the watcher is paused
 WATCHER_PAUSEFILE = DATA_DIR + "/watcher.pause"
+#: In a virtual cluster only: the node's boot ID when present (its nodes
+#: share one kernel; see ganeti.backend.node.GetBootId)
+VCLUSTER_BOOT_ID_FILE = DATA_DIR + "/vcluster-boot-id"
 
 ALL_CERT_FILES = frozenset([NODED_CERT_FILE, RAPI_CERT_FILE, SPICE_CERT_FILE,
                             SPICE_CACERT_FILE])

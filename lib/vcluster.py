@@ -651,7 +651,128 @@ def Usage(state: State) -> str:
             "  gnt-node list\n"
             "  gnt-cluster verify\n"
             f"  {CurlCommand()}\n"
+            f"{FormatCrontabHint(state)}"
             f"Stop it: make vcluster-stop VCLUSTER_DIR={shlex.quote(state.directory)}\n")
+
+
+# --- The watcher ------------------------------------------------------------
+
+#: The file in ``<dir>`` holding the crontab lines of the watcher
+CRONTAB_FILE = "crontab"
+#: Nodes whose watcher runs at the same time in :func:`RunWatcher`
+WATCHER_PARALLEL = 8
+#: Seconds one node's watcher run may take in :func:`RunWatcher`
+WATCHER_TIMEOUT = 600.0
+
+
+def CrontabLines(state: State) -> list[str]:
+    """One crontab line per node running ganeti-watcher every five minutes as
+    that node (through the node's ``cmd`` wrapper, which sets its
+    environment), as a real cluster's ``/etc/cron.d/ganeti`` does."""
+    return [f"*/5 * * * * {shlex.quote(os.path.join(node.root, NODE_CMD))}"
+            f" ganeti-watcher" for node in state.nodes]
+
+
+def FormatCrontabHint(state: State) -> str:
+    """The crontab lines for the usage text (all of them for a few nodes,
+    else where they are)."""
+    lines = CrontabLines(state)
+    path = os.path.join(state.directory, CRONTAB_FILE)
+    text = "Run the watcher from cron (crontab -e), one line per node:\n"
+    shown = lines if len(lines) <= 5 else lines[:2] + [f"... ({len(lines)} lines in {path})"]
+    text += "".join(f"  {line}\n" for line in shown)
+    text += ("or once on every node: make vcluster-watcher"
+             f" VCLUSTER_DIR={shlex.quote(state.directory)}\n")
+    return text
+
+
+def WriteCrontab(state: State) -> str:
+    """Write ``<dir>/crontab``; return its path."""
+    path = os.path.join(state.directory, CRONTAB_FILE)
+    utils.WriteFile(path, mode=0o644, data=(
+        f"# ganeti-watcher for every node of the virtual cluster in {state.directory}\n"
+        + "".join(line + "\n" for line in CrontabLines(state))))
+    return path
+
+
+def _PendingJobs(socket_path: str) -> list[tuple[int, str]]:
+    from ganeti.luxi import client as luxi_client
+    with luxi_client.Client(socket_path, timeouts=(10, 120)) as client:
+        jobs = client.QueryJobs(None, ["id", "status"])
+    return [(job_id, status) for job_id, status in (job for job in jobs if job is not None)
+            if status not in constants.JOBS_FINALIZED]
+
+
+def WaitForJobs(socket_path: str, timeout: float) -> list[int]:
+    """Wait until the master at ``socket_path`` has no unfinished job, at most
+    ``timeout`` seconds; return the jobs still unfinished then."""
+    from ganeti.luxi import client as luxi_client
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = _PendingJobs(socket_path)
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            return [job_id for job_id, _ in pending]
+        job_id, status = pending[0]
+        with luxi_client.Client(socket_path, timeouts=(10, 120)) as client:
+            # Returns when the job's status changes (or after the wait's timeout)
+            client.WaitForJobChangeOnce(job_id, ["status"], [status], None,
+                                        timeout=min(remaining, 30.0))
+
+
+def RunWatcher(directory: str, args: Sequence[str] = (),
+               feedback: Callable[[str], None] = print,
+               parallel: int = WATCHER_PARALLEL,
+               timeout: float = WATCHER_TIMEOUT) -> int:
+    """Run ganeti-watcher once on every node of the running virtual cluster in
+    ``directory`` (the other nodes at the same time, then the master, whose
+    run includes the master's part), then wait until the jobs it
+    submitted have ended; return 0 if every run succeeded and no job is
+    left unfinished, else 1."""
+    directory = os.path.abspath(directory)
+    state = State.Load(directory)
+    # Some daemons may be down: restarting them is the watcher's work
+    if state is None or state.status != STATUS_RUNNING:
+        raise VclusterError(f"No virtual cluster is running in {directory}")
+    tools = Tools(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    master = state.NodeByName(MasterName(state)) or state.nodes[0]
+    start = time.monotonic()
+
+    def _Run(node: Node) -> tuple[Node, int, str]:
+        cmd = [tools.python, tools.Script(constants.WATCHER), *args]
+        try:
+            result = subprocess.run(cmd, env=tools.NodeEnv(node), stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True, timeout=timeout,
+                                    check=False)
+        except subprocess.TimeoutExpired:
+            return node, -1, f"did not finish within {timeout:.0f}s"
+        return node, result.returncode, (result.stdout + result.stderr).strip()
+
+    # The other nodes first (their part needs no master), then the master:
+    # its part then sees every node daemon they restarted, so that one run
+    # also restarts the instances of a node whose daemon was down
+    others = [node for node in state.nodes if node is not master]
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        results = list(pool.map(_Run, others))
+    results.append(_Run(master))
+    failed = 0
+    for node, code, output in results:
+        if code != 0:
+            failed += 1
+            feedback(f"{node.name}: ganeti-watcher failed (exit code {code})"
+                     + (f": {output}" if output else ""))
+    socket_path = os.path.join(master.root, _RUN_DIR, "socket", "ganeti-master")
+    try:
+        pending = WaitForJobs(socket_path, timeout)
+    except errors.GenericError as err:
+        feedback(f"Cannot follow the jobs on the master {master.name}: {err}")
+        return 1
+    feedback(f"ganeti-watcher ran on {len(state.nodes)} node(s)"
+             f" ({failed} failed); their jobs ended; {time.monotonic() - start:.1f}s")
+    if pending:
+        feedback(f"Jobs still unfinished after {timeout:.0f}s: "
+                 + " ".join(map(str, pending)))
+    return 1 if failed or pending else 0
 
 
 def _RunAll(funcs: Sequence[Callable[[], object]], parallel: int) -> None:
@@ -934,6 +1055,7 @@ def _Finish(state: State, tools: Tools, candidates: Sequence[Node],
     utils.WriteFile(os.path.join(state.directory, ENV_FILE), mode=0o600,
                     data=FormatEnv(state, master, tools, candidates, rapi))
     WritePids(state)
+    WriteCrontab(state)
     state.status = STATUS_RUNNING
     state.Save()
     feedback(Usage(state))
@@ -978,7 +1100,7 @@ def _RemoveSetup(directory: str, state: State) -> None:
     for node in state.nodes:
         shutil.rmtree(node.root, ignore_errors=True)
     shutil.rmtree(SharedFileStorageDir(directory), ignore_errors=True)
-    for name in (ENV_FILE, PIDS_FILE, RAPI_PASSWORD_FILE, STATE_FILE):
+    for name in (ENV_FILE, PIDS_FILE, RAPI_PASSWORD_FILE, STATE_FILE, CRONTAB_FILE):
         utils.RemoveFile(os.path.join(directory, name))
 
 

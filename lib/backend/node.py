@@ -13,7 +13,7 @@ import time
 from typing import Any
 from collections.abc import Callable, Sequence
 
-from ganeti import constants, errors, utils
+from ganeti import constants, errors, pathutils, utils
 from ganeti.backend import Fail
 from ganeti.hypervisor import base as hv_base
 
@@ -30,7 +30,22 @@ def GetVersion() -> int:
 
 
 def GetBootId(filename: str = _BOOT_ID_FILE) -> str:
-    """Return the kernel's boot ID (changes at every reboot)."""
+    """Return the kernel's boot ID (changes at every reboot).
+
+    The nodes of a virtual cluster share one kernel: there a node's
+    ``vcluster-boot-id`` file (:data:`pathutils.VCLUSTER_BOOT_ID_FILE`),
+    when present, stands for its boot ID, so that a "reboot" of one virtual
+    node is writing a new ID there (tests of the watcher do).
+    """
+    if pathutils.IsVirtualCluster():
+        try:
+            override = utils.ReadFile(pathutils.VCLUSTER_BOOT_ID_FILE).strip()
+        except FileNotFoundError:
+            override = ""
+        except OSError as err:
+            Fail("Cannot read %s: %s", pathutils.VCLUSTER_BOOT_ID_FILE, err)
+        if override:
+            return override
     try:
         with open(filename, encoding="ascii") as fd:
             return fd.read().strip()

@@ -681,16 +681,41 @@ def VerifyCluster(opts: Any, args: list[str]) -> int:
 
 
 def VerifyDisks(opts: Any, args: list[str]) -> int:
-    """Verify instance disks (nothing to do without DRBD)."""
+    """Verify the instances' disks, one job per group, and activate the
+    disks of instances reported with inactive ones."""
     client = cli.GetClient()
     result = cli.SubmitOpCode(opcodes.OpClusterVerifyDisks(), cl=client, opts=opts)
     retcode = constants.EXIT_SUCCESS
+    to_activate: set[str] = set()
     for ok, job_id in result[constants.JOB_IDS_KEY]:
         if not ok:
+            ToStderr("Cannot submit a verify-disks job: %s", job_id)
             retcode = constants.EXIT_FAILURE
             continue
-        cli.PollJob(job_id, cl=client)
-    ToStdout("No disks need to be activated.")
+        try:
+            (node_errors, offline, missing), = cli.PollJob(job_id, cl=client)
+        except errors.GenericError as err:
+            ToStderr("Job %s failed: %s", job_id, err)
+            retcode = constants.EXIT_FAILURE
+            continue
+        for node, msg in sorted(node_errors.items()):
+            ToStdout("Error gathering data on node %s: %s", node, msg)
+            retcode = constants.EXIT_FAILURE
+        to_activate.update(offline)
+        for name, disks in sorted(missing.items()):
+            ToStdout("Instance %s has missing disks: %s", name,
+                     ", ".join(f"{node}:{disk}" for node, disk in disks))
+            retcode = constants.EXIT_FAILURE
+    for name in sorted(to_activate):
+        ToStdout("Activating disks for instance '%s'", name)
+        try:
+            cli.SubmitOpCode(opcodes.OpInstanceActivateDisks(instance_name=name),
+                             cl=client, opts=opts)
+        except errors.GenericError as err:
+            ToStderr("Error activating disks for instance %s: %s", name, err)
+            retcode = constants.EXIT_FAILURE
+    if not to_activate:
+        ToStdout("No disks need to be activated.")
     return retcode
 
 

@@ -172,6 +172,10 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("jobqueue_set_drain_flag", TMO_URGENT, (_A("flag"),),
             "ganeti.backend.jobqueue.JobQueueSetDrainFlag",
             "Set job queue drain flag"),
+    RpcCall("set_watcher_pause", TMO_URGENT,
+            (_A("until", doc="Unix time the pause ends, None to end it"),),
+            "ganeti.backend.watcher.SetWatcherPause",
+            "Set the watcher pause (cluster-wide, so it survives a master failover)"),
     # --- Cluster lifecycle (issue 6): master role, vote; restricted commands --
     RpcCall("master_node_name", TMO_URGENT, (),
             "ganeti.backend.cluster.GetMasterNodeName",

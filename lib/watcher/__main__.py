@@ -1,0 +1,7 @@
+"""``python -m ganeti.watcher``: how the watcher starts its group children."""
+
+import sys
+
+from ganeti.watcher import Main
+
+sys.exit(Main())
