@@ -295,6 +295,34 @@ def test_two_watchers_one_runs(vc):
     assert "Watcher hook" not in _Log(vc, node3)   # it succeeded
 
 
+def test_node_health_stops_instances_of_an_offline_node(vc):
+    """maintain_node_health: a node the candidates declare offline stops
+    its instances in its own watcher run; without the option it does not."""
+    node = vc.names[2]
+    _EnsureInstance(vc, "wh1", node, "diskless")
+    assert _FakeState(vc, node, "wh1").exists()
+    vc.run("gnt-node", "modify", "--offline", "yes", "--force", node)
+    try:
+        # The option is off: the offline node keeps running its instance
+        _Watcher(vc, node)
+        assert _FakeState(vc, node, "wh1").exists()
+        # The cluster parameter reaches the offline node's ssconf by hand,
+        # as it would have before the node went offline
+        vc.run("gnt-cluster", "modify", "--maintain-node-health", "yes")
+        ss = vc.path(node, DATA + "/ssconf_maintain_node_health")
+        ss.write_text("True")
+        _Watcher(vc, node)
+        assert not _FakeState(vc, node, "wh1").exists()
+        assert "stopping instance wh1" in _Log(vc, node)
+    finally:
+        vc.run("gnt-cluster", "modify", "--maintain-node-health", "no")
+        vc.run("gnt-node", "modify", "--offline", "no", "--force", node)
+    # Back online, the instance (still marked up) is started by the master
+    _Watcher(vc, vc.master())
+    assert _FakeState(vc, node, "wh1").exists()
+    vc.run("gnt-instance", "remove", "--force", "wh1")
+
+
 def test_hung_group_does_not_stop_the_others(vc):
     node2, node3 = vc.names[1], vc.names[2]
     vc.run("gnt-group", "add", "hung")
