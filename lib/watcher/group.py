@@ -285,6 +285,7 @@ def Main(opts: argparse.Namespace) -> int:
     """The child's run: take the group lock, connect, do the work."""
     from ganeti.watcher import GetLuxiClient
     group_uuid = opts.node_group
+    started = time.monotonic()
     os.makedirs(pathutils.LOCK_DIR, exist_ok=True)
     lock = utils.FileLock.Open(GroupLockFile(group_uuid))
     try:
@@ -309,3 +310,4 @@ def Main(opts: argparse.Namespace) -> int:
                 return constants.EXIT_FAILURE
     finally:
         lock.Close()
+        logging.info("Group %s: done (%.1fs)", group_uuid, time.monotonic() - started)
