@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
+import sysconfig
 from collections.abc import Mapping
 from typing import Any
 
@@ -289,6 +291,11 @@ EXTERNAL_MASTER_SETUP_SCRIPT = USER_SCRIPTS_DIR + "/master-ip-setup"
 VNC_PASSWORD_FILE = CONF_DIR + "/vnc-cluster-password"
 FILE_STORAGE_PATHS_FILE = CONF_DIR + "/file-storage-paths"
 RESTRICTED_COMMANDS_DIR = CONF_DIR + "/restricted-commands"
+# An administrator's replacements of the KVM interface scripts (Ganeti's
+# names; kvm-vif-bridge is the older name of kvm-ifup-custom, still honoured)
+KVM_IFUP_CUSTOM = CONF_DIR + "/kvm-ifup-custom"
+KVM_VIF_BRIDGE = CONF_DIR + "/kvm-vif-bridge"
+KVM_IFDOWN_CUSTOM = CONF_DIR + "/kvm-ifdown-custom"
 
 # --- Logs (LOG_DIR) ----------------------------------------------------------
 
@@ -308,6 +315,39 @@ def GetLogFilename(daemon_name: str) -> str:
     if not base or "/" in base:
         raise errors.ProgrammerError(f"Invalid log name '{daemon_name}'")
     return f"{LOG_DIR}/{base}.log"
+
+
+# The source tree holding this package (lib/ is the package), if it is one
+_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def GetShippedTool(name: str) -> str:
+    """The path of ``name``, a program shipped in the source tree's tools/.
+
+    Shipped programs are code, not node state: they are never below a node
+    root, which is why they are looked up by function rather than kept as
+    constants (every constant here is a node-prefixed path). As with the
+    daemon launchers (ganeti.daemon_util.DaemonsDir): the source tree's copy
+    when running from one, else the installed copy next to the installed
+    scripts (for which setup.py lists it among the installed tools).
+    """
+    if not name or "/" in name or name in (".", ".."):
+        raise errors.ProgrammerError(f"Invalid tool name '{name}'")
+    source = os.path.join(_SOURCE_ROOT, "tools", name)
+    if os.path.isfile(source):
+        return source
+    scripts = sysconfig.get_path("scripts")
+    installed = os.path.join(scripts, name)
+    if not os.path.exists(installed):
+        found = shutil.which(name)
+        if found:
+            return found
+    return installed
+
+
+def KvmIfupScript() -> str:
+    """The default interface-up script of KVM NICs (Ganeti's kvm-ifup)."""
+    return GetShippedTool("kvm-ifup")
 
 
 def GetDaemonPidFile(daemon_name: str) -> str:
