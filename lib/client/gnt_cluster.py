@@ -66,21 +66,13 @@ def ParseIdentKeyVal(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def ParseUidPool(text: str) -> list[tuple[int, int]]:
-    """Parse "1000-2000,3000" into [(1000, 2000), (3000, 3000)]."""
-    result = []
-    for item in text.replace(" ", "").split(","):
-        if not item:
-            continue
-        low_text, _, high_text = item.partition("-")
-        try:
-            low = int(low_text)
-            high = int(high_text) if high_text else low
-        except ValueError:
-            raise _Fail(f"invalid user-id range '{item}'") from None
-        if high < low:
-            raise _Fail(f"invalid user-id range '{item}': end before start")
-        result.append((low, high))
-    return result
+    """Parse "1000-2000,3000" into [(1000, 2000), (3000, 3000)]
+    (:func:`ganeti.uidpool.ParseUidPool`); "" is the empty pool."""
+    from ganeti import uidpool
+    try:
+        return uidpool.ParseUidPool(text, separator=",")
+    except errors.OpPrereqError as err:
+        raise _Fail(str(err.args[0])) from None
 
 
 def ParseYesNo(text: str) -> bool:
@@ -177,11 +169,15 @@ MASTER_NETMASK_OPT = cli_option("--master-netmask", dest="master_netmask",
                                 default=None, type=_NonNegative,
                                 help="Prefix length of the master IP")
 UIDPOOL_OPT = cli_option("--uid-pool", dest="uid_pool", default=None,
-                         type=ParseUidPool, help="User-id pool (ranges)")
+                         type=ParseUidPool, metavar="UIDS",
+                         help="User-id pool: comma-separated user-ids and ranges,"
+                              " e.g. 4000-4999,5500 (empty: no pool)")
 ADD_UIDS_OPT = cli_option("--add-uids", dest="add_uids", default=None,
-                          type=ParseUidPool, help="User-ids to add to the pool")
+                          type=ParseUidPool, metavar="UIDS",
+                          help="User-ids and ranges to add to the pool")
 REMOVE_UIDS_OPT = cli_option("--remove-uids", dest="remove_uids", default=None,
-                             type=ParseUidPool, help="User-ids to remove")
+                             type=ParseUidPool, metavar="UIDS",
+                             help="User-ids and ranges to remove from the pool")
 CP_SIZE_OPT = cli_option("-C", "--candidate-pool-size", dest="candidate_pool_size",
                          default=None, type=_Positive,
                          help="Wanted number of master candidates")
@@ -378,7 +374,7 @@ def ClusterInfoItems(info: dict[str, Any]) -> list[tuple[str, Any]]:
     """The "gnt-cluster info" items from QueryClusterInfo's answer."""
     arch = info.get("architecture") or ("", "")
     uid_pool = info.get("uid_pool") or []
-    from ganeti.config import FormatUidPool
+    from ganeti.uidpool import FormatUidPool
     return [
         ("Cluster name", info["name"]),
         ("Cluster UUID", info.get("uuid")),

@@ -10,17 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ganeti import constants, objects, utils
+from ganeti.uidpool import FormatUidPool
 
 __all__ = ["ComputeSsconfValues", "FormatUidPool"]
-
-
-def FormatUidPool(uid_pool: Iterable[Any], separator: str = "\n") -> str:
-    """Format a uid pool ([(low, high), ...]) as "low-high" items."""
-    items = []
-    for entry in uid_pool or []:
-        low, high = (entry, entry) if isinstance(entry, int) else entry
-        items.append(str(low) if low == high else f"{low}-{high}")
-    return separator.join(items)
 
 
 def _Lines(items: Iterable[Any]) -> str:
@@ -77,7 +69,7 @@ def ComputeSsconfValues(data: objects.ConfigData) -> dict[str, str]:
             _Lines(cluster.enabled_hypervisors or []),
         constants.SS_MAINTAIN_NODE_HEALTH:
             str(bool(cluster.maintain_node_health)),
-        constants.SS_UID_POOL: FormatUidPool(cluster.uid_pool),
+        constants.SS_UID_POOL: FormatUidPool(cluster.uid_pool, "\n"),
         constants.SS_NODEGROUPS: _Lines(
             f"{group.uuid} {group.name}"
             for group in utils.NiceSort(data.nodegroups.values(),
