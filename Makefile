@@ -12,6 +12,8 @@ VCLUSTER_DIR ?= /tmp/ganeti-vcluster
 VCLUSTER_NODES ?= 3
 # Node i gets the loopback address $(VCLUSTER_NET).i
 VCLUSTER_NET ?= 127.0.1
+# Its hypervisor: fake, or kvm (real QEMU guests booting the test guest)
+VCLUSTER_HV ?= fake
 # More tools/vcluster-setup options, e.g. VCLUSTER_ARGS="--bridge br0 -j 4"
 VCLUSTER_ARGS ?=
 
@@ -85,7 +87,7 @@ test-quick: deps
 # run by another user, the cluster is that user's (doc/design-cluster.rst).
 vcluster: deps
 	$(VPY) tools/vcluster-setup --dir $(VCLUSTER_DIR) --nodes $(VCLUSTER_NODES) \
-		--net $(VCLUSTER_NET) $(VCLUSTER_ARGS)
+		--net $(VCLUSTER_NET) --hypervisor $(VCLUSTER_HV) $(VCLUSTER_ARGS)
 
 # Stops every daemon of that cluster by pid; needs no dependencies (nor a
 # virtualenv interpreter the invoking user can run).

@@ -169,6 +169,16 @@ HT_LXC = "lxc"
 HYPER_TYPES = frozenset([HT_XEN_PVM, HT_FAKE, HT_XEN_HVM, HT_KVM, HT_CHROOT,
                          HT_LXC])
 HTS_REQ_PORT = frozenset([HT_XEN_HVM, HT_KVM])
+
+# Hotplug (Ganeti's names): what to do, to which kind of device
+HOTPLUG_ACTION_ADD = "hotadd"
+HOTPLUG_ACTION_REMOVE = "hotremove"
+HOTPLUG_ACTION_MODIFY = "hotmod"
+HOTPLUG_ALL_ACTIONS = frozenset([HOTPLUG_ACTION_ADD, HOTPLUG_ACTION_REMOVE,
+                                 HOTPLUG_ACTION_MODIFY])
+HOTPLUG_TARGET_DISK = "disk"
+HOTPLUG_TARGET_NIC = "nic"
+HOTPLUG_ALL_TARGETS = frozenset([HOTPLUG_TARGET_DISK, HOTPLUG_TARGET_NIC])
 DEFAULT_ENABLED_HYPERVISOR = HT_XEN_PVM
 
 # --- Disk templates and storage -----------------------------------------------------------

@@ -42,7 +42,7 @@ from ganeti.opcodes_base import (
     PAllocPolicy, PAllowRuntimeChanges, PCompress, PDebug,
     PDebugSimulateErrors, PDiskParams, PDiskState, PDiskTemplate,
     PEarlyRelease, PErrorCodes, PFileDriver, PFileStorageDir, PForce,
-    PForceVariant, PGroupName, PHotplug, PHvState, PHypervisor, PIallocator,
+    PForceVariant, PGroupName, PHotplug, PHotplugIfPossible, PHvState, PHypervisor, PIallocator,
     PIgnoreConsistency, PIgnoreErrors, PIgnoreIpolicy, PIgnoreOfflineNodes,
     PInstanceName, PInstances, PInstanceUuid, PInstBeParams, PInstHvParams,
     PInstOsParams, PInstOsParamsPrivate, PInstOsParamsSecret, PInstTags,
@@ -720,7 +720,7 @@ class OpInstanceSetParams(OpCode):
         ("os_name", None, TMaybeObjectName,
          "Record a new OS without reinstalling"),
         PInstOsParams, PInstOsParamsPrivate, PWaitForSync, POffline,
-        PIpConflictsCheck, PHotplug,
+        PIpConflictsCheck, PHotplug, PHotplugIfPossible,
         ("instance_communication", None, ht.TMaybeBool,
          "Add or remove the NIC for talking to the master"),
     ]

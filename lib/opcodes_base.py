@@ -519,8 +519,12 @@ PIsStrict = ("is_strict", True, ht.TBool,
              "Fail on the first problem instead of continuing")
 PVerifyClutter = ("verify_clutter", False, ht.TBool,
                   "Also look for unexpected keys in authorized_keys")
-PHotplug = ("hotplug", True, ht.TBool,
-            "Add or remove devices while the instance runs")
+PHotplug = ("hotplug", False, ht.TBool,
+            "Add or remove devices while the instance runs (an error when the"
+            " hypervisor cannot)")
+PHotplugIfPossible = ("hotplug_if_possible", False, ht.TBool,
+                      "Add or remove devices while the instance runs if the"
+                      " hypervisor can; otherwise they change at the next restart")
 PStatic = ("static", False, ht.TBool,
            "Only return configuration data; do not ask the nodes")
 

@@ -132,6 +132,8 @@ class State:
     nodes: list[Node] = field(default_factory=list)
     status: str = STATUS_SETTING_UP
     created: float = 0.0
+    #: the cluster's (default) hypervisor: fake, or kvm (real QEMU guests)
+    hypervisor: str = constants.HT_FAKE
 
     def Save(self) -> None:
         """Write the state file atomically."""
@@ -320,6 +322,19 @@ def PidFiles(node: Node) -> dict[str, str]:
             for name in names if name.endswith(".pid")}
 
 
+def QemuPids(node: Node) -> list[int]:
+    """The pids of the node's live KVM instances (QEMU daemonizes, so they
+    are nobody's children: their pid files find them)."""
+    from ganeti.hypervisor.hv_kvm import runtime
+    run_dir = os.path.join(node.root, _RUN_DIR, "kvm-hypervisor")
+    pids = []
+    for name in runtime.PidFileNames(run_dir):
+        pid = runtime.InstancePid(name, run_dir)
+        if pid:
+            pids.append(pid)
+    return pids
+
+
 def RunningDaemons(state: State) -> dict[tuple[str, str], int]:
     """Live daemons of the cluster: (node name, daemon name) -> pid."""
     result = {}
@@ -402,8 +417,9 @@ def WritePids(state: State) -> dict[tuple[str, str], int]:
 
 def StopDaemons(directory: str, state: State | None,
                 timeout: float = STOP_TIMEOUT) -> list[int]:
-    """SIGTERM every daemon of the cluster (and their children), SIGKILL the
-    ones still alive after ``timeout``; returns the pids that were running.
+    """SIGTERM every daemon of the cluster (and their children) and every
+    QEMU of its KVM instances, SIGKILL the ones still alive after
+    ``timeout``; returns the pids that were running.
 
     Daemons are found by the pid files in each node's run directory and in
     ``<dir>/pids``; a pid counts only if its process runs with a
@@ -413,6 +429,7 @@ def StopDaemons(directory: str, state: State | None,
     if state is not None:
         for node in state.nodes:
             pids.update(utils.ReadPidFile(path) for path in PidFiles(node).values())
+            pids.update(QemuPids(node))
     pids = {pid for pid in pids if pid and BelongsTo(pid, directory)}
     # The processes a daemon started (commands it runs) belong to the cluster too
     todo = list(pids)
@@ -533,14 +550,20 @@ class Runner:
 # --- Setup ------------------------------------------------------------------
 
 
+#: The tree's OS definitions every virtual node gets
+NODE_OS_DEFINITIONS = ("noop", "testguest")
+
+
 def _InstallNoopOs(node: Node, tools: Tools) -> None:
-    """Copy the tree's noop OS definition into the node's OS search path, so
-    that `gnt-instance add -o noop` works on a fresh virtual cluster."""
-    source = os.path.join(tools.repo, "os-definitions", "noop")
-    target = os.path.join(node.root, constants.DEFAULT_OS_SEARCH_PATH[0].lstrip("/"),
-                          "noop")
-    if os.path.isdir(source) and not os.path.exists(target):
-        shutil.copytree(source, target)
+    """Copy the tree's noop and testguest OS definitions into the node's OS
+    search path, so that `gnt-instance add -o noop` (or `-o testguest`, a
+    disk for the test guest) works on a fresh virtual cluster."""
+    for name in NODE_OS_DEFINITIONS:
+        source = os.path.join(tools.repo, "os-definitions", name)
+        target = os.path.join(node.root,
+                              constants.DEFAULT_OS_SEARCH_PATH[0].lstrip("/"), name)
+        if os.path.isdir(source) and not os.path.exists(target):
+            shutil.copytree(source, target)
 
 
 def SharedFileStorageDir(directory: str) -> str:
@@ -851,10 +874,57 @@ def _SetupRapi(runner: Runner, state: State, master: Node) -> RapiAccess:
     return RapiAccess(master.ip, RAPI_PORT, RAPI_USER, password)
 
 
+#: The hypervisors a virtual cluster can run
+HYPERVISORS = (constants.HT_FAKE, constants.HT_KVM)
+
+
+def KvmHvParams(guest_dir: str) -> dict[str, str]:
+    """The cluster's KVM parameters in a virtual cluster: QEMU's software
+    accelerator (DESIGN.md: KVM hangs guests here, and QEMU run as "kvm"
+    picks KVM by itself), the test guest's kernel and initramfs booted
+    directly, its console on the serial port."""
+    from ganeti.tools import test_guest
+    return {
+        constants.HV_KVM_PATH: "/usr/bin/qemu-system-x86_64",
+        constants.HV_KVM_FLAG: constants.KVM_FLAG_DISABLED,
+        constants.HV_KERNEL_PATH: os.path.join(guest_dir, test_guest.KERNEL_FILE),
+        constants.HV_INITRD_PATH: os.path.join(guest_dir, test_guest.INITRD_FILE),
+        constants.HV_ROOT_PATH: "",
+        constants.HV_KERNEL_ARGS: "quiet panic=-1",
+        constants.HV_SERIAL_CONSOLE: "true",
+        constants.HV_SERIAL_SPEED: "115200",
+    }
+
+
+def EnsureTestGuest(feedback: Callable[[str], None]) -> str:
+    """Build (or reuse) the test guest; return its directory.
+
+    @raise VclusterError: when it cannot be built (the message says why)
+    """
+    from ganeti.tools import test_guest
+    try:
+        guest = test_guest.EnsureGuest(log=lambda msg: feedback(f"  test guest: {msg}"))
+    except test_guest.GuestBuildError as err:
+        raise VclusterError(f"Cannot build the test guest for KVM instances: {err}") \
+            from err
+    return str(guest.directory)
+
+
+def _HypervisorArgs(state: State, guest_dir: str | None) -> list[str]:
+    if state.hypervisor != constants.HT_KVM:
+        return ["--enabled-hypervisors", constants.HT_FAKE]
+    assert guest_dir is not None
+    hvparams = ",".join(f"{key}={value}" for key, value in KvmHvParams(guest_dir).items())
+    # kvm first: the default hypervisor of new instances; fake stays usable
+    return ["--enabled-hypervisors", f"{constants.HT_KVM},{constants.HT_FAKE}",
+            "-H", f"{constants.HT_KVM}:{hvparams}"]
+
+
 def _InitArgs(state: State, master: Node,
-              nicparams: dict[str, str] | None = None) -> list[str]:
+              nicparams: dict[str, str] | None = None,
+              guest_dir: str | None = None) -> list[str]:
     args = ["init", "--node-ip", master.ip,
-            "--enabled-hypervisors", constants.HT_FAKE,
+            *_HypervisorArgs(state, guest_dir),
             "--enabled-disk-templates", f"{constants.DT_FILE},{constants.DT_DISKLESS}",
             "--file-storage-dir", FILE_STORAGE_DIR,
             "--no-etc-hosts", "--no-ssh-init",
@@ -884,13 +954,16 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
           confd_port: int = constants.DEFAULT_CONFD_PORT,
           parallel: int = 1, repo: str | None = None,
           feedback: Callable[[str], None] = print,
-          bridge: str = constants.DEFAULT_BRIDGE) -> State:
+          bridge: str = constants.DEFAULT_BRIDGE,
+          hypervisor: str = constants.HT_FAKE) -> State:
     """Create and start a virtual cluster in ``directory``.
 
     Does nothing (but say so) if a cluster there is already running; starts
     the missing daemons of one that was set up and is partly or wholly
     stopped; starts afresh after a failed setup. ``bridge`` is the link of
-    the new cluster's default NICs (see :func:`DefaultNicParams`).
+    the new cluster's default NICs (see :func:`DefaultNicParams`);
+    ``hypervisor`` its default hypervisor: ``kvm`` gives real QEMU guests
+    (TCG, the test guest's kernel: :func:`KvmHvParams`), ``fake`` none.
 
     @raise VclusterError: for bad parameters or a failed step (every daemon
         started by then is stopped again)
@@ -918,11 +991,14 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
         if not 0 < port < 65536:
             raise VclusterError(f"Invalid port {port}")
     CheckBridgeName(bridge)
+    if hypervisor not in HYPERVISORS:
+        raise VclusterError(f"Unknown hypervisor '{hypervisor}' (a virtual cluster runs"
+                            f" {' or '.join(HYPERVISORS)})")
     CheckAddresses(nodes, noded_port, confd_port)
     os.makedirs(directory, exist_ok=True)
     state = State(directory=directory, net=CheckNet(net), cluster_name=cluster_name,
                   master_ip=master_ip, noded_port=noded_port, confd_port=confd_port,
-                  nodes=nodes, created=time.time())
+                  nodes=nodes, created=time.time(), hypervisor=hypervisor)
     state.Save()
     runner = Runner(tools, os.path.join(directory, LOG_FILE), feedback)
     try:
@@ -1016,11 +1092,15 @@ def _Create(state: State, runner: Runner, parallel: int,
             bridge: str = constants.DEFAULT_BRIDGE) -> None:
     master, others = state.nodes[0], state.nodes[1:]
     nicparams = DefaultNicParams(bridge, feedback)
+    guest_dir = None
+    if state.hypervisor == constants.HT_KVM:
+        feedback("Building (or reusing) the test guest for KVM instances")
+        guest_dir = EnsureTestGuest(feedback)
     for node in state.nodes:
         _PrepareRoot(node, runner.tools)
     feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
              f" ({master.ip})")
-    runner.Run(master, "gnt-cluster", _InitArgs(state, master, nicparams),
+    runner.Run(master, "gnt-cluster", _InitArgs(state, master, nicparams, guest_dir),
                INIT_TIMEOUT)
     _EnsureDaemon(runner, state, master, constants.NODED)
     _EnsureDaemon(runner, state, master, constants.MASTERD)

@@ -251,6 +251,46 @@ def InstanceBalloonMemory(instance_dict: Any, memory: int) -> None:
             instance, memory)
 
 
+# --- Hotplug ---------------------------------------------------------------------------
+
+_HOTPLUG_DEVICE_CLASSES = {constants.HOTPLUG_TARGET_DISK: objects.Disk,
+                           constants.HOTPLUG_TARGET_NIC: objects.NIC}
+
+
+def HotplugDevice(instance_dict: Any, action: str, dev_type: str, device_dict: Any,
+                  extra: Any, seq: int) -> Any:
+    """Add, remove or modify a disk or NIC of a running instance."""
+    instance = InstanceFromDict(instance_dict)
+    hyper = _GetHv(instance.hypervisor)
+    device_class = _HOTPLUG_DEVICE_CLASSES.get(dev_type)
+    if device_class is None:
+        Fail("Invalid hotplug device type '%s' (expected %s)", dev_type,
+             " or ".join(sorted(_HOTPLUG_DEVICE_CLASSES)))
+    try:
+        device = device_class.FromDict(device_dict)
+    except (errors.GenericError, TypeError, ValueError, AttributeError) as err:
+        Fail("Invalid %s to hotplug: %s", dev_type, err)
+    functions = {constants.HOTPLUG_ACTION_ADD: hyper.HotAddDevice,
+                 constants.HOTPLUG_ACTION_REMOVE: hyper.HotDelDevice,
+                 constants.HOTPLUG_ACTION_MODIFY: hyper.HotModDevice}
+    if action not in functions:
+        Fail("Invalid hotplug action '%s' (expected %s)", action,
+             ", ".join(sorted(functions)))
+    try:
+        hyper.VerifyHotplugSupport(instance, action, dev_type)
+    except errors.HotplugError as err:
+        Fail("Hotplug is not supported: %s", err, log=False)
+    return _HvCall(f"Hotplug of a {dev_type} of instance {instance.name} failed",
+                   functions[action], instance, dev_type, device, extra, seq)
+
+
+def HotplugSupported(instance_dict: Any) -> None:
+    """Fail unless the running instance's hypervisor can hotplug."""
+    instance = InstanceFromDict(instance_dict)
+    _HvCall("Hotplug is not supported", _GetHv(instance.hypervisor).HotplugSupported,
+            instance)
+
+
 # --- Migration ------------------------------------------------------------------------
 
 
@@ -347,7 +387,7 @@ def RunRenameInstance(instance_dict: Any, old_name: str, debug: int) -> None:
                            f"{old_name}-{instance.name}", inst_os, instance.os, env)
 
 
-# --- node_info for the fake hypervisor ---------------------------------------------------
+# --- node_info from the hypervisors that account for their instances --------------------
 
 
 def _HvNodeInfo(hvname: str, hvparams: Any) -> dict[str, Any]:
@@ -355,5 +395,7 @@ def _HvNodeInfo(hvname: str, hvparams: Any) -> dict[str, Any]:
     return _HvCall("Cannot get node information", hyper.GetNodeInfo, hvparams)
 
 
-# node_info asks the hypervisor: the fake one subtracts its instances' memory
+# node_info asks the hypervisor: the fake one subtracts its instances' memory,
+# the KVM one adds what its instances use
 backend_node.HV_NODE_INFO_FNS[constants.HT_FAKE] = _HvNodeInfo
+backend_node.HV_NODE_INFO_FNS[constants.HT_KVM] = _HvNodeInfo

@@ -90,7 +90,8 @@ def _FillHvParams(enabled: list[str], given: Mapping[str, Mapping[str, Any]]
     for hv_name in constants.HYPER_TYPES:
         params = dict(constants.HVC_DEFAULTS.get(hv_name, {}))
         if hv_name in given:
-            params.update(cluster_params.CheckHvParams(hv_name, given[hv_name]))
+            params.update(cluster_params.CheckHvParams(hv_name, given[hv_name],
+                                                       base=params))
         if hv_name in enabled or hv_name in given:
             result[hv_name] = params
     return result

@@ -8,10 +8,11 @@ grow-disk, failover, ...) are added to :data:`commands`.
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from ganeti import cli, constants, errors, opcodes, utils
+from ganeti import cli, constants, errors, opcodes, pathutils, utils
 from ganeti.cli import (
     FIELDS_OPT,
     FORCE_FILTER_OPT,
@@ -299,8 +300,12 @@ def FormatConsole(console: dict[str, Any]) -> str:
     if kind == constants.CONS_MESSAGE:
         return str(console.get("message"))
     if kind == constants.CONS_SSH:
+        command = utils.ShellQuoteArgs(console.get("command") or [])
+        if pathutils.IsVirtualCluster():
+            # Every node of a virtual cluster is this machine: no ssh
+            return command
         return " ".join(["ssh", "-t", f"{console.get('user')}@{console.get('host')}",
-                         utils.ShellQuoteArgs(console.get("command") or [])])
+                         shlex.quote(command)])
     if kind in (constants.CONS_VNC, constants.CONS_SPICE):
         return (f"Instance {console.get('instance')} has {kind} listening on"
                 f" {console.get('host')}:{console.get('port')}")
@@ -496,7 +501,8 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
         osparams=_DefaultValues(opts.osparams),
         osparams_private=_DefaultValues(opts.osparams_private),
         force_variant=opts.force_variant, force=opts.force, offline=offline,
-        ignore_ipolicy=opts.ignore_ipolicy)
+        ignore_ipolicy=opts.ignore_ipolicy, hotplug=opts.hotplug == "strict",
+        hotplug_if_possible=opts.hotplug == "if-possible")
     result = cli.SubmitOrSend(op, opts)
     if result:
         ToStdout("Modified instance %s", args[0])
@@ -610,6 +616,20 @@ REBOOT_TYPE_OPT = cli_option("-t", "--type", dest="reboot_type",
 IGNORE_SECONDARIES_OPT = cli_option("--ignore-secondaries", dest="ignore_secondaries",
                                     default=False, action="store_true",
                                     help="Ignore errors from secondaries")
+# Disk and NIC changes of a running instance: hot if the hypervisor can
+# (the default), hot or an error (--hotplug), or at the next restart
+HOTPLUG_OPT = cli_option("--hotplug", dest="hotplug", action="store_const",
+                         const="strict", default="if-possible",
+                         help="Hotplug disk and NIC changes, failing if the"
+                              " hypervisor cannot")
+HOTPLUG_IF_POSSIBLE_OPT = cli_option(
+    "--hotplug-if-possible", dest="hotplug", action="store_const", const="if-possible",
+    default="if-possible",
+    help="Hotplug disk and NIC changes if the hypervisor can, else apply them at the"
+         " next restart (the default)")
+NO_HOTPLUG_OPT = cli_option("--no-hotplug", dest="hotplug", action="store_const",
+                            const="no", default="if-possible",
+                            help="Apply disk and NIC changes at the next restart only")
 SHOWCMD_OPT = cli_option("--show-cmd", dest="show_command", default=False,
                          action="store_true",
                          help="Show command instead of executing it")
@@ -715,7 +735,8 @@ commands: dict[str, cli.CommandDef] = {
         [MODIFY_HV_OPT, BACKEND_OPT, RUNTIME_MEM_OPT, NET_OPT, DISK_OPT,
          DISK_TEMPLATE_OPT, OS_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
          OSPARAMS_PRIVATE_OPT, OFFLINE_INST_OPT, ONLINE_INST_OPT, FORCE_OPT,
-         IGNORE_IPOLICY_OPT] + SUBMIT_OPTS,
+         IGNORE_IPOLICY_OPT, HOTPLUG_OPT, HOTPLUG_IF_POSSIBLE_OPT,
+         NO_HOTPLUG_OPT] + SUBMIT_OPTS,
         "<instance>", "Alters the parameters of an instance"),
 }
 commands.update(TagCommands(constants.TAG_INSTANCE))

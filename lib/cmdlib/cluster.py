@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ganeti import constants, errors, ht, locking, utils
+from ganeti import constants, errors, ht, locking, objects, uidpool, utils
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 
 _MAC_PREFIX_RE = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
@@ -104,8 +104,15 @@ def _TypeOfDefault(value: Any) -> str:
     return "string"
 
 
-def CheckHvParams(hv_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check (and convert) hypervisor parameters for ``hv_name``."""
+def CheckHvParams(hv_name: str, params: Mapping[str, Any],
+                  base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Check (and convert) hypervisor parameters for ``hv_name``.
+
+    The hypervisor's syntax check needs a whole set (required parameters,
+    parameters that depend on one another): when ``params`` are changes,
+    ``base`` holds the values they change (e.g. the defaults), and the
+    check runs on both together; only ``params`` are returned.
+    """
     if hv_name not in constants.HYPER_TYPES:
         raise _Inval(f"Unknown hypervisor '{_Cut(hv_name)}' (known:"
                      f" {', '.join(sorted(constants.HYPER_TYPES))})")
@@ -122,7 +129,7 @@ def CheckHvParams(hv_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     result = ForceDictType(params, known, f"hypervisor '{hv_name}'")
     if hv_class is not None:
         try:
-            hv_class.CheckParameterSyntax(result)
+            hv_class.CheckParameterSyntax(result if base is None else {**base, **result})
         except errors.HypervisorError as err:
             raise _Inval(f"Invalid parameters for hypervisor '{hv_name}': {err}") from None
     return result
@@ -233,14 +240,9 @@ def CheckStorageDir(path: str, what: str) -> str:
 
 
 def CheckUidRanges(ranges: Iterable[Any]) -> list[tuple[int, int]]:
-    """Check uid ranges [(low, high), ...] against the pool limits."""
-    result = []
-    for entry in ranges:
-        low, high = (entry, entry) if isinstance(entry, int) else entry
-        if not (constants.UID_POOL_UID_MIN <= low <= high <= constants.UID_POOL_UID_MAX):
-            raise _Inval(f"Invalid user-id range {low}-{high}")
-        result.append((int(low), int(high)))
-    return result
+    """Check uid ranges [(low, high), ...]; return them normalised
+    (:func:`ganeti.uidpool.CheckUidPool`)."""
+    return uidpool.CheckUidPool(ranges)
 
 
 def MergeParams(current: Mapping[str, Any] | None, changes: Mapping[str, Any]
@@ -515,15 +517,19 @@ class LUClusterSetParams(ClusterLU):
             self.changes.append("enabled_hypervisors")
         if op.hvparams:
             for hv_name, params in op.hvparams.items():
-                checked = CheckHvParams(hv_name, params)
+                checked = CheckHvParams(hv_name, params, base=objects.FillDict(
+                    constants.HVC_DEFAULTS.get(hv_name, {}),
+                    new.hvparams.get(hv_name) or {}))
                 new.hvparams[hv_name] = MergeParams(new.hvparams.get(hv_name), checked)
             self.changes.append("hvparams")
         if op.os_hvp:
             for os_name, hvs in op.os_hvp.items():
                 per_os = new.os_hvp.setdefault(os_name, {})
                 for hv_name, params in hvs.items():
-                    per_os[hv_name] = MergeParams(per_os.get(hv_name),
-                                                  CheckHvParams(hv_name, params))
+                    per_os[hv_name] = MergeParams(per_os.get(hv_name), CheckHvParams(
+                        hv_name, params, base=objects.FillDict(
+                            new.hvparams.get(hv_name) or constants.HVC_DEFAULTS.get(
+                                hv_name, {}), per_os.get(hv_name) or {})))
             self.changes.append("os_hvp")
         for param in ("osparams", "osparams_private_cluster"):
             value = getattr(op, param)
@@ -570,20 +576,10 @@ class LUClusterSetParams(ClusterLU):
             new.uid_pool = CheckUidRanges(op.uid_pool)
             self.changes.append("uid_pool")
         if op.add_uids:
-            pool = [tuple(r) for r in new.uid_pool or []]
-            for entry in CheckUidRanges(op.add_uids):
-                if entry not in pool:
-                    pool.append(entry)
-            new.uid_pool = pool
+            new.uid_pool = uidpool.AddToUidPool(new.uid_pool, op.add_uids)
             self.changes.append("add_uids")
         if op.remove_uids:
-            pool = [tuple(r) for r in new.uid_pool or []]
-            for entry in CheckUidRanges(op.remove_uids):
-                if entry not in pool:
-                    raise _Inval(f"User-id range {entry[0]}-{entry[1]} is not in the"
-                                 " uid pool")
-                pool.remove(entry)
-            new.uid_pool = pool
+            new.uid_pool = uidpool.RemoveFromUidPool(new.uid_pool, op.remove_uids)
             self.changes.append("remove_uids")
         self.os_notes: list[str] = []
         for param in ("hidden_os", "blacklisted_os"):

@@ -130,7 +130,8 @@ class LUClusterVerifyConfig(_VerifyErrors, ClusterLU):
         from ganeti.cmdlib.cluster import CheckHvParams
         for hv_name in cluster.enabled_hypervisors:
             try:
-                CheckHvParams(hv_name, cluster.hvparams.get(hv_name, {}))
+                CheckHvParams(hv_name, cluster.hvparams.get(hv_name, {}),
+                              base=constants.HVC_DEFAULTS.get(hv_name, {}))
             except errors.OpPrereqError as err:
                 self._Error(constants.CV_ECLUSTERCFG, None,
                             f"hypervisor {hv_name} parameters: {err.args[0]}")

@@ -25,6 +25,7 @@ from typing import Any
 from ganeti import constants, errors, hooksmaster, objects
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
+from ganeti.cmdlib import instance_hotplug as hotplug
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams, MergeParams
 
 #: NIC parameters (of objects.NIC.nicparams) a modification may set
@@ -337,6 +338,9 @@ class LUInstanceSetParams(iu.InstanceLU):
                     self, pnode_uuid, f"ballooning memory for instance {inst.name}",
                     delta, inst.hypervisor, cluster.FillHV(inst))
 
+        self.hotplug = hotplug.HotplugWanted(
+            self, inst, self.running, bool(self.disk_mods or self.nic_mods),
+            op.hotplug, op.hotplug_if_possible)
         self._PrepareNics(cluster, pnode_uuid)
         self._PrepareDisks(cluster, pnode_uuid)
 
@@ -351,10 +355,16 @@ class LUInstanceSetParams(iu.InstanceLU):
         used_macs = {nic.mac for other in self.cfg.GetAllInstancesInfo().values()
                      if other.uuid != inst.uuid for nic in other.nics}
         self.nic_changes: list[tuple[str, Any]] = []
+        #: (index in the instance's NICs, NIC) of the NICs going away
+        self.removed_nics: list[tuple[int, objects.NIC]] = []
         changed: list[objects.NIC] = []
         for action, ident, params in self.nic_mods:
             if action == constants.DDM_REMOVE:
                 idx = _FindItem(nics, ident, "NIC")
+                gone = nics[idx]
+                if gone.uuid and any(gone.uuid == old.uuid for old in inst.nics):
+                    self.removed_nics.append(
+                        ([old.uuid for old in inst.nics].index(gone.uuid), gone))
                 del nics[idx]
                 self.nic_changes.append((f"nic.{idx}", "remove"))
                 continue
@@ -435,10 +445,11 @@ class LUInstanceSetParams(iu.InstanceLU):
         used_paths = {disk.logical_id[1] for disk in self.disks}
         for action, ident, params in self.disk_mods:
             if action == constants.DDM_REMOVE:
-                if self.running or inst.admin_state == constants.ADMINST_UP:
+                if (self.running or inst.admin_state == constants.ADMINST_UP) \
+                        and not self.hotplug:
                     raise errors.OpPrereqError(
-                        f"Instance {inst.name} is running, cannot remove disks",
-                        errors.ECODE_STATE)
+                        f"Instance {inst.name} is running, cannot remove disks"
+                        " (without hotplug)", errors.ECODE_STATE)
                 idx = _FindItem(disks, ident, "disk")
                 disk = disks.pop(idx)
                 if any(disk is new for new in added):
@@ -571,6 +582,36 @@ class LUInstanceSetParams(iu.InstanceLU):
             cfg.DropECReservations(ec_id)
         return result
 
+    def _HotRemove(self) -> None:
+        """Unplug the disks and NICs going away; a disk still plugged in
+        after a failure stops the modification (its file is in use)."""
+        inst = self.instance
+        for disk in self.removed_disks:
+            idx = [old.uuid for old in self.disks].index(disk.uuid)
+            if not hotplug.HotplugDevice(self, inst, constants.HOTPLUG_ACTION_REMOVE,
+                                         constants.HOTPLUG_TARGET_DISK, disk, None, idx):
+                raise errors.OpExecError(
+                    f"Cannot remove disk {idx} of running instance {inst.name}: the"
+                    " hypervisor did not release it")
+        for idx, nic in self.removed_nics:
+            hotplug.HotplugDevice(self, inst, constants.HOTPLUG_ACTION_REMOVE,
+                                  constants.HOTPLUG_TARGET_NIC, nic, None, idx)
+
+    def _HotAdd(self) -> None:
+        """Plug in the disks and NICs added (once in the configuration)."""
+        inst = self.cfg.GetInstanceInfo(self.instance.uuid)
+        for idx, disk in self.added_disks:
+            hotplug.HotAddDisk(self, inst, disk, idx)
+        old = {nic.uuid for nic in self.instance.nics}
+        cluster = self.cfg.GetClusterInfo()
+        for idx, nic in enumerate(self.new_nics):
+            if nic.uuid not in old:
+                # The node sets the tap up by the NIC's filled parameters
+                filled = nic.Copy()
+                filled.nicparams = cluster.SimpleFillNIC(nic.nicparams or {})
+                hotplug.HotplugDevice(self, inst, constants.HOTPLUG_ACTION_ADD,
+                                      constants.HOTPLUG_TARGET_NIC, filled, None, idx)
+
     def _ExecConfig(self, feedback_fn: FeedbackFn, ec_id: Any,
                     result: list[tuple[str, Any]]) -> None:
         cfg, op = self.cfg, self.op
@@ -590,6 +631,8 @@ class LUInstanceSetParams(iu.InstanceLU):
             if not nic.uuid:
                 nic.uuid = cfg.GenerateUniqueID(ec_id)
 
+        if self.hotplug:
+            self._HotRemove()
         added = [disk for _, disk in self.added_disks]
         if added:
             feedback_fn(f"* creating {len(added)} new disk(s)")
@@ -621,6 +664,8 @@ class LUInstanceSetParams(iu.InstanceLU):
                 iu.RemoveDisks(self, added, pnode_uuid, inst.name)
             raise
 
+        if self.hotplug:
+            self._HotAdd()
         for key, value in sorted(op.hvparams.items()):
             result.append((f"hv/{key}", value))
         for key, value in sorted(self.be_changes.items()):

@@ -190,9 +190,9 @@ def InstanceRpcDict(cfg: Any, instance: objects.Instance,
                     hvparams: dict[str, Any] | None = None,
                     beparams: dict[str, Any] | None = None,
                     disks: list[objects.Disk] | None = None) -> dict[str, Any]:
-    """The instance as node calls want it: whole disks, filled parameters
-    (``hvparams``/``beparams`` override the filled ones, e.g. a start with
-    temporary parameters)."""
+    """The instance as node calls want it: whole disks, filled parameters,
+    NICs with filled NIC parameters (``hvparams``/``beparams`` override
+    the filled ones, e.g. a start with temporary parameters)."""
     cluster = cfg.GetClusterInfo()
     hvp = cluster.FillHV(instance)
     hvp.update(hvparams or {})
@@ -202,7 +202,12 @@ def InstanceRpcDict(cfg: Any, instance: objects.Instance,
                                instance.osparams_private or {})
     if disks is None:
         disks = cfg.GetInstanceDisks(instance.uuid)
-    return InstanceDict(instance, disks, hvp, bep, osp)
+    result = InstanceDict(instance, disks, hvp, bep, osp)
+    # As Ganeti: the node sets NICs up from their filled parameters (mode,
+    # link), which only the master knows the cluster's defaults of
+    for nic in result.get("nics") or []:
+        nic["nicparams"] = cluster.SimpleFillNIC(nic.get("nicparams") or {})
+    return result
 
 
 # --- disks -------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Hypervisors: the abstraction (:mod:`.base`) and the implementations.
 
 :func:`GetHypervisor` returns an instance of the hypervisor named by
-Ganeti's hypervisor constant (``constants.HT_*``); only ``fake`` exists so
-far. Callers never import an implementation module directly.
+Ganeti's hypervisor constant (``constants.HT_*``): ``fake`` and ``kvm``
+exist so far. Callers never import an implementation module directly.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ganeti.hypervisor.base import BaseHypervisor
 # Hypervisor name -> "module.Class" below ganeti.hypervisor
 _HYPERVISOR_CLASSES = {
     constants.HT_FAKE: "hv_fake.FakeHypervisor",
+    constants.HT_KVM: "hv_kvm.KVMHypervisor",
 }
 
 

@@ -139,6 +139,42 @@ class BaseHypervisor:
         """Change the memory of a running instance to ``mem`` MiB."""
         raise NotImplementedError
 
+    # --- Hotplug (Ganeti 3.0's API): ``device`` is the Disk or NIC object,
+    # ``extra`` for a disk its (link path, URI) on the node, ``seq`` the
+    # device's index -----------------------------------------------------
+
+    def HotplugSupported(self, instance: objects.Instance) -> None:
+        """Whether the running ``instance`` can hotplug at all.
+
+        @raise errors.HotplugError: saying why not
+        """
+        raise errors.HotplugError(f"Hypervisor {type(self).__name__} does not support"
+                                  " hotplug")
+
+    def VerifyHotplugSupport(self, instance: objects.Instance, action: str,
+                             dev_type: str) -> None:
+        """Whether ``action`` on a device of ``dev_type`` can be done hot.
+
+        @raise errors.HotplugError: saying why not
+        """
+        raise errors.HotplugError(f"Hypervisor {type(self).__name__} does not support"
+                                  " hotplug")
+
+    def HotAddDevice(self, instance: objects.Instance, dev_type: str, device: Any,
+                     extra: Any, seq: int) -> None:
+        """Plug a device into the running instance."""
+        raise errors.HotplugError("Hotplug is not supported")
+
+    def HotDelDevice(self, instance: objects.Instance, dev_type: str, device: Any,
+                     extra: Any, seq: int) -> None:
+        """Unplug a device from the running instance."""
+        raise errors.HotplugError("Hotplug is not supported")
+
+    def HotModDevice(self, instance: objects.Instance, dev_type: str, device: Any,
+                     extra: Any, seq: int) -> None:
+        """Change a device of the running instance."""
+        raise errors.HotplugError("Hotplug is not supported")
+
     # --- Queries ---------------------------------------------------------
 
     def ListInstances(self, hvparams: dict[str, Any] | None = None) -> list[str]:

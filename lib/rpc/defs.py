@@ -253,6 +253,19 @@ _CALL_LIST: list[RpcCall] = [
         _A("hvfull", doc="Parameters to be validated"),
     ), "ganeti.backend.instance.ValidateHVParams",
         "Validate hypervisor params"),
+    # --- Hotplug (Ganeti 3.0) ------------------------------------------------------
+    RpcCall("hotplug_device", TMO_NORMAL, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("action", doc="Hotplug action (hotadd, hotremove, hotmod)"),
+        _A("dev_type", doc="Device type (disk, nic)"),
+        _A("device", ArgKind.OBJECT_DICT, "The disk or NIC object"),
+        _A("extra", doc="For a disk: its (link path, URI) on the node"),
+        _A("seq", doc="The device's index"),
+    ), "ganeti.backend.instance.HotplugDevice", "Hotplug a device", single=True),
+    RpcCall("hotplug_supported", TMO_NORMAL,
+            (_A("instance", ArgKind.OBJECT_DICT, "Instance object"),),
+            "ganeti.backend.instance.HotplugSupported",
+            "Check if hotplug is supported", single=True),
     # --- Migration: source, target, source, target, source ---------------------
     RpcCall("migration_info", TMO_NORMAL,
             (_A("instance", ArgKind.OBJECT_DICT, "Instance object"),),

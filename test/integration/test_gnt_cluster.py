@@ -147,7 +147,20 @@ def test_one_node_cluster_lifecycle(cluster):
     info = node1.gnt("info", check=True).stdout
     assert "vcpus: 2" in info and "uid pool: 1000-1010, 2000-2001" in info
     assert "Hidden OSes: lenny" in info
+    # The pool reaches the node through ssconf, one range a line
+    ssconf_pool = Path(node1.data_dir, "ssconf_uid_pool").read_text()
+    assert ssconf_pool.strip() == "1000-1010\n2000-2001"
+    node1.gnt("modify", "--remove-uids", "1005-1010", check=True)
+    assert "uid pool: 1000-1004, 2000-2001" in node1.gnt("info", check=True).stdout
     before = node1.config_bytes()
+    for args, message in ((["--uid-pool", "1-5,3"], "Overlapping user-id ranges 1-5 and 3"),
+                          (["--remove-uids", "3000"],
+                           "Cannot remove user-ids 3000: not in the uid pool"),
+                          (["--add-uids", "12x"], "Invalid user-id '12x'"),
+                          (["--add-uids", "9-2"], "9-2: the lower bound is above")):
+        proc = node1.gnt("modify", *args)
+        assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
+    assert node1.config_bytes() == before
     proc = node1.gnt("modify", "-B", "nosuchparam=1")
     assert proc.returncode != 0 and "nosuchparam" in proc.stderr
     proc = node1.gnt("modify", "-H", "fake:kernel_path=/x")

@@ -69,11 +69,13 @@ class VirtualCluster:
 
     def __init__(self, directory: str | os.PathLike, nodes: int = 3,
                  net: str | None = None, parallel: int = 1,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable,
+                 hypervisor: str = constants.HT_FAKE) -> None:
         self.directory = str(directory)
         self.count = nodes
         self.net = net or PickNet(nodes)
         self.parallel = parallel
+        self.hypervisor = hypervisor
         #: The interpreter of the setup tool, the daemons and :meth:`run`
         self.python = python
         self.tools = vcluster.Tools(str(REPO), python)
@@ -85,13 +87,14 @@ class VirtualCluster:
         """The command line of ``vcluster-setup`` for this cluster."""
         return [self.python, str(SETUP_TOOL), "--dir", self.directory,
                 "--nodes", str(self.count), "--net", self.net,
-                "--parallel", str(self.parallel)]
+                "--parallel", str(self.parallel), "--hypervisor", self.hypervisor]
 
     def make_command(self, target: str = "vcluster") -> list[str]:
         """The ``make`` command line for ``target`` on this cluster."""
         return ["make", "--no-print-directory", "-C", str(REPO), target,
                 f"VCLUSTER_DIR={self.directory}", f"VCLUSTER_NODES={self.count}",
-                f"VCLUSTER_NET={self.net}", f"VPY={self.python}"]
+                f"VCLUSTER_NET={self.net}", f"VCLUSTER_HV={self.hypervisor}",
+                f"VPY={self.python}"]
 
     def setup(self, use_make: bool = False, timeout: float = 900) -> str:
         """Create and start the cluster; returns the tool's output.
@@ -208,11 +211,13 @@ class VirtualCluster:
 
 @contextlib.contextmanager
 def virtual_cluster(nodes: int = 3, parallel: int = 1, use_make: bool = False,
-                    keep: bool = False) -> Iterator[VirtualCluster]:
+                    keep: bool = False,
+                    hypervisor: str = constants.HT_FAKE) -> Iterator[VirtualCluster]:
     """A set-up virtual cluster in a fresh short /tmp directory, stopped (and
     the directory removed unless ``keep``) on exit."""
     directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
-    cluster = VirtualCluster(directory, nodes=nodes, parallel=parallel)
+    cluster = VirtualCluster(directory, nodes=nodes, parallel=parallel,
+                             hypervisor=hypervisor)
     try:
         cluster.setup(use_make=use_make)
         yield cluster

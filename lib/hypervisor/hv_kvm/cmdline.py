@@ -164,9 +164,14 @@ def _UnixServer(path: str) -> str:
     return f"unix:{_Esc(path)},server=on,wait=off"
 
 
+def DeviceIdFor(prefix: str, name: str) -> str:
+    """The QEMU device id of a disk (``prefix`` "disk") or NIC ("nic") named
+    (or with UUID) ``name``, as the command line and hotplug give it."""
+    return f"{prefix}-{_ID_UNSAFE_RE.sub('-', name)}"
+
+
 def _DeviceId(prefix: str, name: str, index: int, used: set[str]) -> str:
-    token = _ID_UNSAFE_RE.sub("-", name) if name else str(index)
-    dev_id = f"{prefix}-{token}"
+    dev_id = DeviceIdFor(prefix, name) if name else f"{prefix}-{index}"
     if dev_id in used:
         raise _Fail(f"Two devices would have the QEMU id '{dev_id}'; give them"
                     " different names")
@@ -343,6 +348,17 @@ def _DriveCacheOptions(hvp: Mapping[str, Any]) -> str:
                  f"discard={hvp[_C.HV_DISK_DISCARD]}" if hvp[_C.HV_DISK_DISCARD] else "")
 
 
+def DriveOptions(hvp: Mapping[str, Any], readonly: bool = False) -> str:
+    """A hard disk's drive options but its file, interface and id (for a
+    hotplugged disk: HMP ``drive_add``)."""
+    return _Opts("format=raw", _DriveCacheOptions(hvp), "readonly=on" if readonly else "")
+
+
+def NicModel(hvp: Mapping[str, Any]) -> str:
+    """QEMU's device of the instance's ``nic_type``."""
+    return _NIC_MODELS[hvp[_C.HV_NIC_TYPE]]
+
+
 class _Devices:
     """Collects drives and devices with their ids, PCI slots and controllers."""
 
@@ -449,6 +465,9 @@ def _DisksAndNics(hvp: Mapping[str, Any], disks: Sequence[DiskSpec | tuple],
                                    "format=raw,if=floppy,readonly=on"]
     for index, nic in enumerate(nics):
         devices.AddNic(index, NicSpec(*nic))
+    if not nics:
+        # Else QEMU adds a NIC of its own (user networking), as Ganeti avoids
+        devices.argv += ["-net", "none"]
     return devices.argv
 
 

@@ -267,7 +267,10 @@ PARAMETERS: dict[str, base.ParamCheck] = {
     _C.HV_VNC_TLS: _BOOL,
     _C.HV_VNC_X509: base.OPT_DIR_CHECK,
     _C.HV_VNC_X509_VERIFY: _BOOL,
-    _C.HV_VNC_PASSWORD_FILE: base.OPT_FILE_CHECK,
+    _C.HV_VNC_PASSWORD_FILE: (False, utils.IsNormAbsPath,
+                              "must be an absolute normalized path",
+                              lambda path: os.path.isfile(_NodeVncPasswordFile(path)),
+                              "not found or not a file"),
     _C.HV_KVM_SPICE_BIND: _Opt(
         _IsSpiceBind, "must be an IP address or an interface name",
         _BindTargetExists, "no such network interface on this node"),
@@ -368,6 +371,14 @@ VNC_ADDITIONAL_PARAMS = (
 )
 #: Files a VNC TLS directory must hold (QEMU's tls-creds-x509, server side)
 VNC_X509_FILES = ("ca-cert.pem", "server-cert.pem", "server-key.pem")
+
+
+def _NodeVncPasswordFile(path: str) -> str:
+    """This node's copy of the cluster's VNC password file when ``path``
+    names it (below the node root in a virtual cluster), else ``path``."""
+    if path == _C.DEFAULT_CONF_DIR + "/vnc-cluster-password":
+        return pathutils.VNC_PASSWORD_FILE
+    return path
 
 
 def _Fail(msg: str) -> errors.HypervisorError:

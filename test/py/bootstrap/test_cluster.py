@@ -65,7 +65,7 @@ def test_parse_key_val(text, expected):
 def test_parse_errors():
     with pytest.raises(argparse.ArgumentTypeError, match="more than once"):
         gnt_cluster.ParseKeyVal("a=1,a=2")
-    with pytest.raises(argparse.ArgumentTypeError, match="user-id range 'x'"):
+    with pytest.raises(argparse.ArgumentTypeError, match="Invalid user-id 'x'"):
         gnt_cluster.ParseUidPool("x")
     with pytest.raises(argparse.ArgumentTypeError, match="add:NAME"):
         gnt_cluster.ParseOsMods("delete:foo")

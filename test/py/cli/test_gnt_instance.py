@@ -4,6 +4,7 @@ luxi client (jobs are only submitted, with --submit)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 from types import SimpleNamespace
 
 import pytest
@@ -136,15 +137,36 @@ def test_info_layout():
     assert dict(items["Disks"][0][1])["file path"] == "/srv/x/disk0"
 
 
-def test_format_console():
+def test_format_console(monkeypatch):
     assert gnt_instance.FormatConsole({"kind": "msg", "message": "no console"}) == \
         "no console"
-    assert gnt_instance.FormatConsole({"kind": "ssh", "user": "root", "host": "h",
-                                       "command": ["xl", "console", "i1"]}) == \
-        "ssh -t root@h xl console i1"
+    command = ["sh", "-c", "socat UNIX-CONNECT:'/r/i1 x'"]
+    ssh = {"kind": "ssh", "user": "root", "host": "h", "command": command}
+    # ssh hands the remote shell one string: the command quoted once more
+    text = gnt_instance.FormatConsole(ssh)
+    assert text.startswith("ssh -t root@h ")
+    assert shlex.split(shlex.split(text)[3]) == command
+    assert gnt_instance.FormatConsole(dict(ssh, command=["xl", "console", "i1"])) == \
+        "ssh -t root@h 'xl console i1'"
+    # A virtual cluster's nodes are this machine: the command alone
+    monkeypatch.setattr(gnt_instance.pathutils, "IsVirtualCluster", lambda: True)
+    assert shlex.split(gnt_instance.FormatConsole(ssh)) == command
 
 
 def test_commands_table():
     for name in ("add", "remove", "list", "list-fields", "info", "startup", "shutdown",
                  "reboot", "console", "list-tags", "add-tags", "remove-tags"):
         assert name in gnt_instance.commands
+
+
+@pytest.mark.parametrize("flags,hotplug,if_possible", [
+    ([], False, True),
+    (["--hotplug-if-possible"], False, True),
+    (["--hotplug"], True, False),
+    (["--no-hotplug"], False, False),
+])
+def test_modify_hotplug_options(fake_client, flags, hotplug, if_possible):
+    assert _Run("modify", "--disk", "add:size=1G", *flags, "--submit", "inst1") == 0
+    op = _Submitted(fake_client)
+    assert op["OP_ID"] == "OP_INSTANCE_SET_PARAMS"
+    assert (op["hotplug"], op["hotplug_if_possible"]) == (hotplug, if_possible)

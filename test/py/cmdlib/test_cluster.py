@@ -120,6 +120,24 @@ def test_modify_applies_every_kind_of_parameter(cfg):
     assert cluster.hidden_os == []
 
 
+def test_modify_uid_pool_add_remove_and_ssconf(cfg):
+    ctx = _Context(cfg)
+    _Run(ctx, opcodes.OpClusterSetParams(uid_pool=[[4000, 4009], [5000, 5000]]))
+    _Run(ctx, opcodes.OpClusterSetParams(add_uids=[[4005, 4012], [6000, 6001]]))
+    assert [tuple(r) for r in cfg.GetClusterInfo().uid_pool] == \
+        [(4000, 4012), (5000, 5000), (6000, 6001)]
+    # Part of a range, and a whole one, in one go
+    _Run(ctx, opcodes.OpClusterSetParams(remove_uids=[[4003, 4004], [5000, 5000]]))
+    cluster = cfg.GetClusterInfo()
+    assert [tuple(r) for r in cluster.uid_pool] == \
+        [(4000, 4002), (4005, 4012), (6000, 6001)]
+    values = cfg.GetSsconfValues()
+    assert values[constants.SS_UID_POOL] == "4000-4002\n4005-4012\n6000-6001"
+    # An empty definition empties the pool
+    _Run(ctx, opcodes.OpClusterSetParams(uid_pool=[]))
+    assert cfg.GetClusterInfo().uid_pool == []
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"beparams": {"foo": 1}}, "Unknown backend parameter.*foo"),
     ({"nicparams": {"bogus": "x"}}, "nicparams.*bogus"),
@@ -130,7 +148,14 @@ def test_modify_applies_every_kind_of_parameter(cfg):
     ({"ipolicy": {"weird-key": 1}}, "instance policy parameter.*weird-key"),
     ({"beparams": {"maxmem": "lots"}}, "invalid size 'lots'"),
     ({"mac_prefix": "zz:00:00"}, "mac_prefix.*MAC prefix.*'zz:00:00'"),
-    ({"remove_uids": [[5, 6]]}, "5-6 is not in the uid pool"),
+    ({"remove_uids": [[5, 6]]}, r"Cannot remove user-ids 5-6: not in the uid pool \(empty\)"),
+    ({"uid_pool": [[1000, 2000], [1500, 2500]]},
+     "Overlapping user-id ranges 1000-2000 and 1500-2500"),
+    ({"uid_pool": [[2000, 1000]]}, "user-id range 2000-1000.*lower bound is above"),
+    ({"uid_pool": [[-1, 5]]}, "user-id range -1-5.*between 0 and 4294967295"),
+    ({"add_uids": [[10, 20], [20, 30]]}, "Overlapping user-id ranges 10-20 and 20-30"),
+    ({"uid_pool": [[1, 2]], "add_uids": [[3, 4]]},
+     "uid_pool cannot be given together with add_uids"),
     ({"file_storage_dir": "relative/dir"},
      "file_storage_dir.*normalised absolute path"),
     ({"master_netmask": 33}, "Invalid master netmask 33"),

@@ -319,3 +319,64 @@ def test_hooks_env(ctx):
     env = lu.BuildHooksEnv()
     assert env["INSTANCE_MAXMEM"] == 512 and env["INSTANCE_NIC_COUNT"] == 2
     assert env["INSTANCE_NIC1_BRIDGE"] == constants.DEFAULT_BRIDGE
+
+
+# --- hotplug -------------------------------------------------------------------------------
+
+def _HotplugCalls(ctx):
+    # (name, node, instance, action, dev_type, device, extra, seq)
+    return [(call[3], call[4]) for call in ctx.rpc.calls if call[0] == "hotplug_device"]
+
+
+def test_hotplug_of_a_running_instance(ctx):
+    _Create(ctx, start=True)
+    _Modify(ctx, hotplug_if_possible=True, disks=[("add", -1, {"size": 1024})],
+            nics=[("add", -1, {})])
+    names = ctx.rpc.names()
+    assert names.index("hotplug_supported") < names.index("blockdev_create") < \
+        names.index("blockdev_assemble") < names.index("hotplug_device")
+    assert _HotplugCalls(ctx) == [(constants.HOTPLUG_ACTION_ADD, constants.HOTPLUG_TARGET_DISK),
+                                  (constants.HOTPLUG_ACTION_ADD, constants.HOTPLUG_TARGET_NIC)]
+    # The node gets the NIC with its filled parameters
+    nic = [call for call in ctx.rpc.calls if call[0] == "hotplug_device"][1][5]
+    assert nic.nicparams[constants.NIC_MODE] == constants.NIC_MODE_BRIDGED
+    ctx.rpc.calls.clear()
+    # Removal of a running instance's disk: unplugged first
+    _Modify(ctx, hotplug=True, disks=[("remove", -1, {})], nics=[("remove", -1, {})])
+    names = ctx.rpc.names()
+    assert names.index("hotplug_device") < names.index("blockdev_remove")
+    assert _HotplugCalls(ctx) == [
+        (constants.HOTPLUG_ACTION_REMOVE, constants.HOTPLUG_TARGET_DISK),
+        (constants.HOTPLUG_ACTION_REMOVE, constants.HOTPLUG_TARGET_NIC)]
+    assert len(ctx.cfg.GetInstanceDisks(_Inst(ctx).uuid)) == 1
+
+
+def test_hotplug_refused_or_skipped(ctx):
+    _Create(ctx, start=True)
+    ctx.rpc.fail["hotplug_supported"] = "Hypervisor FakeHypervisor does not support hotplug"
+    _Unchanged(ctx, "Hotplug is not possible.*does not support hotplug",
+               code=errors.ECODE_STATE, hotplug=True, disks=[("add", -1, {"size": 1024})])
+    # If possible only: the configuration changes, nothing is plugged in
+    _Modify(ctx, hotplug_if_possible=True, disks=[("add", -1, {"size": 1024})])
+    assert _HotplugCalls(ctx) == []
+    assert len(ctx.cfg.GetInstanceDisks(_Inst(ctx).uuid)) == 2
+    _Unchanged(ctx, "is running, cannot remove disks", code=errors.ECODE_STATE,
+               hotplug_if_possible=True, disks=[("remove", -1, {})])
+    # Without hotplug asked, the node is not even asked
+    ctx.rpc.calls.clear()
+    _Modify(ctx, nics=[("add", -1, {})])
+    assert "hotplug_supported" not in ctx.rpc.names()
+
+
+def test_hotplug_not_for_a_stopped_instance(ctx):
+    _Create(ctx)
+    _Modify(ctx, hotplug=True, disks=[("add", -1, {"size": 1024})])
+    assert "hotplug_supported" not in ctx.rpc.names()
+    assert _HotplugCalls(ctx) == []
+
+
+def test_hot_removal_failure_changes_nothing(ctx):
+    _Create(ctx, start=True, disks=[{"size": 1024}, {"size": 1024}])
+    ctx.rpc.fail["hotplug_device"] = "Device disk-x was not released by the guest"
+    _Unchanged(ctx, "did not release it", exc=errors.OpExecError, hotplug=True,
+               disks=[("remove", -1, {})])

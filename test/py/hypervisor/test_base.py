@@ -7,6 +7,7 @@ import pytest
 from ganeti import constants, errors, hypervisor
 from ganeti.hypervisor import base
 from ganeti.hypervisor.hv_fake import FakeHypervisor
+from ganeti.hypervisor.hv_kvm import KVMHypervisor
 
 
 class _Hv(base.BaseHypervisor):
@@ -21,12 +22,13 @@ class _Hv(base.BaseHypervisor):
 def test_registry():
     assert isinstance(hypervisor.GetHypervisor(constants.HT_FAKE), FakeHypervisor)
     assert hypervisor.GetHypervisorClass(constants.HT_FAKE) is FakeHypervisor
-    assert hypervisor.GetAvailableHypervisors() == [constants.HT_FAKE]
+    assert hypervisor.GetAvailableHypervisors() == [constants.HT_FAKE, constants.HT_KVM]
+    assert hypervisor.GetHypervisorClass(constants.HT_KVM) is KVMHypervisor
 
 
 @pytest.mark.parametrize("name,match", [
     ("bogus", "Unknown hypervisor 'bogus'"),
-    (constants.HT_KVM, "'kvm' is not implemented"),
+    (constants.HT_LXC, "'lxc' is not implemented"),
 ])
 def test_registry_bad(name, match):
     with pytest.raises(errors.HypervisorError, match=match):

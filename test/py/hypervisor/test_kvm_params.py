@@ -334,6 +334,20 @@ def test_validate_kvm_path(node):
             _Validate(kvm_path=str(path))
 
 
+def test_validate_cluster_vnc_password_file_is_the_nodes_copy(node, monkeypatch):
+    # The configuration names /etc/ganeti/vnc-cluster-password; each node
+    # checks its own copy (below its root in a virtual cluster)
+    from ganeti import pathutils
+    copy = node / "vnc-cluster-password"
+    monkeypatch.setattr(pathutils, "VNC_PASSWORD_FILE", str(copy))
+    cluster_path = C.DEFAULT_CONF_DIR + "/vnc-cluster-password"
+    kvm = str(node / "kvm")
+    with pytest.raises(errors.HypervisorError, match="'vnc_password_file' fails"):
+        _Validate(kvm_path=kvm, vnc_password_file=cluster_path)
+    copy.write_text("secret\n")
+    _Validate(kvm_path=kvm, vnc_password_file=cluster_path)
+
+
 @pytest.mark.parametrize("name", [
     C.HV_KERNEL_PATH, C.HV_INITRD_PATH, C.HV_KVM_FLOPPY_IMAGE_PATH, C.HV_CDROM_IMAGE_PATH,
     C.HV_KVM_CDROM2_IMAGE_PATH, C.HV_VNC_PASSWORD_FILE, C.HV_KVM_SPICE_PASSWORD_FILE,
