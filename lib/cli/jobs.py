@@ -282,6 +282,11 @@ class JobExecutor:
         SetGenericOpcodeOpts(ops, self.opts)
         self.queue.append((len(self.queue), name, list(ops)))
 
+    def AddJobId(self, name: str | None, submitted: bool, job_id: Any) -> None:
+        """Follow a job submitted elsewhere (e.g. by an opcode), as if it had
+        been queued here: ``submitted`` False means ``job_id`` is the error."""
+        self.jobs.append((len(self.jobs), submitted, job_id, name))
+
     def SubmitPending(self, each: bool = False) -> list[tuple[bool, Any]]:
         """Submit the queued jobs; return ``(submitted, job_id or error)``."""
         if not self.queue:

@@ -225,3 +225,24 @@ SHOW_MACHINE_OPT = cli_option("-M", "--show-machine-names", dest="show_machine_n
 
 #: Options every command accepts
 COMMON_OPTS = [DEBUG_OPT, REASON_OPT]
+
+# --- Instance placement and migration (gnt-instance, gnt-node) -----------------------
+
+IALLOCATOR_OPT = cli_option("-I", "--iallocator", dest="iallocator", default=None,
+                            metavar="<NAME>", help="Select nodes with this allocator")
+IGNORE_IPOLICY_OPT = cli_option("--ignore-ipolicy", dest="ignore_ipolicy",
+                                default=False, action="store_true",
+                                help="Ignore instance policy violations")
+DST_NODE_OPT = cli_option("-n", "--target-node", dest="dst_node", default=None,
+                          metavar="NODE", help="Target node (shared storage only)")
+NONLIVE_OPT = cli_option("--non-live", dest="live", default=True, action="store_false",
+                         help="Migrate non-live: the instance is paused while its state"
+                         " moves to the target node")
+MIGRATION_MODE_OPT = cli_option("--migration-mode", dest="migration_mode", default=None,
+                                choices=sorted(constants.HT_MIGRATION_MODES),
+                                help="Migration mode (default: the hypervisor's"
+                                " migration_mode parameter)")
+NORUNTIME_CHGS_OPT = cli_option("--no-runtime-changes", dest="allow_runtime_chgs",
+                                default=True, action="store_false",
+                                help="Don't change the instance's runtime memory to fit"
+                                " the target node")

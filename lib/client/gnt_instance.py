@@ -28,6 +28,14 @@ from ganeti.cli import (
     ToStdout,
     cli_option,
 )
+from ganeti.cli.options import (
+    DST_NODE_OPT,
+    IALLOCATOR_OPT,
+    IGNORE_IPOLICY_OPT,
+    MIGRATION_MODE_OPT,
+    NONLIVE_OPT,
+    NORUNTIME_CHGS_OPT,
+)
 from ganeti.cli.tags import TagCommands
 from ganeti.client.gnt_node import ParseKeyVal
 
@@ -580,13 +588,8 @@ FILESTORE_DIR_OPT = cli_option("--file-storage-dir", dest="file_storage_dir",
 FILESTORE_DRIVER_OPT = cli_option("--file-driver", dest="file_driver", default=None,
                                   choices=sorted(constants.FILE_DRIVER),
                                   help="Driver to use for image files")
-IALLOCATOR_OPT = cli_option("-I", "--iallocator", dest="iallocator", default=None,
-                            metavar="<NAME>", help="Select nodes with this allocator")
 FORCE_VARIANT_OPT = cli_option("--force-variant", dest="force_variant", default=False,
                                action="store_true", help="Force an unknown variant")
-IGNORE_IPOLICY_OPT = cli_option("--ignore-ipolicy", dest="ignore_ipolicy",
-                                default=False, action="store_true",
-                                help="Ignore instance policy violations")
 IGNORE_FAILURES_OPT = cli_option("--ignore-failures", dest="ignore_failures",
                                  default=False, action="store_true",
                                  help="Remove the instance from the cluster"
@@ -884,29 +887,16 @@ IGNORE_SIZE_OPT = cli_option("--ignore-size", dest="ignore_size", default=False,
                              action="store_true",
                              help="Do not check the disks against their recorded sizes"
                              " (to repair a wrong recorded size)")
-DST_NODE_OPT = cli_option("-n", "--target-node", dest="dst_node", default=None,
-                          metavar="NODE", help="Target node (shared storage only)")
 IGNORE_CONSIST_OPT = cli_option("--ignore-consistency", dest="ignore_consistency",
                                 default=False, action="store_true",
                                 help="Ignore the consistency of the disks on the source"
                                 " node (it must be offline)")
 CLEANUP_OPT = cli_option("--cleanup", dest="cleanup", default=False, action="store_true",
                          help="Recover from a failed migration instead of migrating")
-NONLIVE_OPT = cli_option("--non-live", dest="live", default=True, action="store_false",
-                         help="Migrate non-live: the instance is paused while its state"
-                         " moves to the target node")
-MIGRATION_MODE_OPT = cli_option("--migration-mode", dest="migration_mode", default=None,
-                                choices=sorted(constants.HT_MIGRATION_MODES),
-                                help="Migration mode (default: the hypervisor's"
-                                " migration_mode parameter)")
 ALLOW_FAILOVER_OPT = cli_option("--allow-failover", dest="allow_failover", default=False,
                                 action="store_true",
                                 help="Fail over instead if the instance cannot be"
                                 " migrated (e.g. it is not running)")
-NORUNTIME_CHGS_OPT = cli_option("--no-runtime-changes", dest="allow_runtime_chgs",
-                                default=True, action="store_false",
-                                help="Don't change the instance's runtime memory to fit"
-                                " the target node")
 IGNORE_HVVERSIONS_OPT = cli_option("--ignore-hvversions", dest="ignore_hvversions",
                                    default=False, action="store_true",
                                    help="Only warn about differing hypervisor versions")

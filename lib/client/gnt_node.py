@@ -24,6 +24,14 @@ from ganeti.cli import (
     cli_option,
 )
 from ganeti.cli import tags
+from ganeti.cli.options import (
+    DST_NODE_OPT,
+    IALLOCATOR_OPT,
+    IGNORE_IPOLICY_OPT,
+    MIGRATION_MODE_OPT,
+    NONLIVE_OPT,
+    NORUNTIME_CHGS_OPT,
+)
 
 #: Default fields of "gnt-node list" (Ganeti's)
 _LIST_DEF_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree",
@@ -246,6 +254,47 @@ def SetNodeParams(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
+# --- migrate ----------------------------------------------------------------------------
+
+def MigrateNode(opts: Any, args: list[str]) -> int:
+    """Migrate every primary instance of a node (one job each)."""
+    cl = cli.GetClient()
+    node = args[0]
+    if opts.iallocator and opts.dst_node:
+        raise errors.OpPrereqError("Specify either an iallocator (-I), or a target node"
+                                   " (-n)", errors.ECODE_INVAL)
+    if not opts.live and opts.migration_mode is not None:
+        raise errors.OpPrereqError("Only one of the --non-live and --migration-mode"
+                                   " options can be passed", errors.ECODE_INVAL)
+    result = cl.Query(constants.QR_NODE, ["name", "pinst_list"],
+                      qlang.MakeFilter([node], False))
+    rows = result.get("data", []) if isinstance(result, dict) else []
+    if not rows:
+        raise errors.OpPrereqError(f"Node '{node}' not known", errors.ECODE_NOENT)
+    node, instances = rows[0][0][1], utils.NiceSort(rows[0][1][1] or [])
+    if not instances:
+        ToStdout("No primary instances on node %s, exiting.", node)
+        return constants.EXIT_SUCCESS
+    if not opts.force and not cli.AskUser(
+            f"Migrate instance(s) {utils.CommaJoin(instances)}?"):
+        return constants.EXIT_CONFIRMATION
+    mode = constants.HT_MIGRATION_NONLIVE if not opts.live else opts.migration_mode
+    op = opcodes.OpNodeMigrate(
+        node_name=node, mode=mode, iallocator=opts.iallocator,
+        target_node=opts.dst_node, allow_runtime_changes=opts.allow_runtime_chgs,
+        ignore_ipolicy=opts.ignore_ipolicy)
+    result = cli.SubmitOrSend(op, opts, cl=cl)
+    jex = cli.JobExecutor(cl=cl, opts=opts)
+    for submitted, job_id in result[constants.JOB_IDS_KEY]:
+        jex.AddJobId(None, submitted, job_id)
+    bad = sum(1 for ok, _ in jex.GetResults() if not ok)
+    if bad:
+        ToStderr("There were %s errors during the node migration.", bad)
+        return constants.EXIT_FAILURE
+    ToStdout("All %s instances migrated successfully.", len(instances))
+    return constants.EXIT_SUCCESS
+
+
 # --- restricted-command ------------------------------------------------------------------
 
 def RestrictedCommand(opts: Any, args: list[str]) -> int:
@@ -358,6 +407,13 @@ commands: dict[str, cli.CommandDef] = {
          CAPAB_VM_OPT, SECONDARY_IP_OPT, AUTO_PROMOTE_OPT, NODE_PARAMS_OPT,
          NODE_POWERED_OPT] + SUBMIT_OPTS,
         "<node_name>", "Alters the parameters of a node"),
+    "migrate": (
+        MigrateNode, [ArgNode(min=1, max=1)],
+        [FORCE_OPT, NONLIVE_OPT, MIGRATION_MODE_OPT, DST_NODE_OPT, IALLOCATOR_OPT,
+         NORUNTIME_CHGS_OPT, IGNORE_IPOLICY_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-f] [--non-live] [--migration-mode=live|non-live] [--ignore-ipolicy]"
+        " [{-I iallocator | -n node}] <node>",
+        "Migrate all the primary instance on a node away from it"),
     "restricted-command": (
         RestrictedCommand, [ArgUnknown(min=1, max=1), ArgNode()],
         [SYNC_OPT, cli.PRIORITY_OPT, *SUBMIT_OPTS, cli.SHOW_MACHINE_OPT, NODEGROUP_OPT],

@@ -28,7 +28,7 @@ import ipaddress
 from typing import Any
 
 from ganeti import constants, errors, locking, objects, utils
-from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, NoHooksLU
 from ganeti.cmdlib.cluster import CheckNdParams, MergeParams
 
 
@@ -419,3 +419,48 @@ class LUNodeSetParams(_NodeLU):
             for name in PromoteCandidates(cfg, [node.uuid], feedback_fn):
                 changes.append(["master_candidate", f"True (auto-promotion of {name})"])
         return changes
+
+
+class LUNodeMigrate(LogicalUnit):
+    """Migrate every primary instance of a node: one ``OpInstanceMigrate``
+    job each, submitted by this opcode (whose result lists their job IDs),
+    as Ganeti does. The node lock is shared: the jobs take their own."""
+
+    HPATH = "node-migrate"
+    HTYPE = constants.HTYPE_NODE
+    REQ_BGL = False
+    cfg: Any
+
+    def CheckArguments(self) -> None:
+        if self.op.iallocator and self.op.target_node:
+            raise _Inval("Only one of iallocator and target_node can be given")
+
+    def ExpandNames(self) -> None:
+        node = ExpandNode(self.cfg, self.op.node_name)
+        self.op.node_uuid, self.op.node_name = node.uuid, node.name
+        self.share_locks = dict.fromkeys(locking.LEVELS, 1)
+        self.needed_locks = {locking.LEVEL_NODE: [node.uuid]}
+
+    def BuildHooksEnv(self) -> dict[str, Any]:
+        return {"NODE_NAME": self.op.node_name,
+                "ALLOW_RUNTIME_CHANGES": self.op.allow_runtime_changes}
+
+    def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
+        master = self.cfg.GetMasterNode()
+        return [master], [master]
+
+    def CheckPrereq(self) -> None:
+        pass
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        from ganeti import opcodes
+        primary, _ = self.cfg.GetNodeInstances(self.op.node_uuid)
+        names = utils.NiceSort(self.cfg.GetInstanceName(uuid) for uuid in primary)
+        jobs = [[opcodes.OpInstanceMigrate(
+            instance_name=name, mode=self.op.mode, live=self.op.live,
+            iallocator=self.op.iallocator, target_node=self.op.target_node,
+            allow_runtime_changes=self.op.allow_runtime_changes,
+            ignore_ipolicy=self.op.ignore_ipolicy)] for name in names]
+        if not jobs:
+            feedback_fn(f"No primary instances on node {self.op.node_name}")
+        return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(jobs) if jobs else []}

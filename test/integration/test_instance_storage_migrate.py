@@ -194,6 +194,41 @@ def test_move_running_instance(vc, template, extra):
     assert _MemFree(vc) == {node: MEMORY for node in vc.names}
 
 
+def test_node_migrate(vc):
+    """gnt-node migrate: one migration job per primary instance; a node
+    without primary instances says so; a refused migration fails the command."""
+    first, second = vc.names
+    names = ["nm1.example.com", "nm2.example.com"]
+    for name in names:
+        _Add(vc, name, first, "-t", "diskless", "-B", "maxmem=256,minmem=256")
+    try:
+        out = vc.run("gnt-node", "migrate", "-f", "-n", second, first).stdout
+        assert "All 2 instances migrated successfully." in out
+        for name in names:
+            assert _Fields(vc, name, "pnode,status") == [second, "running"]
+            assert _FakeState(vc, second, name).exists()
+            assert not _FakeState(vc, first, name).exists()
+        assert _MemFree(vc) == {first: MEMORY, second: MEMORY - 512}
+        out = vc.run("gnt-node", "migrate", "-f", "-n", second, first).stdout
+        assert f"No primary instances on node {first}, exiting." in out
+        _Gnt(vc, "shutdown", "--timeout", "5", names[0])
+        result = vc.run("gnt-node", "migrate", "-f", "--non-live", "-n", first, second,
+                        check=False)
+        assert result.returncode != 0
+        assert "There were 1 errors during the node migration." in result.stderr
+        assert "Can't migrate, please use failover" in result.stderr
+        assert _Fields(vc, names[0], "pnode,status") == [second, "ADMIN_down"]
+        assert _Fields(vc, names[1], "pnode,status") == [first, "running"]
+        assert _MemFree(vc) == {first: MEMORY - 256, second: MEMORY}
+        result = vc.run("gnt-node", "migrate", "-f", "-I", "hail", "-n", first, second,
+                        check=False)
+        assert result.returncode != 0 and "either an iallocator" in result.stderr
+    finally:
+        for name in names:
+            _Gnt(vc, "remove", "-f", name)
+    assert _MemFree(vc) == {node: MEMORY for node in vc.names}
+
+
 def test_move_refusals(vc):
     name = "stay.example.com"
     first, second = vc.names
