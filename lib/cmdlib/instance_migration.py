@@ -237,6 +237,7 @@ class TLMigrateInstance(Tasklet):
     def _WaitForMigration(self) -> None:
         """Poll the source until the hypervisor says the transfer ended."""
         fb, delay, last_feedback = self.feedback_fn, _POLL_FIRST, time.monotonic()
+        postcopy = False
         while True:
             result = self.rpc.call_instance_get_migration_status(self.source_node_uuid,
                                                                  self._Dict())
@@ -245,8 +246,13 @@ class TLMigrateInstance(Tasklet):
                     status.get("status") in constants.HV_MIGRATION_FAILED_STATUSES:
                 raise self._Failed("Migrate", result.fail_msg or status.get("info")
                                    or "hypervisor returned failure")
+            if status.get("postcopy") and not postcopy:
+                fb("* switched to postcopy: the instance runs on the target")
+                postcopy = True
             if status.get("status") != constants.HV_MIGRATION_ACTIVE:
-                fb("* memory transfer complete")
+                downtime = status.get("downtime")
+                fb("* memory transfer complete" + (f" (downtime {downtime} ms)"
+                                                   if downtime is not None else ""))
                 return
             if time.monotonic() - last_feedback > _FEEDBACK_INTERVAL and \
                     status.get("total_ram"):

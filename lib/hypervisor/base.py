@@ -225,8 +225,11 @@ class BaseHypervisor:
         return ""
 
     def AcceptInstance(self, instance: objects.Instance, info: str,
-                       target: str) -> None:
-        """Prepare to receive a migrating instance (on the target)."""
+                       target: str,
+                       block_devices: list[tuple[Any, str, str | None]] | None = None
+                       ) -> None:
+        """Prepare to receive a migrating instance (on the target), whose
+        disks are ``block_devices`` (disk, link, URI) on this node."""
         raise NotImplementedError
 
     def FinalizeMigrationDst(self, instance: objects.Instance, info: str,

@@ -322,7 +322,7 @@ class FakeHypervisor(base.BaseHypervisor):
                 f"Cannot migrate instance {instance.name}: not running on this node")
         return serializer.DumpJson(state)
 
-    def AcceptInstance(self, instance, info, target):
+    def AcceptInstance(self, instance, info, target, block_devices=None):
         """Reserve the instance's memory with an "incoming" state file."""
         try:
             state = serializer.LoadJson(info) if info else {}

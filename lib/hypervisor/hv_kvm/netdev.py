@@ -108,9 +108,14 @@ def TapPrefix(instance_name: str, uuid: str | None = None) -> str:
     """The common start of the names of an instance's taps.
 
     From the instance's UUID when given (it survives a rename), else from
-    its name.
+    its name. In a virtual cluster the node's root is hashed in too: its
+    nodes share one kernel, and an instance migrating between two of them
+    has taps on both at once.
     """
-    return f"{TAP_PREFIX}{_Hash(uuid or instance_name, _INSTANCE_HASH_LEN)}-"
+    key = uuid or instance_name
+    if pathutils.IsVirtualCluster():
+        key += "@" + pathutils.GetRootDirectory()
+    return f"{TAP_PREFIX}{_Hash(key, _INSTANCE_HASH_LEN)}-"
 
 
 def TapName(instance_name: str, index: int, uuid: str | None = None,
