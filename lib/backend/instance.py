@@ -21,7 +21,7 @@ from ganeti.backend import Fail
 from ganeti.backend import node as backend_node
 from ganeti.backend import os as backend_os
 from ganeti.backend import storage as backend_storage
-from ganeti.hypervisor.base import BaseHypervisor
+from ganeti.hypervisor.base import BaseHypervisor, HvInstanceState
 
 # --- Helpers ---------------------------------------------------------------------------
 
@@ -173,8 +173,16 @@ def InstanceStart(instance_dict: Any, startup_paused: bool, reason: Any) -> None
     """Assemble the disks and start the instance (fails if already running)."""
     instance = InstanceFromDict(instance_dict)
     hyper = _GetHv(instance.hypervisor)
-    if _IsRunning(hyper, instance):
-        Fail("Instance %s is already running on this node", instance.name, log=False)
+    info = _HvCall(f"Cannot query instance {instance.name}", hyper.GetInstanceInfo,
+                   instance.name, instance.hvparams)
+    if info is not None:
+        if not HvInstanceState.IsShutdown(info[4]):
+            Fail("Instance %s is already running on this node", instance.name, log=False)
+        # The guest shut itself down and its process stayed (user_shutdown):
+        # that process goes, and the instance starts afresh
+        logging.info("Instance %s was shut down from inside; stopping its process"
+                     " before starting it", instance.name)
+        _Shutdown(instance, 0)
     block_devices = _GatherBlockDevs(instance)
     try:
         hyper.StartInstance(instance, block_devices, bool(startup_paused))
@@ -312,9 +320,9 @@ def AcceptInstance(instance_dict: Any, info: str, target: str) -> None:
              instance.name, log=False)
     # Externally mirrored disks are not active here yet: link them, as the
     # instance will use them once migrated (a missing image fails here)
-    _GatherBlockDevs(instance)
+    block_devices = _GatherBlockDevs(instance)
     try:
-        hyper.AcceptInstance(instance, info, target)
+        hyper.AcceptInstance(instance, info, target, block_devices=block_devices)
     except errors.HypervisorError as err:
         _RemoveBlockDevLinks(instance)
         Fail("Failed to accept instance: %s", err, log=False)

@@ -45,7 +45,9 @@ class LUInstanceStartup(iu.InstanceLU):
                                              inst.hypervisor, self.hvp)[inst.primary_node]
         result.Raise(f"Error checking node {iu.NodeName(self.cfg, inst.primary_node)}",
                      prereq=True, ecode=errors.ECODE_ENVIRON)
-        self.running = bool(result.payload)
+        # A guest that shut itself down under user_shutdown keeps its
+        # (stopped) process: not running; the node's start replaces it
+        self.running = iu.IsLiveAndRunning(result.payload)
         if not self.running:
             iu.CheckNodeFreeMemory(self, inst.primary_node,
                                    f"starting instance {inst.name}",
@@ -143,7 +145,7 @@ class LUInstanceReboot(iu.InstanceLU):
         info = self.rpc.call_instance_info([node], inst.name, inst.hypervisor,
                                            self.cfg.GetClusterInfo().FillHV(inst))[node]
         info.Raise("Error checking node " + iu.NodeName(self.cfg, node))
-        running = bool(info.payload)
+        running = iu.IsLiveAndRunning(info.payload)
         if running and op.reboot_type in (constants.INSTANCE_REBOOT_SOFT,
                                           constants.INSTANCE_REBOOT_HARD):
             result = self.rpc.call_instance_reboot(

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ganeti import constants, errors, locking, objects, utils
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.group import ComputeIPolicySpecViolation  # noqa: F401 - for the LUs
+from ganeti.hypervisor.base import HvInstanceState
 from ganeti.rpc.defs import InstanceDict
 
 
@@ -317,6 +318,17 @@ def ShutdownInstanceDisks(lu: LogicalUnit, instance: objects.Instance,
 
 
 # --- shared disk steps -------------------------------------------------------------------
+
+def IsLiveAndRunning(payload: Any) -> bool:
+    """Whether ``instance_info``'s answer is an instance that runs: not
+    absent, and not a guest that shut itself down while its hypervisor
+    process stays (KVM's ``user_shutdown``)."""
+    if not payload:
+        return False
+    if not isinstance(payload, dict):
+        return True
+    return not HvInstanceState.IsShutdown(payload.get("state", HvInstanceState.RUNNING))
+
 
 def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
                       node_uuid: str | None = None) -> bool:

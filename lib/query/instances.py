@@ -31,6 +31,7 @@ from ganeti.constants import (
     QFT_TIMESTAMP,
     QFT_UNIT,
 )
+from ganeti.hypervisor.base import HvInstanceState
 from ganeti.query.engine import (
     CheckNamesKnown, FieldQuery, MatchesName, RegisterResource, Resource,
 )
@@ -131,13 +132,32 @@ def DiskUsage(template: str, sizes: list[int]) -> int:
     return sum(sizes)
 
 
+def _UserShutdownAllowed(ctx: InstanceQueryData, inst: Any) -> bool:
+    """Whether a shutdown from inside counts as the user's (USER_down): the
+    cluster's ``--user-shutdown`` and, for KVM, the ``user_shutdown``
+    hypervisor parameter."""
+    if not getattr(ctx.cluster, "enabled_user_shutdown", False):
+        return False
+    if inst.hypervisor != constants.HT_KVM:
+        return True
+    return bool(_FilledHv(ctx, inst).get(constants.HV_KVM_USER_SHUTDOWN))
+
+
 def InstanceStatus(ctx: InstanceQueryData, inst: Any) -> str:
     """Ganeti's instance status (running, ADMIN_down, ERROR_up, ...)."""
     if inst.primary_node in ctx.offline_nodes:
         return constants.INSTST_NODEOFFLINE
     if inst.primary_node in ctx.bad_nodes:
         return constants.INSTST_NODEDOWN
-    if inst.uuid in ctx.live:
+    live = ctx.live.get(inst.uuid)
+    if live is not None:
+        if HvInstanceState.IsShutdown(live.get("state", HvInstanceState.RUNNING)):
+            # Shut down from inside, its process kept (KVM's user_shutdown)
+            if inst.admin_state != constants.ADMINST_UP:
+                return constants.INSTST_ADMINDOWN
+            if _UserShutdownAllowed(ctx, inst):
+                return constants.INSTST_USERDOWN
+            return constants.INSTST_ERRORDOWN
         if inst.admin_state == constants.ADMINST_UP:
             return constants.INSTST_RUNNING
         return constants.INSTST_ERRORUP

@@ -14,6 +14,10 @@ its own child. Steps:
    job, unless the one submitted before is still pending, at most
    :data:`~ganeti.watcher.state.MAXTRIES` times; the give-up is logged once
    (as an error); an instance seen running again has its counter reset.
+   Instances shut down from inside whose hypervisor process stayed
+   (``USER_down`` while marked up: KVM's ``user_shutdown``) are not
+   started: a shutdown job (``admin_state_source=user``) stops the
+   process and marks them down by their user, as Ganeti's watcher does.
 5. Nodes whose boot ID changed since the last run: re-activate the disks
    of the instances with disks on them (not started in step 4, disks
    marked active).
@@ -157,6 +161,29 @@ def CheckInstances(client: Any, notepad: wstate.WatcherState,
     return started
 
 
+def CleanupUserDown(client: Any, instances: list[dict[str, Any]]) -> list[str]:
+    """Submit a shutdown (by the user) of each instance a guest shut down
+    while marked up; return their names."""
+    names = []
+    for inst in instances:
+        if inst["status"] != constants.INSTST_USERDOWN or \
+                inst.get("admin_state") != constants.ADMINST_UP:
+            continue
+        name = inst["name"]
+        logging.info("Instance '%s' was shut down by its user; cleaning it up", name)
+        op = opcodes.OpInstanceShutdown(instance_name=name,
+                                        admin_state_source=constants.USER_SOURCE,
+                                        reason=_Reason("watcher cleanup of a user"
+                                                       " shutdown"))
+        try:
+            client.SubmitJob([op])
+        except errors.GenericError as err:
+            logging.error("Cannot submit the cleanup of instance '%s': %s", name, err)
+            continue
+        names.append(name)
+    return names
+
+
 def _ActivateDisks(client: Any, names: Iterable[str], why: str) -> list[Any]:
     """Submit one disk activation job per instance; return the job IDs."""
     jobs = [[opcodes.OpInstanceActivateDisks(instance_name=name, reason=_Reason(why))]
@@ -269,6 +296,7 @@ def GroupWatcher(opts: argparse.Namespace, client: Any) -> int:
     WriteInstanceStatus(pathutils.WATCHER_GROUP_INSTANCE_STATUS_FILE % group_uuid,
                         instances)
     started = CheckInstances(client, notepad, instances)
+    CleanupUserDown(client, instances)
     CheckRebootedNodes(client, notepad, nodes, instances, started)
     # The state is saved before verify-disks, which may wait on slow nodes
     notepad.Save(state_path)

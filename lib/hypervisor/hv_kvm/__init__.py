@@ -27,7 +27,7 @@ from typing import Any
 
 from ganeti import constants, errors, objects, pathutils, utils
 from ganeti.hypervisor import base
-from ganeti.hypervisor.hv_kvm import cmdline, hotplug, params, runtime
+from ganeti.hypervisor.hv_kvm import cmdline, hotplug, migration, params, runtime
 from ganeti.hypervisor.hv_kvm.monitor import MonitorError, QmpConnection
 
 _C = constants
@@ -38,6 +38,8 @@ _C = constants
 POWERDOWN_REPEAT = 3.0
 #: Seconds QEMU gets to initialise (it daemonizes once ready)
 START_TIMEOUT = 120
+#: Seconds a query of a user_shutdown instance's run state may take
+USER_SHUTDOWN_QUERY_TIMEOUT = 5.0
 #: The serial console client (socat); its escape key is Ctrl-]
 SOCAT_PATH = "socat"
 SOCAT_ESCAPE = "0x1d"
@@ -282,7 +284,8 @@ class KVMHypervisor(base.BaseHypervisor):
         state = self._Runtime(name)
         hvp = state.hvparams if state is not None else cmdline.FillParameters(
             instance.hvparams if instance is not None else {})
-        if force or not hvp.get(_C.HV_ACPI, True):
+        if force or not hvp.get(_C.HV_ACPI, True) or self._ShutDownInside(name, state):
+            # (a guest already off under user_shutdown: nothing to press)
             runtime.KillPid(pid)
             return
         now = time.time()
@@ -457,6 +460,186 @@ class KVMHypervisor(base.BaseHypervisor):
         state = self._HotplugState(instance)
         hotplug.CheckSupported(state.hvparams, _C.HOTPLUG_ACTION_MODIFY, dev_type)
 
+    # --- migration (see :mod:`.migration`) ------------------------------------------
+
+    def MigrationInfo(self, instance: objects.Instance) -> str:
+        """On the source: the instance as its QEMU was started, its memory
+        and whether its guest runs (:func:`migration.EncodeInfo`)."""
+        name = runtime.CheckName(instance.name)
+        if self._Pid(name) is None:
+            raise _Fail(f"Cannot migrate instance {name}: not running on this node")
+        state = self._Runtime(name)
+        if state is None:
+            raise _Fail(f"Cannot migrate instance {name}: it has no runtime file")
+        migration.CheckDevicesUnchanged(state.instance, instance.ToDict(),
+                                        state.hotplugged)
+        with self._Qmp(name) as qmp:
+            running = qmp.QueryStatus().get("status") == "running"
+        return migration.EncodeInfo(state.instance, state.memory, running)
+
+    def AcceptInstance(self, instance: objects.Instance, info: str, target: str,
+                       block_devices: list[tuple[Any, str, str | None]] | None = None
+                       ) -> None:
+        """On the target: start the source's QEMU (same devices, same
+        parameters) waiting for the migration on ``target`` (this node's
+        address) and ``migration_port``, with the migration capabilities on.
+
+        ``block_devices`` are the disks' (disk, link, URI) on this node. A
+        QEMU that cannot start (the port taken, a disk missing) leaves
+        nothing behind, as any failed start.
+        """
+        name = runtime.CheckName(instance.name)
+        data = migration.DecodeInfo(info)
+        started = objects.Instance.FromDict(data["instance"])
+        hvp = cmdline.FillParameters(instance.hvparams or {})
+        # The port the source sends to is today's cluster setting
+        started.hvparams = {**(started.hvparams or {}),
+                            _C.HV_MIGRATION_PORT: hvp[_C.HV_MIGRATION_PORT]}
+        if block_devices is None:
+            if started.disks:
+                raise _Fail(f"Cannot accept instance {name}: no disk paths given")
+            block_devices = []
+        self.StartInstance(started, block_devices, False, incoming=target)
+        try:
+            with self._Qmp(name) as qmp:
+                qmp.MigrateSetCapabilities(migration.Capabilities(hvp))
+            state = self._Runtime(name)
+            if state is not None:
+                state.memory = min(int(data["memory"]), state.max_memory)
+                runtime.WriteRuntime(state, self.run_dir)
+        except BaseException:
+            self._DropIncoming(name)
+            raise
+
+    def _DropIncoming(self, name: str) -> None:
+        """Kill a QEMU started for an incoming migration and clean up after it;
+        an instance running here for another reason is left alone."""
+        pid = self._Pid(name)
+        try:
+            state = self._Runtime(name)
+        except errors.HypervisorError as err:
+            logging.warning("KVM instance %s: %s", name, err)
+            state = None
+        if pid is not None:
+            if state is not None and not state.incoming:
+                logging.warning("KVM instance %s runs here and is not an incoming"
+                                " migration; not stopping it", name)
+                return
+            runtime.KillPid(pid)
+        self.CleanupInstance(name)
+
+    def FinalizeMigrationDst(self, instance: objects.Instance, info: str,
+                             success: bool) -> None:
+        """On the target: on success wait until the guest is here and runs
+        (resumed if it ran on the source) and keep the runtime file; on
+        failure kill the incoming QEMU and remove its taps and files."""
+        name = runtime.CheckName(instance.name)
+        if not success:
+            self._DropIncoming(name)
+            return
+        if self._Pid(name) is None:
+            raise _Fail(f"The QEMU of instance {name} is not running on the target")
+        running = migration.DecodeInfo(info)["running"] if info else True
+        deadline = time.monotonic() + migration.TARGET_READY_TIMEOUT
+        with self._Qmp(name) as qmp:
+            while (run_state := qmp.QueryStatus().get("status")) == \
+                    migration.INCOMING_RUN_STATE:
+                if time.monotonic() > deadline:
+                    raise _Fail(f"Instance {name} is still receiving its memory after"
+                                f" {migration.TARGET_READY_TIMEOUT:.0f}s")
+                # QEMU sends no event when the last pages are loaded: poll
+                time.sleep(0.05)
+            if running and run_state in migration.RESUMABLE_RUN_STATES:
+                qmp.Cont()
+        state = self._Runtime(name)
+        if state is not None:
+            state.incoming = None
+            runtime.WriteRuntime(state, self.run_dir)
+
+    def MigrateInstance(self, cluster_name: str, instance: objects.Instance,
+                        target: str, live: bool) -> None:
+        """On the source: set the capabilities, bandwidth and downtime, pause
+        the guest for a non-live migration, and start the migration to
+        ``target``'s ``migration_port`` (it runs on in QEMU)."""
+        name = runtime.CheckName(instance.name)
+        if self._Pid(name) is None:
+            raise _Fail(f"Cannot migrate instance {name}: not running on this node")
+        hvp = cmdline.FillParameters(instance.hvparams or {})
+        with self._Qmp(name) as qmp:
+            qmp.MigrateSetCapabilities(migration.Capabilities(hvp))
+            qmp.MigrateSetParameters(**migration.Parameters(hvp))
+            paused = False
+            if not live and qmp.QueryStatus().get("status") == "running":
+                qmp.Stop()
+                paused = True
+            try:
+                qmp.Migrate(migration.Uri(target, hvp[_C.HV_MIGRATION_PORT]))
+            except MonitorError:
+                if paused:
+                    qmp.Cont()
+                raise
+
+    def GetMigrationStatus(self, instance: objects.Instance) -> dict[str, Any]:
+        """On the source: Ganeti's status dict from ``query-migrate``
+        (:func:`migration.ParseStatus`); with ``postcopy-ram``, switch to
+        postcopy once the first pass over memory is done."""
+        name = runtime.CheckName(instance.name)
+        if self._Pid(name) is None:
+            return {"status": _C.HV_MIGRATION_FAILED,
+                    "info": f"The QEMU of instance {name} is not running"}
+        hvp = cmdline.FillParameters(instance.hvparams or {})
+        try:
+            with self._Qmp(name) as qmp:
+                status = migration.ParseStatus(qmp.QueryMigrate())
+                if migration.ShouldStartPostcopy(hvp, status):
+                    logging.info("KVM instance %s: switching the migration to"
+                                 " postcopy", name)
+                    qmp.MigrateStartPostcopy()
+                    status["postcopy"] = True
+        except MonitorError as err:
+            return {"status": _C.HV_MIGRATION_FAILED,
+                    "info": f"Cannot query the migration of instance {name}: {err}"}
+        return status
+
+    def FinalizeMigrationSource(self, instance: objects.Instance, success: bool,
+                                live: bool) -> None:
+        """On the source: on success stop QEMU and clean up; on failure
+        cancel a migration still going on and resume the guest."""
+        name = runtime.CheckName(instance.name)
+        pid = self._Pid(name)
+        if success:
+            if pid is not None:
+                runtime.KillPid(pid)
+            self.CleanupInstance(name)
+            return
+        if pid is None:
+            return
+        with self._Qmp(name) as qmp:
+            status = migration.ParseStatus(qmp.QueryMigrate())
+            if status["postcopy"]:
+                raise _Fail(
+                    f"The migration of instance {name} failed in postcopy: the guest"
+                    " ran on the target already and its memory is split between the"
+                    " nodes, so it cannot resume here; stop it (gnt-instance stop)"
+                    " and start it again")
+            if status["status"] == _C.HV_MIGRATION_ACTIVE or \
+                    status["qemu_status"] == "cancelling":
+                logging.info("KVM instance %s: cancelling its migration", name)
+                qmp.MigrateCancel()
+                deadline = time.monotonic() + migration.CANCEL_TIMEOUT
+                while qmp.QueryMigrate().get("status") in migration.QEMU_UNFINISHED_STATUSES:
+                    if time.monotonic() > deadline:
+                        raise _Fail(f"The migration of instance {name} did not end"
+                                    f" {migration.CANCEL_TIMEOUT:.0f}s after its"
+                                    " cancellation")
+                    # QEMU ends a cancelled migration in its own thread: poll
+                    time.sleep(0.05)
+            run_state = qmp.QueryStatus().get("status")
+            # A live migration that failed resumes the guest by itself; one
+            # that completed (postmigrate) or a non-live one left it paused
+            if run_state == "postmigrate" or (run_state == "paused" and not live):
+                qmp.Cont()
+
     # --- queries -----------------------------------------------------------------
 
     def _Info(self, name: str) -> base.InstanceInfo | None:
@@ -472,8 +655,30 @@ class KVMHypervisor(base.BaseHypervisor):
             memory, vcpus = state.memory, state.vcpus
         else:
             memory, vcpus = _MemoryAndVcpus(runtime.ReadCmdline(pid) or [])
-        return (name, pid, memory, vcpus, base.HvInstanceState.RUNNING,
-                runtime.CpuTime(pid))
+        hv_state = (base.HvInstanceState.SHUTDOWN if self._ShutDownInside(name, state)
+                    else base.HvInstanceState.RUNNING)
+        return (name, pid, memory, vcpus, hv_state, runtime.CpuTime(pid))
+
+    def _ShutDownInside(self, name: str, state: runtime.Runtime | None) -> bool:
+        """Whether the guest of a live QEMU started with ``user_shutdown``
+        shut itself down (``-no-shutdown`` keeps QEMU, its run state
+        "shutdown"); asked on the events QMP socket, which only such
+        instances have, so the node's command socket stays free. False
+        when QEMU does not answer (it is then taken as running)."""
+        if state is None or not state.hvparams.get(_C.HV_KVM_USER_SHUTDOWN):
+            return False
+        path = self._Files(name).events_qmp
+        if not path or not os.path.exists(path):
+            return False
+        qmp = QmpConnection(path, timeout=USER_SHUTDOWN_QUERY_TIMEOUT)
+        try:
+            qmp.Connect(timeout=USER_SHUTDOWN_QUERY_TIMEOUT)
+            with qmp:
+                status = qmp.QueryStatus().get("status")
+        except MonitorError as err:
+            logging.warning("KVM instance %s: cannot read its run state: %s", name, err)
+            return False
+        return status == "shutdown"
 
     def GetInstanceInfo(self, instance_name: str,
                         hvparams: dict[str, Any] | None = None

@@ -583,7 +583,8 @@ def BuildCommandLine(name: str, uuid: str, memory: int, vcpus: int,
     if hvp[_C.HV_KVM_USER_SHUTDOWN]:
         if not files.events_qmp:
             raise _Fail("user_shutdown is set but no second QMP socket was given")
-        argv += ["-qmp", _UnixServer(files.events_qmp)]
+        # A guest's own shutdown leaves QEMU (stopped) for the node to see
+        argv += ["-qmp", _UnixServer(files.events_qmp), "-no-shutdown"]
     argv += ["-serial", _UnixServer(files.serial) if hvp[_C.HV_SERIAL_CONSOLE] else "none"]
     # -display none, not -nographic (which would put the serial port and the
     # monitor on stdio, and which -daemonize refuses)

@@ -7,14 +7,18 @@ devices go on the first free PCI slot from ``kvm_pci_reservations`` up
 (as the command line's), found with ``query-pci``.
 
 Disks use ``drive_add`` (HMP) and a ``virtio-blk-pci`` device, as Ganeti
-does: ``drive_add`` takes the same drive options as ``-drive``. NICs get a
-tap opened here, passed to QEMU with ``getfd`` and named in
+does: ``drive_add`` takes the same drive options as ``-drive``. The node
+opens the disk and passes the descriptor (``add-fd``; the drive's file is
+``/dev/fdset/<id>``): a QEMU running as another user (``security_model``
+user or pool) or chrooted (``use_chroot``) could not open the path itself.
+NICs get a tap opened here, passed to QEMU with ``getfd`` and named in
 ``netdev_add``. A removal waits for the guest to release the device
 (``DEVICE_DELETED``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ganeti import constants, errors
@@ -70,14 +74,52 @@ def AddDisk(qmp: QmpConnection, hvparams: dict[str, Any], dev_id: str, path: str
             readonly: bool) -> int:
     """Plug the disk at ``path`` in as ``dev_id``; return its PCI slot."""
     slot = FreePciSlot(qmp, hvparams[_C.HV_KVM_PCI_RESERVATIONS])
-    qmp.DriveAdd(dev_id, path, cmdline.DriveOptions(hvparams, readonly))
+    fdset = _PassDisk(qmp, dev_id, path, readonly)
+    try:
+        qmp.DriveAdd(dev_id, f"/dev/fdset/{fdset}", cmdline.DriveOptions(hvparams, readonly))
+    except MonitorError:
+        _Quietly(qmp.RemoveFdSet, fdset)
+        raise
     try:
         qmp.DeviceAdd("virtio-blk-pci", dev_id, drive=dev_id, bus=PCI_BUS,
                       addr=f"{slot:#x}")
     except MonitorError:
         _Quietly(qmp.DriveDel, dev_id)
+        _Quietly(qmp.RemoveFdSet, fdset)
         raise
     return slot
+
+
+def _PassDisk(qmp: QmpConnection, dev_id: str, path: str, readonly: bool) -> int:
+    """Open the disk at ``path`` and pass it to QEMU as an fd set; its id.
+
+    A writable disk goes in twice, read-only and read-write: QEMU opens
+    an image read-only first and again read-write once a device writes.
+    """
+    modes = [os.O_RDONLY] if readonly else [os.O_RDONLY, os.O_RDWR]
+    fdset: int | None = None
+    try:
+        for mode in modes:
+            try:
+                fd = os.open(path, mode | os.O_CLOEXEC)
+            except OSError as err:
+                raise _Fail(f"Cannot open the disk {path}: {err.strerror or err}") from err
+            try:
+                fdset = qmp.AddFd(fd, opaque=dev_id, fdset_id=fdset)
+            finally:
+                os.close(fd)
+    except BaseException:
+        if fdset is not None:
+            _Quietly(qmp.RemoveFdSet, fdset)
+        raise
+    assert fdset is not None
+    return fdset
+
+
+def _FdSets(qmp: QmpConnection, dev_id: str) -> list[int]:
+    """The fd sets passed for disk ``dev_id`` (their opaque is its id)."""
+    return [int(fdset["fdset-id"]) for fdset in qmp.Execute("query-fdsets") or []
+            if any(fd.get("opaque") == dev_id for fd in fdset.get("fds", []))]
 
 
 def RemoveDisk(qmp: QmpConnection, dev_id: str) -> None:
@@ -85,6 +127,12 @@ def RemoveDisk(qmp: QmpConnection, dev_id: str) -> None:
     qmp.DeviceDel(dev_id, timeout=RELEASE_TIMEOUT)
     # QEMU drops a drive_add drive with its device; an older one may stay
     _Quietly(qmp.DriveDel, dev_id)
+    try:
+        fdsets = _FdSets(qmp, dev_id)
+    except MonitorError:
+        fdsets = []
+    for fdset in fdsets:
+        _Quietly(qmp.RemoveFdSet, fdset)
 
 
 def AddNic(qmp: QmpConnection, hvparams: dict[str, Any], dev_id: str, mac: str,

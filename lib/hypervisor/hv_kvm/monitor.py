@@ -274,6 +274,43 @@ class QmpConnection:
         """Drop a descriptor passed with :meth:`SendFd` and not used."""
         self.Execute("closefd", {"fdname": name})
 
+    def AddFd(self, fd: int, opaque: str = "", fdset_id: int | None = None) -> int:
+        """Pass ``fd`` to QEMU into fd set ``fdset_id`` (a new one if None)
+        with ``add-fd``; the fd set's id.
+
+        QEMU then opens ``/dev/fdset/<id>`` from that set instead of a path,
+        taking the descriptor whose access mode (read-only, read-write) it
+        asks for: how a QEMU that dropped its privileges (``-runas``) or
+        chrooted still gets a file only root can open. The caller closes
+        its own copy; :meth:`RemoveFdSet` drops QEMU's once unused.
+        """
+        return self._Submit(self._AddFd(fd, opaque, fdset_id), self.timeout)
+
+    async def _AddFd(self, fd: int, opaque: str, fdset_id: int | None) -> int:
+        if self._client is None:
+            raise MonitorError(f"Not connected to the QMP socket {self.path}")
+        assert self._fd_lock is not None
+        async with self._fd_lock:
+            try:
+                self._client.send_fd_scm(fd)
+            except (QMPError, OSError) as err:
+                raise MonitorError(f"Cannot pass a file descriptor to {self.path}:"
+                                   f" {err}") from err
+            arguments: dict[str, Any] = {"opaque": opaque} if opaque else {}
+            if fdset_id is not None:
+                arguments["fdset-id"] = int(fdset_id)
+            result = await self._Execute("add-fd", arguments, self.timeout)
+        try:
+            return int(result["fdset-id"])
+        except (KeyError, TypeError, ValueError):
+            raise MonitorError(f"add-fd on {self.path} answered {result!r}",
+                               "add-fd") from None
+
+    def RemoveFdSet(self, fdset_id: int) -> None:
+        """Drop fd set ``fdset_id`` (``remove-fd``); QEMU closes its
+        descriptors once no device uses them."""
+        self.Execute("remove-fd", {"fdset-id": int(fdset_id)})
+
     # --- events --------------------------------------------------------------
 
     def WaitEvent(self, names: str | Iterable[str], timeout: float,

@@ -246,7 +246,9 @@ def PrepareSecurity(instance_name: str, hvparams: Mapping[str, Any],
         try:
             locked = uidpool.RequestUnusedUid(uids, owner=instance_name, lockdir=lockdir)
         except errors.LockError as err:
-            raise _Fail(str(err)) from err
+            hint = (" (gnt-cluster modify --add-uids adds uids to the pool)"
+                    if "No free uid" in str(err) else "")
+            raise _Fail(f"{err}{hint}") from err
         setup._locked = locked
         setup.uid = locked.GetUid()
         setup.runas = RunasForUid(setup.uid)

@@ -262,3 +262,38 @@ def test_live_fields_from_real_nodes(tmp_path, start_noded, cluster_crypto):
                              ["=", "name", "inst5"], _ctx(cfg, rpc)))
     assert rows == [["inst5.example.com", "ERROR_nodedown"]]
 
+
+
+def test_shut_down_from_inside_is_user_down_when_allowed(cfg):
+    """A live instance in the SHUTDOWN state (its guest powered off, its
+    process kept: KVM's user_shutdown) is USER_down if the cluster (and, for
+    KVM, the instance's user_shutdown) allows it, else ERROR_down."""
+    from ganeti.hypervisor.base import HvInstanceState
+    n0 = _node_uuid(cfg, 0)
+    off = dict(_info(), state=HvInstanceState.SHUTDOWN)
+    kvm = cfg.GetInstanceInfoByName("inst6.example.com")
+    kvm.hypervisor = constants.HT_KVM
+    kvm.hvparams = {constants.HV_KVM_USER_SHUTDOWN: False}
+    cfg.Update(kvm)
+    rpc = FakeRpc({n0: {"inst0.example.com": off, "inst3.example.com": off,
+                        "inst6.example.com": off}})
+
+    def statuses():
+        rows = _rows(query.Query("instance", ["name", "status", "oper_state"],
+                                 ["|", ["=", "name", "inst0"], ["=", "name", "inst3"],
+                                  ["=", "name", "inst6"]], _ctx(cfg, rpc)))
+        return {name: status for name, status, _ in rows}
+
+    assert statuses() == {"inst0.example.com": "ERROR_down",
+                          "inst3.example.com": "ADMIN_down",
+                          "inst6.example.com": "ERROR_down"}
+    cluster = cfg.GetClusterInfo()
+    cluster.enabled_user_shutdown = True
+    cfg.Update(cluster)
+    assert statuses() == {"inst0.example.com": "USER_down",
+                          "inst3.example.com": "ADMIN_down",
+                          "inst6.example.com": "ERROR_down"}
+    kvm = cfg.GetInstanceInfoByName("inst6.example.com")
+    kvm.hvparams = {constants.HV_KVM_USER_SHUTDOWN: True}
+    cfg.Update(kvm)
+    assert statuses()["inst6.example.com"] == "USER_down"

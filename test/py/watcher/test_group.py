@@ -127,3 +127,18 @@ def test_instance_status_file(tmp_path):
                                           _Inst("b", constants.INSTST_ERRORDOWN),
                                           {**_Inst("c", "x"), "status": None}])
     assert path.read_text() == "a running\nb ERROR_down\n"
+
+
+def test_user_down_not_restarted_but_cleaned_up():
+    """A guest shut down from inside (USER_down, still marked up) gets a
+    shutdown by its user, never a start; one already marked down nothing."""
+    client, notepad = FakeClient(), wstate.WatcherState()
+    marked_up = _Inst("inst1", constants.INSTST_USERDOWN)
+    marked_down = dict(_Inst("inst2", constants.INSTST_USERDOWN), admin_state="down")
+    instances = [marked_up, marked_down]
+    assert group.CheckInstances(client, notepad, instances) == set()
+    assert group.CleanupUserDown(client, instances) == ["inst1"]
+    assert len(client.submitted) == 1
+    op = client.submitted[0][0]
+    assert op.OP_ID == "OP_INSTANCE_SHUTDOWN" and op.instance_name == "inst1"
+    assert op.admin_state_source == constants.USER_SOURCE
