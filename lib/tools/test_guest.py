@@ -134,6 +134,18 @@ for dev in /sys/class/input/event*; do
   echo "test-guest: watching the power button ${dev##*/}"
 done
 
+# Memory churn for migration tests (kernel argument testguest.dirty=MiB):
+# random data rewritten over and over in a tmpfs, so that a migration
+# whose bandwidth is limited cannot converge by copying alone
+dirty=$(sed -n 's/.*testguest\.dirty=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$dirty" ]; then
+  mkdir -p /run
+  mount -t tmpfs -o size=$((dirty * 2 + 4))m tmpfs /run
+  dd if=/dev/urandom of=/run/a bs=1M count="$dirty" 2>/dev/null
+  ( while :; do cp /run/a /run/b; cp /run/b /run/a; done ) &
+  echo "test-guest: dirtying $dirty MiB"
+fi
+
 beat=0
 net=""
 block=""
