@@ -257,10 +257,14 @@ class QmpConnection:
         self._Submit(self._SendFd(fd, name), self.timeout)
 
     async def _SendFd(self, fd: int, name: str) -> None:
+        await self._WithFd(fd, "getfd", {"fdname": name})
+
+    async def _WithFd(self, fd: int, command: str, arguments: dict[str, Any]) -> Any:
+        """Pass ``fd`` (SCM_RIGHTS), then run ``command``, which takes it."""
         if self._client is None:
             raise MonitorError(f"Not connected to the QMP socket {self.path}")
         assert self._fd_lock is not None
-        # QEMU keeps the descriptor that came last and ``getfd`` names it:
+        # QEMU keeps the descriptor that came last and the command takes it:
         # one pair at a time, or two callers could swap their descriptors
         async with self._fd_lock:
             try:
@@ -268,7 +272,7 @@ class QmpConnection:
             except (QMPError, OSError) as err:
                 raise MonitorError(f"Cannot pass a file descriptor to {self.path}:"
                                    f" {err}") from err
-            await self._Execute("getfd", {"fdname": name}, self.timeout)
+            return await self._Execute(command, arguments, self.timeout)
 
     def CloseFd(self, name: str) -> None:
         """Drop a descriptor passed with :meth:`SendFd` and not used."""
@@ -287,19 +291,10 @@ class QmpConnection:
         return self._Submit(self._AddFd(fd, opaque, fdset_id), self.timeout)
 
     async def _AddFd(self, fd: int, opaque: str, fdset_id: int | None) -> int:
-        if self._client is None:
-            raise MonitorError(f"Not connected to the QMP socket {self.path}")
-        assert self._fd_lock is not None
-        async with self._fd_lock:
-            try:
-                self._client.send_fd_scm(fd)
-            except (QMPError, OSError) as err:
-                raise MonitorError(f"Cannot pass a file descriptor to {self.path}:"
-                                   f" {err}") from err
-            arguments: dict[str, Any] = {"opaque": opaque} if opaque else {}
-            if fdset_id is not None:
-                arguments["fdset-id"] = int(fdset_id)
-            result = await self._Execute("add-fd", arguments, self.timeout)
+        arguments: dict[str, Any] = {"opaque": opaque} if opaque else {}
+        if fdset_id is not None:
+            arguments["fdset-id"] = int(fdset_id)
+        result = await self._WithFd(fd, "add-fd", arguments)
         try:
             return int(result["fdset-id"])
         except (KeyError, TypeError, ValueError):
