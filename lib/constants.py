@@ -946,6 +946,21 @@ GLUSTER_HOST = "host"
 GLUSTER_VOLUME = "volume"
 GLUSTER_PORT = "port"
 
+# Dynamic disk parameters: what the master adds to a disk per destination
+# node (objects.Disk.dynamic_params), never saved in the configuration
+DDP_LOCAL_IP = "local-ip"
+DDP_REMOTE_IP = "remote-ip"
+DDP_PORT = "port"
+DDP_LOCAL_MINOR = "local-minor"
+DDP_REMOTE_MINOR = "remote-minor"
+
+# Storage unit operations (gnt-node modify-storage / repair-storage)
+SO_FIX_CONSISTENCY = "fix-consistency"
+#: Which storage types can be modified, and which fields
+MODIFIABLE_STORAGE_FIELDS = {ST_LVM_PV: frozenset(["allocatable"])}
+#: Which operations each storage type supports
+VALID_STORAGE_OPERATIONS = {ST_LVM_VG: frozenset([SO_FIX_CONSISTENCY])}
+
 DISK_DT_DEFAULTS: dict[str, dict[str, object]] = {
     DT_PLAIN: {LV_STRIPES: 1},
     DT_DRBD8: {

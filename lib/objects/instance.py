@@ -106,6 +106,9 @@ class Disk(ConfigObject):
     mtime: float
     uuid: str
     physical_id: Any  # obsolete
+    #: Per destination node, filled by the master on the copy it sends (DRBD:
+    #: the DDP_* addresses and minors of both ends); never saved
+    dynamic_params: dict[str, Any] | None
 
     _CHILDREN = {"children": (CHILD_LIST, "Disk")}
 
