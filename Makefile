@@ -24,6 +24,9 @@ INSTALL_ROOT ?= /opt/ganeti
 BINDIR ?= /usr/local/sbin
 USER_PREFIX ?= gnt-
 GROUP_PREFIX ?= gnt-
+# ...and the ExtStorage providers of extstorage-definitions/ into Ganeti's
+# default ExtStorage search path (gnt-storage diagnose shows them)
+ES_SEARCH_DIR ?= /srv/ganeti/extstorage
 
 .PHONY: all install check check-quick deps debdeps lint typecheck test test-quick \
 	vcluster vcluster-stop vcluster-watcher clean distclean
@@ -69,6 +72,8 @@ install:
 		ln -sfn $(INSTALL_ROOT)/bin/$$prog $(BINDIR)/$$prog; done
 	$(INSTALL_ROOT)/bin/ensure-users
 	$(INSTALL_ROOT)/bin/ensure-dirs
+	mkdir -p $(ES_SEARCH_DIR)
+	cp -R extstorage-definitions/* $(ES_SEARCH_DIR)/
 
 lint: deps
 	$(VENV)/bin/ruff check lib test daemons scripts tools qa

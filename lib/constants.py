@@ -201,6 +201,9 @@ DTS_EXT_MIRROR = frozenset([DT_DISKLESS, DT_SHARED_FILE, DT_BLOCK, DT_RBD,
                             DT_EXT, DT_GLUSTER])
 DTS_MIRRORED = DTS_INT_MIRROR | DTS_EXT_MIRROR
 DTS_FILEBASED = frozenset([DT_FILE, DT_SHARED_FILE, DT_GLUSTER])
+#: Templates whose disks can grow (Ganeti's)
+DTS_GROWABLE = frozenset([DT_PLAIN, DT_DRBD8, DT_FILE, DT_SHARED_FILE, DT_RBD, DT_EXT,
+                          DT_GLUSTER])
 DTS_LVM = frozenset([DT_PLAIN, DT_DRBD8])
 DTS_NO_FREE_SPACE_CHECK = frozenset([DT_FILE, DT_SHARED_FILE, DT_DISKLESS,
                                      DT_BLOCK, DT_RBD, DT_EXT, DT_GLUSTER])
@@ -453,6 +456,33 @@ ES_ACTION_SETINFO = "setinfo"
 ES_ACTION_VERIFY = "verify"
 ES_ACTION_SNAPSHOT = "snapshot"
 ES_PARAMETERS_FILE = "parameters.list"
+
+# Adopted block devices, ExtStorage providers and RBD volumes (issue 17)
+#: Only device nodes below this directory may be adopted as blockdev disks
+ADOPTABLE_BLOCKDEV_ROOT = "/dev/disk/"
+#: The "access" disk parameter of rbd, ext and gluster disks: through a
+#: block device of the node, or by the hypervisor itself (a URI)
+DISK_KERNELSPACE = "kernelspace"
+DISK_USERSPACE = "userspace"
+DISK_VALID_ACCESS_MODES = frozenset([DISK_KERNELSPACE, DISK_USERSPACE])
+ES_ACTION_OPEN = "open"
+ES_ACTION_CLOSE = "close"
+#: The scripts every provider must have, and those it may have
+ES_SCRIPTS_REQUIRED = (ES_ACTION_CREATE, ES_ACTION_REMOVE, ES_ACTION_GROW,
+                       ES_ACTION_ATTACH, ES_ACTION_DETACH, ES_ACTION_SETINFO,
+                       ES_ACTION_VERIFY)
+ES_SCRIPTS_OPTIONAL = (ES_ACTION_SNAPSHOT, ES_ACTION_OPEN, ES_ACTION_CLOSE)
+ES_SCRIPTS = frozenset(ES_SCRIPTS_REQUIRED + ES_SCRIPTS_OPTIONAL)
+#: The check the verify script is asked for (its argument)
+ES_VERIFY_PARAMETERS = "parameters"
+#: Seconds an ExtStorage script may run; lines of its output a failure quotes
+ES_SCRIPT_TIMEOUT = 3600
+ES_LOG_TAIL_LINES = 20
+#: The PATH of ExtStorage scripts (they get a clean environment)
+ES_SCRIPT_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
+RBD_CMD = "rbd"
+#: Seconds an rbd command may run (a lost Ceph cluster makes it hang)
+RBD_CMD_TIMEOUT = 300
 
 # Hooks
 HOOKS_PHASE_PRE = "pre"
@@ -948,6 +978,9 @@ GLUSTER_PORT = "port"
 
 # Dynamic disk parameters: what the master adds to a disk per destination
 # node (objects.Disk.dynamic_params), never saved in the configuration
+#: The logical_id driver of adopted block devices (blockdev)
+BLOCKDEV_DRIVER_MANUAL = "manual"
+
 DDP_LOCAL_IP = "local-ip"
 DDP_REMOTE_IP = "remote-ip"
 DDP_PORT = "port"

@@ -224,6 +224,8 @@ SSH_HOST_DSA_PRIV = SSH_CONFIG_DIR + "/ssh_host_dsa_key"
 SSH_HOST_DSA_PUB = SSH_HOST_DSA_PRIV + ".pub"
 SSH_HOST_RSA_PRIV = SSH_CONFIG_DIR + "/ssh_host_rsa_key"
 SSH_HOST_RSA_PUB = SSH_HOST_RSA_PRIV + ".pub"
+#: The kernel's DRBD status (on a virtual node: what the DRBD stand-in writes)
+DRBD_STATUS_FILE = AddNodePrefix("/proc/drbd")
 
 # --- Runtime state (RUN_DIR) -------------------------------------------------
 

@@ -75,6 +75,17 @@ FILE_STORAGE_DIR = constants.DEFAULT_FILE_STORAGE_DIR
 #: The directory in ``<dir>`` that all nodes' shared file storage dirs link to
 SHARED_FILE_STORAGE_NAME = "shared-file-storage"
 
+#: The volume group of every virtual node (Ganeti's default name)
+VG_NAME = constants.DEFAULT_VG
+#: MiB of each virtual node's physical volume (a sparse file: with LVM's
+#: activation off, only metadata is ever written)
+PV_SIZE_MIB = 1024 * 1024
+#: Below the repository: the DRBD stand-in's commands
+DRBD_STANDIN_DIR = "tools/drbd-standin"
+#: The disk templates of a cluster with storage (file first: the default)
+STORAGE_TEMPLATES = (constants.DT_FILE, constants.DT_DISKLESS, constants.DT_PLAIN,
+                     constants.DT_DRBD8, constants.DT_EXT)
+
 STATE_FILE = "vcluster.json"
 ENV_FILE = "env"
 PIDS_FILE = "pids"
@@ -134,6 +145,9 @@ class State:
     created: float = 0.0
     #: the cluster's (default) hypervisor: fake, or kvm (real QEMU guests)
     hypervisor: str = constants.HT_FAKE
+    #: whether each node has its own LVM view (a loop-backed volume group
+    #: VG_NAME) and the plain and drbd templates are enabled
+    storage: bool = False
 
     def Save(self) -> None:
         """Write the state file atomically."""
@@ -485,9 +499,11 @@ class Tools:
                             " (scripts/, daemons/, tools/)")
 
     def PathDirs(self) -> list[str]:
-        """Directories to put first on PATH: our scripts and the venv's
-        python3 (the scripts run ``/usr/bin/env python3``)."""
-        dirs = [os.path.join(self.repo, d) for d in ("scripts", "daemons", "tools")]
+        """Directories to put first on PATH: our scripts, the stand-in for the
+        kernel's DRBD (``drbdsetup``, ``drbdmeta``: virtual nodes have no DRBD)
+        and the venv's python3 (the scripts run ``/usr/bin/env python3``)."""
+        dirs = [os.path.join(self.repo, d) for d in ("scripts", "daemons", "tools",
+                                                      DRBD_STANDIN_DIR)]
         dirs.append(os.path.dirname(self.python))
         return dirs
 
@@ -564,6 +580,14 @@ def _InstallNoopOs(node: Node, tools: Tools) -> None:
                               constants.DEFAULT_OS_SEARCH_PATH[0].lstrip("/"), name)
         if os.path.isdir(source) and not os.path.exists(target):
             shutil.copytree(source, target)
+    # The shipped ExtStorage providers (loopfile: ext disks as loop devices)
+    source_dir = os.path.join(tools.repo, "extstorage-definitions")
+    if os.path.isdir(source_dir):
+        for name in sorted(os.listdir(source_dir)):
+            target = os.path.join(node.root,
+                                  constants.DEFAULT_ES_SEARCH_PATH[0].lstrip("/"), name)
+            if not os.path.exists(target):
+                shutil.copytree(os.path.join(source_dir, name), target)
 
 
 def SharedFileStorageDir(directory: str) -> str:
@@ -920,12 +944,41 @@ def _HypervisorArgs(state: State, guest_dir: str | None) -> list[str]:
             "-H", f"{constants.HT_KVM}:{hvparams}"]
 
 
+def _StorageArgs(state: State) -> list[str]:
+    if not state.storage:
+        return ["--enabled-disk-templates", f"{constants.DT_FILE},{constants.DT_DISKLESS}"]
+    return ["--enabled-disk-templates", ",".join(STORAGE_TEMPLATES),
+            "--vg-name", VG_NAME]
+
+
+def StorageAvailable() -> bool:
+    """Whether virtual nodes can have their own LVM view here (root, lvm2
+    and loop devices)."""
+    from ganeti.storage import lvm_view
+    return lvm_view.LvmViewAvailable()
+
+
+def _SetupNodeStorage(node: Node) -> None:
+    from ganeti.storage import lvm_view
+    lvm_view.SetupNodeLvm(node.root, PV_SIZE_MIB, VG_NAME)
+
+
+def _StopNodeStorage(state: State) -> None:
+    """Detach the loop devices of the nodes' LVM views (their files stay:
+    a restart attaches them again)."""
+    if not state.storage:
+        return
+    from ganeti.storage import lvm_view
+    for node in state.nodes:
+        lvm_view.TeardownNodeLvm(node.root)
+
+
 def _InitArgs(state: State, master: Node,
               nicparams: dict[str, str] | None = None,
               guest_dir: str | None = None) -> list[str]:
     args = ["init", "--node-ip", master.ip,
             *_HypervisorArgs(state, guest_dir),
-            "--enabled-disk-templates", f"{constants.DT_FILE},{constants.DT_DISKLESS}",
+            *_StorageArgs(state),
             "--file-storage-dir", FILE_STORAGE_DIR,
             "--no-etc-hosts", "--no-ssh-init",
             "--master-netdev", "lo", "--master-ip", state.master_ip]
@@ -955,7 +1008,8 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
           parallel: int = 1, repo: str | None = None,
           feedback: Callable[[str], None] = print,
           bridge: str = constants.DEFAULT_BRIDGE,
-          hypervisor: str = constants.HT_FAKE) -> State:
+          hypervisor: str = constants.HT_FAKE,
+          storage: bool | None = None) -> State:
     """Create and start a virtual cluster in ``directory``.
 
     Does nothing (but say so) if a cluster there is already running; starts
@@ -964,6 +1018,9 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     the new cluster's default NICs (see :func:`DefaultNicParams`);
     ``hypervisor`` its default hypervisor: ``kvm`` gives real QEMU guests
     (TCG, the test guest's kernel: :func:`KvmHvParams`), ``fake`` none.
+    ``storage``: give each node its own LVM view (a loop-backed volume
+    group) and enable plain and drbd (DRBD through the stand-in); None
+    (the default) does so when this machine can (:func:`StorageAvailable`).
 
     @raise VclusterError: for bad parameters or a failed step (every daemon
         started by then is stopped again)
@@ -995,10 +1052,16 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
         raise VclusterError(f"Unknown hypervisor '{hypervisor}' (a virtual cluster runs"
                             f" {' or '.join(HYPERVISORS)})")
     CheckAddresses(nodes, noded_port, confd_port)
+    if storage is None:
+        storage = StorageAvailable()
+    elif storage and not StorageAvailable():
+        raise VclusterError("Virtual nodes cannot have LVM here: it takes root, lvm2"
+                            " and loop devices")
     os.makedirs(directory, exist_ok=True)
     state = State(directory=directory, net=CheckNet(net), cluster_name=cluster_name,
                   master_ip=master_ip, noded_port=noded_port, confd_port=confd_port,
-                  nodes=nodes, created=time.time(), hypervisor=hypervisor)
+                  nodes=nodes, created=time.time(), hypervisor=hypervisor,
+                  storage=storage)
     state.Save()
     runner = Runner(tools, os.path.join(directory, LOG_FILE), feedback)
     try:
@@ -1007,6 +1070,7 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
         state.status = STATUS_FAILED
         state.Save()
         StopDaemons(directory, state)
+        _StopNodeStorage(state)
         feedback(f"Setup failed; every command and its output is in"
                  f" {runner.log_path}")
         raise
@@ -1098,6 +1162,10 @@ def _Create(state: State, runner: Runner, parallel: int,
         guest_dir = EnsureTestGuest(feedback)
     for node in state.nodes:
         _PrepareRoot(node, runner.tools)
+    if state.storage:
+        feedback(f"Giving each node its LVM volume group {VG_NAME} (loop devices)")
+        for node in state.nodes:
+            _SetupNodeStorage(node)
     feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
              f" ({master.ip})")
     runner.Run(master, "gnt-cluster", _InitArgs(state, master, nicparams, guest_dir),
@@ -1166,6 +1234,9 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
     runner = Runner(tools, os.path.join(state.directory, LOG_FILE), feedback)
     master = state.NodeByName(MasterName(state)) or state.nodes[0]
     _CheckRestartBridge(master, feedback)
+    if state.storage:
+        for node in state.nodes:
+            _SetupNodeStorage(node)
     _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.NODED)
              for node in state.nodes], max(parallel, 4))
     _EnsureDaemon(runner, state, master, constants.MASTERD)
@@ -1177,6 +1248,7 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
 
 def _RemoveSetup(directory: str, state: State) -> None:
     """Delete what a (failed) setup created in ``directory``."""
+    _StopNodeStorage(state)
     for node in state.nodes:
         shutil.rmtree(node.root, ignore_errors=True)
     shutil.rmtree(SharedFileStorageDir(directory), ignore_errors=True)
@@ -1195,6 +1267,8 @@ def Stop(directory: str, feedback: Callable[[str], None] = print) -> list[int]:
         feedback(f"No virtual cluster in {directory}")
         return []
     pids = StopDaemons(directory, state)
+    if state is not None:
+        _StopNodeStorage(state)
     if state is not None and state.status == STATUS_RUNNING:
         state.status = STATUS_STOPPED
         state.Save()

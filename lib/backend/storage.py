@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from ganeti import constants, errors, objects, pathutils, utils
 from ganeti.backend import Fail
 from ganeti.backend import node as backend_node
-from ganeti.storage import base, bdev, container, filestorage
+from ganeti.storage import base, bdev, container, filestorage, lvm
 
 
 def DiskFromDict(value: Any) -> objects.Disk:
@@ -54,9 +54,39 @@ def FindOrFail(disk: objects.Disk) -> base.BlockDev:
 # --- blockdev_* calls -----------------------------------------------------------------
 
 
+def _RecursiveAssemble(disk: objects.Disk, as_primary: bool) -> base.BlockDev | None:
+    """Assemble the disk's children, then the disk (as Ganeti: a device that
+    needs no assembly on a secondary is left alone there, and a device
+    that may run without some children, DRBD, tolerates their failure);
+    on the primary the device is opened. None when nothing was assembled."""
+    children: list[base.BlockDev | None] = []
+    if disk.children:
+        needed = disk.ChildrenNeeded()
+        may_fail = 0 if needed == -1 else len(disk.children) - needed
+        for child in disk.children:
+            try:
+                dev = _RecursiveAssemble(child, as_primary)
+            except errors.BlockDeviceError:
+                if children.count(None) >= may_fail:
+                    raise
+                dev = None
+            children.append(dev)
+    if not (as_primary or disk.AssembleOnSecondary()):
+        return None
+    usable = [] if None in children else [c for c in children if c is not None]
+    dev = bdev.Assemble(disk, usable)
+    if as_primary:
+        dev.Open()
+    return dev
+
+
 def BlockdevCreate(disk_dict: Any, size: int, owner: str, on_primary: bool,
                    info: str, excl_stor: bool) -> tuple[Any, ...]:
-    """Create a disk's storage; return its logical_id."""
+    """Create a disk's storage (its children exist already: they are
+    assembled first); on the primary, or for devices that run on
+    secondaries too, assemble it, and open it on the primary (for DRBD
+    that makes this node the source of the initial sync). Returns the
+    logical_id."""
     disk = DiskFromDict(disk_dict)
     if disk.dev_type == constants.DT_DISKLESS:
         Fail("Diskless instances have no disks to create")
@@ -64,11 +94,18 @@ def BlockdevCreate(disk_dict: Any, size: int, owner: str, on_primary: bool,
         Fail("Invalid size %r for %s: must be a positive integer (MiB)", size,
              _Describe(disk))
     disk.size = size
-    children = []
-    for child in disk.children or []:
-        children.append(FindOrFail(child))
     try:
+        children = []
+        for child in disk.children or []:
+            dev = _RecursiveAssemble(child, on_primary)
+            if dev is None:
+                dev = FindOrFail(child)
+            children.append(dev)
         dev = bdev.Create(disk, children, bool(excl_stor))
+        if on_primary or disk.AssembleOnSecondary():
+            dev.Assemble()
+            if on_primary:
+                dev.Open(force=True)
         if info:
             dev.SetInfo(info)
     except (errors.BlockDeviceError, errors.FileStoragePathError) as err:
@@ -103,10 +140,10 @@ def BlockdevAssemble(disk_dict: Any, instance_dict: Any, on_primary: bool,
     """
     disk = DiskFromDict(disk_dict)
     try:
-        dev = bdev.Assemble(disk)
+        dev = _RecursiveAssemble(disk, bool(on_primary))
     except (errors.BlockDeviceError, errors.FileStoragePathError) as err:
         Fail("Cannot assemble %s: %s", _Describe(disk), err)
-    if not on_primary:
+    if not on_primary or dev is None:
         return None, None
     instance_name = instance_dict["name"] if isinstance(instance_dict, dict) \
         else str(instance_dict)
@@ -131,6 +168,8 @@ def BlockdevShutdown(disk_dict: Any) -> None:
             dev.Shutdown()
         except errors.BlockDeviceError as err:
             Fail("Cannot shut down %s: %s", _Describe(disk), err)
+    for child in disk.children or []:
+        BlockdevShutdown(child)
 
 
 def BlockdevGrow(disk_dict: Any, amount: int, dryrun: bool, backingstore: bool,
@@ -273,3 +312,95 @@ def _FileUnitSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[s
 # the cluster's paths onto this node
 backend_node.STORAGE_SPACE_FNS[constants.ST_FILE] = _FileUnitSpace
 backend_node.STORAGE_SPACE_FNS[constants.ST_SHARED_FILE] = _FileUnitSpace
+
+
+# --- Storage unit changes and LVM (storage_modify, storage_execute, vg_list,
+# lv_list, node_volumes; see ganeti.storage.lvm) -----------------------------------------
+
+_LVM_ERRORS = (errors.StorageError, errors.BlockDeviceError)
+
+
+def StorageModify(su_name: str, su_args: Sequence[Any], name: str,
+                  changes: dict[str, Any]) -> None:
+    """Change fields of a storage unit (e.g. an LVM PV's ``allocatable``)."""
+    if not isinstance(changes, dict):
+        Fail("Invalid changes %r for %s storage unit '%s': expected a dict of field"
+             " -> value", changes, su_name, name)
+    try:
+        container.GetStorage(su_name, *(su_args or [])).Modify(name, changes)
+    except (*_LVM_ERRORS, TypeError) as err:
+        Fail("Cannot modify %s storage unit '%s': %s", su_name, name, err)
+
+
+def StorageExecute(su_name: str, su_args: Sequence[Any], name: str,
+                   op: str) -> list[str]:
+    """Run operation ``op`` (e.g. fix-consistency) on a storage unit; return
+    its output lines."""
+    try:
+        return container.GetStorage(su_name, *(su_args or [])).Execute(name, op)
+    except (*_LVM_ERRORS, TypeError) as err:
+        Fail("Cannot run '%s' on %s storage unit '%s': %s", op, su_name, name, err)
+
+
+def ListVolumeGroups() -> dict[str, int]:
+    """{vg name: size MiB} of this node's volume groups."""
+    try:
+        return lvm.GetVolumeGroups()
+    except _LVM_ERRORS as err:
+        Fail("Cannot list the volume groups: %s", err)
+
+
+def GetLogicalVolumes(vg_names: Sequence[str] | None) -> dict[str, Any]:
+    """{"vg/lv": (size MiB, inactive, online)} of the given VGs (None: all)."""
+    if vg_names is not None and not (
+            isinstance(vg_names, (list, tuple))
+            and all(isinstance(name, str) for name in vg_names)):
+        Fail("Invalid volume group names %r: expected a list of names", vg_names)
+    try:
+        return lvm.GetLogicalVolumes(list(vg_names) if vg_names else None)
+    except _LVM_ERRORS as err:
+        Fail("Cannot list the logical volumes: %s", err)
+
+
+def NodeVolumes() -> list[dict[str, Any]]:
+    """Every logical volume once per PV it uses: {name, vg, size, dev}."""
+    try:
+        return lvm.ListVolumes()
+    except _LVM_ERRORS as err:
+        Fail("Cannot list the logical volumes: %s", err)
+
+
+def _ExclusiveStorageParam(storage_type: str, key: str, params: Any) -> bool:
+    """The exclusive storage flag of node_info's LVM parameters ([] or [flag])."""
+    if not params:
+        return False
+    if isinstance(params, (list, tuple)) and len(params) == 1 and \
+            isinstance(params[0], bool):
+        return params[0]
+    Fail("Invalid parameters %r for %s storage %s: expected [exclusive_storage"
+         " (a boolean)]", params, storage_type, key)
+
+
+def _LvmVgSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[str, Any]:
+    excl_stor = _ExclusiveStorageParam(storage_type, key, params)
+    try:
+        space = lvm.GetVgSpace(key, excl_stor)
+    except _LVM_ERRORS as err:
+        Fail("Cannot get the free space of volume group %s: %s", key, err)
+    return {"type": storage_type, "name": key, **space}
+
+
+def _LvmPvSpace(storage_type: str, key: str, params: Sequence[Any]) -> dict[str, Any]:
+    # As Ganeti: spindles (empty PVs, all PVs) of volume group ``key``, which
+    # only count with exclusive storage
+    if not _ExclusiveStorageParam(storage_type, key, params):
+        return {"type": storage_type, "name": key, "storage_free": 0, "storage_size": 0}
+    try:
+        space = lvm.GetVgSpindles(key)
+    except _LVM_ERRORS as err:
+        Fail("Cannot count the spindles of volume group %s: %s", key, err)
+    return {"type": storage_type, "name": key, **space}
+
+
+backend_node.STORAGE_SPACE_FNS[constants.ST_LVM_VG] = _LvmVgSpace
+backend_node.STORAGE_SPACE_FNS[constants.ST_LVM_PV] = _LvmPvSpace

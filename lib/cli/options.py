@@ -167,6 +167,10 @@ USEUNITS_OPT = cli_option("--units", default=None, dest="units",
                           help="Unit for sizes: h (human readable, the"
                           " default without --separator), m, g or t")
 UNITS_OPT = USEUNITS_OPT
+#: Shorthand of "--units=h" (gnt-node volumes and list-storage name it)
+HUMAN_READABLE_OPT = cli_option("--human-readable", dest="units", action="store_const",
+                                const="h", help="Show sizes in human-readable units"
+                                " (same as --units=h)")
 
 FIELDS_OPT = cli_option("-o", "--output", dest="output", default=None,
                         metavar="[+]FIELD,...",

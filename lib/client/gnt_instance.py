@@ -143,10 +143,12 @@ def _HvParams(opts: Any) -> tuple[str | None, dict[str, Any]]:
 def AddInstance(opts: Any, args: list[str]) -> int:
     """Create an instance."""
     hvname, hvparams = _HvParams(opts)
+    # -n PRIMARY[:SECONDARY], as Ganeti's
+    pnode, snode = (opts.node.split(":", 1) + [None])[:2] if opts.node else (None, None)
     op = opcodes.OpInstanceCreate(
         instance_name=args[0], mode=constants.INSTANCE_CREATE,
         disk_template=opts.disk_template, disks=BuildDisks(opts), nics=BuildNics(opts),
-        pnode=opts.node, iallocator=opts.iallocator, os_type=opts.os,
+        pnode=pnode, snode=snode or None, iallocator=opts.iallocator, os_type=opts.os,
         osparams=opts.osparams or {}, beparams=_BeParams(opts), hypervisor=hvname,
         hvparams=hvparams, start=opts.start, no_install=opts.no_install,
         name_check=opts.name_check, ip_check=opts.ip_check,
@@ -195,23 +197,56 @@ ListInstances = cli.ListCommand(constants.QR_INSTANCE, _LIST_DEF_FIELDS, _LIST_F
 ListInstanceFields = cli.ListFieldsCommand(constants.QR_INSTANCE)
 
 
+def _DevStatus(status: dict[str, Any]) -> str:
+    """Ganeti's one-line device status: path, numbers, sync state, health."""
+    text = f"{status.get('dev_path')} ({status.get('major')}:{status.get('minor')})"
+    percent = status.get("sync_percent")
+    if percent is not None:
+        eta = status.get("estimated_time")
+        text += f", {percent:.2f}% done, ETA " + (f"{eta}s" if eta is not None
+                                                  else "unknown")
+    elif status.get("ldisk_status") is not None:
+        text += ", in sync"
+    degraded = status.get("is_degraded") or (status.get("ldisk_status") or 1) > 1
+    return text + (", status *DEGRADED*" if degraded else ", status ok")
+
+
+def _LogicalIdItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:
+    logical_id = disk.get("logical_id") or []
+    dev_type = disk.get("dev_type")
+    if dev_type in constants.DTS_FILEBASED and len(logical_id) == 2:
+        return [("file driver", logical_id[0]), ("file path", logical_id[1])]
+    if dev_type == constants.DT_PLAIN and len(logical_id) == 2:
+        return [("logical_id", f"{logical_id[0]}/{logical_id[1]}")]
+    if dev_type == constants.DT_DRBD8 and len(logical_id) == 6:
+        nodes = disk.get("drbd_nodes") or logical_id[:2]
+        return [("nodeA", f"{nodes[0]}, minor={logical_id[3]}"),
+                ("nodeB", f"{nodes[1]}, minor={logical_id[4]}"),
+                ("port", logical_id[2])]
+    if len(logical_id) == 2:
+        return [("logical_id", f"{logical_id[0]}:{logical_id[1]}")]
+    return []
+
+
 def _DiskItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = [
         ("name", disk.get("name")), ("UUID", disk.get("uuid")),
         ("size", utils.FormatUnit(disk.get("size") or 0, "h")),
         ("mode", disk.get("mode")), ("type", disk.get("dev_type")),
     ]
-    logical_id = disk.get("logical_id") or []
-    if disk.get("dev_type") in constants.DTS_FILEBASED and len(logical_id) == 2:
-        items.append(("file driver", logical_id[0]))
-        items.append(("file path", logical_id[1]))
-    status = disk.get("pstatus")
-    if isinstance(status, dict):
-        health = "*DEGRADED*" if status.get("is_degraded") else "ok"
-        items.append(("on primary", f"{status.get('dev_path')}"
-                      f" ({status.get('major')}:{status.get('minor')}) status {health}"))
-    elif status is None and "pstatus" in disk:
-        items.append(("on primary", "unknown (static data or node not answering)"))
+    items += _LogicalIdItems(disk)
+    for key, label in (("pstatus", "on primary"), ("sstatus", "on secondary")):
+        status = disk.get(key)
+        if isinstance(status, dict):
+            items.append((label, _DevStatus(status)))
+        elif status is None and key in disk and (key == "pstatus" or
+                                                 disk.get("dev_type") in
+                                                 constants.DTS_INT_MIRROR):
+            items.append((label, "unknown (static data or node not answering)"))
+    children = disk.get("children") or []
+    if children:
+        items.append(("child devices", [(f"child {idx}", _DiskItems(child))
+                                        for idx, child in enumerate(children)]))
     return items
 
 

@@ -1,5 +1,5 @@
 """gnt-node: node administration (add, remove, list, info, modify,
-restricted-command)."""
+restricted-command, volumes and storage units)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ganeti.cli import (
     SUBMIT_OPTS,
     UNITS_OPT,
     VERBOSE_OPT,
+    ArgChoice,
+    ArgFile,
     ArgNode,
     ArgUnknown,
     ToStderr,
@@ -26,6 +28,7 @@ from ganeti.cli import (
 from ganeti.cli import tags
 from ganeti.cli.options import (
     DST_NODE_OPT,
+    HUMAN_READABLE_OPT,
     IALLOCATOR_OPT,
     IGNORE_IPOLICY_OPT,
     MIGRATION_MODE_OPT,
@@ -327,6 +330,97 @@ def RestrictedCommand(opts: Any, args: list[str]) -> int:
     return exit_code
 
 
+# --- volumes / list-storage / modify-storage / repair-storage ------------------------------
+
+#: Default fields of "gnt-node volumes" and their titles (Ganeti's)
+_LIST_VOL_DEF_FIELDS = ["node", "phys", "vg", "name", "size", "instance"]
+_LIST_VOL_HEADERS = {"node": "Node", "phys": "PhysDev", "vg": "VG", "name": "Name",
+                     "size": "Size", "instance": "Instance"}
+
+#: Default fields of "gnt-node list-storage" and their titles (Ganeti's)
+_LIST_STOR_DEF_FIELDS = [constants.SF_NODE, constants.SF_TYPE, constants.SF_NAME,
+                         constants.SF_SIZE, constants.SF_USED, constants.SF_FREE,
+                         constants.SF_ALLOCATABLE]
+_LIST_STOR_HEADERS = {
+    constants.SF_NODE: "Node", constants.SF_TYPE: "Type", constants.SF_NAME: "Name",
+    constants.SF_SIZE: "Size", constants.SF_USED: "Used", constants.SF_FREE: "Free",
+    constants.SF_ALLOCATABLE: "Allocatable",
+}
+_STOR_SIZE_FIELDS = [constants.SF_SIZE, constants.SF_USED, constants.SF_FREE]
+
+#: Storage types users may name (the man page's list)
+_USER_STORAGE_TYPES = (constants.ST_LVM_PV, constants.ST_LVM_VG, constants.ST_FILE,
+                       constants.ST_SHARED_FILE, constants.ST_GLUSTER)
+
+
+def ConvertStorageType(user_storage_type: str) -> str:
+    """A storage type named by the user, checked (OpPrereqError otherwise)."""
+    if user_storage_type not in _USER_STORAGE_TYPES:
+        raise errors.OpPrereqError(
+            f"Unknown storage type: {user_storage_type} (valid:"
+            f" {', '.join(_USER_STORAGE_TYPES)})", errors.ECODE_INVAL)
+    return user_storage_type
+
+
+def _PrintTable(opts: Any, headers: dict[str, str], fields: list[str],
+                rows: list[list[Any]], sized: list[str]) -> None:
+    for line in cli.GenerateTable(None if opts.no_headers else headers, fields,
+                                  opts.separator, rows, numfields=sized,
+                                  unitfields=sized, units=opts.units):
+        ToStdout("%s", line)
+
+
+def ListVolumes(opts: Any, args: list[str]) -> int:
+    """List the logical volumes of nodes (all without arguments)."""
+    fields = cli.ParseFields(opts.output, _LIST_VOL_DEF_FIELDS)
+    op = opcodes.OpNodeQueryvols(nodes=args, output_fields=fields)
+    rows = cli.SubmitOpCode(op, opts=opts)
+    _PrintTable(opts, _LIST_VOL_HEADERS, fields, rows, ["size"])
+    return constants.EXIT_SUCCESS
+
+
+def ListStorage(opts: Any, args: list[str]) -> int:
+    """List the storage units of nodes (all without arguments)."""
+    storage_type = ConvertStorageType(opts.user_storage_type) \
+        if opts.user_storage_type else None
+    fields = cli.ParseFields(opts.output, _LIST_STOR_DEF_FIELDS)
+    op = opcodes.OpNodeQueryStorage(nodes=args, storage_type=storage_type,
+                                    output_fields=fields)
+    rows = []
+    for row in cli.SubmitOpCode(op, opts=opts):
+        rows.append([("Y" if value else "N") if field == constants.SF_ALLOCATABLE
+                     else value for field, value in zip(fields, row)])
+    _PrintTable(opts, _LIST_STOR_HEADERS, fields, rows, _STOR_SIZE_FIELDS)
+    return constants.EXIT_SUCCESS
+
+
+def ModifyStorage(opts: Any, args: list[str]) -> int:
+    """Change a storage unit of a node (an LVM PV's allocatable flag)."""
+    node_name, user_storage_type, volume_name = args
+    storage_type = ConvertStorageType(user_storage_type)
+    changes = {}
+    if opts.allocatable is not None:
+        changes[constants.SF_ALLOCATABLE] = opts.allocatable
+    if not changes:
+        ToStderr("No changes to perform, exiting.")
+        return constants.EXIT_SUCCESS
+    op = opcodes.OpNodeModifyStorage(node_name=node_name, storage_type=storage_type,
+                                     name=volume_name, changes=changes)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+def RepairStorage(opts: Any, args: list[str]) -> int:
+    """Repair a storage unit of a node (vgreduce --removemissing of a VG)."""
+    node_name, user_storage_type, volume_name = args
+    storage_type = ConvertStorageType(user_storage_type)
+    op = opcodes.OpRepairNodeStorage(node_name=node_name, storage_type=storage_type,
+                                     name=volume_name,
+                                     ignore_consistency=opts.ignore_consistency)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
 # --- The command table ----------------------------------------------------------------
 
 _YESNO = {"type": ParseYesNo, "metavar": "yes|no", "default": None}
@@ -373,6 +467,18 @@ CONFD_PORT_OPT = cli_option("--confd-port", dest="confd_port", default=None,
 NOSSH_KEYCHECK_OPT = cli_option("--no-ssh-key-check", dest="no_ssh_key_check",
                                 default=False, action="store_true",
                                 help="Disable SSH key fingerprint checking")
+STORAGE_TYPE_OPT = cli_option("-t", "--storage-type", dest="user_storage_type",
+                              choices=list(_USER_STORAGE_TYPES), default=None,
+                              metavar="STORAGE_TYPE",
+                              help="Storage type (default: that of the cluster's"
+                              " first enabled disk template; one of"
+                              f" {', '.join(_USER_STORAGE_TYPES)})")
+ALLOCATABLE_OPT = cli_option("--allocatable", dest="allocatable",
+                             help="Set the allocatable flag on a volume", **_YESNO)
+IGNORE_CONSIST_OPT = cli_option("--ignore-consistency", dest="ignore_consistency",
+                                action="store_true", default=False,
+                                help="Ignore the consistency of the disks on the"
+                                " secondary")
 
 commands: dict[str, cli.CommandDef] = {
     "add": (
@@ -419,6 +525,30 @@ commands: dict[str, cli.CommandDef] = {
         [SYNC_OPT, cli.PRIORITY_OPT, *SUBMIT_OPTS, cli.SHOW_MACHINE_OPT, NODEGROUP_OPT],
         "[-M] [--sync] { -g <group> <command> | <command> <node>... }",
         "Executes a restricted command on node(s)"),
+    "volumes": (
+        ListVolumes, [ArgNode()],
+        [NOHDR_OPT, SEP_OPT, UNITS_OPT, HUMAN_READABLE_OPT, FIELDS_OPT,
+         cli.PRIORITY_OPT],
+        "[<node_name>...]", "List logical volumes on node(s)"),
+    "list-storage": (
+        ListStorage, [ArgNode()],
+        [NOHDR_OPT, SEP_OPT, UNITS_OPT, HUMAN_READABLE_OPT, FIELDS_OPT,
+         STORAGE_TYPE_OPT, cli.PRIORITY_OPT],
+        "[<node_name>...]",
+        "List storage units on node(s). The available fields are (see the man"
+        f" page for details): {utils.CommaJoin(_LIST_STOR_DEF_FIELDS)}."),
+    "modify-storage": (
+        ModifyStorage,
+        [ArgNode(min=1, max=1), ArgChoice(min=1, max=1, choices=_USER_STORAGE_TYPES),
+         ArgFile(min=1, max=1)],
+        [ALLOCATABLE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "<node_name> <storage_type> <name>", "Modify storage volume on a node"),
+    "repair-storage": (
+        RepairStorage,
+        [ArgNode(min=1, max=1), ArgChoice(min=1, max=1, choices=_USER_STORAGE_TYPES),
+         ArgFile(min=1, max=1)],
+        [IGNORE_CONSIST_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "<node_name> <storage_type> <name>", "Repairs a storage volume on a node"),
 }
 commands.update(tags.TagCommands(constants.TAG_NODE))
 

@@ -37,6 +37,8 @@ from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, Interruption, LogicalUnit
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
+from ganeti.cmdlib import disks as disks_mod
+from ganeti.cmdlib.extstorage import CheckExtStorageProvider
 from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
 
 
@@ -44,27 +46,60 @@ def _Inval(msg: str) -> errors.OpPrereqError:
     return errors.OpPrereqError(msg, errors.ECODE_INVAL)
 
 
-def ParseDiskSpecs(disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check the ``disks`` parameter; sizes become MiB integers."""
+def ParseDiskSpecs(disks: list[dict[str, Any]],
+                   disk_template: str | None = None) -> list[dict[str, Any]]:
+    """Check the ``disks`` parameter; sizes become MiB integers.
+
+    ``vg``/``metavg`` are kept for LVM based templates, ``provider`` and
+    the provider's own parameters for ``ext``, ``adopt`` for ``plain`` and
+    ``blockdev`` (all disks or none; an adopted disk's size comes from the
+    node when not given).
+    """
     result = []
     for idx, spec in enumerate(disks):
         if not isinstance(spec, dict):
             raise _Inval(f"Invalid disk {idx} specification {spec!r}: expected a dict")
         unknown = sorted(set(spec) - set(constants.IDISK_PARAMS))
-        if unknown:
+        if unknown and disk_template != constants.DT_EXT:
             raise _Inval(f"Unknown parameter(s) for disk {idx}: {', '.join(unknown)}")
-        if constants.IDISK_ADOPT in spec:
-            raise _Inval(f"Disk {idx}: adoption is not supported for the disk"
-                         " templates available here")
-        if constants.IDISK_SIZE not in spec:
+        adopt = spec.get(constants.IDISK_ADOPT)
+        if adopt is not None and disk_template not in (constants.DT_PLAIN,
+                                                       constants.DT_BLOCK, None):
+            raise _Inval(f"Disk {idx}: adoption is only supported for the plain and"
+                         f" blockdev disk templates, not {disk_template}")
+        if constants.IDISK_SIZE not in spec and adopt is None:
             raise _Inval(f"Missing disk size for disk {idx}")
-        size = iu.ParseDiskSize(spec[constants.IDISK_SIZE], f" for disk {idx}")
+        new: dict[str, Any] = {}
+        if constants.IDISK_SIZE in spec:
+            new[constants.IDISK_SIZE] = iu.ParseDiskSize(spec[constants.IDISK_SIZE],
+                                                         f" for disk {idx}")
         mode = spec.get(constants.IDISK_MODE, constants.DISK_RDWR)
         iu.CheckDiskMode(mode, f" for disk {idx}")
-        new = {constants.IDISK_SIZE: size, constants.IDISK_MODE: mode}
+        new[constants.IDISK_MODE] = mode
         if spec.get(constants.IDISK_NAME):
             new[constants.IDISK_NAME] = spec[constants.IDISK_NAME]
+        for key in (constants.IDISK_VG, constants.IDISK_METAVG):
+            if spec.get(key):
+                if disk_template not in constants.DTS_LVM and disk_template is not None:
+                    raise _Inval(f"Disk {idx}: '{key}' is only valid for LVM based disk"
+                                 f" templates (plain, drbd), not {disk_template}")
+                new[key] = str(spec[key])
+        if spec.get(constants.IDISK_PROVIDER) is not None or unknown:
+            if disk_template != constants.DT_EXT:
+                raise _Inval(f"Disk {idx}: a provider is only valid for ext disks")
+            new[constants.IDISK_PROVIDER] = spec.get(constants.IDISK_PROVIDER)
+            for key in unknown:
+                new[key] = spec[key]
+        elif disk_template == constants.DT_EXT:
+            raise _Inval(f"Missing provider for ext disk {idx} (provider=NAME)")
+        if adopt is not None:
+            if not isinstance(adopt, str) or not adopt:
+                raise _Inval(f"Disk {idx}: invalid adopt value {adopt!r}")
+            new[constants.IDISK_ADOPT] = adopt
         result.append(new)
+    adopted = [constants.IDISK_ADOPT in spec for spec in result]
+    if any(adopted) and not all(adopted):
+        raise _Inval("Either all disks are adopted or none is")
     return result
 
 
@@ -124,9 +159,12 @@ class LUInstanceCreate(LogicalUnit):
                          f" --iallocator {op.iallocator}")
         if not op.pnode and not op.pnode_uuid:
             raise _Inval("No primary node given (-n/--node)")
-        if op.snode:
-            raise _Inval("Secondary nodes are only used by mirrored disk templates,"
-                         " which are not available yet")
+        if op.snode and op.disk_template not in constants.DTS_INT_MIRROR:
+            raise _Inval(f"A secondary node is only used by the mirrored disk template"
+                         f" drbd, not by {op.disk_template}")
+        if op.disk_template in constants.DTS_INT_MIRROR and not op.snode:
+            raise _Inval(f"The {op.disk_template} disk template needs a secondary node"
+                         " (-n PRIMARY:SECONDARY)")
         if op.ip_check and not op.name_check:
             raise _Inval("Cannot do IP address check without a name check (pass"
                          " --no-ip-check together with --no-name-check)")
@@ -155,7 +193,9 @@ class LUInstanceCreate(LogicalUnit):
             raise _Inval("No disk template given (-t)")
         if not op.os_type:
             raise _Inval("No operating system given (-o)")
-        self.disk_specs = ParseDiskSpecs(op.disks)
+        self.disk_specs = ParseDiskSpecs(op.disks, op.disk_template)
+        self.adopt_disks = bool(self.disk_specs) and all(
+            constants.IDISK_ADOPT in spec for spec in self.disk_specs)
         if op.disk_template == constants.DT_DISKLESS and self.disk_specs:
             raise _Inval("Diskless instances cannot have disks")
         if op.disk_template != constants.DT_DISKLESS and not self.disk_specs:
@@ -172,10 +212,20 @@ class LUInstanceCreate(LogicalUnit):
         self.pnode = ExpandNode(self.cfg, self.op.pnode or self.op.pnode_uuid)
         self.op.pnode = self.pnode.name
         self.op.pnode_uuid = self.pnode.uuid
+        self.snode = None
+        nodes = [self.pnode.uuid]
+        if self.op.snode or self.op.snode_uuid:
+            self.snode = ExpandNode(self.cfg, self.op.snode or self.op.snode_uuid)
+            self.op.snode = self.snode.name
+            self.op.snode_uuid = self.snode.uuid
+            if self.snode.uuid == self.pnode.uuid:
+                raise _Inval(f"The secondary node cannot be the primary node"
+                             f" ({self.pnode.name})")
+            nodes.append(self.snode.uuid)
         self._CheckNameFree()
         self.add_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
-        self.needed_locks = {locking.LEVEL_NODE: [self.pnode.uuid],
-                             locking.LEVEL_NODE_RES: [self.pnode.uuid]}
+        self.needed_locks = {locking.LEVEL_NODE: list(nodes),
+                             locking.LEVEL_NODE_RES: list(nodes)}
 
     def _CheckNameFree(self) -> None:
         """OpPrereqError (ECODE_EXISTS) if the instance name is used."""
@@ -254,6 +304,24 @@ class LUInstanceCreate(LogicalUnit):
             self.file_dir = iu.InstanceFileDir(cluster, op.disk_template,
                                                op.instance_name, op.file_storage_dir)
 
+        # Secondary node, disk parameters, adopted disks
+        if self.snode is not None:
+            self.snode = iu.CheckTargetNode(cfg, self.snode.uuid,
+                                            "Cannot use {state} secondary node {name}")
+            if self.snode.group != pnode.group:
+                self.LogWarning("The primary and secondary nodes are in two different"
+                                " node groups; the instance will not be able to fail"
+                                " over within its group")
+        self.diskparams = cfg.GetGroupDiskParams(group).get(op.disk_template, {})
+        if op.disk_template == constants.DT_EXT:
+            for spec in self.disk_specs:
+                CheckExtStorageProvider(
+                    self, [pnode.uuid], spec[constants.IDISK_PROVIDER],
+                    {key: value for key, value in spec.items()
+                     if key not in constants.IDISK_PARAMS})
+        if self.adopt_disks:
+            self._CheckAdoption(pnode)
+
         # Instance policy
         ipolicy = cfg.GetGroupIPolicy(group)
         disk_sizes = [spec[constants.IDISK_SIZE] for spec in self.disk_specs]
@@ -280,8 +348,71 @@ class LUInstanceCreate(LogicalUnit):
                 self.hvname, self.filled_hvp, hv_info=hv_info)
         if op.disk_template in constants.DTS_FILEBASED:
             iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes))
+        if op.disk_template in constants.DTS_LVM and not self.adopt_disks:
+            if not cfg.GetVGName() and not all(spec.get(constants.IDISK_VG)
+                                               for spec in self.disk_specs):
+                raise errors.OpPrereqError(
+                    "The cluster has no volume group (gnt-cluster modify --vg-name)",
+                    errors.ECODE_STATE)
+            nodes = [pnode.uuid] + ([self.snode.uuid] if self.snode else [])
+            disks_mod.CheckNodesFreeDiskPerVG(
+                self, nodes, disks_mod.ComputeDiskSizePerVG(
+                    cfg, op.disk_template, self.disk_specs, self.diskparams))
         # As in Ganeti, a dry run answers the nodes the instance would use
-        self.dry_run_result = [pnode.name]
+        self.dry_run_result = [pnode.name] + ([self.snode.name] if self.snode else [])
+
+    def _CheckAdoption(self, pnode: objects.Node) -> None:
+        """Adopted disks exist on the primary node and are not in use; their
+        sizes come from there."""
+        op = self.op
+        if op.disk_template == constants.DT_PLAIN:
+            names = []
+            for spec in self.disk_specs:
+                vg = spec.get(constants.IDISK_VG) or self.cfg.GetVGName()
+                spec[constants.IDISK_VG] = vg
+                names.append(f"{vg}/{spec[constants.IDISK_ADOPT]}")
+            if len(set(names)) != len(names):
+                raise _Inval(f"Duplicate logical volumes to adopt: {', '.join(names)}")
+            for name in names:
+                try:
+                    self.cfg.ReserveLV(name, self.proc.GetECId() if self.proc else "adopt")
+                except errors.ReservationError:
+                    raise errors.OpPrereqError(
+                        f"Logical volume {name} is already in use or reserved",
+                        errors.ECODE_NOTUNIQUE) from None
+            result = self.rpc.call_lv_list([pnode.uuid],
+                                           sorted({n.split("/")[0] for n in names}))[
+                                               pnode.uuid]
+            result.Raise(f"Cannot get the logical volumes of node {pnode.name}",
+                         prereq=True, ecode=errors.ECODE_ENVIRON)
+            lvs = result.payload or {}
+            missing = [name for name in names if name not in lvs]
+            if missing:
+                raise errors.OpPrereqError(
+                    f"Missing logical volume(s) to adopt on node {pnode.name}:"
+                    f" {', '.join(missing)}", errors.ECODE_INVAL)
+            online = [name for name in names if lvs[name][2]]
+            if online:
+                raise errors.OpPrereqError(
+                    f"Online logical volumes found, cannot adopt: {', '.join(online)}",
+                    errors.ECODE_STATE)
+            for spec, name in zip(self.disk_specs, names):
+                spec[constants.IDISK_SIZE] = int(round(float(lvs[name][0])))
+        elif op.disk_template == constants.DT_BLOCK:
+            probes = [objects.Disk(dev_type=constants.DT_BLOCK, size=0,
+                                   logical_id=(constants.BLOCKDEV_DRIVER_MANUAL,
+                                               spec[constants.IDISK_ADOPT]),
+                                   children=[], params={})
+                      for spec in self.disk_specs]
+            result = self.rpc.call_blockdev_getdimensions([pnode.uuid], probes)[pnode.uuid]
+            result.Raise(f"Cannot check the block devices to adopt on node {pnode.name}",
+                         prereq=True, ecode=errors.ECODE_ENVIRON)
+            for spec, dims in zip(self.disk_specs, result.payload or []):
+                if dims is None:
+                    raise errors.OpPrereqError(
+                        f"Block device {spec[constants.IDISK_ADOPT]} to adopt not found"
+                        f" on node {pnode.name}", errors.ECODE_INVAL)
+                spec[constants.IDISK_SIZE] = int(dims[0]) // (1024 * 1024)
 
     def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]]) -> list[objects.NIC]:
         cfg = self.cfg
@@ -381,7 +512,9 @@ class LUInstanceCreate(LogicalUnit):
             nic.uuid = cfg.GenerateUniqueID(ec_id)
         disks = iu.GenerateDisks(cfg, ec_id, op.disk_template, op.instance_name,
                                  pnode.uuid, self.disk_specs, self.file_dir,
-                                 op.file_driver)
+                                 op.file_driver,
+                                 snode_uuid=self.snode.uuid if self.snode else None,
+                                 diskparams=self.diskparams)
         instance = objects.Instance(
             name=op.instance_name, os=op.os_type, primary_node=pnode.uuid,
             nics=self.nics, disks=[], disks_active=False,
@@ -413,7 +546,11 @@ class LUInstanceCreate(LogicalUnit):
                                                                    self.file_dir)
                     result.Raise(f"Failed to create directory '{self.file_dir}' on node"
                                  f" {pnode.name}")
-                iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
+                if self.adopt_disks:
+                    self._RenameAdopted(instance, disks)
+                else:
+                    iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
+                self._WaitForMirrors(instance, feedback_fn)
             if not op.no_install:
                 feedback_fn("* running the instance OS create scripts...")
                 result = self.rpc.call_instance_os_add(
@@ -455,6 +592,31 @@ class LUInstanceCreate(LogicalUnit):
                     cleanup.Wake(instance.name)
             raise
         return cfg.GetNodeNames(cfg.GetInstanceNodes(instance.uuid))
+
+    def _RenameAdopted(self, instance: objects.Instance, disks: list[objects.Disk]
+                       ) -> None:
+        """Adopted LVs keep their names (tagged with the instance); adopted
+        block devices are used as they are."""
+        for disk in disks:
+            if disk.dev_type == constants.DT_PLAIN:
+                result = self.rpc.call_blockdev_setinfo(
+                    instance.primary_node, disk.ToDict(), f"originstname+{instance.name}")
+                if result.fail_msg:
+                    self.LogWarning(f"Could not tag the adopted volume"
+                                    f" {'/'.join(disk.logical_id)}: {result.fail_msg}")
+
+    def _WaitForMirrors(self, instance: objects.Instance, feedback_fn: FeedbackFn) -> None:
+        """Mirrored disks: wait for the sync (``wait_for_sync``) or at least
+        check that they are not degraded, as Ganeti does."""
+        if self.op.disk_template not in constants.DTS_INT_MIRROR:
+            return
+        instance = self.cfg.GetInstanceInfo(instance.uuid)
+        if self.op.wait_for_sync:
+            if not disks_mod.WaitForSync(self, instance, feedback_fn=feedback_fn):
+                raise errors.OpExecError("There are some degraded disks for this instance")
+        else:
+            feedback_fn("* checking mirrors status")
+            disks_mod.WaitForSync(self, instance, oneshot=True, feedback_fn=feedback_fn)
 
     @classmethod
     def Interrupted(cls, cfg: Any, op: Any) -> Interruption | None:

@@ -8,10 +8,11 @@ source, ``accept_instance`` on the target, ``instance_migrate`` and status
 polling on the source, then finalization on both sides, or an abort on
 both sides when a step fails).
 
-Only disk templates whose storage every node reaches can move (Ganeti's
-``DTS_MIRRORED``; here ``diskless`` and ``sharedfile``); without mirrored
-secondaries the target node must be given (``-n``), since instance
-allocators do not exist yet.
+Instances whose storage every node reaches (diskless, sharedfile,
+blockdev, ext, rbd) move to the node given with ``-n`` (instance allocators
+do not exist yet); DRBD instances move to their secondary node only, which
+is the default target; their mirrors go dual-primary while the memory
+moves and back to single-primary after it, as in Ganeti.
 """
 
 from __future__ import annotations
@@ -81,10 +82,18 @@ class TLMigrateInstance(Tasklet):
             raise errors.OpPrereqError(
                 f"Instance's disk layout '{template}' does not allow {verb}",
                 errors.ECODE_STATE)
-        if template in constants.DTS_INT_MIRROR:
-            raise errors.OpPrereqError(
-                f"Instance's disk layout '{template}' is not supported yet for {verb}",
-                errors.ECODE_STATE)
+        self.internal_mirror = template in constants.DTS_INT_MIRROR
+        if self.internal_mirror:
+            secondaries = [uuid for uuid in cfg.GetInstanceNodes(inst.uuid)
+                           if uuid != inst.primary_node]
+            if lu.target_node_uuid not in secondaries:
+                raise errors.OpPrereqError(
+                    f"Instances with disk template {template} cannot be"
+                    f" {'failed over' if self.failover else 'migrated'} to node"
+                    f" {iu.NodeName(cfg, lu.target_node_uuid)}: only to their"
+                    f" secondary node ({', '.join(iu.NodeName(cfg, u) for u in secondaries)});"
+                    " use replace-disks to change the secondary first",
+                    errors.ECODE_INVAL)
         if inst.admin_state == constants.ADMINST_OFFLINE and not self.failover:
             raise errors.OpPrereqError(
                 f"Instance {inst.name} is marked offline, it cannot be migrated",
@@ -178,6 +187,10 @@ class TLMigrateInstance(Tasklet):
         source, target = self.source_node_uuid, self.target_node_uuid
         source_offline = self.cfg.GetNodeInfo(source).offline
         fb(f"Failover instance {inst.name}")
+        if self.internal_mirror and inst.admin_state == constants.ADMINST_UP and \
+                not self.ignore_consistency:
+            fb("* checking disk consistency between source and target")
+            self._CheckConsistency(target)
         fb("* shutting down instance on source node")
         result = self.rpc.call_instance_shutdown(source, self._Dict(), self.shutdown_timeout,
                                                  getattr(self.lu.op, "reason", None) or [])
@@ -192,15 +205,16 @@ class TLMigrateInstance(Tasklet):
                     f"Could not shutdown instance {inst.name} on node"
                     f" {self._Name(source)}: {result.fail_msg}")
         fb("* deactivating the instance's disks on source node")
-        if not iu.ShutdownDisks(self.lu, inst, source) and \
-                not (self.ignore_consistency or source_offline):
+        # A mirror goes down on both nodes (the secondary's end too)
+        if not iu.ShutdownDisks(self.lu, inst, None if self.internal_mirror else source) \
+                and not (self.ignore_consistency or source_offline):
             raise errors.OpExecError("Can't shut down the instance's disks")
         inst = ist.SetInstancePrimaryNode(self.lu, inst.uuid, target)
         self.instance = inst
         if inst.admin_state != constants.ADMINST_UP:
             return
         fb(f"* activating the instance's disks on target node {self._Name(target)}")
-        iu.AssembleDisks(self.lu, inst, target)
+        iu.AssembleDisks(self.lu, inst, target, ignore_secondaries=True)
         fb(f"* starting the instance on the target node {self._Name(target)}")
         result = self.rpc.call_instance_start(target, self._Dict(inst), False,
                                               getattr(self.lu.op, "reason", None) or [])
@@ -208,6 +222,77 @@ class TLMigrateInstance(Tasklet):
             iu.ShutdownDisks(self.lu, inst, target)
             raise errors.OpExecError(f"Could not start instance {inst.name} on node"
                                      f" {self._Name(target)}: {result.fail_msg}")
+
+    # --- DRBD steps (as Ganeti's) ----------------------------------------------------------
+
+    def _CheckConsistency(self, node_uuid: str) -> None:
+        """OpExecError unless every disk is consistent (not degraded) on the
+        node."""
+        for disk in self.cfg.GetInstanceDisks(self.instance.uuid):
+            result = self.rpc.call_blockdev_find(node_uuid, disk.ToDict())
+            if result.fail_msg or not result.payload:
+                raise errors.OpExecError(
+                    f"Can't find disk {disk.iv_name} on node {self._Name(node_uuid)}:"
+                    f" {result.fail_msg or 'missing'}")
+            if result.payload.get("is_degraded"):
+                raise errors.OpExecError(
+                    f"Disk {disk.iv_name} is degraded on target node"
+                    f" {self._Name(node_uuid)}, aborting (use --ignore-consistency to"
+                    " override)")
+
+    def _MirrorNodes(self) -> list[str]:
+        return [self.source_node_uuid, self.target_node_uuid]
+
+    def _EnsureSecondary(self, node_uuid: str) -> None:
+        """Demote the node's end of the mirrors (close the devices)."""
+        self.feedback_fn(f"* switching node {self._Name(node_uuid)} to secondary mode")
+        disks = self.cfg.GetInstanceDisks(self.instance.uuid)
+        result = self.rpc.call_blockdev_close(node_uuid, self.instance.name, disks)
+        result.Raise(f"Cannot change disk to secondary on node {self._Name(node_uuid)}")
+
+    def _GoStandalone(self) -> None:
+        self.feedback_fn("* changing into standalone mode")
+        disks = self.cfg.GetInstanceDisks(self.instance.uuid)
+        for node, result in self.rpc.call_drbd_disconnect_net(self._MirrorNodes(),
+                                                              disks).items():
+            result.Raise(f"Cannot disconnect disks node {self._Name(node)}")
+
+    def _GoReconnect(self, multimaster: bool) -> None:
+        self.feedback_fn("* changing disks into " +
+                         ("dual-master" if multimaster else "single-master") + " mode")
+        disks = self.cfg.GetInstanceDisks(self.instance.uuid)
+        for node, result in self.rpc.call_drbd_attach_net(self._MirrorNodes(), disks,
+                                                          multimaster).items():
+            result.Raise(f"Cannot change disks config on node {self._Name(node)}")
+
+    def _WaitUntilSync(self) -> None:
+        self.feedback_fn("* wait until resync is done")
+        disks = self.cfg.GetInstanceDisks(self.instance.uuid)
+        while True:
+            done, min_percent = True, 100.0
+            for node, result in self.rpc.call_drbd_wait_sync(self._MirrorNodes(),
+                                                             disks).items():
+                result.Raise(f"Cannot resync disks on node {self._Name(node)}")
+                node_done, node_percent = result.payload
+                done = done and bool(node_done)
+                if node_percent is not None:
+                    min_percent = min(min_percent, float(node_percent))
+            if done:
+                return
+            self.feedback_fn(f"   - progress: {min_percent:.1f}%")
+            time.sleep(_POLL_MAX)  # DRBD has no completion event to wait on
+
+    def _RevertDiskStatus(self) -> None:
+        """After a failed migration: back to single-master with the source
+        as the only primary."""
+        try:
+            self._EnsureSecondary(self.target_node_uuid)
+            self._GoStandalone()
+            self._GoReconnect(False)
+            self._WaitUntilSync()
+        except errors.OpExecError as err:
+            self.lu.LogWarning(f"Migration failed and I can't reconnect the drives,"
+                               f" please try to recover the instance manually: {err}")
 
     # --- migration ------------------------------------------------------------------------
 
@@ -224,7 +309,9 @@ class TLMigrateInstance(Tasklet):
         if result.fail_msg:
             self.lu.LogWarning(f"Aborting migration failed on source node"
                                f" {self._Name(self.source_node_uuid)}: {result.fail_msg}")
-        if self.cfg.GetInstanceDisks(inst.uuid):
+        if self.internal_mirror:
+            self._RevertDiskStatus()
+        elif self.cfg.GetInstanceDisks(inst.uuid):
             iu.ShutdownDisks(self.lu, inst, self.target_node_uuid,
                               disks=self.cfg.GetInstanceDisks(inst.uuid))
 
@@ -279,11 +366,20 @@ class TLMigrateInstance(Tasklet):
             result = self.rpc.call_instance_balloon_memory(source, self._Dict(),
                                                            self.tgt_free_mem)
             result.Raise("Cannot modify instance runtime memory")
+        if self.internal_mirror:
+            fb("* checking disk consistency between source and target")
+            self._CheckConsistency(target)
         result = self.rpc.call_migration_info(source, self._Dict())
         if result.fail_msg:
             raise errors.OpExecError(f"Failed fetching source migration information"
                                      f" from {self._Name(source)}: {result.fail_msg}")
         self.migration_info = result.payload
+        if self.internal_mirror:
+            # Both ends primary while the memory moves, as Ganeti does
+            self._EnsureSecondary(target)
+            self._GoStandalone()
+            self._GoReconnect(True)
+            self._WaitUntilSync()
         fb(f"* preparing {self._Name(target)} to accept the instance")
         result = self.rpc.call_accept_instance(target, self._Dict(), self.migration_info,
                                                self._NodeIp(target))
@@ -310,7 +406,13 @@ class TLMigrateInstance(Tasklet):
             raise errors.OpExecError(f"Could not finalize instance migration on the"
                                      f" target node: {result.fail_msg}")
         disks = self.cfg.GetInstanceDisks(inst.uuid)
-        if disks:
+        if self.internal_mirror:
+            self._EnsureSecondary(source)
+            self._WaitUntilSync()
+            self._GoStandalone()
+            self._GoReconnect(False)
+            self._WaitUntilSync()
+        elif disks:
             fb(f"* deactivating the instance's disks on {self._Name(source)}")
             iu.ShutdownDisks(self.lu, inst, source, disks=disks)
         fb("* done")
@@ -352,7 +454,13 @@ class TLMigrateInstance(Tasklet):
                                                           False)
             stale = target
         disks = self.cfg.GetInstanceDisks(inst.uuid)
-        if disks:
+        if self.internal_mirror:
+            # The stale end becomes secondary again, mirrors single-master
+            self._EnsureSecondary(stale)
+            self._GoStandalone()
+            self._GoReconnect(False)
+            self._WaitUntilSync()
+        elif disks:
             iu.ShutdownDisks(self.lu, self.instance, stale, disks=disks)
         fb("* done")
 
@@ -385,15 +493,27 @@ class _MoveInstanceLU(iu.InstanceLU):
                 f"Iallocator '{self.op.iallocator}' cannot be used: instance allocators"
                 " are not supported yet; give the target node with -n",
                 errors.ECODE_INVAL)
-        if not (self.op.target_node or self.op.target_node_uuid):
-            raise errors.OpPrereqError(
-                "No target node given; this cluster has no mirrored secondary nodes or"
-                " instance allocators, so the target node must be given (-n)",
-                errors.ECODE_INVAL)
+
+    def _SecondaryOrFail(self) -> str:
+        """The target of a move without -n: a mirrored instance's secondary."""
+        inst = self.cfg.GetInstanceInfoByName(self.op.instance_name) or \
+            self.cfg.GetInstanceInfo(self.op.instance_uuid or "")
+        if inst is not None and \
+                self.cfg.GetInstanceDiskTemplate(inst.uuid) in constants.DTS_INT_MIRROR:
+            secondaries = [uuid for uuid in self.cfg.GetInstanceNodes(inst.uuid)
+                           if uuid != inst.primary_node]
+            if secondaries:
+                return secondaries[0]
+        raise errors.OpPrereqError(
+            "No target node given; without a mirrored secondary node the target"
+            " node must be given (-n), since this cluster has no instance allocators",
+            errors.ECODE_INVAL)
 
     def ExpandNames(self) -> None:
         """The instance, its nodes and the target node; the tasklet."""
         super().ExpandNames()
+        if not (self.op.target_node or self.op.target_node_uuid):
+            self.op.target_node_uuid = self._SecondaryOrFail()
         if self.op.target_node_uuid and not self.op.target_node:
             node = self.cfg.GetNodeInfo(self.op.target_node_uuid)
             if node is None:

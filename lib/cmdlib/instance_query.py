@@ -33,24 +33,37 @@ class LUInstanceQueryData(NoHooksLU):
             self.needed_locks[locking.LEVEL_INSTANCE] = list(self.wanted)
             self.share_locks = dict.fromkeys(locking.LEVELS, 1)
 
-    def _DiskStatus(self, inst: Any, disk: Any, node_answered: bool) -> dict[str, Any]:
+    def _DiskStatus(self, inst: Any, disk: Any, node_answered: bool,
+                    snode: str | None = None) -> dict[str, Any]:
+        """A disk's static data and, unless static, its status on the
+        primary (``pstatus``) and, for DRBD, on the secondary
+        (``sstatus``); children likewise."""
         data: dict[str, Any] = {
             "iv_name": disk.iv_name, "dev_type": disk.dev_type,
             "logical_id": list(disk.logical_id or []), "size": disk.size,
             "mode": disk.mode, "name": disk.name, "uuid": disk.uuid,
             "spindles": disk.spindles, "pstatus": None, "sstatus": None,
-            "children": [], "nodes": [iu.NodeName(self.cfg, n) for n in disk.nodes],
+            "nodes": [iu.NodeName(self.cfg, n) for n in disk.nodes or []],
         }
+        if disk.dev_type == constants.DT_DRBD8 and len(disk.logical_id or ()) == 6:
+            data["drbd_nodes"] = [iu.NodeName(self.cfg, n) for n in disk.logical_id[:2]]
+            snode = next((n for n in disk.logical_id[:2] if n != inst.primary_node), None)
+        data["children"] = [self._DiskStatus(inst, child, node_answered, snode)
+                            for child in disk.children or []]
         if self.op.static or not node_answered:
             return data
-        node = self.cfg.GetNodeInfo(inst.primary_node)
-        if node is None or node.offline:
-            return data
-        result = self.rpc.call_blockdev_find(inst.primary_node, disk.ToDict(),
-                                             read_timeout=constants.RPC_TMO_QUERY)
-        if not result.fail_msg:
-            data["pstatus"] = result.payload
+        data["pstatus"] = self._FindOn(inst.primary_node, disk)
+        if disk.dev_type == constants.DT_DRBD8 and snode:
+            data["sstatus"] = self._FindOn(snode, disk)
         return data
+
+    def _FindOn(self, node_uuid: str, disk: Any) -> dict[str, Any] | None:
+        node = self.cfg.GetNodeInfo(node_uuid)
+        if node is None or node.offline:
+            return None
+        result = self.rpc.call_blockdev_find(node_uuid, disk.ToDict(),
+                                             read_timeout=constants.RPC_TMO_QUERY)
+        return None if result.fail_msg else result.payload
 
     def _RunningByNode(self, instances: list[Any]) -> dict[str, set[str] | None]:
         """{primary node uuid: names of the instances it runs, or None if the

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganeti import constants, errors, locking, objects
+from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.node import ExpandNode
@@ -25,10 +26,13 @@ _RECREATE_MODIFIABLE = frozenset([constants.IDISK_SIZE, constants.IDISK_MODE,
 
 def SetInstancePrimaryNode(lu: LogicalUnit, instance_uuid: str,
                            node_uuid: str) -> objects.Instance:
-    """Make ``node_uuid`` the primary node of a non-mirrored or externally
-    mirrored instance (its disks move with it); returns the instance."""
+    """Make ``node_uuid`` the primary node of an instance: the disks of a
+    non-mirrored or externally mirrored one move with it, a DRBD disk keeps
+    its two nodes (``node_uuid`` is one of them); returns the instance."""
     cfg: Any = lu.cfg
     for disk in cfg.GetInstanceDisks(instance_uuid):
+        if disk.dev_type in constants.DTS_INT_MIRROR:
+            continue  # both ends stay; the new primary is one of them
         if list(disk.nodes or []) != [node_uuid]:
             disk.nodes = [node_uuid]
             cfg.Update(disk)
@@ -78,7 +82,7 @@ class LUInstanceGrowDisk(iu.InstanceLU):
         super().CheckPrereq()
         inst, op = self.instance, self.op
         template = self.cfg.GetInstanceDiskTemplate(inst.uuid)
-        if template not in constants.DTS_FILEBASED:
+        if template not in constants.DTS_GROWABLE:
             raise errors.OpPrereqError(
                 f"Instance's disk layout '{template}' does not support growing",
                 errors.ECODE_INVAL)
@@ -102,7 +106,13 @@ class LUInstanceGrowDisk(iu.InstanceLU):
             if not op.ignore_ipolicy:
                 CheckDiskSizePolicy(self.cfg.GetGroupIPolicy(self.cfg.GetNodeGroup(node.group)),
                                     inst.name, op.disk, self.target)
-            iu.CheckNodeFreeStorage(self, node, template, self.delta)
+            if template in constants.DTS_FILEBASED:
+                iu.CheckNodeFreeStorage(self, node, template, self.delta)
+            elif template in constants.DTS_LVM:
+                vg = self.disk.children[0].logical_id[0] if self.disk.children \
+                    else self.disk.logical_id[0]
+                disks_mod.CheckNodesFreeDiskPerVG(
+                    self, self.cfg.GetInstanceNodes(inst.uuid), {vg: self.delta})
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """The instance variables plus DISK, AMOUNT and ABSOLUTE."""
@@ -123,23 +133,39 @@ class LUInstanceGrowDisk(iu.InstanceLU):
                     f" {iu.NiceSize(self.delta)} to {iu.NiceSize(self.target)}")
         was_active = inst.disks_active
         iu.AssembleDisks(self, inst, disks=[disk])
-        result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, True, True,
-                                             False)
-        if result.fail_msg:
-            if not was_active:
-                iu.ShutdownDisks(self, inst, disks=[disk])
-            raise errors.OpExecError(f"Dry-run grow request failed to node {node_name}:"
-                                     f" {result.fail_msg}")
-        for backingstore in (True, False):
-            result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, False,
-                                                 backingstore, False)
+        # As Ganeti: a dry run on every node of the disk, then the backing
+        # storage everywhere, then the device itself on the primary
+        nodes = disks_mod.DiskNodes(disk, node)
+        for dry_node in nodes:
+            result = self.rpc.call_blockdev_grow(dry_node, disk.ToDict(), self.delta, True,
+                                                 True, disks_mod.IsExclusiveStorage(
+                                                     self.cfg, dry_node))
             if result.fail_msg:
-                raise errors.OpExecError(f"Grow request failed to node {node_name}:"
-                                         f" {result.fail_msg}")
+                if not was_active:
+                    iu.ShutdownDisks(self, inst, disks=[disk])
+                raise errors.OpExecError(
+                    f"Dry-run grow request failed to node {iu.NodeName(self.cfg, dry_node)}:"
+                    f" {result.fail_msg}")
+        for grow_node in nodes:
+            result = self.rpc.call_blockdev_grow(grow_node, disk.ToDict(), self.delta,
+                                                 False, True, disks_mod.IsExclusiveStorage(
+                                                     self.cfg, grow_node))
+            if result.fail_msg:
+                raise errors.OpExecError(
+                    f"Grow request failed to node {iu.NodeName(self.cfg, grow_node)}:"
+                    f" {result.fail_msg}")
+        result = self.rpc.call_blockdev_grow(node, disk.ToDict(), self.delta, False, False,
+                                             disks_mod.IsExclusiveStorage(self.cfg, node))
+        if result.fail_msg:
+            raise errors.OpExecError(f"Grow request failed to node {node_name}:"
+                                     f" {result.fail_msg}")
         disk = self.cfg.GetDiskInfo(disk.uuid)
-        disk.size = self.target
+        disk.RecordGrow(self.target - disk.size)
         self.cfg.Update(disk)
-        # File images have nothing to resync, so wait_for_sync has no effect
+        if self.op.wait_for_sync and self.template in constants.DTS_INT_MIRROR:
+            if not disks_mod.WaitForSync(self, inst, disks=[disk]):
+                self.LogWarning("Disk syncing has not returned a good status; check"
+                                " the instance")
         if not was_active and inst.admin_state != constants.ADMINST_UP:
             iu.ShutdownDisks(self, inst, disks=[disk])
 

@@ -13,6 +13,7 @@ import os
 from typing import Any, ClassVar
 
 from ganeti import constants, errors, locking, objects, utils
+from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.group import ComputeIPolicySpecViolation  # noqa: F401 - for the LUs
 from ganeti.hypervisor.base import HvInstanceState
@@ -240,66 +241,47 @@ def InstanceFileDir(cluster: Any, disk_template: str, instance_name: str,
 
 def GenerateDisks(cfg: Any, ec_id: Any, disk_template: str, instance_name: str,
                   pnode_uuid: str, disk_specs: list[dict[str, Any]],
-                  file_dir: str | None, file_driver: str | None) -> list[objects.Disk]:
-    """Disk objects for a new instance (none for diskless)."""
-    if disk_template == constants.DT_DISKLESS:
-        return []
-    if disk_template not in constants.DTS_FILEBASED:
-        raise errors.OpPrereqError(
-            f"Disk template '{disk_template}' is not supported yet (supported:"
-            " diskless, file, sharedfile)", errors.ECODE_INVAL)
-    driver = file_driver or constants.FD_DEFAULT
-    disks = []
-    for idx, spec in enumerate(disk_specs):
-        disk = objects.Disk(
-            dev_type=disk_template, size=spec[constants.IDISK_SIZE],
-            mode=spec.get(constants.IDISK_MODE, constants.DISK_RDWR),
-            logical_id=(driver, os.path.join(file_dir or "", f"disk{idx}")),
-            iv_name=f"disk/{idx}", name=spec.get(constants.IDISK_NAME),
-            params={}, children=[], nodes=[pnode_uuid])
-        disk.uuid = cfg.GenerateUniqueID(ec_id)
-        disks.append(disk)
-    return disks
+                  file_dir: str | None, file_driver: str | None,
+                  snode_uuid: str | None = None,
+                  diskparams: dict[str, Any] | None = None,
+                  base_index: int = 0) -> list[objects.Disk]:
+    """Disk objects for a new instance (none for diskless); see
+    :func:`ganeti.cmdlib.disks.GenerateDisks`."""
+    return disks_mod.GenerateDisks(cfg, ec_id, disk_template, instance_name, pnode_uuid,
+                                   snode_uuid, disk_specs, file_dir, file_driver,
+                                   diskparams, base_index)
+
+
+def _FileDirs(disks: list[objects.Disk]) -> set[str]:
+    return {os.path.dirname(d.logical_id[1]) for d in disks
+            if d.dev_type in constants.DTS_FILEBASED and len(d.logical_id) == 2}
 
 
 def CreateDisks(lu: LogicalUnit, instance: objects.Instance,
                 disks: list[objects.Disk], node_uuid: str,
                 feedback_fn: FeedbackFn | None = None) -> None:
-    """Create ``disks`` on the node; on a failure remove those created and
-    raise OpExecError."""
-    created: list[objects.Disk] = []
-    for idx, disk in enumerate(disks):
-        result = lu.rpc.call_blockdev_create(node_uuid, disk.ToDict(), disk.size,
-                                             instance.name, True, f"originstname+{instance.name}",
-                                             False)
-        if result.fail_msg:
-            RemoveDisks(lu, created, node_uuid, instance.name,
-                        file_dirs=[os.path.dirname(d.logical_id[1]) for d in disks
-                                   if d.dev_type in constants.DTS_FILEBASED])
-            raise errors.OpExecError(
-                f"Can't create disk {idx} of instance {instance.name} on node"
-                f" {NodeName(lu.cfg, node_uuid)}: {result.fail_msg}")
-        created.append(disk)
-        if feedback_fn is not None:
-            feedback_fn(f"* created disk {idx} ({disk.size} MiB)")
+    """Create ``disks`` (primary on ``node_uuid``; mirrored disks on their
+    secondary too); on a failure remove those created (and the file
+    directories of file disks) and raise OpExecError."""
+    try:
+        disks_mod.CreateDisks(lu, instance, disks, node_uuid, feedback_fn)
+    except errors.OpExecError:
+        dirs = _FileDirs(disks)
+        if dirs:
+            RemoveDisks(lu, [], node_uuid, instance.name, file_dirs=sorted(dirs))
+        raise
 
 
 def RemoveDisks(lu: LogicalUnit, disks: list[objects.Disk], node_uuid: str,
                 instance_name: str, warn_fn: Any = None,
                 file_dirs: list[str] | None = None) -> bool:
-    """Remove disks and the instance's file directories (those of the disks,
-    plus ``file_dirs``) from the node; failures are warnings. Returns
-    whether everything went."""
-    ok = True
+    """Remove disks from every node they live on (``node_uuid`` is the
+    primary) and the instance's file directories (those of the disks, plus
+    ``file_dirs``) from the primary; failures are warnings. Returns whether
+    everything went."""
     warn = warn_fn or lu.LogWarning
-    for idx, disk in enumerate(disks):
-        result = lu.rpc.call_blockdev_remove(node_uuid, disk.ToDict())
-        if result.fail_msg:
-            warn(f"Could not remove disk {idx} of instance {instance_name} on node"
-                 f" {NodeName(lu.cfg, node_uuid)}: {result.fail_msg}")
-            ok = False
-    dirs = {os.path.dirname(d.logical_id[1]) for d in disks
-            if d.dev_type in constants.DTS_FILEBASED and len(d.logical_id) == 2}
+    ok = disks_mod.RemoveDiskTrees(lu, disks, node_uuid, instance_name, warn)
+    dirs = _FileDirs(disks)
     dirs.update(file_dirs or [])
     for directory in sorted(dirs):
         result = lu.rpc.call_file_storage_dir_remove(node_uuid, directory)
@@ -364,18 +346,13 @@ def CheckInstanceState(lu: LogicalUnit, instance: objects.Instance,
                                    errors.ECODE_STATE)
 
 
-def _InstanceRef(instance: objects.Instance) -> dict[str, Any]:
-    return {"name": instance.name, "hypervisor": instance.hypervisor}
-
-
 def ShutdownDisks(lu: LogicalUnit, instance: objects.Instance,
                   node_uuid: str | None = None, disks: list[objects.Disk] | None = None,
                   ignore_failures: bool = True) -> bool:
     """Shut disks (default: all; then ``disks_active`` is cleared) down on
-    a node (default: the primary). Failures are warnings, or OpExecError
-    unless ``ignore_failures``; returns whether all went well."""
+    a node (default: every node of each disk). Failures are warnings, or
+    OpExecError unless ``ignore_failures``; returns whether all went well."""
     cfg: Any = lu.cfg
-    node = node_uuid or instance.primary_node
     all_disks = cfg.GetInstanceDisks(instance.uuid)
     if disks is None:
         current = cfg.GetInstanceInfo(instance.uuid)
@@ -385,52 +362,32 @@ def ShutdownDisks(lu: LogicalUnit, instance: objects.Instance,
     else:
         wanted = {disk.uuid for disk in disks}
         selected = [disk for disk in all_disks if disk.uuid in wanted]
-    ok = True
-    for disk in selected:
-        result = lu.rpc.call_blockdev_shutdown(node, disk.ToDict())
-        if result.fail_msg:
-            text = (f"Could not shut down block device {disk.iv_name} of instance"
-                    f" {instance.name} on node {NodeName(cfg, node)}: {result.fail_msg}")
-            if not ignore_failures:
-                raise errors.OpExecError(text)
-            lu.LogWarning(text)
-            ok = False
-    return ok
+    return disks_mod.ShutdownOnNodes(lu, instance, selected, instance.primary_node,
+                                     node_uuid=node_uuid, ignore_failures=ignore_failures)
 
 
 def AssembleDisks(lu: LogicalUnit, instance: objects.Instance,
-                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None
+                  node_uuid: str | None = None, disks: list[objects.Disk] | None = None,
+                  ignore_secondaries: bool = False
                   ) -> list[tuple[str, str, str | None]]:
-    """Activate disks (default: all, then ``disks_active`` is set) on a node
-    (default: the primary); returns (node name, disk name, device path) per
-    disk. On a failure the disks are shut down again and OpExecError says
-    which disk failed and why."""
+    """Activate disks (default: all, then ``disks_active`` is set) with
+    ``node_uuid`` (default: the instance's primary) as primary; returns
+    (node name, disk name, device path) per disk. On a failure the disks
+    are shut down again and OpExecError says which disk failed and why."""
     cfg: Any = lu.cfg
     node = node_uuid or instance.primary_node
-    node_name = NodeName(cfg, node)
     all_disks = cfg.GetInstanceDisks(instance.uuid)
     wanted = None if disks is None else {disk.uuid for disk in disks}
     if wanted is None:
         cfg.MarkInstanceDisksActive(instance.uuid)
-    info: list[tuple[str, str, str | None]] = []
-    for idx, disk in enumerate(all_disks):
-        if wanted is not None and disk.uuid not in wanted:
-            continue
-        result = lu.rpc.call_blockdev_assemble(node, disk.ToDict(), _InstanceRef(instance),
-                                               True, idx)
-        if result.fail_msg:
-            ShutdownDisks(lu, instance, node, disks)
-            raise errors.OpExecError(
-                f"Cannot activate block device {disk.iv_name} of instance"
-                f" {instance.name} on node {node_name}: {result.fail_msg}")
-        link = result.payload[0] if result.payload else None
-        # Show the device itself (as Ganeti does), the link if the node
-        # cannot say
-        found = lu.rpc.call_blockdev_find(node, disk.ToDict())
-        dev_path = found.payload.get("dev_path") if not found.fail_msg and \
-            isinstance(found.payload, dict) else None
-        info.append((node_name, disk.iv_name, dev_path or link))
-    return info
+    selected = [(idx, disk) for idx, disk in enumerate(all_disks)
+                if wanted is None or disk.uuid in wanted]
+    try:
+        return disks_mod.AssembleOnNodes(lu, instance, selected, node,
+                                         ignore_secondaries=ignore_secondaries)
+    except errors.OpExecError:
+        ShutdownDisks(lu, instance, None, disks)
+        raise
 
 
 # --- node resources -----------------------------------------------------------------------

@@ -443,13 +443,13 @@ _CALL_LIST: list[RpcCall] = [
         _A("instance_name", doc="Instance name"),
         _A("disks", ArgKind.OBJECT_DICT_LIST, "Disks"),
     ), "ganeti.backend.drbd.BlockdevClose",
-        "Close the given devices (DRBD: make them secondary)"),
+        "Close the given devices (DRBD: make them secondary)", single=True),
     RpcCall("blockdev_open", TMO_NORMAL, (
         _A("instance_name", doc="Instance name"),
         _A("disks", ArgKind.OBJECT_DICT_LIST, "Disks"),
         _A("exclusive", doc="Whether to open exclusively (DRBD: single primary)"),
     ), "ganeti.backend.drbd.BlockdevOpen",
-        "Open the given devices (DRBD: make them primary)"),
+        "Open the given devices (DRBD: make them primary)", single=True),
     RpcCall("file_storage_dir_create", TMO_FAST,
             (_A("file_storage_dir", doc="File storage directory"),),
             "ganeti.backend.storage.FileStorageDirCreate",
@@ -463,6 +463,11 @@ _CALL_LIST: list[RpcCall] = [
         _A("new_file_storage_dir", doc="New name"),
     ), "ganeti.backend.storage.FileStorageDirRename",
         "Rename file storage directory", single=True),
+    # --- ExtStorage (issue 17) -----------------------------------------------------------
+    RpcCall("extstorage_diagnose", TMO_FAST, (),
+            "ganeti.backend.extstorage.DiagnoseExtStorage",
+            "Request a diagnose of ExtStorage providers: [[name, path, status,"
+            " diagnose, parameters], ...]"),
     # --- Hooks (issue 7, master side) ---------------------------------------------------
     RpcCall("hooks_runner", TMO_NORMAL, (
         _A("hpath", doc="Hooks directory name (e.g. instance-add)"),

@@ -128,6 +128,67 @@ class ConfigResolver:
         return result
 
 
+_OBJECT_KINDS = frozenset([encoding.ArgKind.OBJECT_DICT,
+                           encoding.ArgKind.OBJECT_DICT_LIST])
+
+
+def _HasDrbdDisk(value: Any) -> bool:
+    if isinstance(value, dict):
+        if value.get("dev_type") == constants.DT_DRBD8:
+            return True
+        return any(_HasDrbdDisk(value[key]) for key in ("disks", "children")
+                   if key in value)
+    if isinstance(value, list):
+        return any(_HasDrbdDisk(item) for item in value)
+    return False
+
+
+def AnnotateDrbdDisks(value: Any, node_key: str,
+                      ip_of: Callable[[str], str | None]) -> Any:
+    """A copy of the encoded argument ``value`` in which every DRBD disk
+    dict (at any depth: instance disks, children) carries the
+    ``dynamic_params`` of ``node_key``'s end: both ends' secondary
+    addresses and minors, and the port (Ganeti's per-node disk
+    annotation). Disks not living on the node are left as they are."""
+    if isinstance(value, list):
+        return [AnnotateDrbdDisks(item, node_key, ip_of) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = dict(value)
+    for key in ("disks", "children"):
+        if isinstance(result.get(key), list):
+            result[key] = AnnotateDrbdDisks(result[key], node_key, ip_of)
+    lid = result.get("logical_id")
+    if result.get("dev_type") == constants.DT_DRBD8 and isinstance(lid, (list, tuple)) \
+            and len(lid) == 6 and node_key in (lid[0], lid[1]):
+        node_a, node_b, port, minor_a, minor_b, _ = lid
+        local, remote = (node_a, node_b) if node_key == node_a else (node_b, node_a)
+        lminor, rminor = (minor_a, minor_b) if node_key == node_a else (minor_b, minor_a)
+        result["dynamic_params"] = {
+            constants.DDP_LOCAL_IP: ip_of(local), constants.DDP_REMOTE_IP: ip_of(remote),
+            constants.DDP_PORT: port, constants.DDP_LOCAL_MINOR: lminor,
+            constants.DDP_REMOTE_MINOR: rminor}
+    return result
+
+
+class ConfigDiskAnnotator:
+    """Adds DRBD disks' per-node parameters from a ConfigWriter's nodes."""
+
+    def __init__(self, cfg: Any) -> None:
+        self._cfg = cfg
+
+    def _Ip(self, node_uuid: str) -> str | None:
+        node = self._cfg.GetNodeInfo(node_uuid)
+        if node is None:
+            return None
+        return node.secondary_ip or node.primary_ip
+
+    def __call__(self, node_key: str, value: Any) -> Any:
+        if not _HasDrbdDisk(value):
+            return value
+        return AnnotateDrbdDisks(value, node_key, self._Ip)
+
+
 class SsconfResolver:
     """Endpoints from the ssconf files, for code that runs without the
     configuration (job queue replication, bootstrap).
@@ -182,15 +243,20 @@ class RpcRunner:
     def __init__(self, resolver: Resolver | Callable[..., list[NodeEndpoint]],
                  ssl_config: RpcSslConfig | None = None,
                  connect_timeout: float = constants.RPC_CONNECT_TIMEOUT,
-                 _process_fn: Callable[..., None] = ProcessRequests):
+                 _process_fn: Callable[..., None] = ProcessRequests,
+                 disk_annotator: Callable[[str, Any], Any] | None = None):
         self._resolver = resolver
+        #: (node key, encoded object argument) -> the argument for that node
+        self._disk_annotator = disk_annotator
         self._ssl_config = ssl_config
         self._connect_timeout = connect_timeout
         self._process_fn = _process_fn
 
     @classmethod
     def FromConfig(cls, cfg: Any, **kwargs: Any) -> RpcRunner:
-        """A runner resolving node UUIDs through a ConfigWriter."""
+        """A runner resolving node UUIDs through a ConfigWriter; DRBD disks
+        in the arguments get each node's dynamic parameters."""
+        kwargs.setdefault("disk_annotator", ConfigDiskAnnotator(cfg))
         return cls(ConfigResolver(cfg), **kwargs)
 
     @classmethod
@@ -249,6 +315,9 @@ class RpcRunner:
             body = [shared[idx] if idx in shared
                     else encoding.Encode(argdef.kind, node_args[idx])
                     for idx, argdef in enumerate(call.args)]
+            if self._disk_annotator is not None:
+                body = [self._disk_annotator(key, arg) if argdef.kind in _OBJECT_KINDS
+                        else arg for arg, argdef in zip(body, call.args)]
             timeout = read_timeout if read_timeout is not None \
                 else call.GetTimeout(node_args)
             requests.append(RpcRequest(key=key, node=endpoint.name,

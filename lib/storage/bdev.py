@@ -11,12 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from ganeti import constants, errors, objects
-from ganeti.storage import base, filestorage
+from ganeti.storage import base, filestorage, lvm
+from ganeti.storage import blockdev, drbd, extstorage, rbd
 
 #: Disk type -> device class
 DEV_MAP: dict[str, type[base.BlockDev]] = {
     constants.DT_FILE: filestorage.FileStorage,
     constants.DT_SHARED_FILE: filestorage.SharedFileStorage,
+    constants.DT_PLAIN: lvm.LogicalVolume,
+    constants.DT_BLOCK: blockdev.PersistentBlockDevice,
+    constants.DT_EXT: extstorage.ExtStorageDevice,
+    constants.DT_RBD: rbd.RADOSBlockDevice,
+    constants.DT_DRBD8: drbd.DRBD8Dev,
 }
 
 
@@ -31,23 +37,33 @@ def _DeviceClass(disk: objects.Disk) -> type[base.BlockDev]:
 
 
 def _Children(disk: objects.Disk) -> list[base.BlockDev]:
+    """The attached devices of the disk's children; none at all when one
+    is missing (a DRBD device runs without its local storage, as Ganeti's)."""
     result = []
     for child in disk.children or []:
-        dev = FindDevice(child, [])
+        dev = FindDevice(child)
         if dev is None:
-            raise errors.BlockDeviceError(f"Child device {child.logical_id!r} not found")
+            return []
         result.append(dev)
     return result
+
+
+def _Names(disk: objects.Disk) -> dict[str, Any]:
+    # The disk's name and UUID, for devices that pass them on (ext: VOL_CNAME
+    # and VOL_UUID of the provider scripts)
+    return {"name": disk.name, "uuid": disk.uuid}
+
+
+def _Make(disk: objects.Disk, children: list[base.BlockDev]) -> base.BlockDev:
+    cls = _DeviceClass(disk)
+    return cls(tuple(disk.logical_id), children, disk.size, disk.params or {},
+               getattr(disk, "dynamic_params", None), **_Names(disk))
 
 
 def FindDevice(disk: objects.Disk, children: list[base.BlockDev] | None = None
                ) -> base.BlockDev | None:
     """Return the attached device of ``disk``, or None if it does not exist."""
-    cls = _DeviceClass(disk)
-    if children is None:
-        children = _Children(disk)
-    dev = cls(tuple(disk.logical_id), children, disk.size, disk.params or {},
-              getattr(disk, "dynamic_params", None))
+    dev = _Make(disk, _Children(disk) if children is None else children)
     return dev if dev.attached else None
 
 
@@ -57,10 +73,7 @@ def Assemble(disk: objects.Disk, children: list[base.BlockDev] | None = None
 
     @raise errors.BlockDeviceError: if it does not exist
     """
-    cls = _DeviceClass(disk)
-    if children is None:
-        children = _Children(disk)
-    dev = cls(tuple(disk.logical_id), children, disk.size, disk.params or {})
+    dev = _Make(disk, _Children(disk) if children is None else children)
     dev.Assemble()
     return dev
 
@@ -70,4 +83,6 @@ def Create(disk: objects.Disk, children: list[base.BlockDev], excl_stor: bool,
     """Create the storage of ``disk`` and return its device."""
     cls = _DeviceClass(disk)
     return cls.Create(tuple(disk.logical_id), children, disk.size, disk.spindles,
-                      disk.params or {}, excl_stor, **kwargs)
+                      disk.params or {}, excl_stor,
+                      dyn_params=getattr(disk, "dynamic_params", None),
+                      **{**_Names(disk), **kwargs})

@@ -3,9 +3,11 @@
 Each storage type has a class with the generic methods of the design:
 :meth:`_Base.List` (the units of this type with the requested fields) and
 :meth:`_Base.GetSpace` (free and total space of one unit), plus
-type-specific operations later (allocatable PVs, VG repair for LVM). Only
-file-based units exist so far; LVM volume groups and physical volumes will
-register here in :data:`STORAGE_TYPES`.
+type-specific operations (:meth:`_Base.Modify`, :meth:`_Base.Execute`:
+allocatable PVs, VG repair for LVM). File-based units are defined here;
+LVM volume groups and physical volumes live in :mod:`ganeti.storage.lvm`,
+imported at the end of this module, and add themselves to
+:data:`STORAGE_TYPES`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ class _Base:
     def GetSpace(self, name: str) -> dict[str, Any]:
         """Return {"storage_free", "storage_size"} (MiB) of unit ``name``."""
         raise NotImplementedError
+
+    def Modify(self, name: str, changes: dict[str, Any]) -> None:
+        """Change fields of unit ``name`` (only some types allow it)."""
+        raise errors.StorageError(
+            f"Storage units of type '{getattr(self, 'STORAGE_TYPE', '?')}' cannot be"
+            " modified")
+
+    def Execute(self, name: str, op: str) -> list[str]:
+        """Run operation ``op`` on unit ``name``; return its output lines."""
+        raise errors.StorageError(
+            f"Operation '{op}' is not supported on storage units of type"
+            f" '{getattr(self, 'STORAGE_TYPE', '?')}'")
 
     def _CheckFields(self, fields: list[str]) -> None:
         unknown = [f for f in fields if f not in self.LIST_FIELDS]
@@ -147,3 +161,7 @@ def GetStorage(storage_type: str, *args: Any) -> _Base:
             f"Storage type '{storage_type}' has no storage units on this node"
             f" (supported: {', '.join(sorted(STORAGE_TYPES))})")
     return cls(*args)
+
+
+# LVM's unit classes subclass _Base and register themselves in STORAGE_TYPES
+from ganeti.storage import lvm as _lvm  # noqa: E402,F401

@@ -70,8 +70,10 @@ class VirtualCluster:
     def __init__(self, directory: str | os.PathLike, nodes: int = 3,
                  net: str | None = None, parallel: int = 1,
                  python: str = sys.executable,
-                 hypervisor: str = constants.HT_FAKE) -> None:
+                 hypervisor: str = constants.HT_FAKE, storage: bool = False) -> None:
         self.directory = str(directory)
+        #: LVM volume groups on the nodes, plain and drbd enabled (root only)
+        self.storage = storage
         self.count = nodes
         self.net = net or PickNet(nodes)
         self.parallel = parallel
@@ -87,13 +89,15 @@ class VirtualCluster:
         """The command line of ``vcluster-setup`` for this cluster."""
         return [self.python, str(SETUP_TOOL), "--dir", self.directory,
                 "--nodes", str(self.count), "--net", self.net,
-                "--parallel", str(self.parallel), "--hypervisor", self.hypervisor]
+                "--parallel", str(self.parallel), "--hypervisor", self.hypervisor,
+                "--storage" if self.storage else "--no-storage"]
 
     def make_command(self, target: str = "vcluster") -> list[str]:
         """The ``make`` command line for ``target`` on this cluster."""
         return ["make", "--no-print-directory", "-C", str(REPO), target,
                 f"VCLUSTER_DIR={self.directory}", f"VCLUSTER_NODES={self.count}",
                 f"VCLUSTER_NET={self.net}", f"VCLUSTER_HV={self.hypervisor}",
+                "VCLUSTER_ARGS=" + ("--storage" if self.storage else "--no-storage"),
                 f"VPY={self.python}"]
 
     def setup(self, use_make: bool = False, timeout: float = 900) -> str:
@@ -127,7 +131,13 @@ class VirtualCluster:
         try:
             self.stop()
         finally:
-            leftovers = vcluster.StopDaemons(self.directory, self.state(), timeout=10)
+            state = self.state()
+            leftovers = vcluster.StopDaemons(self.directory, state, timeout=10)
+            if state is not None and state.storage:
+                # Also after a failed stop: no loop device may stay behind
+                from ganeti.storage import lvm_view
+                for node in state.nodes:
+                    lvm_view.TeardownNodeLvm(node.root)
         return leftovers
 
     def log(self) -> str:
@@ -212,12 +222,13 @@ class VirtualCluster:
 @contextlib.contextmanager
 def virtual_cluster(nodes: int = 3, parallel: int = 1, use_make: bool = False,
                     keep: bool = False,
-                    hypervisor: str = constants.HT_FAKE) -> Iterator[VirtualCluster]:
+                    hypervisor: str = constants.HT_FAKE,
+                    storage: bool = False) -> Iterator[VirtualCluster]:
     """A set-up virtual cluster in a fresh short /tmp directory, stopped (and
     the directory removed unless ``keep``) on exit."""
     directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
     cluster = VirtualCluster(directory, nodes=nodes, parallel=parallel,
-                             hypervisor=hypervisor)
+                             hypervisor=hypervisor, storage=storage)
     try:
         cluster.setup(use_make=use_make)
         yield cluster

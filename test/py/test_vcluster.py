@@ -74,8 +74,8 @@ def test_state_roundtrip_and_env(tmp_path):
     text = vcluster.FormatEnv(state, state.nodes[0], tools, state.nodes)
     assert f"export GANETI_ROOTDIR={state.nodes[0].root}\n" in text
     assert "export GANETI_HOSTNAME=node1.vcluster.test\n" in text
-    assert "export PATH=/repo/scripts:/repo/daemons:/repo/tools:/repo/.venv/bin:\"$PATH\"" \
-        in text
+    assert ("export PATH=/repo/scripts:/repo/daemons:/repo/tools:/repo/tools/drbd-standin:"
+            "/repo/.venv/bin:\"$PATH\"") in text
     assert "export CONFD_PORT=1814\n" in text
     assert "export CONFD_PEERS='127.0.9.1 127.0.9.2'\n" in text
     # The file is valid shell

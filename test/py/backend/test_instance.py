@@ -96,8 +96,8 @@ def test_blockdev_bad_input(node):
 def test_storage_units_and_dirs(node):
     rows = bstor.StorageList(constants.ST_FILE, [], None, [constants.SF_NAME])
     assert rows == [[f"{node}{FSD}"]]
-    with pytest.raises(RPCFail, match="Cannot list lvm-vg storage"):
-        bstor.StorageList(constants.ST_LVM_VG, [], None, [constants.SF_NAME])
+    with pytest.raises(RPCFail, match="Cannot list rados storage"):
+        bstor.StorageList(constants.ST_RADOS, [], None, [constants.SF_NAME])
     bstor.FileStorageDirCreate(f"{FSD}/inst9")
     assert os.path.isdir(f"{node}{FSD}/inst9")
     bstor.FileStorageDirRename(f"{FSD}/inst9", f"{FSD}/inst10")

@@ -170,7 +170,7 @@ def test_activate_failure_undoes(ctx):
     inst = _Create(ctx, sizes=(1024, 2048), start=False)
     disks = _Disks(ctx)
     del ctx.rpc.images[disks[1].uuid]
-    with pytest.raises(errors.OpExecError, match="Cannot activate block device disk/1.*not"
+    with pytest.raises(errors.OpExecError, match="Could not prepare block device disk/1.*not"
                        " found"):
         _Run(ctx, opcodes.OpInstanceActivateDisks(instance_name=NAME))
     assert not ctx.rpc.active

@@ -37,8 +37,9 @@ def test_explicit_paths(tmp_path):
 
 
 def test_bad(node_root):
-    with pytest.raises(errors.StorageError, match="lvm-vg.*supported: file, sharedfile"):
-        container.GetStorage(constants.ST_LVM_VG)
+    with pytest.raises(errors.StorageError,
+                       match="rados.*supported: file, lvm-pv, lvm-vg, sharedfile"):
+        container.GetStorage(constants.ST_RADOS)
     with pytest.raises(errors.StorageError, match="Unknown storage field.*bogus"):
         container.GetStorage(constants.ST_FILE).List(None, ["bogus"])
     with pytest.raises(errors.StorageError, match="'/elsewhere' is not a file storage unit"):

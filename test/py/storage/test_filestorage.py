@@ -129,8 +129,8 @@ def test_bad_driver_and_type(node_root):
     disk.logical_id = ("nbd", f"{FSD}/x")
     with pytest.raises(errors.BlockDeviceError, match="Unknown file driver 'nbd'"):
         bdev.FindDevice(disk)
-    disk = _Disk(dev_type=constants.DT_PLAIN)
-    with pytest.raises(errors.BlockDeviceError, match="'plain' is not supported"):
+    disk = _Disk(dev_type=constants.DT_GLUSTER)
+    with pytest.raises(errors.BlockDeviceError, match="'gluster' is not supported"):
         bdev.FindDevice(disk)
     disk = _Disk(dev_type="floppy")
     with pytest.raises(errors.BlockDeviceError, match="Unknown disk type 'floppy'"):
