@@ -92,7 +92,8 @@ def GenerateDisks(cfg: Any, ec_id: Any, disk_template: str, instance_name: str,
                 params={}, children=[], nodes=[pnode_uuid], **common)
         elif disk_template == constants.DT_PLAIN:
             vg = spec.get(constants.IDISK_VG) or cfg.GetVGName()
-            lv = spec.get(constants.IDISK_ADOPT) or f"{cfg.GenerateUniqueID(ec_id)}.disk{idx}"
+            # Adopted volumes are renamed to this standard name at creation
+            lv = f"{cfg.GenerateUniqueID(ec_id)}.disk{idx}"
             cfg.ReserveLV(f"{vg}/{lv}", ec_id)
             disk = objects.Disk(dev_type=constants.DT_PLAIN, logical_id=(vg, lv),
                                 params=_LvParams(params, constants.LV_STRIPES),
@@ -426,3 +427,38 @@ def CheckNodesFreeDiskPerVG(lu: LogicalUnit, node_uuids: list[str],
                     f"Not enough disk space on target node {name} vg {vg}:"
                     f" required {requested} MiB, available {int(free)} MiB",
                     errors.ECODE_NORES)
+
+
+# --- single devices (disk template conversion, recreate-disks) --------------------------------
+
+def DescribeDisk(disk: objects.Disk) -> str:
+    """A disk for messages: its instance name (disk/N), else its logical_id
+    ("xenvg/<uuid>.disk0_meta")."""
+    return disk.iv_name or "/".join(map(str, disk.logical_id or ()))
+
+
+def CreateSingleBlockDev(lu: LogicalUnit, node_uuid: str, instance: objects.Instance,
+                         disk: objects.Disk, on_primary: bool) -> None:
+    """Create ``disk`` alone on one node: its children must exist there
+    already (a DRBD device over its volumes). On the primary the node also
+    assembles and opens it, which makes a new DRBD device the sync source.
+    OpExecError naming the device and the node on a failure."""
+    cfg: Any = lu.cfg
+    result = lu.rpc.call_blockdev_create(
+        node_uuid, DiskForNode(cfg, disk, node_uuid), disk.size, instance.name,
+        on_primary, f"originstname+{instance.name}", IsExclusiveStorage(cfg, node_uuid))
+    if result.fail_msg:
+        raise errors.OpExecError(
+            f"Can't create block device {DescribeDisk(disk)} on node"
+            f" {_NodeName(cfg, node_uuid)} for instance {instance.name}: {result.fail_msg}")
+
+
+def DiskExistsOnNode(lu: LogicalUnit, node_uuid: str, disk: objects.Disk) -> bool:
+    """Whether the node finds the device (for a DRBD disk: the configured
+    device, not its volumes); OpPrereqError (ECODE_ENVIRON) if it cannot
+    tell."""
+    cfg: Any = lu.cfg
+    result = lu.rpc.call_blockdev_find(node_uuid, DiskForNode(cfg, disk, node_uuid))
+    result.Raise(f"Can't check block device {DescribeDisk(disk)} on node"
+                 f" {_NodeName(cfg, node_uuid)}", prereq=True, ecode=errors.ECODE_ENVIRON)
+    return bool(result.payload)

@@ -534,6 +534,7 @@ class LUInstanceCreate(LogicalUnit):
         with config_sync.DeferDistribution():
             cfg.AddInstance(instance, ec_id)
         started = False
+        self.renamed_adopted: list[tuple[objects.Disk, tuple[str, str]]] = []
         try:
             with config_sync.DeferDistribution():
                 for disk in disks:
@@ -551,7 +552,10 @@ class LUInstanceCreate(LogicalUnit):
                 else:
                     iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
                 self._WaitForMirrors(instance, feedback_fn)
-            if not op.no_install:
+            if self.adopt_disks:
+                feedback_fn("* adopted disks are used as they are: the OS create"
+                            " scripts do not run")
+            elif not op.no_install:
                 feedback_fn("* running the instance OS create scripts...")
                 result = self.rpc.call_instance_os_add(
                     pnode.uuid, iu.InstanceRpcDict(cfg, instance), False,
@@ -572,6 +576,9 @@ class LUInstanceCreate(LogicalUnit):
                 instance.disks_active = True
             cfg.Update(instance, feedback_fn)
         except Exception:
+            if self.adopt_disks:
+                self._UndoAdoption(instance, started)
+                raise
             self.LogWarning(f"Creation of instance {op.instance_name} failed; removing"
                             " its disks and configuration")
             try:
@@ -595,15 +602,42 @@ class LUInstanceCreate(LogicalUnit):
 
     def _RenameAdopted(self, instance: objects.Instance, disks: list[objects.Disk]
                        ) -> None:
-        """Adopted LVs keep their names (tagged with the instance); adopted
-        block devices are used as they are."""
-        for disk in disks:
-            if disk.dev_type == constants.DT_PLAIN:
-                result = self.rpc.call_blockdev_setinfo(
-                    instance.primary_node, disk.ToDict(), f"originstname+{instance.name}")
-                if result.fail_msg:
-                    self.LogWarning(f"Could not tag the adopted volume"
-                                    f" {'/'.join(disk.logical_id)}: {result.fail_msg}")
+        """Adopted LVs get the standard names (and the instance's tag), as in
+        Ganeti; adopted block devices are used as they are."""
+        pnode = instance.primary_node
+        for disk, spec in zip(disks, self.disk_specs):
+            if disk.dev_type != constants.DT_PLAIN:
+                continue
+            old_id = (disk.logical_id[0], spec[constants.IDISK_ADOPT])
+            current = disk.Copy()
+            current.logical_id = old_id
+            result = self.rpc.call_blockdev_rename(pnode, [(current.ToDict(),
+                                                            list(disk.logical_id))])
+            result.Raise(f"Failed to rename the adopted volume {'/'.join(old_id)}")
+            self.renamed_adopted.append((disk, old_id))
+            result = self.rpc.call_blockdev_setinfo(pnode, disk.ToDict(),
+                                                    f"originstname+{instance.name}")
+            if result.fail_msg:
+                self.LogWarning(f"Could not tag the adopted volume"
+                                f" {'/'.join(disk.logical_id)}: {result.fail_msg}")
+
+    def _UndoAdoption(self, instance: objects.Instance, started: bool) -> None:
+        """A failed creation with adopted disks gives the volumes their names
+        back and removes only the configuration: adopted data is never
+        destroyed."""
+        self.LogWarning(f"Creation of instance {instance.name} failed; giving the adopted"
+                        " disks their names back and removing the configuration")
+        pnode = instance.primary_node
+        if started:
+            self.rpc.call_instance_shutdown(pnode, iu.InstanceRpcDict(self.cfg, instance),
+                                            0, [])
+        for disk, old_id in reversed(self.renamed_adopted):
+            result = self.rpc.call_blockdev_rename(pnode, [(disk.ToDict(), list(old_id))])
+            if result.fail_msg:
+                self.LogWarning(f"Could not rename volume {'/'.join(disk.logical_id)} back"
+                                f" to {'/'.join(old_id)}: {result.fail_msg}")
+        if self.cfg.GetInstanceInfo(instance.uuid) is not None:
+            self.cfg.RemoveInstance(instance.uuid)
 
     def _WaitForMirrors(self, instance: objects.Instance, feedback_fn: FeedbackFn) -> None:
         """Mirrored disks: wait for the sync (``wait_for_sync``) or at least

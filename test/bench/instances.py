@@ -120,13 +120,17 @@ def JobError(cl: luxi_client.Client, job_id: Any) -> str:
 
 
 def RunParallel(vc: VirtualCluster, jobs: Sequence[tuple[str, str, bool]],
-                parallel: int) -> list[float]:
-    """Create instances ``(name, node, start)`` with ``parallel`` jobs in
-    flight at all times (one luxi client per slot, each submitting its next
-    job as soon as the previous ended); return the job latencies.
+                parallel: int,
+                make_op: Callable[[str, str, bool], opcodes.OpCode] | None = None
+                ) -> list[float]:
+    """Create instances ``(name, node, start)`` (opcodes from ``make_op``,
+    default :func:`CreateOp`) with ``parallel`` jobs in flight at all times
+    (one luxi client per slot, each submitting its next job as soon as the
+    previous ended); return the job latencies.
 
     @raise RuntimeError: naming the first job that did not succeed
     """
+    make_op = make_op or CreateOp
     lock = threading.Lock()
     todo = list(reversed(jobs))
     latencies: list[float] = []
@@ -141,7 +145,7 @@ def RunParallel(vc: VirtualCluster, jobs: Sequence[tuple[str, str, bool]],
                         return
                     name, node, start = todo.pop()
                 begin = time.perf_counter()
-                job_id = cl.SubmitJob([CreateOp(name, node, start)])
+                job_id = cl.SubmitJob([make_op(name, node, start)])
                 status = WaitJob(cl, job_id)
                 elapsed = time.perf_counter() - begin
                 with lock:

@@ -182,3 +182,89 @@ def test_drbd_bad_input(vc):
     assert [_Lvs(vc, i) for i in (1, 2)] == before
     config = vc.config()
     assert not any(d.get("dev_type") == "drbd" for d in config["disks"].values())
+
+
+def _Standin(vc: VirtualCluster, node: int, *args: str) -> None:
+    """Run the DRBD stand-in's drbdsetup as a node (a leftover device)."""
+    tool = os.path.join(vc.tools.repo, vcluster.DRBD_STANDIN_DIR, "drbdsetup")
+    subprocess.run([tool, *args], env=vc.env(node), check=True, capture_output=True)
+
+
+def test_drbd_minor_clash_leaves_nothing(vc):
+    n1, n2 = vc.names[:2]
+    # minor 0 of node2 is taken by a device the configuration does not know
+    _Standin(vc, 2, "new-resource", "legacy")
+    _Standin(vc, 2, "new-minor", "legacy", "0", "0")
+    before = [_Lvs(vc, i) for i in (1, 2)]
+    try:
+        out = _Refused(vc, "add", "-t", "drbd", "-o", "noop+default", "-n", f"{n1}:{n2}",
+                       "--no-name-check", "--no-ip-check", "--no-start", "--disk",
+                       "0:size=1G", "clash.vcluster.test")
+        assert "drbd0: minor is already in use" in out
+        # the other device's minor was left alone
+        assert " 0: cs:StandAlone" in _StandinMinors(vc, 2)
+        assert [_Lvs(vc, i) for i in (1, 2)] == before
+        config = vc.config()
+        assert not any(i["name"] == "clash.vcluster.test"
+                       for i in config["instances"].values())
+        assert not any(d.get("dev_type") == "drbd" for d in config["disks"].values())
+    finally:
+        _Standin(vc, 2, "down", "legacy")
+    # the minor was not leaked: the same creation now gets it
+    _Add(vc, "clash.vcluster.test", "drbd", f"{n1}:{n2}", "--disk", "0:size=1G")
+    drbd = _Disks(vc, "clash.vcluster.test")[0]
+    assert drbd["logical_id"][4] == 0
+    _Gnt(vc, "remove", "-f", "clash.vcluster.test")
+
+
+def test_plain_adoption_renames_and_keeps_the_volume(vc):
+    root = vc.node(1).root
+    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
+               LVM_SUPPRESS_FD_WARNINGS="1")
+    subprocess.run(["lvcreate", "-an", "-Zn", "-L", "1G", "-n", "legacy", "xenvg"],
+                   env=env, check=True, capture_output=True)
+    name = "adopted.vcluster.test"
+    out = _Add(vc, name, "plain", vc.names[0], "--disk", "0:adopt=legacy").stdout
+    assert "OS create scripts do not run" in out
+    disk = _Disks(vc, name)[0]
+    assert disk["size"] == 1024 and disk["logical_id"][1] != "legacy"
+    lvs = _Lvs(vc, 1)
+    assert "xenvg/legacy" not in lvs and lvs["/".join(disk["logical_id"])] == 1024.0
+    out = _Refused(vc, "add", "-t", "plain", "-o", "noop+default", "-n", vc.names[0],
+                   "--no-name-check", "--no-ip-check", "--no-start", "--disk",
+                   "0:adopt=nosuchlv", "adopt2.vcluster.test")
+    assert "nosuchlv" in out
+    _Gnt(vc, "remove", "-f", name)
+
+
+def test_blockdev_adoption_never_destroys_the_device(vc, tmp_path):
+    vc.run("gnt-cluster", "modify", "--enabled-disk-templates",
+           "file,diskless,plain,drbd,ext,blockdev")
+    image = tmp_path / "blk.img"
+    with open(image, "wb") as handle:
+        handle.truncate(1024 * 1024 * 1024)
+        handle.seek(0)
+        handle.write(b"precious data")
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    by_id = "/dev/disk/by-id"
+    created = [d for d in ("/dev/disk", by_id) if not os.path.isdir(d)]
+    link = f"{by_id}/gnt-test-{os.getpid()}"
+    try:
+        os.makedirs(by_id, exist_ok=True)
+        os.symlink(loop, link)
+        name = "blk.vcluster.test"
+        _Add(vc, name, "blockdev", vc.names[0], "--disk", f"0:adopt={link}")
+        disk = _Disks(vc, name)[0]
+        assert disk["logical_id"] == ["manual", link] and disk["size"] == 1024
+        out = _Gnt(vc, "activate-disks", name).stdout
+        assert f"disk/0:{link}" in out or loop in out
+        _Gnt(vc, "remove", "-f", name)
+        assert image.read_bytes()[:13] == b"precious data"
+        assert os.path.exists(link)
+    finally:
+        if os.path.islink(link):
+            os.unlink(link)
+        for directory in reversed(created):
+            os.rmdir(directory)
+        subprocess.run(["losetup", "-d", loop], check=False)
