@@ -24,7 +24,7 @@ from typing import Any
 from ganeti import constants, errors, objects, pathutils, utils
 from ganeti.backend import Fail
 from ganeti.backend import storage as backend_storage
-from ganeti.storage import base, bdev, drbd
+from ganeti.storage import base, bdev, drbd, drbd_cmdgen, drbd_info
 
 #: Seconds DrbdAttachNet waits for the devices to connect
 ATTACH_TIMEOUT = 120.0
@@ -167,21 +167,26 @@ def DrbdWaitSync(disks: Sequence[Any]) -> tuple[bool, float]:
 
 
 def DrbdNeedsActivation(disks: Sequence[Any]) -> list[str]:
-    """The UUIDs of the DRBD disks that are missing, StandAlone or diskless."""
+    """The UUIDs of the DRBD disks that are missing, StandAlone or diskless.
+
+    The status of every minor is read once (``/proc/drbd``, or the DRBD 9
+    status); a disk's own minor comes from its dynamic parameters. Only a
+    disk without them is looked up device by device.
+    """
+    try:
+        status = drbd.GetProcStatus()
+    except errors.BlockDeviceError as err:
+        Fail("Cannot read the DRBD status: %s", err)
     result = []
     for value in disks:
         disk = backend_storage.DiskFromDict(value)
-        dev = _FindDevice(disk)
-        if dev is None:
-            result.append(disk.uuid)
+        minor = (disk.dynamic_params or {}).get(constants.DDP_LOCAL_MINOR)
+        if disk.dev_type != constants.DT_DRBD8 or minor is None:
+            if _FindDevice(disk) is None:
+                result.append(disk.uuid)
             continue
-        try:
-            stats = dev.GetProcStatus() if isinstance(dev, drbd.DRBD8Dev) else None
-        except errors.BlockDeviceError as err:
-            logging.warning("Cannot get the status of %s: %s", _Describe(disk), err)
-            result.append(disk.uuid)
-            continue
-        if stats is not None and (stats.is_standalone or stats.is_diskless):
+        stats = status.GetMinor(int(minor))
+        if not stats.is_in_use or stats.is_standalone or stats.is_diskless:
             result.append(disk.uuid)
     return result
 
@@ -235,3 +240,92 @@ def BlockdevOpen(instance_name: str, disks: Sequence[Any], exclusive: bool) -> N
                 problems.append(f"cannot link {link} to {dev.dev_path}: {err}")
     if problems:
         Fail("Cannot open devices: %s", "; ".join(problems))
+
+
+# --- replace-disks (issue 17): new local volumes under a running DRBD device ---------------
+#
+# The master replaces the volumes of one end of a mirror as Ganeti does:
+# it detaches the old ones (the device goes Diskless and serves I/O from
+# its peer), renames them aside, gives the new ones the old names
+# (blockdev_rename) and attaches them with fresh metadata, so that the
+# device resyncs from its peer.
+
+def _LocalVolumes(values: Sequence[Any]) -> list[base.BlockDev]:
+    """The existing volumes of ``values`` (data, then metadata)."""
+    if len(values) != 2:
+        Fail("A DRBD device has two local volumes (data and metadata), %d given",
+             len(values))
+    result = []
+    for value in values:
+        child = backend_storage.DiskFromDict(value)
+        dev = _FindChild(child)
+        if dev is None or not dev.dev_path:
+            Fail("Volume %s not found on this node", _Describe(child))
+        result.append(dev)
+    return result
+
+
+def BlockdevRemoveChildren(bdev_dict: Any, ndevs: Sequence[Any]) -> None:
+    """Detach the local volumes ``ndevs`` (data, metadata) of a DRBD device,
+    which must be the ones it runs on; a device without local storage (a
+    failed disk, or detached before) is left as it is."""
+    ((disk, dev),) = _DrbdDevices([bdev_dict])
+    assert dev.minor is not None
+    try:
+        if dev.GetProcStatus().is_diskless:
+            logging.info("drbd%d has no local storage, nothing to detach", dev.minor)
+            return
+        show = drbd.RunDrbdCommand(drbd_cmdgen.ShowCmd(dev.minor))
+        if show.failed:
+            Fail("Cannot read the configuration of %s: %s", _Describe(disk),
+                 show.output.strip())
+        info = drbd_info.ParseShow(show.stdout, f"drbdsetup show {dev.minor}")
+    except errors.BlockDeviceError as err:
+        Fail("Cannot get the state of %s: %s", _Describe(disk), err)
+    if info.has_local_disk:
+        data, meta = _LocalVolumes(ndevs)
+        if (info.local_dev, info.meta_dev) != (data.dev_path, meta.dev_path):
+            Fail("%s runs on %s (metadata %s), not on the given volumes %s and %s",
+                 _Describe(disk), info.local_dev, info.meta_dev, data.dev_path,
+                 meta.dev_path)
+    result = drbd.RunDrbdCommand(drbd_cmdgen.DetachCmd(dev.minor))
+    if result.failed:
+        Fail("Cannot detach the local storage of %s: %s", _Describe(disk),
+             result.output.strip() or result.fail_reason)
+
+
+def BlockdevAddChildren(bdev_dict: Any, ndevs: Sequence[Any]) -> None:
+    """Attach new volumes ``ndevs`` (data, metadata) to a DRBD device that
+    has no local storage: fresh metadata goes on the metadata volume, so
+    the device comes up Inconsistent and resyncs from its peer."""
+    disk = backend_storage.DiskFromDict(bdev_dict)
+    ((_, dev),) = _DrbdDevices([disk])
+    assert dev.minor is not None
+    children = [backend_storage.DiskFromDict(value) for value in ndevs]
+    if len(children) != 2:
+        Fail("A DRBD device has two local volumes (data and metadata), %d given",
+             len(children))
+    volumes = []
+    for child in children:
+        try:
+            volumes.append(bdev.Assemble(child))
+        except errors.BlockDeviceError as err:
+            Fail("Cannot activate %s: %s", _Describe(child), err)
+    meta = volumes[1]
+    if not meta.dev_path or (children[1].size or 0) < drbd.MIN_META_SIZE:
+        Fail("Metadata volume %s is missing or too small (%s MiB, at least %d)",
+             _Describe(children[1]), children[1].size, drbd.MIN_META_SIZE)
+    try:
+        if not dev.GetProcStatus().is_diskless:
+            Fail("%s has local storage; detach it first", _Describe(disk))
+    except errors.BlockDeviceError as err:
+        Fail("Cannot get the state of %s: %s", _Describe(disk), err)
+    result = drbd.RunDrbdCommand(drbd_cmdgen.CreateMetaCmd(dev.minor, meta.dev_path))
+    if result.failed:
+        Fail("Cannot write DRBD metadata on %s: %s", meta.dev_path,
+             result.output.strip() or result.fail_reason)
+    disk.children = children
+    try:
+        bdev.Assemble(disk, volumes)
+    except errors.BlockDeviceError as err:
+        Fail("Cannot attach the new volumes to %s: %s", _Describe(disk), err)

@@ -8,6 +8,15 @@ other nodes' daemons, time, the client certificate and, our extensions
 (``NV_FILEPERMS``: ensure-dirs' check, see :mod:`ganeti.tools.ensure_dirs`)
 and the contents of the file storage directories (``NV_FILESTORAGELIST``,
 for the master's orphan check, as ``NV_LVLIST`` is for volumes).
+Storage, as Ganeti's: the volume groups (``NV_VGLIST``: {vg: MiB}), the
+logical volumes of some volume groups (``NV_LVLIST``: {"vg/lv": [MiB,
+inactive, online]}), the physical volumes of some volume groups
+(``NV_PVLIST``: a list of dicts, see
+:func:`ganeti.storage.lvm.ParsePhysicalVolumes`), the DRBD minors in use
+(``NV_DRBDLIST``) and the DRBD usermode helper (``NV_DRBDHELPER``:
+[ok, helper or error]). A storage check that fails answers with the error
+message (a string) instead of its data, so that the master reports it
+and the other checks still run.
 Others are left out of the answer, which the master reports as missing.
 """
 
@@ -145,6 +154,70 @@ def _ListFileStorage(dirs: Sequence[str]) -> dict[str, list[str] | str]:
     return result
 
 
+def _VgList() -> dict[str, int] | str:
+    from ganeti.storage import lvm
+    try:
+        return lvm.GetVolumeGroups()
+    except (errors.StorageError, errors.BlockDeviceError) as err:
+        logging.warning("Cannot list the volume groups: %s", err)
+        return str(err)
+
+
+def _LvList(vg_names: Any) -> dict[str, list[Any]] | str:
+    """The logical volumes of the volume group(s) ``vg_names`` (a name or
+    a list) that exist here ({"vg/lv": [MiB, inactive, online]}), or the
+    error message. All are listed and then filtered, so that a volume
+    group missing here hides none of the others' volumes."""
+    from ganeti.storage import lvm
+    if isinstance(vg_names, str):
+        vg_names = [vg_names]
+    if not (isinstance(vg_names, (list, tuple))
+            and all(isinstance(name, str) for name in vg_names)):
+        Fail("lvlist needs volume group names, got %r", vg_names)
+    wanted = set(vg_names)
+    try:
+        volumes = lvm.GetLogicalVolumes(None)
+    except (errors.StorageError, errors.BlockDeviceError) as err:
+        logging.warning("Cannot list the logical volumes: %s", err)
+        return str(err)
+    return {name: list(info) for name, info in volumes.items()
+            if name.split("/", 1)[0] in wanted}
+
+
+def _PvList(vg_names: Any) -> list[dict[str, Any]] | str:
+    """The physical volumes of the volume groups ``vg_names`` (with the
+    logical volumes on each), or the error message."""
+    from ganeti.storage import lvm
+    if isinstance(vg_names, str):
+        vg_names = [vg_names]
+    if not (isinstance(vg_names, (list, tuple))
+            and all(isinstance(name, str) for name in vg_names)):
+        Fail("pvlist needs a list of volume group names, got %r", vg_names)
+    try:
+        return lvm.GetPhysicalVolumes(list(vg_names))
+    except (errors.StorageError, errors.BlockDeviceError) as err:
+        logging.warning("Cannot list the physical volumes: %s", err)
+        return str(err)
+
+
+def _DrbdMinors() -> list[int] | str:
+    from ganeti.storage import drbd
+    try:
+        return drbd.GetUsedMinors()
+    except errors.BlockDeviceError as err:
+        logging.warning("Cannot list the DRBD minors in use: %s", err)
+        return str(err)
+
+
+def _DrbdHelper() -> list[Any]:
+    from ganeti.storage import drbd
+    try:
+        return [True, drbd.GetUsermodeHelper()]
+    except errors.BlockDeviceError as err:
+        logging.warning("Cannot read the DRBD usermode helper: %s", err)
+        return [False, str(err)]
+
+
 def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
                node_groups: Any = None, groups_cfg: Any = None) -> dict[str, Any]:
     """Run the requested checks and return their results by NV_* key."""
@@ -173,6 +246,16 @@ def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
     if constants.NV_FILESTORAGELIST in what:
         result[constants.NV_FILESTORAGELIST] = _ListFileStorage(
             what[constants.NV_FILESTORAGELIST])
+    if constants.NV_VGLIST in what:
+        result[constants.NV_VGLIST] = _VgList()
+    if constants.NV_LVLIST in what:
+        result[constants.NV_LVLIST] = _LvList(what[constants.NV_LVLIST])
+    if constants.NV_PVLIST in what:
+        result[constants.NV_PVLIST] = _PvList(what[constants.NV_PVLIST])
+    if constants.NV_DRBDLIST in what:
+        result[constants.NV_DRBDLIST] = _DrbdMinors()
+    if constants.NV_DRBDHELPER in what:
+        result[constants.NV_DRBDHELPER] = _DrbdHelper()
 
     unknown = set(what) - set(result)
     if unknown:

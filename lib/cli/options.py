@@ -250,3 +250,37 @@ NORUNTIME_CHGS_OPT = cli_option("--no-runtime-changes", dest="allow_runtime_chgs
                                 default=True, action="store_false",
                                 help="Don't change the instance's runtime memory to fit"
                                 " the target node")
+
+# --- Disk replacement and node evacuation (gnt-instance replace-disks, gnt-node evacuate) ---
+
+ON_PRIMARY_OPT = cli_option("-p", "--on-primary", dest="on_primary", default=False,
+                            action="store_true",
+                            help="Replace the disks on the primary node (drbd only)")
+ON_SECONDARY_OPT = cli_option("-s", "--on-secondary", dest="on_secondary", default=False,
+                              action="store_true",
+                              help="Replace the disks on the secondary node (drbd only)")
+AUTO_REPLACE_OPT = cli_option("-a", "--auto", dest="auto", default=False,
+                              action="store_true",
+                              help="Replace the faulty disks on whichever node has them"
+                              " (drbd only)")
+NEW_SECONDARY_OPT = cli_option("-n", "--new-secondary", dest="dst_node", default=None,
+                               metavar="NODE", help="Move the secondary to this node"
+                               " (drbd only)")
+DISKIDX_OPT = cli_option("--disks", dest="disks", default=None, metavar="IDX[,IDX...]",
+                         help="Comma-separated disk indices to act on (e.g. 0,2;"
+                         " default: all disks)")
+EARLY_RELEASE_OPT = cli_option("--early-release", dest="early_release", default=False,
+                               action="store_true",
+                               help="Remove the old storage before the resync ends and"
+                               " release the node locks early (more parallelism, but"
+                               " no fallback copy while the resync runs)")
+PRIMARY_ONLY_OPT = cli_option("-p", "--primary-only", dest="primary_only", default=False,
+                              action="store_true",
+                              help="Evacuate the primary instances only")
+SECONDARY_ONLY_OPT = cli_option("-s", "--secondary-only", dest="secondary_only",
+                                default=False, action="store_true",
+                                help="Evacuate the secondary instances only")
+IGNORE_SOFT_ERRORS_OPT = cli_option("--ignore-soft-errors", dest="ignore_soft_errors",
+                                    default=False, action="store_true",
+                                    help="Tell the instance allocator to ignore soft"
+                                    " errors")

@@ -227,6 +227,9 @@ NONPLUS1_OPT = cli_option("--no-nplus1-mem", dest="skip_nplusone_mem",
 SIMULATE_OPT = cli_option("--debug-simulate-errors", dest="simulate_errors",
                           default=False, action="store_true",
                           help="Pretend errors were found (for testing)")
+NO_STRICT_OPT = cli_option("--no-strict", dest="no_strict", default=False,
+                           action="store_true",
+                           help="Skip nodes busy with other jobs (best effort)")
 
 INIT_OPTS = [
     HVOPTS_OPT, BACKEND_OPT, NIC_PARAMS_OPT, DISK_PARAMS_OPT, NODE_PARAMS_OPT,
@@ -678,41 +681,65 @@ def VerifyCluster(opts: Any, args: list[str]) -> int:
 
 def VerifyDisks(opts: Any, args: list[str]) -> int:
     """Verify the instances' disks, one job per group, and activate the
-    disks of instances reported with inactive ones."""
+    disks of the instances reported with inactive ones (not of those
+    missing volumes: an activation cannot bring them back)."""
     client = cli.GetClient()
-    result = cli.SubmitOpCode(opcodes.OpClusterVerifyDisks(), cl=client, opts=opts)
+    op = opcodes.OpClusterVerifyDisks(group_name=opts.nodegroup,
+                                      is_strict=not opts.no_strict)
+    result = cli.SubmitOpCode(op, cl=client, opts=opts)
     retcode = constants.EXIT_SUCCESS
-    to_activate: set[str] = set()
     for ok, job_id in result[constants.JOB_IDS_KEY]:
         if not ok:
-            ToStderr("Cannot submit a verify-disks job: %s", job_id)
+            ToStdout("Job failed: %s", job_id)
             retcode = constants.EXIT_FAILURE
             continue
         try:
-            (node_errors, offline, missing), = cli.PollJob(job_id, cl=client)
+            (bad_nodes, instances, missing), = cli.PollJob(job_id, cl=client)
         except errors.GenericError as err:
-            ToStderr("Job %s failed: %s", job_id, err)
+            ToStdout("Job failed: %s", cli.FormatError(err)[1])
             retcode = constants.EXIT_FAILURE
             continue
-        for node, msg in sorted(node_errors.items()):
-            ToStdout("Error gathering data on node %s: %s", node, msg)
+        for node, text in sorted(bad_nodes.items()):
+            ToStdout("Error gathering data on node %s: %s", node, str(text)[-400:])
+            ToStdout("You need to fix these nodes first before fixing instances")
             retcode = constants.EXIT_FAILURE
-        to_activate.update(offline)
-        for name, disks in sorted(missing.items()):
-            ToStdout("Instance %s has missing disks: %s", name,
-                     ", ".join(f"{node}:{disk}" for node, disk in disks))
+        for name in instances:
+            if name in missing:
+                continue
+            ToStdout("Activating disks for instance '%s'", name)
+            try:
+                cli.SubmitOpCode(opcodes.OpInstanceActivateDisks(instance_name=name),
+                                 cl=client, opts=opts)
+            except errors.GenericError as err:
+                ToStderr("Error activating disks for instance %s: %s", name,
+                         cli.FormatError(err)[1])
+                retcode = constants.EXIT_FAILURE
+        if missing:
+            for name, volumes in sorted(missing.items()):
+                if all(node in bad_nodes for node, _ in volumes):
+                    ToStdout("Instance %s cannot be verified as it lives on broken"
+                             " nodes", name)
+                    continue
+                ToStdout("Instance %s has missing logical volumes:", name)
+                for node, volume in sorted(volumes):
+                    shown = volume if volume.startswith("/") or ":" in volume \
+                        else f"/dev/{volume}"
+                    broken = "broken node " if node in bad_nodes else ""
+                    ToStdout("\t%s%s %s", broken, node, shown)
+            ToStdout("You need to replace or recreate disks for all the above"
+                     " instances if this message persists after fixing broken nodes.")
             retcode = constants.EXIT_FAILURE
-    for name in sorted(to_activate):
-        ToStdout("Activating disks for instance '%s'", name)
-        try:
-            cli.SubmitOpCode(opcodes.OpInstanceActivateDisks(instance_name=name),
-                             cl=client, opts=opts)
-        except errors.GenericError as err:
-            ToStderr("Error activating disks for instance %s: %s", name, err)
-            retcode = constants.EXIT_FAILURE
-    if not to_activate:
-        ToStdout("No disks need to be activated.")
+        elif not instances:
+            ToStdout("No disks need to be activated.")
     return retcode
+
+
+def RepairDiskSizes(opts: Any, args: list[str]) -> int:
+    """Correct the recorded sizes of the named (default: all) instances'
+    disks; the job's messages say what changed."""
+    op = opcodes.OpClusterRepairDiskSizes(instances=args)
+    cli.SubmitOpCode(op, opts=opts)
+    return constants.EXIT_SUCCESS
 
 
 # --- renew-crypto -------------------------------------------------------------------------
@@ -840,8 +867,13 @@ commands: dict[str, cli.CommandDef] = {
                [cli.VERBOSE_OPT, ERROR_CODES_OPT, IGNORE_ERRORS_OPT, NONPLUS1_OPT,
                 SIMULATE_OPT, cli.PRIORITY_OPT],
                "", "Does a check on the cluster configuration"),
-    "verify-disks": (VerifyDisks, cli.ARGS_NONE, [cli.PRIORITY_OPT], "",
+    "verify-disks": (VerifyDisks, cli.ARGS_NONE,
+                     [cli.NODEGROUP_OPT, NO_STRICT_OPT, cli.PRIORITY_OPT],
+                     "[--node-group GROUP] [--no-strict]",
                      "Does a check on the cluster disk status"),
+    "repair-disk-sizes": (RepairDiskSizes, [cli.ArgInstance()],
+                          [cli.DRY_RUN_OPT, cli.PRIORITY_OPT], "[instance...]",
+                          "Updates mismatches in recorded disk sizes"),
     "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
                      "Renews cluster certificates, keys and secrets"),
 }

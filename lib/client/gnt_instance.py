@@ -29,12 +29,18 @@ from ganeti.cli import (
     cli_option,
 )
 from ganeti.cli.options import (
+    AUTO_REPLACE_OPT,
+    DISKIDX_OPT,
     DST_NODE_OPT,
+    EARLY_RELEASE_OPT,
     IALLOCATOR_OPT,
     IGNORE_IPOLICY_OPT,
     MIGRATION_MODE_OPT,
+    NEW_SECONDARY_OPT,
     NONLIVE_OPT,
     NORUNTIME_CHGS_OPT,
+    ON_PRIMARY_OPT,
+    ON_SECONDARY_OPT,
 )
 from ganeti.cli.tags import TagCommands
 from ganeti.client.gnt_node import ParseKeyVal
@@ -545,7 +551,8 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
         osparams_private=_DefaultValues(opts.osparams_private),
         force_variant=opts.force_variant, force=opts.force, offline=offline,
         ignore_ipolicy=opts.ignore_ipolicy, hotplug=opts.hotplug == "strict",
-        hotplug_if_possible=opts.hotplug == "if-possible")
+        hotplug_if_possible=opts.hotplug == "if-possible", remote_node=opts.node,
+        wait_for_sync=opts.wait_for_sync)
     result = cli.SubmitOrSend(op, opts)
     if result:
         ToStdout("Modified instance %s", args[0])
@@ -582,6 +589,43 @@ DISK_TEMPLATE_OPT = cli_option("-t", "--disk-template", dest="disk_template",
                                help="Custom disk setup (diskless, file, sharedfile, ...)")
 NODE_PLACEMENT_OPT = cli_option("-n", "--node", dest="node", default=None,
                                 metavar="NODE", help="Target node")
+def ReplaceDisks(opts: Any, args: list[str]) -> int:
+    """Replace the disks of a DRBD instance: on one of its nodes (-p, -s,
+    --auto) or by moving its secondary (-n)."""
+    disks: list[int] = []
+    if opts.disks:
+        try:
+            disks = [int(part) for part in opts.disks.split(",")]
+        except ValueError:
+            raise errors.OpPrereqError(
+                f"Invalid disk index list '{opts.disks}': expected numbers separated by"
+                " commas", errors.ECODE_INVAL) from None
+    chosen = [opts.on_primary, opts.on_secondary, opts.auto, opts.dst_node is not None,
+              opts.iallocator is not None]
+    if chosen.count(True) != 1:
+        raise errors.OpPrereqError("One and only one of the -p, -s, -a, -n and -I options"
+                                   " must be given", errors.ECODE_INVAL)
+    if opts.on_primary:
+        mode = constants.REPLACE_DISK_PRI
+    elif opts.on_secondary:
+        mode = constants.REPLACE_DISK_SEC
+    elif opts.auto:
+        mode = constants.REPLACE_DISK_AUTO
+        if disks:
+            raise errors.OpPrereqError("Cannot give disks (--disks) with --auto: it finds"
+                                       " the faulty ones", errors.ECODE_INVAL)
+    else:
+        mode = constants.REPLACE_DISK_CHG
+    op = opcodes.OpInstanceReplaceDisks(
+        instance_name=args[0], disks=disks, remote_node=opts.dst_node, mode=mode,
+        iallocator=opts.iallocator, early_release=opts.early_release,
+        ignore_ipolicy=opts.ignore_ipolicy)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
+NWSYNC_OPT = cli_option("--no-wait-for-sync", dest="wait_for_sync", default=True,
+                        action="store_false", help="Return without waiting for the disks to sync")
 OS_OPT = cli_option("-o", "--os-type", dest="os", default=None, metavar="<os>",
                     help="What OS to run (os+variant)")
 DISK_OPT = cli_option("--disk", dest="disks", action="append", default=[],
@@ -774,7 +818,7 @@ commands: dict[str, cli.CommandDef] = {
          DISK_TEMPLATE_OPT, OS_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
          OSPARAMS_PRIVATE_OPT, OFFLINE_INST_OPT, ONLINE_INST_OPT, FORCE_OPT,
          IGNORE_IPOLICY_OPT, HOTPLUG_OPT, HOTPLUG_IF_POSSIBLE_OPT,
-         NO_HOTPLUG_OPT] + SUBMIT_OPTS,
+         NO_HOTPLUG_OPT, NODE_PLACEMENT_OPT, NWSYNC_OPT] + SUBMIT_OPTS,
         "<instance>", "Alters the parameters of an instance"),
 }
 commands.update(TagCommands(constants.TAG_INSTANCE))
@@ -911,8 +955,6 @@ def MigrateInstance(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
-NWSYNC_OPT = cli_option("--no-wait-for-sync", dest="wait_for_sync", default=True,
-                        action="store_false", help="Return without waiting for the disks to sync")
 WFSYNC_OPT = cli_option("--wait-for-sync", dest="wait_for_sync", default=False,
                         action="store_true", help="Wait for disks to sync")
 ABSOLUTE_OPT = cli_option("--absolute", dest="absolute", default=False,
@@ -970,6 +1012,13 @@ commands.update({
          IGNORE_HVVERSIONS_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "[-f] [-n node] <instance>", "Moves a running instance to the target node"
         " without stopping it (shared or no storage only)"),
+    "replace-disks": (
+        ReplaceDisks, [ArgInstance(min=1, max=1)],
+        [EARLY_RELEASE_OPT, ON_PRIMARY_OPT, ON_SECONDARY_OPT, AUTO_REPLACE_OPT,
+         NEW_SECONDARY_OPT, IALLOCATOR_OPT, DISKIDX_OPT, IGNORE_IPOLICY_OPT,
+         cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-s|-p|-a|-n NODE|-I NAME] [--disks idx,...] <instance>",
+        "Replaces disks for the instance"),
 })
 
 #: Other names of commands

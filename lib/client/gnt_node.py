@@ -28,12 +28,17 @@ from ganeti.cli import (
 from ganeti.cli import tags
 from ganeti.cli.options import (
     DST_NODE_OPT,
+    EARLY_RELEASE_OPT,
     HUMAN_READABLE_OPT,
     IALLOCATOR_OPT,
     IGNORE_IPOLICY_OPT,
+    IGNORE_SOFT_ERRORS_OPT,
     MIGRATION_MODE_OPT,
+    NEW_SECONDARY_OPT,
     NONLIVE_OPT,
     NORUNTIME_CHGS_OPT,
+    PRIMARY_ONLY_OPT,
+    SECONDARY_ONLY_OPT,
 )
 
 #: Default fields of "gnt-node list" (Ganeti's)
@@ -298,6 +303,55 @@ def MigrateNode(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
+# --- evacuate ----------------------------------------------------------------------------
+
+def EvacuateNode(opts: Any, args: list[str]) -> int:
+    """Move the instances off a node: one job per instance (see
+    :mod:`ganeti.cmdlib.node_evacuate`), waited for and counted."""
+    if opts.dst_node is not None and not opts.primary_only:
+        # As Ganeti: a new secondary means the secondary instances
+        if not opts.secondary_only:
+            ToStderr("New secondary node given (disabling iallocator), hence evacuating"
+                     " secondary instances only.")
+        opts.secondary_only = True
+    if opts.primary_only and opts.secondary_only:
+        raise errors.OpPrereqError("Only one of the --primary-only and --secondary-only"
+                                   " options can be passed", errors.ECODE_INVAL)
+    if opts.primary_only:
+        mode, fields = constants.NODE_EVAC_PRI, ["pinst_list"]
+    elif opts.secondary_only:
+        mode, fields = constants.NODE_EVAC_SEC, ["sinst_list"]
+    else:
+        mode, fields = constants.NODE_EVAC_ALL, ["pinst_list", "sinst_list"]
+    cl = cli.GetClient()
+    result = cl.Query(constants.QR_NODE, ["name", *fields], qlang.MakeFilter(args, False))
+    rows = result.get("data", []) if isinstance(result, dict) else []
+    if not rows:
+        raise errors.OpPrereqError(f"Node '{args[0]}' not known", errors.ECODE_NOENT)
+    node = rows[0][0][1]
+    instances = utils.NiceSort({name for _, value in rows[0][1:] for name in value or []})
+    if not instances:
+        ToStderr("No instances to evacuate on node(s) %s, exiting.", node)
+        return constants.EXIT_SUCCESS
+    if not opts.force and not cli.AskUser(
+            f"Relocate instance(s) {utils.CommaJoin(instances)} from node(s) {node}?"):
+        return constants.EXIT_CONFIRMATION
+    op = opcodes.OpNodeEvacuate(node_name=node, mode=mode, remote_node=opts.dst_node,
+                                iallocator=opts.iallocator,
+                                early_release=opts.early_release,
+                                ignore_soft_errors=opts.ignore_soft_errors)
+    result = cli.SubmitOrSend(op, opts, cl=cl)
+    jex = cli.JobExecutor(cl=cl, opts=opts)
+    for submitted, job_id in result[constants.JOB_IDS_KEY]:
+        jex.AddJobId(None, submitted, job_id)
+    bad = sum(1 for ok, _ in jex.GetResults() if not ok)
+    if bad:
+        ToStdout("There were %s errors during the evacuation.", bad)
+        return constants.EXIT_FAILURE
+    ToStdout("All instances evacuated successfully.")
+    return constants.EXIT_SUCCESS
+
+
 # --- restricted-command ------------------------------------------------------------------
 
 def RestrictedCommand(opts: Any, args: list[str]) -> int:
@@ -520,6 +574,13 @@ commands: dict[str, cli.CommandDef] = {
         "[-f] [--non-live] [--migration-mode=live|non-live] [--ignore-ipolicy]"
         " [{-I iallocator | -n node}] <node>",
         "Migrate all the primary instance on a node away from it"),
+    "evacuate": (
+        EvacuateNode, [ArgNode(min=1, max=1)],
+        [FORCE_OPT, IALLOCATOR_OPT, NEW_SECONDARY_OPT, EARLY_RELEASE_OPT,
+         PRIMARY_ONLY_OPT, SECONDARY_ONLY_OPT, IGNORE_SOFT_ERRORS_OPT, cli.PRIORITY_OPT]
+        + SUBMIT_OPTS,
+        "[-f] {-I <iallocator> | -n <dst>} [-p | -s] [options...] <node>",
+        "Relocate the primary and/or secondary instances from a node"),
     "restricted-command": (
         RestrictedCommand, [ArgUnknown(min=1, max=1), ArgNode()],
         [SYNC_OPT, cli.PRIORITY_OPT, *SUBMIT_OPTS, cli.SHOW_MACHINE_OPT, NODEGROUP_OPT],

@@ -25,6 +25,11 @@ Ganeti's orphan volumes (``ENODEORPHANLV``) are; a directory is reported
 once, not what it holds. Orphans in the shared file storage directory are
 reported once per group, by the first node listing them.
 
+The LVM and DRBD checks of a group (volume groups, missing and orphan
+logical volumes, DRBD minors and usermode helper, degraded disks) are
+:class:`ganeti.cmdlib.cluster_disks.GroupStorageVerify`'s, as are
+``LUGroupVerifyDisks`` and ``LUClusterRepairDiskSizes``.
+
 The group's verification first waits until the configuration saved so far
 has been distributed (``config_sync.Flush``), so that right after a master
 daemon start, which pushes the configuration to every node, the copies it
@@ -288,6 +293,9 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         storage_dirs = FileStorageDirs(cluster, cfg)
         if storage_dirs:
             checks[constants.NV_FILESTORAGELIST] = sorted(set(storage_dirs.values()))
+        from ganeti.cmdlib.cluster_disks import GroupStorageVerify
+        storage = GroupStorageVerify(self, self.group_uuid)
+        checks.update(storage.Checks())
         # Disks in the configuration before and after the nodes answered: a
         # disk made or removed meanwhile is no orphan (creations add the
         # instance first, removals remove the disks first)
@@ -297,10 +305,12 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         node_groups = {n.name: n.group for n in all_nodes.values()}
         if self.rpc is None:
             raise errors.OpExecError("The master daemon has no node RPC client")
+        storage.Expect()
         start = time.time()
         results = self.rpc.call_node_verify(uuids, checks, cluster.cluster_name,
                                             cluster.hvparams, node_groups, groups_cfg)
         end = time.time()
+        storage.Expect()
         disk_paths = _MergeDisks(disks_before, ExpectedFileDisks(cfg))
         storage_units: list[tuple[str, str, list[Any]]] = []
         if constants.DT_FILE in cluster.enabled_disk_templates and cluster.file_storage_dir:
@@ -325,7 +335,9 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             if storage_dirs:
                 self._VerifyOrphanFiles(node, payload, storage_dirs, disk_paths,
                                         shared_reported)
+            storage.VerifyNode(node, payload)
             self._ReportResources(node, infos.get(node.uuid))
+        storage.VerifyInstances(feedback_fn)
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
         return not self.bad
@@ -522,67 +534,3 @@ class LUClusterVerifyDisks(ClusterLU):
                                             is_strict=self.op.is_strict)]
                 for uuid in groups]
         return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(jobs)}
-
-
-class LUGroupVerifyDisks(ClusterLU):
-    """Check the disks of the instances of one group whose disks should be
-    active (``disks_active``): each primary node is asked, in one
-    ``blockdev_getdimensions`` call, for the instances' disks.
-
-    Returns Ganeti's triple: {node name: error} for nodes that could not
-    be asked, the names of instances with a disk the node does not find
-    (their disks need activating), and {instance name: [[node name, disk
-    name]]} of the disks missing. Without DRBD or LVM here a disk the node
-    does not find counts as both (an activation creates file disks'
-    directories and links again; a lost image stays missing). Like
-    verify-config it takes no locks: a disk changed meanwhile is reported
-    again or not at the next run.
-    """
-
-    REQ_BGL = False
-
-    def ExpandNames(self) -> None:
-        self.group_uuid = self.cfg.LookupNodeGroup(self.op.group_name)
-        self.needed_locks = {}
-
-    def _Targets(self) -> dict[str, list[tuple[Any, Any, int]]]:
-        """{node UUID: [(instance, disk, index)]} of the disks to check."""
-        snapshot = self.cfg.GetReadOnlySnapshot()
-        group = snapshot.nodegroups.get(self.group_uuid)
-        members = set(group.members) if group is not None else set()
-        targets: dict[str, list[tuple[Any, Any, int]]] = {}
-        for inst in snapshot.instances.values():
-            if inst.primary_node not in members or not inst.disks_active \
-                    or getattr(inst, "forthcoming", False):
-                continue
-            for idx, disk_uuid in enumerate(inst.disks):
-                disk = snapshot.disks.get(disk_uuid)
-                if disk is not None and disk.dev_type != constants.DT_DISKLESS:
-                    targets.setdefault(inst.primary_node, []).append((inst, disk, idx))
-        return targets
-
-    def Exec(self, feedback_fn: FeedbackFn) -> tuple[dict[str, str], list[str],
-                                                     dict[str, list[list[str]]]]:
-        node_errors: dict[str, str] = {}
-        offline: set[str] = set()
-        missing: dict[str, list[list[str]]] = {}
-        targets = self._Targets()
-        nodes = self.cfg.GetAllNodesInfo()
-        online = [uuid for uuid in targets if uuid in nodes and not nodes[uuid].offline]
-        if online and self.rpc is None:
-            raise errors.OpExecError("The master daemon has no node RPC client")
-        for node_uuid in online:
-            entries = targets[node_uuid]
-            node_name = nodes[node_uuid].name
-            result = self.rpc.call_blockdev_getdimensions(
-                [node_uuid], [disk.ToDict() for _, disk, _ in entries])[node_uuid]
-            if result.fail_msg or not isinstance(result.payload, list) or \
-                    len(result.payload) != len(entries):
-                node_errors[node_name] = result.fail_msg or "invalid answer"
-                continue
-            for (inst, disk, idx), dims in zip(entries, result.payload):
-                if dims is None:
-                    offline.add(inst.name)
-                    missing.setdefault(inst.name, []).append(
-                        [node_name, disk.iv_name or f"disk/{idx}"])
-        return node_errors, sorted(offline), missing

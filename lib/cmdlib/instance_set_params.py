@@ -13,8 +13,13 @@ created (node and configuration) again. Removed disks go from the
 configuration first and from the node afterwards, where a failure is only
 a warning (as in Ganeti: the data is no longer referenced).
 
-Not supported yet: disk template conversion, a new primary node, attaching
-or detaching disks, NICs on networks, the instance communication NIC.
+Disk template conversion (``-t plain`` / ``-t drbd -n SNODE``) of a
+stopped instance is the tasklet of :mod:`ganeti.cmdlib.instance_convert`;
+it runs before the other changes of the same modification.
+
+Not supported yet: conversions other than plain <-> drbd, a new primary
+node, attaching or detaching disks, NICs on networks, the instance
+communication NIC.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ganeti import constants, errors, hooksmaster, objects
+from ganeti import constants, errors, hooksmaster, locking, objects
+from ganeti.cmdlib import instance_convert as convert
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib import instance_hotplug as hotplug
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams, MergeParams
+from ganeti.cmdlib.node import ExpandNode
 
 #: NIC parameters (of objects.NIC.nicparams) a modification may set
 _NIC_PARAMS = (constants.INIC_MODE, constants.INIC_LINK, constants.INIC_VLAN)
@@ -187,9 +194,25 @@ class LUInstanceSetParams(iu.InstanceLU):
             raise _Inval("The instance communication NIC is not supported yet")
         if op.offline is not None and (op.nics or op.disks or op.beparams or
                                        op.hvparams or op.runtime_mem or op.os_name or
-                                       op.osparams or op.osparams_private):
+                                       op.osparams or op.osparams_private or
+                                       op.disk_template):
             raise _Inval("Cannot change the offline state together with other"
                          " parameters")
+        if op.disk_template:
+            if op.disks:
+                raise _Inval("Disk template conversion and other disk changes not"
+                             " supported at the same time")
+            if op.disk_template in constants.DTS_INT_MIRROR:
+                if not (op.remote_node or op.remote_node_uuid):
+                    raise _Inval("Changing the disk template to a mirrored one requires"
+                                 " specifying a secondary node")
+            elif op.remote_node or op.remote_node_uuid:
+                self.LogWarning("Changing the disk template to a non-mirrored one, the"
+                                " secondary node will be ignored")
+                op.remote_node = op.remote_node_uuid = None
+        elif op.remote_node or op.remote_node_uuid:
+            raise _Inval("A secondary node is only used when changing the disk template"
+                         f" to a mirrored one ({', '.join(sorted(constants.DTS_INT_MIRROR))})")
         self.disk_mods = [(action, ident, params if action == constants.DDM_REMOVE
                            else _CheckDiskParams(params, action == constants.DDM_ADD))
                           for action, ident, params in UpgradeMods(op.disks, "disk")]
@@ -210,6 +233,24 @@ class LUInstanceSetParams(iu.InstanceLU):
         self.be_changes = CheckBeParams(be_set)
         self.be_changes.update(dict.fromkeys(be_reset, constants.VALUE_DEFAULT))
 
+    def ExpandNames(self) -> None:
+        """The instance; the new secondary node of a conversion to drbd."""
+        super().ExpandNames()
+        op = self.op
+        if op.remote_node or op.remote_node_uuid:
+            name = op.remote_node or iu.NodeName(self.cfg, op.remote_node_uuid)
+            node = ExpandNode(self.cfg, name)
+            op.remote_node, op.remote_node_uuid = node.name, node.uuid
+
+    def DeclareLocks(self, level: int) -> None:
+        """The instance's nodes, plus the new secondary node."""
+        super().DeclareLocks(level)
+        uuid = self.op.remote_node_uuid
+        if uuid and level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
+                self.needed_locks is not None and level in self.needed_locks and \
+                uuid not in self.needed_locks[level]:
+            self.needed_locks[level].append(uuid)
+
     # --- prerequisites ---------------------------------------------------------------
 
     def CheckPrereq(self) -> None:  # noqa: C901 - one check after the other
@@ -222,13 +263,12 @@ class LUInstanceSetParams(iu.InstanceLU):
         self.disks = cfg.GetInstanceDisks(inst.uuid)
         self.disk_template = self.disks[0].dev_type if self.disks \
             else constants.DT_DISKLESS
+        self.new_template = op.disk_template or self.disk_template
+        self.converter: convert.TLConvertDiskTemplate | None = None
         if op.disk_template:
-            if op.disk_template == self.disk_template:
-                raise _Inval(f"Instance {inst.name} already has disk template"
-                             f" {self.disk_template}")
-            raise _Inval(f"Changing the disk template of instance {inst.name} (from"
-                         f" {self.disk_template} to {op.disk_template}) is not"
-                         " supported yet")
+            self.converter = convert.TLConvertDiskTemplate(
+                self, inst.uuid, op.disk_template, op.remote_node_uuid, op.wait_for_sync)
+            self.converter.CheckPrereq()
         if inst.admin_state == constants.ADMINST_OFFLINE and op.offline is None:
             raise errors.OpPrereqError(
                 f"Instance {inst.name} is offline; mark it online first"
@@ -344,8 +384,8 @@ class LUInstanceSetParams(iu.InstanceLU):
         self._PrepareNics(cluster, pnode_uuid)
         self._PrepareDisks(cluster, pnode_uuid)
 
-        # Instance policy, when the specification changes
-        if self.be_changes or self.nic_mods or self.disk_mods:
+        # Instance policy, when the specification or the disk template changes
+        if self.be_changes or self.nic_mods or self.disk_mods or self.converter:
             self._CheckIPolicy(cfg, inst, minmem, maxmem)
 
     def _PrepareNics(self, cluster: Any, pnode_uuid: str) -> None:
@@ -520,7 +560,7 @@ class LUInstanceSetParams(iu.InstanceLU):
         for mem in sorted({maxmem, minmem}, reverse=True):
             for msg in iu.ComputeIPolicySpecViolation(
                     ipolicy, mem, vcpus, len(sizes), len(self.new_nics), sizes, spindles,
-                    self.disk_template):
+                    self.new_template):
                 if msg not in violations:
                     violations.append(msg)
         if not violations:
@@ -537,7 +577,8 @@ class LUInstanceSetParams(iu.InstanceLU):
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """The instance variables with the new values (Ganeti's override of
-        memory, vCPUs and NICs), plus RUNTIME_MEMORY if given."""
+        memory, vCPUs and NICs), plus RUNTIME_MEMORY and NEW_DISK_TEMPLATE
+        if given."""
         proposed = self.instance.Copy()
         proposed.beparams = self.beparams
         proposed.hvparams = self.hvparams
@@ -546,6 +587,8 @@ class LUInstanceSetParams(iu.InstanceLU):
         env = hooksmaster.BuildInstanceHookEnv(self.cfg, proposed)
         if self.op.runtime_mem:
             env["RUNTIME_MEMORY"] = self.op.runtime_mem
+        if self.op.disk_template:
+            env["NEW_DISK_TEMPLATE"] = self.op.disk_template
         return env
 
     def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
@@ -557,7 +600,8 @@ class LUInstanceSetParams(iu.InstanceLU):
     # --- execution ----------------------------------------------------------------------
 
     def Exec(self, feedback_fn: FeedbackFn) -> list[tuple[str, Any]]:
-        """Balloon, create disks, change the configuration, remove disks."""
+        """Balloon, convert the disk template, create disks, change the
+        configuration, remove disks."""
         cfg, op, inst = self.cfg, self.op, self.instance
         result: list[tuple[str, Any]] = []
         if op.offline is not None:
@@ -577,6 +621,9 @@ class LUInstanceSetParams(iu.InstanceLU):
 
         ec_id = self.proc.GetECId() if self.proc is not None else "instance-modify"
         try:
+            if self.converter is not None:
+                self.converter.Exec(feedback_fn)
+                result.append(("disk_template", self.op.disk_template))
             self._ExecConfig(feedback_fn, ec_id, result)
         finally:
             cfg.DropECReservations(ec_id)

@@ -207,7 +207,13 @@ class LUInstanceDeactivateDisks(iu.InstanceLU):
 # --- recreate-disks ---------------------------------------------------------------------------
 
 class LUInstanceRecreateDisks(iu.InstanceLU):
-    """Recreate missing disks (empty), optionally on another node."""
+    """Recreate missing disks (empty), optionally on other nodes.
+
+    A drbd disk is recreated where it lacks something: the missing volumes
+    on each of its nodes, then the DRBD device on both (fresh metadata, the
+    primary as sync source). New nodes (``-n A:B``) get new minors; the
+    port and the secret stay, and what is left on the old nodes stays.
+    """
 
     HPATH = "instance-recreate-disks"
     LOCK_NODE_RES = True
@@ -271,14 +277,20 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
             raise errors.OpPrereqError(f"Instance '{inst.name}' has no disks",
                                        errors.ECODE_INVAL)
         current_nodes = cfg.GetInstanceNodes(inst.uuid)
+        self.template = cfg.GetInstanceDiskTemplate(inst.uuid)
         if self.op.node_uuids:
             if len(self.op.node_uuids) != len(current_nodes):
                 raise errors.OpPrereqError(
                     f"Instance {inst.name} currently has {len(current_nodes)} nodes, but"
                     f" new node list has {len(self.op.node_uuids)} nodes",
                     errors.ECODE_INVAL)
+            if len(set(self.op.node_uuids)) != len(self.op.node_uuids):
+                raise errors.OpPrereqError(
+                    f"The new nodes of instance {inst.name} must differ (the secondary"
+                    " node cannot be the primary node)", errors.ECODE_INVAL)
             self.target_uuid = self.op.node_uuids[0]
-            iu.CheckTargetNode(cfg, self.target_uuid)
+            for uuid in self.op.node_uuids:
+                iu.CheckTargetNode(cfg, uuid)
         else:
             self.target_uuid = inst.primary_node
             iu.CheckNodeOnline(cfg, inst.primary_node,
@@ -295,6 +307,9 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
             raise errors.OpPrereqError("Can't recreate disks partially and change the"
                                        " nodes at the same time", errors.ECODE_INVAL)
         self.selected = selected
+        if self.template == constants.DT_DRBD8:
+            self._PlanDrbd(disks)
+            return
         target_name = iu.NodeName(cfg, self.target_uuid)
         for idx in selected:
             result = self.rpc.call_blockdev_find(self.target_uuid, disks[idx].ToDict())
@@ -307,8 +322,60 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
                     errors.ECODE_STATE)
         needed = sum(self.specs.get(idx, {}).get(constants.IDISK_SIZE, disks[idx].size)
                      for idx in selected)
-        iu.CheckNodeFreeStorage(self, cfg.GetNodeInfo(self.target_uuid),
-                                cfg.GetInstanceDiskTemplate(inst.uuid), needed)
+        if self.template == constants.DT_PLAIN:
+            per_vg: dict[str, int] = {}
+            for idx in selected:
+                vg = disks[idx].logical_id[0]
+                per_vg[vg] = per_vg.get(vg, 0) + self.specs.get(idx, {}).get(
+                    constants.IDISK_SIZE, disks[idx].size)
+            disks_mod.CheckNodesFreeDiskPerVG(self, [self.target_uuid], per_vg)
+        elif self.template in constants.DTS_FILEBASED:
+            iu.CheckNodeFreeStorage(self, cfg.GetNodeInfo(self.target_uuid),
+                                    self.template, needed)
+
+    def _PlanDrbd(self, disks: list[objects.Disk]) -> None:
+        """Which volumes each node lacks (``self.plan``: disk index -> node
+        -> indices of the missing children); refuse disks that lack nothing,
+        size changes of disks whose data volume still exists, and nodes
+        without the room."""
+        cfg, inst = self.cfg, self.instance
+        self.plan: dict[int, dict[str, list[int]]] = {}
+        needed: dict[str, dict[str, int]] = {}
+        for idx in self.selected:
+            disk = disks[idx]
+            nodes = list(self.op.node_uuids or disks_mod.DiskNodes(disk, inst.primary_node))
+            size = self.specs.get(idx, {}).get(constants.IDISK_SIZE, disk.size)
+            missing: dict[str, list[int]] = {}
+            for node in nodes:
+                missing[node] = [cidx for cidx, child in enumerate(disk.children or [])
+                                 if not disks_mod.DiskExistsOnNode(self, node, child)]
+            if not any(missing.values()):
+                raise errors.OpPrereqError(
+                    f"Disk {idx} of instance {inst.name} already exists on nodes"
+                    f" {', '.join(iu.NodeName(cfg, node) for node in nodes)};"
+                    " recreate-disks only recreates missing disks", errors.ECODE_STATE)
+            for node, cidxs in missing.items():
+                if size != disk.size and 0 not in cidxs:
+                    raise errors.OpPrereqError(
+                        f"Cannot change the size of disk {idx} of instance {inst.name}:"
+                        f" its data volume {'/'.join(disk.children[0].logical_id)}"
+                        f" exists on node {iu.NodeName(cfg, node)}",
+                        errors.ECODE_STATE)
+                for cidx in cidxs:
+                    child = disk.children[cidx]
+                    vg = child.logical_id[0]
+                    node_needs = needed.setdefault(node, {})
+                    node_needs[vg] = node_needs.get(vg, 0) + (size if cidx == 0
+                                                              else child.size)
+            if 0 in missing[nodes[0]]:
+                kept = [iu.NodeName(cfg, node) for node in nodes[1:] if 0 not in missing[node]]
+                if kept:
+                    self.LogWarning(f"Disk {idx} of instance {inst.name} is recreated empty"
+                                    f" on its primary node: its data on {', '.join(kept)}"
+                                    " will be overwritten by the initial sync")
+            self.plan[idx] = missing
+        for node, per_vg in needed.items():
+            disks_mod.CheckNodesFreeDiskPerVG(self, [node], per_vg)
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """The instance variables (with the new primary node, if any)."""
@@ -316,6 +383,8 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
         override = {}
         if self.op.node_uuids:
             override["INSTANCE_PRIMARY"] = iu.NodeName(self.cfg, self.target_uuid)
+            override["INSTANCE_SECONDARY"] = " ".join(
+                iu.NodeName(self.cfg, uuid) for uuid in self.op.node_uuids[1:])
         return hooksmaster.BuildInstanceHookEnv(self.cfg, self.instance, override)
 
     def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
@@ -327,6 +396,13 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
     def Exec(self, feedback_fn: FeedbackFn) -> None:
         """Record new node and parameters, then create the disks empty."""
         inst, cfg = self.instance, self.cfg
+        if self.template == constants.DT_DRBD8:
+            ec_id = self.proc.GetECId() if self.proc is not None else "recreate-disks"
+            try:
+                self._ExecDrbd(feedback_fn, ec_id)
+            finally:
+                cfg.DropECReservations(ec_id)
+            return
         if self.target_uuid != inst.primary_node:
             feedback_fn(f"Moving instance {inst.name} to node"
                         f" {iu.NodeName(cfg, self.target_uuid)}")
@@ -347,3 +423,67 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
         disks = cfg.GetInstanceDisks(inst.uuid)
         iu.CreateDisks(self, inst, [disks[idx] for idx in self.selected], self.target_uuid,
                        feedback_fn)
+
+    def _ExecDrbd(self, feedback_fn: FeedbackFn, ec_id: Any) -> None:
+        """DRBD disks: new nodes get new minors (the port and the secret
+        stay, as in Ganeti); then on each node, the secondary first, the
+        missing volumes and the DRBD device are created (with fresh
+        metadata; the primary is the source of the initial sync)."""
+        inst, cfg = self.instance, self.cfg
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        # Devices still configured (active disks) would keep their minors busy
+        disks_mod.ShutdownOnNodes(self, inst, [disks[idx] for idx in self.selected],
+                                  inst.primary_node)
+        new_nodes = list(self.op.node_uuids or [])
+        for idx in self.selected:
+            disk = disks[idx]
+            params = self.specs.get(idx, {})
+            changed = bool(new_nodes)
+            if new_nodes:
+                _, _, port, _, _, secret = disk.logical_id
+                minors = cfg.AllocateDRBDMinor(new_nodes, disk.uuid, ec_id)
+                disk.logical_id = (new_nodes[0], new_nodes[1], port, minors[0], minors[1],
+                                   secret)
+                disk.nodes = list(new_nodes)
+                for child in disk.children or []:
+                    child.nodes = list(new_nodes)
+            if params.get(constants.IDISK_SIZE) not in (None, disk.size):
+                disk.size = params[constants.IDISK_SIZE]
+                disk.children[0].size = disk.size
+                changed = True
+            if params.get(constants.IDISK_MODE) not in (None, disk.mode):
+                disk.mode = params[constants.IDISK_MODE]
+                changed = True
+            if changed:
+                cfg.Update(disk, feedback_fn)
+        if new_nodes:
+            self.LogWarning("Changing the instance's nodes, you will have to remove any"
+                            " disks left on the older nodes manually")
+            inst = SetInstancePrimaryNode(self, inst.uuid, new_nodes[0])
+            self.instance = inst
+        disks = cfg.GetInstanceDisks(inst.uuid)
+        primary = inst.primary_node
+        created: list[tuple[str, objects.Disk]] = []
+        try:
+            for idx in self.selected:
+                disk = disks[idx]
+                for node in reversed(disks_mod.DiskNodes(disk, primary)):
+                    for cidx in self.plan[idx].get(node, []):
+                        disks_mod.CreateSingleBlockDev(self, node, inst, disk.children[cidx],
+                                                       node == primary)
+                        created.append((node, disk.children[cidx]))
+                    disks_mod.CreateSingleBlockDev(self, node, inst, disk, node == primary)
+                    created.append((node, disk))
+                feedback_fn(f"* recreated disk {idx} ({disk.size} MiB)")
+        except errors.OpExecError:
+            for node, dev in reversed(created):
+                node_dev = disks_mod.DiskForNode(cfg, dev, node)
+                if dev.dev_type == constants.DT_DRBD8:
+                    result = self.rpc.call_blockdev_shutdown(node, node_dev)
+                else:
+                    result = self.rpc.call_blockdev_remove(node, node_dev)
+                if result.fail_msg:
+                    self.LogWarning(f"Could not undo the creation of"
+                                    f" {disks_mod.DescribeDisk(dev)} on node"
+                                    f" {iu.NodeName(cfg, node)}: {result.fail_msg}")
+            raise

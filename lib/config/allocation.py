@@ -322,6 +322,14 @@ class AllocationMixin(LookupsMixin):
         self._WriteConfig()
         return port
 
+    @Locked
+    def AddTcpUdpPort(self, port: int) -> None:
+        """Give a port back to the cluster's pool and save (e.g. the port of
+        a DRBD disk that never entered the configuration)."""
+        self._ReleasePort(port)
+        self._config_data.cluster.BumpSerial()
+        self._WriteConfig()
+
     def _ReleasePort(self, port: int | None) -> None:
         """Give a port back to the cluster's pool (unlocked, unsaved)."""
         if port is not None:

@@ -450,6 +450,19 @@ _CALL_LIST: list[RpcCall] = [
         _A("exclusive", doc="Whether to open exclusively (DRBD: single primary)"),
     ), "ganeti.backend.drbd.BlockdevOpen",
         "Open the given devices (DRBD: make them primary)", single=True),
+    # --- replace-disks (issue 17) ----------------------------------------------------
+    RpcCall("blockdev_removechildren", TMO_NORMAL, (
+        _A("bdev", ArgKind.OBJECT_DICT, "The DRBD disk"),
+        _A("ndevs", ArgKind.OBJECT_DICT_LIST, "Its current local volumes (data, meta)"),
+    ), "ganeti.backend.drbd.BlockdevRemoveChildren",
+        "Detach the local storage (data and metadata volumes) of a DRBD device",
+        single=True),
+    RpcCall("blockdev_addchildren", TMO_NORMAL, (
+        _A("bdev", ArgKind.OBJECT_DICT, "The DRBD disk, without local storage"),
+        _A("ndevs", ArgKind.OBJECT_DICT_LIST, "New local volumes (data, meta)"),
+    ), "ganeti.backend.drbd.BlockdevAddChildren",
+        "Give a DRBD device without local storage new volumes (fresh metadata:"
+        " the device resyncs from its peer)", single=True),
     RpcCall("file_storage_dir_create", TMO_FAST,
             (_A("file_storage_dir", doc="File storage directory"),),
             "ganeti.backend.storage.FileStorageDirCreate",

@@ -31,6 +31,14 @@ VIEW_DIR = "var/lib/lvm-view"
 _IMAGE = "pv.img"
 _LOOP_RECORD = "loop"
 
+#: MiB of LVM metadata area of the view's physical volume. LVM's default
+#: (about 1 MiB) holds some 1,500 logical volumes (each takes ~330 bytes
+#: of metadata text, and the area keeps the old copy while writing the
+#: new); a virtual node of a large cluster holds more. The image is
+#: sparse, so the room costs nothing until used; small images (below
+#: 64 times the area) get a 64th of their size, tiny ones LVM's default.
+METADATA_SIZE_MIB = 64
+
 #: Programs a view needs
 _PROGRAMS = ("losetup", "lvm", "pvcreate", "vgcreate", "vgs", "pvs")
 
@@ -173,7 +181,9 @@ def SetupNodeLvm(root: str, size_mib: int, vg_name: str = "xenvg") -> str:
                                                          view=view))
         if not _HasVg(sysdir, vg_name):
             if not _IsPv(sysdir, loop):
-                lvm._RunLvm(["pvcreate", loop], subject=f"loop device {loop}",
+                mda_mib = min(METADATA_SIZE_MIB, size_mib // 64)
+                mda_opts = ["--metadatasize", f"{mda_mib}m"] if mda_mib >= 2 else []
+                lvm._RunLvm(["pvcreate", *mda_opts, loop], subject=f"loop device {loop}",
                             system_dir=sysdir)
             lvm._RunLvm(["vgcreate", vg_name, loop], subject=f"volume group {vg_name}",
                         system_dir=sysdir)

@@ -358,8 +358,8 @@ def test_bad_lu_declarations(context):
 
 def test_unknown_opcode_and_not_an_opcode(context):
     proc = mcpu.Processor(context)
-    with pytest.raises(errors.OpCodeUnknown, match="OP_CLUSTER_REPAIR_DISK_SIZES"):
-        proc.ExecOpCode(opcodes.OpClusterRepairDiskSizes(), Callbacks())
+    with pytest.raises(errors.OpCodeUnknown, match="OP_NODE_POWERCYCLE"):
+        proc.ExecOpCode(opcodes.OpNodePowercycle(node_name="node1"), Callbacks())
     with pytest.raises(errors.ProgrammerError, match="Not an opcode"):
         proc.ExecOpCode({"OP_ID": "OP_TEST_DELAY"}, Callbacks())
 

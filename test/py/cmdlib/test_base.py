@@ -23,8 +23,8 @@ def test_lookup_by_opcode_name():
 
 def test_lookup_errors():
     with pytest.raises(errors.OpCodeUnknown,
-                       match="OP_CLUSTER_REPAIR_DISK_SIZES is not implemented"):
-        cmdlib.GetLuClass(opcodes.OpClusterRepairDiskSizes)
+                       match="OP_NODE_POWERCYCLE is not implemented"):
+        cmdlib.GetLuClass(opcodes.OpNodePowercycle)
     with pytest.raises(errors.ProgrammerError, match="Not an opcode"):
         cmdlib.GetLuClass(dict)  # type: ignore[arg-type]
     with pytest.raises(errors.ProgrammerError, match="start with 'Op'"):

@@ -249,7 +249,7 @@ def test_disk_refusals(ctx):
     _Unchanged(ctx, "use grow-disk", disks=[("modify", 0, {"size": 2048})])
     _Unchanged(ctx, "Cannot remove every disk", disks=[("remove", 0, {})])
     _Unchanged(ctx, "Invalid disk access mode", disks=[("modify", 0, {"mode": "rx"})])
-    _Unchanged(ctx, r"from file to diskless\) is not supported yet",
+    _Unchanged(ctx, "Unsupported disk template conversion from file to diskless",
                disk_template="diskless")
     _Unchanged(ctx, "already has disk template file", disk_template="file")
     _Unchanged(ctx, r"disk-size value 100 is not in range \[1024",

@@ -1,0 +1,158 @@
+"""gnt-node evacuate: move the instances off a node, one job per instance.
+
+:class:`LUNodeEvacuate` decides what each instance needs and submits the
+jobs, whose IDs are its result (as ``gnt-node migrate`` does), so the
+instances move in parallel, each under its own locks:
+
+- an instance the node is the secondary of (mode ``secondary-only`` or
+  ``all``): ``OpInstanceReplaceDisks`` changing its secondary to the new
+  node (``remote_node``);
+- an instance the node is the primary of (``primary-only`` or ``all``):
+  moved to its secondary (DRBD) or, for storage every node reaches, to
+  ``remote_node``; as the man page says, a running instance is migrated
+  (falling back to a failover if it turns out not to run) and any other
+  failed over. With ``all`` a DRBD instance then gets ``remote_node`` as
+  its new secondary, in the same job.
+
+Ganeti chooses the nodes with an instance allocator and, without one,
+evacuates secondaries only; there are no allocators here yet, so the
+moves above are the ones Ganeti's allocator makes for these cases, and
+every instance that needs a node nobody gave (or cannot move at all, like
+plain and file instances) is named in the refusal, before any job runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganeti import constants, errors, locking, opcodes, utils
+from ganeti.cmdlib import instance_utils as iu
+from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
+from ganeti.cmdlib.node import ExpandNode
+
+
+class LUNodeEvacuate(NoHooksLU):
+    """Move primary and/or secondary instances off a node (one job each)."""
+
+    REQ_BGL = False
+    cfg: Any
+
+    def CheckArguments(self) -> None:
+        """No allocators yet: the new node must be given where one is needed."""
+        op = self.op
+        if op.iallocator:
+            if op.remote_node or op.remote_node_uuid:
+                raise errors.OpPrereqError("Give either an iallocator or a new node, not"
+                                           " both", errors.ECODE_INVAL)
+            raise errors.OpPrereqError(
+                f"Iallocator '{op.iallocator}' cannot be used: instance allocators are"
+                " not supported yet; give the new secondary node with -n",
+                errors.ECODE_INVAL)
+
+    def ExpandNames(self) -> None:
+        """The node and the new node, locked shared (the jobs lock for real)."""
+        op = self.op
+        node = ExpandNode(self.cfg, op.node_name)
+        op.node_uuid, op.node_name = node.uuid, node.name
+        self.remote_uuid: str | None = None
+        if op.remote_node or op.remote_node_uuid:
+            remote = ExpandNode(self.cfg, op.remote_node) if op.remote_node else \
+                self.cfg.GetNodeInfo(op.remote_node_uuid)
+            if remote is None:
+                raise errors.OpPrereqError(f"Node '{op.remote_node_uuid}' not known",
+                                           errors.ECODE_NOENT)
+            if remote.uuid == node.uuid:
+                raise errors.OpPrereqError(
+                    f"Can't use the evacuated node {node.name} as the new node",
+                    errors.ECODE_INVAL)
+            op.remote_node, op.remote_node_uuid = remote.name, remote.uuid
+            self.remote_uuid = remote.uuid
+        self.share_locks = dict.fromkeys(locking.LEVELS, 1)
+        self.needed_locks = {locking.LEVEL_NODE: [node.uuid] + (
+            [self.remote_uuid] if self.remote_uuid else [])}
+
+    def CheckPrereq(self) -> None:
+        """Build one job per instance; refuse if one of them cannot move."""
+        cfg, op = self.cfg, self.op
+        primary, secondary = cfg.GetNodeInstances(op.node_uuid)
+        want_pri = op.mode in (constants.NODE_EVAC_PRI, constants.NODE_EVAC_ALL)
+        want_sec = op.mode in (constants.NODE_EVAC_SEC, constants.NODE_EVAC_ALL)
+        self.jobs: list[list[opcodes.OpCode]] = []
+        self.instance_names: list[str] = []
+        problems: list[str] = []
+        if want_pri:
+            for inst in self._Sorted(primary):
+                job, problem = self._PrimaryJob(inst)
+                if problem:
+                    problems.append(problem)
+                else:
+                    self.jobs.append(job)
+                    self.instance_names.append(inst.name)
+        if want_sec:
+            for inst in self._Sorted(secondary):
+                if not self.remote_uuid:
+                    problems.append(f"{inst.name} (its new secondary node must be given"
+                                    " with -n)")
+                    continue
+                if inst.primary_node == self.remote_uuid:
+                    problems.append(f"{inst.name} (node {op.remote_node} is its primary"
+                                    " node)")
+                    continue
+                self.jobs.append([self._ReplaceOp(inst)])
+                self.instance_names.append(inst.name)
+        if problems:
+            raise errors.OpPrereqError(
+                f"Can't evacuate node {op.node_name} without instance allocators:"
+                f" {'; '.join(problems)}", errors.ECODE_INVAL)
+        if self.remote_uuid and self.jobs:
+            iu.CheckTargetNode(cfg, self.remote_uuid, "Can't use {state} node {name} as"
+                               " the new node")
+
+    def _Sorted(self, uuids: list[str]) -> list[Any]:
+        return utils.NiceSort([self.cfg.GetInstanceInfo(uuid) for uuid in uuids],
+                              key=lambda inst: inst.name)
+
+    def _ReplaceOp(self, inst: Any) -> opcodes.OpCode:
+        return opcodes.OpInstanceReplaceDisks(
+            instance_name=inst.name, mode=constants.REPLACE_DISK_CHG,
+            remote_node=self.op.remote_node, disks=[],
+            early_release=self.op.early_release)
+
+    def _PrimaryJob(self, inst: Any) -> tuple[list[opcodes.OpCode], str | None]:
+        """The opcodes moving a primary instance off the node, or why not."""
+        template = self.cfg.GetInstanceDiskTemplate(inst.uuid)
+        if template in constants.DTS_INT_MIRROR:
+            target = None
+        elif template in constants.DTS_EXT_MIRROR:
+            if not self.remote_uuid:
+                return [], (f"{inst.name} ({template}: the target node must be given"
+                            " with -n)")
+            target = self.op.remote_node
+        else:
+            return [], (f"{inst.name} (disk template {template} cannot move without"
+                        " copying its disks: use gnt-instance move)")
+        if inst.admin_state == constants.ADMINST_UP:
+            move: opcodes.OpCode = opcodes.OpInstanceMigrate(
+                instance_name=inst.name, target_node=target, allow_failover=True)
+        else:
+            move = opcodes.OpInstanceFailover(instance_name=inst.name, target_node=target)
+        job = [move]
+        if template in constants.DTS_INT_MIRROR and \
+                self.op.mode == constants.NODE_EVAC_ALL:
+            if not self.remote_uuid:
+                return [], (f"{inst.name} (after its failover the node is its secondary;"
+                            " the new secondary must be given with -n)")
+            if self.remote_uuid in self.cfg.GetInstanceNodes(inst.uuid):
+                return [], (f"{inst.name} (node {self.op.remote_node} becomes its"
+                            " primary node, it cannot be its secondary too)")
+            job.append(self._ReplaceOp(inst))
+        return job, None
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        """Submit the jobs; return Ganeti's ``{"jobs": [(success, id), ...]}``."""
+        if not self.jobs:
+            feedback_fn(f"No instances to evacuate on node {self.op.node_name}")
+            return {constants.JOB_IDS_KEY: []}
+        feedback_fn(f"Evacuating {len(self.jobs)} instance(s) from node"
+                    f" {self.op.node_name}: {utils.CommaJoin(self.instance_names)}")
+        return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(self.jobs)}
