@@ -262,7 +262,29 @@ def SetNodeParams(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
-# --- migrate ----------------------------------------------------------------------------
+# --- migrate and evacuate: one job per instance ----------------------------------------------
+
+def _NodeInstances(cl: Any, node: str, fields: list[str]) -> tuple[str, list[str]]:
+    """The node's full name and the instances in its instance list
+    ``fields`` (pinst_list, sinst_list), sorted; OpPrereqError for an
+    unknown node."""
+    result = cl.Query(constants.QR_NODE, ["name", *fields], qlang.MakeFilter([node], False))
+    rows = result.get("data", []) if isinstance(result, dict) else []
+    if not rows:
+        raise errors.OpPrereqError(f"Node '{node}' not known", errors.ECODE_NOENT)
+    return rows[0][0][1], utils.NiceSort({name for _, value in rows[0][1:]
+                                          for name in value or []})
+
+
+def _RunJobList(op: Any, opts: Any, cl: Any) -> int:
+    """Submit ``op`` (whose result is Ganeti's job list), wait for every
+    job it submitted; return how many failed."""
+    result = cli.SubmitOrSend(op, opts, cl=cl)
+    jex = cli.JobExecutor(cl=cl, opts=opts)
+    for submitted, job_id in result[constants.JOB_IDS_KEY]:
+        jex.AddJobId(None, submitted, job_id)
+    return sum(1 for ok, _ in jex.GetResults() if not ok)
+
 
 def MigrateNode(opts: Any, args: list[str]) -> int:
     """Migrate every primary instance of a node (one job each)."""
@@ -274,12 +296,7 @@ def MigrateNode(opts: Any, args: list[str]) -> int:
     if not opts.live and opts.migration_mode is not None:
         raise errors.OpPrereqError("Only one of the --non-live and --migration-mode"
                                    " options can be passed", errors.ECODE_INVAL)
-    result = cl.Query(constants.QR_NODE, ["name", "pinst_list"],
-                      qlang.MakeFilter([node], False))
-    rows = result.get("data", []) if isinstance(result, dict) else []
-    if not rows:
-        raise errors.OpPrereqError(f"Node '{node}' not known", errors.ECODE_NOENT)
-    node, instances = rows[0][0][1], utils.NiceSort(rows[0][1][1] or [])
+    node, instances = _NodeInstances(cl, node, ["pinst_list"])
     if not instances:
         ToStdout("No primary instances on node %s, exiting.", node)
         return constants.EXIT_SUCCESS
@@ -291,11 +308,7 @@ def MigrateNode(opts: Any, args: list[str]) -> int:
         node_name=node, mode=mode, iallocator=opts.iallocator,
         target_node=opts.dst_node, allow_runtime_changes=opts.allow_runtime_chgs,
         ignore_ipolicy=opts.ignore_ipolicy)
-    result = cli.SubmitOrSend(op, opts, cl=cl)
-    jex = cli.JobExecutor(cl=cl, opts=opts)
-    for submitted, job_id in result[constants.JOB_IDS_KEY]:
-        jex.AddJobId(None, submitted, job_id)
-    bad = sum(1 for ok, _ in jex.GetResults() if not ok)
+    bad = _RunJobList(op, opts, cl)
     if bad:
         ToStderr("There were %s errors during the node migration.", bad)
         return constants.EXIT_FAILURE
@@ -324,12 +337,7 @@ def EvacuateNode(opts: Any, args: list[str]) -> int:
     else:
         mode, fields = constants.NODE_EVAC_ALL, ["pinst_list", "sinst_list"]
     cl = cli.GetClient()
-    result = cl.Query(constants.QR_NODE, ["name", *fields], qlang.MakeFilter(args, False))
-    rows = result.get("data", []) if isinstance(result, dict) else []
-    if not rows:
-        raise errors.OpPrereqError(f"Node '{args[0]}' not known", errors.ECODE_NOENT)
-    node = rows[0][0][1]
-    instances = utils.NiceSort({name for _, value in rows[0][1:] for name in value or []})
+    node, instances = _NodeInstances(cl, args[0], fields)
     if not instances:
         ToStderr("No instances to evacuate on node(s) %s, exiting.", node)
         return constants.EXIT_SUCCESS
@@ -340,11 +348,7 @@ def EvacuateNode(opts: Any, args: list[str]) -> int:
                                 iallocator=opts.iallocator,
                                 early_release=opts.early_release,
                                 ignore_soft_errors=opts.ignore_soft_errors)
-    result = cli.SubmitOrSend(op, opts, cl=cl)
-    jex = cli.JobExecutor(cl=cl, opts=opts)
-    for submitted, job_id in result[constants.JOB_IDS_KEY]:
-        jex.AddJobId(None, submitted, job_id)
-    bad = sum(1 for ok, _ in jex.GetResults() if not ok)
+    bad = _RunJobList(op, opts, cl)
     if bad:
         ToStdout("There were %s errors during the evacuation.", bad)
         return constants.EXIT_FAILURE
