@@ -231,6 +231,14 @@ class Tasklet:
         raise NotImplementedError(f"{self.__class__.__name__} must define Exec")
 
 
+def NodeName(cfg: Any, uuid: str) -> str:
+    """A node's name (its UUID if unknown), for messages."""
+    try:
+        return cfg.GetNodeName(uuid) or uuid
+    except errors.GenericError:
+        return uuid
+
+
 def CheckLevelName(level: int) -> str:
     """The name of a lock level, for messages; ProgrammerError if unknown."""
     try:

@@ -5,9 +5,10 @@ remove, assemble, shut down, wait for the mirror to sync).
 A disk of an instance is a tree: a ``plain`` disk is one logical volume on
 the primary node; a ``drbd`` disk is a DRBD device on both of its nodes,
 each over two local logical volumes (data and metadata). The node calls
-take the disk object as a dict; :func:`DiskForNode` makes that dict for
-one node; the RPC runner adds what only the master knows (for DRBD the
-addresses and minors of both ends, as ``dynamic_params``, never saved).
+take the disk object as a dict; the RPC runner adds to it what only the
+master knows, per destination node (for DRBD the addresses and minors of
+both ends, as ``dynamic_params``, never saved:
+:class:`ganeti.rpc.node.ConfigDiskAnnotator`).
 
 The names are Ganeti's: LVs are called ``<unique id>.disk<N>`` (plain) or
 ``<unique id>.disk<N>_data`` / ``_meta`` (drbd); a DRBD disk's
@@ -23,7 +24,7 @@ import time
 from typing import Any
 
 from ganeti import constants, errors, objects
-from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, NodeName
 
 #: MiB of a DRBD metadata volume (Ganeti's)
 DRBD_META_SIZE = 128
@@ -31,20 +32,6 @@ DRBD_META_SIZE = 128
 SYNC_POLL_INTERVAL = 1.0
 #: Polls a degraded, not syncing mirror is given before giving up
 DEGRADED_RETRIES = 10
-
-
-def _NodeName(cfg: Any, uuid: str) -> str:
-    node = cfg.GetNodeInfo(uuid)
-    return node.name if node is not None else uuid
-
-
-# --- the node's view of a disk ------------------------------------------------------------
-
-def DiskForNode(cfg: Any, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
-    """The dict form of ``disk`` for a call to ``node_uuid`` (the RPC runner
-    adds a DRBD disk's per-node ``dynamic_params``:
-    :class:`ganeti.rpc.node.ConfigDiskAnnotator`)."""
-    return disk.ToDict()
 
 
 # --- generating the disks of a new instance -------------------------------------------------
@@ -197,12 +184,12 @@ def _CreateTree(lu: LogicalUnit, node_uuid: str, instance: objects.Instance,
     cfg: Any = lu.cfg
     excl = IsExclusiveStorage(cfg, node_uuid)
     result = lu.rpc.call_blockdev_create(
-        node_uuid, DiskForNode(cfg, disk, node_uuid), disk.size, instance.name,
+        node_uuid, disk.ToDict(), disk.size, instance.name,
         on_primary, f"originstname+{instance.name}", excl)
     if result.fail_msg:
         raise errors.OpExecError(
             f"Can't create block device {disk.iv_name or '/'.join(map(str, disk.logical_id))}"
-            f" on node {_NodeName(cfg, node_uuid)} for instance {instance.name}:"
+            f" on node {NodeName(cfg, node_uuid)} for instance {instance.name}:"
             f" {result.fail_msg}")
     created.append((node_uuid, disk))
 
@@ -223,7 +210,7 @@ def CreateDisks(lu: LogicalUnit, instance: objects.Instance, disks: list[objects
                 feedback_fn(f"* created disk {idx} ({disk.size} MiB)")
     except errors.OpExecError:
         for node, disk in reversed(created):
-            lu.rpc.call_blockdev_remove(node, DiskForNode(lu.cfg, disk, node))
+            lu.rpc.call_blockdev_remove(node, disk.ToDict())
         raise
 
 
@@ -240,10 +227,10 @@ def RemoveDiskTrees(lu: LogicalUnit, disks: list[objects.Disk], primary_uuid: st
             info = cfg.GetNodeInfo(node)
             if node in skip_nodes or info is None or info.offline:
                 continue
-            result = lu.rpc.call_blockdev_remove(node, DiskForNode(cfg, disk, node))
+            result = lu.rpc.call_blockdev_remove(node, disk.ToDict())
             if result.fail_msg:
                 warn(f"Could not remove disk {idx} of instance {instance_name} on node"
-                     f" {_NodeName(cfg, node)}: {result.fail_msg}")
+                     f" {NodeName(cfg, node)}: {result.fail_msg}")
                 ok = False
     return ok
 
@@ -265,19 +252,19 @@ def AssembleOnNodes(lu: LogicalUnit, instance: objects.Instance,
             if cfg.GetNodeInfo(node).offline:
                 continue
             result = lu.rpc.call_blockdev_assemble(
-                node, DiskForNode(cfg, disk, node), _InstanceRef(instance), False, idx)
+                node, disk.ToDict(), _InstanceRef(instance), False, idx)
             if result.fail_msg:
                 text = (f"Could not prepare block device {disk.iv_name} of instance"
-                        f" {instance.name} on node {_NodeName(cfg, node)} (is_primary="
+                        f" {instance.name} on node {NodeName(cfg, node)} (is_primary="
                         f"False, pass=1): {result.fail_msg}")
                 if node != primary_uuid and ignore_secondaries:
                     lu.LogWarning(text)
                     continue
                 raise errors.OpExecError(text)
     info = []
-    pname = _NodeName(cfg, primary_uuid)
+    pname = NodeName(cfg, primary_uuid)
     for idx, disk in disks:
-        node_disk = DiskForNode(cfg, disk, primary_uuid)
+        node_disk = disk.ToDict()
         result = lu.rpc.call_blockdev_assemble(primary_uuid, node_disk,
                                                _InstanceRef(instance), True, idx)
         if result.fail_msg:
@@ -309,10 +296,10 @@ def ShutdownOnNodes(lu: LogicalUnit, instance: objects.Instance,
             info = cfg.GetNodeInfo(node)
             if info is None or (info.offline and node != node_uuid):
                 continue
-            result = lu.rpc.call_blockdev_shutdown(node, DiskForNode(cfg, disk, node))
+            result = lu.rpc.call_blockdev_shutdown(node, disk.ToDict())
             if result.fail_msg:
                 text = (f"Could not shut down block device {disk.iv_name} of instance"
-                        f" {instance.name} on node {_NodeName(cfg, node)}:"
+                        f" {instance.name} on node {NodeName(cfg, node)}:"
                         f" {result.fail_msg}")
                 if not ignore_failures and not (node == primary_uuid and ignore_primary):
                     raise errors.OpExecError(text)
@@ -334,7 +321,7 @@ def MirrorStatus(lu: LogicalUnit, node_uuid: str, disks: list[objects.Disk]
     cfg: Any = lu.cfg
     result = lu.rpc.call_blockdev_getmirrorstatus(node_uuid, disks)
     result.Raise(f"Can't get the mirror status of the disks on node"
-                 f" {_NodeName(cfg, node_uuid)}")
+                 f" {NodeName(cfg, node_uuid)}")
     return [objects.BlockDevStatus.FromDict(status) for status in result.payload]
 
 
@@ -407,7 +394,7 @@ def CheckNodesFreeDiskPerVG(lu: LogicalUnit, node_uuids: list[str],
     cfg: Any = lu.cfg
     for vg, requested in sorted(req_sizes.items()):
         for node_uuid in node_uuids:
-            name = _NodeName(cfg, node_uuid)
+            name = NodeName(cfg, node_uuid)
             unit = [constants.ST_LVM_VG, vg, [IsExclusiveStorage(cfg, node_uuid)]]
             result = lu.rpc.call_node_info([node_uuid], [unit], [])[node_uuid]
             result.Raise(f"Cannot get the free space of volume group {vg} on node"
@@ -445,12 +432,12 @@ def CreateSingleBlockDev(lu: LogicalUnit, node_uuid: str, instance: objects.Inst
     OpExecError naming the device and the node on a failure."""
     cfg: Any = lu.cfg
     result = lu.rpc.call_blockdev_create(
-        node_uuid, DiskForNode(cfg, disk, node_uuid), disk.size, instance.name,
+        node_uuid, disk.ToDict(), disk.size, instance.name,
         on_primary, f"originstname+{instance.name}", IsExclusiveStorage(cfg, node_uuid))
     if result.fail_msg:
         raise errors.OpExecError(
             f"Can't create block device {DescribeDisk(disk)} on node"
-            f" {_NodeName(cfg, node_uuid)} for instance {instance.name}: {result.fail_msg}")
+            f" {NodeName(cfg, node_uuid)} for instance {instance.name}: {result.fail_msg}")
 
 
 def DiskExistsOnNode(lu: LogicalUnit, node_uuid: str, disk: objects.Disk) -> bool:
@@ -458,7 +445,7 @@ def DiskExistsOnNode(lu: LogicalUnit, node_uuid: str, disk: objects.Disk) -> boo
     device, not its volumes); OpPrereqError (ECODE_ENVIRON) if it cannot
     tell."""
     cfg: Any = lu.cfg
-    result = lu.rpc.call_blockdev_find(node_uuid, DiskForNode(cfg, disk, node_uuid))
+    result = lu.rpc.call_blockdev_find(node_uuid, disk.ToDict())
     result.Raise(f"Can't check block device {DescribeDisk(disk)} on node"
-                 f" {_NodeName(cfg, node_uuid)}", prereq=True, ecode=errors.ECODE_ENVIRON)
+                 f" {NodeName(cfg, node_uuid)}", prereq=True, ecode=errors.ECODE_ENVIRON)
     return bool(result.payload)

@@ -252,7 +252,7 @@ class TLConvertDiskTemplate(Tasklet):
             for old, new in zip(old_disks, new_disks):
                 data = new.children[0]
                 result = rpc.call_blockdev_rename(
-                    pnode, [(disks_mod.DiskForNode(cfg, old, pnode), list(data.logical_id))])
+                    pnode, [(old.ToDict(), list(data.logical_id))])
                 if result.fail_msg:
                     raise errors.OpExecError(
                         f"Failed to rename volume {_Lv(old)} to {_Lv(data)} on node"
@@ -260,7 +260,7 @@ class TLConvertDiskTemplate(Tasklet):
                 undo.Add(f"volume {_Lv(old)} of disk {old.iv_name} is called {_Lv(data)}"
                          f" on node {pname} (rename it back with lvrename)",
                          lambda data=data, old=old: rpc.call_blockdev_rename(
-                             pnode, [(disks_mod.DiskForNode(cfg, data, pnode),
+                             pnode, [(data.ToDict(),
                                       list(old.logical_id))]))
             feedback_fn("Initializing DRBD devices...")
             for new in new_disks:
@@ -270,7 +270,7 @@ class TLConvertDiskTemplate(Tasklet):
                     undo.Add(f"DRBD device {new.iv_name} (minor {minor}) is configured"
                              f" on node {_Name(cfg, node)} (drbdsetup {minor} down)",
                              lambda new=new, node=node: rpc.call_blockdev_shutdown(
-                                 node, disks_mod.DiskForNode(cfg, new, node)))
+                                 node, new.ToDict()))
             feedback_fn("Updating the configuration...")
             self._ReplaceDisks(old_disks, new_disks)
         except Exception as err:
@@ -297,7 +297,7 @@ class TLConvertDiskTemplate(Tasklet):
         disks_mod.CreateSingleBlockDev(self.lu, node, inst, lv, on_primary)
         undo.Add(f"volume {_Lv(lv)} exists on node {_Name(cfg, node)} (remove it with"
                  " lvremove)", lambda: rpc.call_blockdev_remove(
-                     node, disks_mod.DiskForNode(cfg, lv, node)))
+                     node, lv.ToDict()))
 
     def _ReplaceDisks(self, old_disks: list[objects.Disk],
                       new_disks: list[objects.Disk]) -> None:
@@ -346,14 +346,14 @@ class TLConvertDiskTemplate(Tasklet):
                                    f" {old.iv_name} stay there ({_Lv(old.children[0])},"
                                    f" {_Lv(old.children[1])})")
                 continue
-            result = rpc.call_blockdev_remove(snode, disks_mod.DiskForNode(cfg, old, snode))
+            result = rpc.call_blockdev_remove(snode, old.ToDict())
             if result.fail_msg:
                 self.lu.LogWarning(f"Could not remove block device {old.iv_name} on node"
                                    f" {sname}, continuing anyway: {result.fail_msg}")
         feedback_fn("Removing unneeded volumes on the primary node...")
         for old in old_disks:
             meta = old.children[1]
-            result = rpc.call_blockdev_remove(pnode, disks_mod.DiskForNode(cfg, meta, pnode))
+            result = rpc.call_blockdev_remove(pnode, meta.ToDict())
             if result.fail_msg:
                 self.lu.LogWarning(f"Could not remove metadata volume {_Lv(meta)} of disk"
                                    f" {old.iv_name} on node {_Name(cfg, pnode)},"

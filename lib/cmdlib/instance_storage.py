@@ -477,7 +477,7 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
                 feedback_fn(f"* recreated disk {idx} ({disk.size} MiB)")
         except errors.OpExecError:
             for node, dev in reversed(created):
-                node_dev = disks_mod.DiskForNode(cfg, dev, node)
+                node_dev = dev.ToDict()
                 if dev.dev_type == constants.DT_DRBD8:
                     result = self.rpc.call_blockdev_shutdown(node, node_dev)
                 else:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ganeti import constants, errors, locking, objects, utils
 from ganeti.cmdlib import disks as disks_mod
-from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
+from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, NodeName  # noqa: F401 - for the LUs
 from ganeti.cmdlib.group import ComputeIPolicySpecViolation  # noqa: F401 - for the LUs
 from ganeti.hypervisor.base import HvInstanceState
 from ganeti.rpc.defs import InstanceDict
@@ -111,12 +111,6 @@ def ExpandInstanceName(cfg: Any, name: str) -> str:
     return ExpandInstance(cfg, name).name
 
 
-def NodeName(cfg: Any, uuid: str) -> str:
-    """A node's name (its UUID if unknown), for messages."""
-    try:
-        return cfg.GetNodeName(uuid) or uuid
-    except errors.GenericError:
-        return uuid
 
 
 class InstanceLU(LogicalUnit):
