@@ -51,18 +51,9 @@ def _Add(vc: VirtualCluster, name: str, template: str, nodes: str, *extra: str):
                 "--no-name-check", "--no-ip-check", "--no-start", *extra, name)
 
 
-def _Lvm(vc: VirtualCluster, node: int, *args: str) -> str:
-    """Run an lvm2 command through the node's own LVM view."""
-    root = vc.node(node).root
-    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
-               LVM_SUPPRESS_FD_WARNINGS="1")
-    return subprocess.run(list(args), env=env, capture_output=True, text=True,
-                          check=True).stdout
-
-
 def _Lvs(vc: VirtualCluster, node: int) -> dict[str, float]:
     """The node's logical volumes ("vg/lv" -> MiB)."""
-    out = _Lvm(vc, node, "lvs", "--noheadings", "--units=m", "--nosuffix",
+    out = vc.lvm(node, "lvs", "--noheadings", "--units=m", "--nosuffix",
                "--separator=|", "-o", "vg_name,lv_name,lv_size")
     result = {}
     for line in out.splitlines():
@@ -72,14 +63,8 @@ def _Lvs(vc: VirtualCluster, node: int) -> dict[str, float]:
 
 
 def _VgFree(vc: VirtualCluster, node: int) -> int:
-    return int(float(_Lvm(vc, node, "vgs", "--noheadings", "--units=m", "--nosuffix",
+    return int(float(vc.lvm(node, "vgs", "--noheadings", "--units=m", "--nosuffix",
                           "-o", "vg_free", "xenvg").strip()))
-
-
-def _Disks(vc: VirtualCluster, name: str) -> list[dict]:
-    config = vc.config()
-    inst = next(i for i in config["instances"].values() if i["name"] == name)
-    return [config["disks"][uuid] for uuid in inst["disks"]]
 
 
 def _NodeUuid(vc: VirtualCluster, idx: int) -> str:
@@ -115,14 +100,14 @@ def test_plain_to_drbd_and_back(vc):
     name = "conv1.vcluster.test"
     n1, n2, _ = vc.names
     _Add(vc, name, "plain", n1, "--disk", "0:size=1G", "--disk", "1:size=1G")
-    old = _Disks(vc, name)
+    old = vc.instance_disks(name)
     old_lvs = [_Lv(d) for d in old]
     assert set(old_lvs) <= set(_Lvs(vc, 1))
     before2 = _Lvs(vc, 2)
 
     out = _Gnt(vc, "modify", "-t", "drbd", "-n", n2, name).stdout
     assert "disk_template -> drbd" in out
-    disks = _Disks(vc, name)
+    disks = vc.instance_disks(name)
     assert [d["dev_type"] for d in disks] == ["drbd", "drbd"]
     lvs1, lvs2 = _Lvs(vc, 1), _Lvs(vc, 2)
     # the old volumes were renamed to the data volumes
@@ -150,7 +135,7 @@ def test_plain_to_drbd_and_back(vc):
     ports = [d["logical_id"][2] for d in disks]
     out = _Gnt(vc, "modify", "-t", "plain", name).stdout
     assert "disk_template -> plain" in out
-    plain = _Disks(vc, name)
+    plain = vc.instance_disks(name)
     assert [d["dev_type"] for d in plain] == ["plain", "plain"]
     assert [_Lv(d) for d in plain] == [_Lv(d["children"][0]) for d in disks]
     lvs1 = _Lvs(vc, 1)
@@ -204,17 +189,17 @@ def test_recreate_drbd_disks(vc):
     name = "rec1.vcluster.test"
     n1, n2, n3 = vc.names
     _Add(vc, name, "drbd", f"{n1}:{n2}", "--disk", "0:size=1G")
-    disk = _Disks(vc, name)[0]
+    disk = vc.instance_disks(name)[0]
     data, meta = disk["children"]
     # the volumes are lost on both nodes
     _Gnt(vc, "deactivate-disks", name)
     for node in (1, 2):
-        _Lvm(vc, node, "lvremove", "-f", _Lv(data), _Lv(meta))
+        vc.lvm(node, "lvremove", "-f", _Lv(data), _Lv(meta))
     out = _Refused(vc, "recreate-disks", "-n", f"{n3}:{n3}", name)
     assert "must differ" in out
 
     _Gnt(vc, "recreate-disks", "-n", f"{n3}:{n1}", name)
-    new = _Disks(vc, name)[0]
+    new = vc.instance_disks(name)[0]
     assert new["logical_id"][:2] == [_NodeUuid(vc, 3), _NodeUuid(vc, 1)]
     assert new["logical_id"][2] == disk["logical_id"][2]
     for node in (3, 1):
@@ -236,12 +221,12 @@ def test_recreate_drbd_disks(vc):
     assert "already exists" in out
     # the secondary loses its volumes: recreated there, on the same nodes
     _Gnt(vc, "deactivate-disks", name)
-    _Lvm(vc, 1, "lvremove", "-f", _Lv(data), _Lv(meta))
+    vc.lvm(1, "lvremove", "-f", _Lv(data), _Lv(meta))
     lvs3 = _Lvs(vc, 3)
     _Gnt(vc, "recreate-disks", name)
     assert _Lvs(vc, 3) == lvs3
     assert {_Lv(data), _Lv(meta)} <= set(_Lvs(vc, 1))
-    assert _Disks(vc, name)[0]["logical_id"] == new["logical_id"]
+    assert vc.instance_disks(name)[0]["logical_id"] == new["logical_id"]
     _Gnt(vc, "startup", name)
     _Gnt(vc, "remove", "-f", name)
     for node in (1, 3):

@@ -53,12 +53,8 @@ def _Add(vc: VirtualCluster, name: str, nodes: str, *extra: str) -> None:
 
 def _Lvs(vc: VirtualCluster, node: int) -> dict[str, str]:
     """The node's logical volumes: "vg/lv" -> LVM's UUID of the volume."""
-    root = vc.node(node).root
-    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
-               LVM_SUPPRESS_FD_WARNINGS="1")
-    out = subprocess.run(["lvs", "--noheadings", "--separator=|", "-o",
-                          "vg_name,lv_name,lv_uuid"], env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = vc.lvm(node, "lvs", "--noheadings", "--separator=|", "-o",
+                 "vg_name,lv_name,lv_uuid")
     result = {}
     for line in out.splitlines():
         vg, lv, uuid = line.strip().split("|")
@@ -67,9 +63,7 @@ def _Lvs(vc: VirtualCluster, node: int) -> dict[str, str]:
 
 
 def _Disk(vc: VirtualCluster, name: str) -> dict:
-    config = vc.config()
-    inst = next(i for i in config["instances"].values() if i["name"] == name)
-    return config["disks"][inst["disks"][0]]
+    return vc.instance_disks(name)[0]
 
 
 def _Volumes(disk: dict) -> list[str]:

@@ -53,23 +53,13 @@ def _Add(vc: VirtualCluster, name: str, template: str, nodes: str, *extra: str,
 def _Lvs(vc: VirtualCluster, node: int | str) -> dict[str, float]:
     """The node's logical volumes ("vg/lv" -> MiB), read with lvm2 through
     the node's own LVM view."""
-    root = vc.node(node).root
-    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
-               LVM_SUPPRESS_FD_WARNINGS="1")
-    out = subprocess.run(["lvs", "--noheadings", "--units=m", "--nosuffix",
-                          "--separator=|", "-o", "vg_name,lv_name,lv_size"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = vc.lvm(node, "lvs", "--noheadings", "--units=m", "--nosuffix",
+                 "--separator=|", "-o", "vg_name,lv_name,lv_size")
     result = {}
     for line in out.splitlines():
         vg, lv, size = line.strip().split("|")
         result[f"{vg}/{lv}"] = float(size)
     return result
-
-
-def _Disks(vc: VirtualCluster, name: str) -> list[dict]:
-    config = vc.config()
-    inst = next(i for i in config["instances"].values() if i["name"] == name)
-    return [config["disks"][uuid] for uuid in inst["disks"]]
 
 
 def _StandinMinors(vc: VirtualCluster, node: int | str) -> str:
@@ -89,7 +79,7 @@ def test_each_node_has_its_volume_group(vc):
 def test_plain_instance_life(vc):
     name = "plain1.vcluster.test"
     _Add(vc, name, "plain", vc.names[0], "--disk", "0:size=2G", "--disk", "1:size=1G")
-    disks = _Disks(vc, name)
+    disks = vc.instance_disks(name)
     lvs = _Lvs(vc, 1)
     names = [f"{d['logical_id'][0]}/{d['logical_id'][1]}" for d in disks]
     assert [lvs[n] for n in names] == [2048.0, 1024.0]
@@ -99,7 +89,7 @@ def test_plain_instance_life(vc):
     _Gnt(vc, "deactivate-disks", name)
     _Gnt(vc, "grow-disk", name, "0", "512M")
     assert _Lvs(vc, 1)[names[0]] == 2560.0
-    assert _Disks(vc, name)[0]["size"] == 2560
+    assert vc.instance_disks(name)[0]["size"] == 2560
     _Gnt(vc, "remove", "-f", name)
     assert not set(names) & set(_Lvs(vc, 1))
 
@@ -126,7 +116,7 @@ def test_drbd_instance_life(vc):
     name = "drbd1.vcluster.test"
     n1, n2, n3 = vc.names
     _Add(vc, name, "drbd", f"{n1}:{n2}", "--disk", "0:size=1G")
-    disks = _Disks(vc, name)
+    disks = vc.instance_disks(name)
     drbd = disks[0]
     assert drbd["dev_type"] == "drbd"
     data, meta = drbd["children"]
@@ -212,21 +202,17 @@ def test_drbd_minor_clash_leaves_nothing(vc):
         _Standin(vc, 2, "down", "legacy")
     # the minor was not leaked: the same creation now gets it
     _Add(vc, "clash.vcluster.test", "drbd", f"{n1}:{n2}", "--disk", "0:size=1G")
-    drbd = _Disks(vc, "clash.vcluster.test")[0]
+    drbd = vc.instance_disks("clash.vcluster.test")[0]
     assert drbd["logical_id"][4] == 0
     _Gnt(vc, "remove", "-f", "clash.vcluster.test")
 
 
 def test_plain_adoption_renames_and_keeps_the_volume(vc):
-    root = vc.node(1).root
-    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
-               LVM_SUPPRESS_FD_WARNINGS="1")
-    subprocess.run(["lvcreate", "-an", "-Zn", "-L", "1G", "-n", "legacy", "xenvg"],
-                   env=env, check=True, capture_output=True)
+    vc.lvm(1, "lvcreate", "-an", "-Zn", "-L", "1G", "-n", "legacy", "xenvg")
     name = "adopted.vcluster.test"
     out = _Add(vc, name, "plain", vc.names[0], "--disk", "0:adopt=legacy").stdout
     assert "OS create scripts do not run" in out
-    disk = _Disks(vc, name)[0]
+    disk = vc.instance_disks(name)[0]
     assert disk["size"] == 1024 and disk["logical_id"][1] != "legacy"
     lvs = _Lvs(vc, 1)
     assert "xenvg/legacy" not in lvs and lvs["/".join(disk["logical_id"])] == 1024.0
@@ -255,7 +241,7 @@ def test_blockdev_adoption_never_destroys_the_device(vc, tmp_path):
         os.symlink(loop, link)
         name = "blk.vcluster.test"
         _Add(vc, name, "blockdev", vc.names[0], "--disk", f"0:adopt={link}")
-        disk = _Disks(vc, name)[0]
+        disk = vc.instance_disks(name)[0]
         assert disk["logical_id"] == ["manual", link] and disk["size"] == 1024
         out = _Gnt(vc, "activate-disks", name).stdout
         assert f"disk/0:{link}" in out or loop in out

@@ -46,21 +46,6 @@ def vc():
         yield cluster
 
 
-def _Lvm(vc: VirtualCluster, node: int, *args: str) -> str:
-    """Run an lvm2 command through the node's own LVM view."""
-    root = vc.node(node).root
-    env = dict(os.environ, LVM_SYSTEM_DIR=os.path.join(root, "etc/lvm"),
-               LVM_SUPPRESS_FD_WARNINGS="1")
-    return subprocess.run(list(args), env=env, capture_output=True, text=True,
-                          check=True, timeout=60).stdout
-
-
-def _Disk(vc: VirtualCluster, name: str) -> dict:
-    config = vc.config()
-    inst = next(i for i in config["instances"].values() if i["name"] == name)
-    return config["disks"][inst["disks"][0]]
-
-
 def _Verify(vc: VirtualCluster) -> tuple[int, list[str]]:
     """(exit code, the problem lines in --error-codes form)."""
     result = vc.run("gnt-cluster", "verify", "--error-codes", check=False, timeout=300)
@@ -88,7 +73,7 @@ def test_clean_cluster(vc):
 
 def test_orphan_volume(vc):
     n2 = vc.names[1]
-    _Lvm(vc, 2, "lvcreate", "-an", "-Zn", "-L", "8M", "-n", "orphan", "xenvg")
+    vc.lvm(2, "lvcreate", "-an", "-Zn", "-L", "8M", "-n", "orphan", "xenvg")
     try:
         code, lines = _Verify(vc)
         # Only a warning
@@ -101,14 +86,14 @@ def test_orphan_volume(vc):
         finally:
             vc.run("gnt-cluster", "modify", "--reserved-lvs", "")
     finally:
-        _Lvm(vc, 2, "lvremove", "-f", "xenvg/orphan")
+        vc.lvm(2, "lvremove", "-f", "xenvg/orphan")
     assert _Verify(vc) == (0, [])
 
 
 def test_missing_volume(vc):
     n1 = vc.names[0]
-    vg, lv = _Disk(vc, PLAIN)["logical_id"]
-    _Lvm(vc, 1, "lvremove", "-f", f"{vg}/{lv}")
+    vg, lv = vc.instance_disks(PLAIN)[0]["logical_id"]
+    vc.lvm(1, "lvremove", "-f", f"{vg}/{lv}")
     try:
         code, lines = _Verify(vc)
         assert code != 0
@@ -124,13 +109,13 @@ def test_missing_volume(vc):
             in result.stdout
         assert "You need to replace or recreate disks" in result.stdout
     finally:
-        _Lvm(vc, 1, "lvcreate", "-an", "-Zn", "-L", "1024M", "-n", lv, vg)
+        vc.lvm(1, "lvcreate", "-an", "-Zn", "-L", "1024M", "-n", lv, vg)
     assert _Verify(vc) == (0, [])
 
 
 def test_failed_drbd_disk(vc):
     n1, n2, _ = vc.names
-    disk = _Disk(vc, DRBD)
+    disk = vc.instance_disks(DRBD)[0]
     minor_n2 = disk["logical_id"][4]
     out = subprocess.run([sys.executable, STANDIN_CTL, "fail-disk", str(minor_n2)],
                          env=vc.env(n2), capture_output=True, text=True, check=True,
@@ -150,18 +135,18 @@ def test_failed_drbd_disk(vc):
 
 
 def test_repair_disk_sizes(vc):
-    plain_vg, plain_lv = _Disk(vc, PLAIN)["logical_id"]
-    data = _Disk(vc, DRBD)["children"][0]
-    _Lvm(vc, 1, "lvextend", "-L", "+512M", f"{plain_vg}/{plain_lv}")
-    _Lvm(vc, 1, "lvextend", "-L", "+256M", "/".join(data["logical_id"]))
+    plain_vg, plain_lv = vc.instance_disks(PLAIN)[0]["logical_id"]
+    data = vc.instance_disks(DRBD)[0]["children"][0]
+    vc.lvm(1, "lvextend", "-L", "+512M", f"{plain_vg}/{plain_lv}")
+    vc.lvm(1, "lvextend", "-L", "+256M", "/".join(data["logical_id"]))
     result = vc.run("gnt-cluster", "repair-disk-sizes", timeout=300)
     out = result.stdout + result.stderr
     assert f"Disk 0 of instance {PLAIN} has mismatched size, correcting: recorded 1024," \
         " actual 1536" in out
     assert f"Disk 0 of instance {DRBD} has mismatched size, correcting: recorded 1024," \
         " actual 1280" in out
-    assert _Disk(vc, PLAIN)["size"] == 1536
-    drbd = _Disk(vc, DRBD)
+    assert vc.instance_disks(PLAIN)[0]["size"] == 1536
+    drbd = vc.instance_disks(DRBD)[0]
     assert (drbd["size"], drbd["children"][0]["size"]) == (1280, 1280)
     # Once only; a named instance alone
     result = vc.run("gnt-cluster", "repair-disk-sizes", PLAIN)

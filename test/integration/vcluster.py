@@ -200,6 +200,21 @@ class VirtualCluster:
         """The environment of a process acting as ``node`` (default: master)."""
         return self.tools.NodeEnv(self.node(node if node is not None else self.master()))
 
+    def lvm(self, node: str | int, *args: str, timeout: float = 60) -> str:
+        """Run an lvm2 command (``lvs``, ``lvcreate``, ...) through the
+        node's own LVM view (a cluster with ``storage``); its stdout."""
+        env = dict(os.environ,
+                   LVM_SYSTEM_DIR=os.path.join(self.node(node).root, "etc/lvm"),
+                   LVM_SUPPRESS_FD_WARNINGS="1")
+        return subprocess.run(list(args), env=env, capture_output=True, text=True,
+                              check=True, timeout=timeout).stdout
+
+    def instance_disks(self, name: str, node: str | int | None = None) -> list[dict]:
+        """The disks of instance ``name`` in a node's ``config.data``."""
+        config = self.config(node)
+        inst = next(i for i in config["instances"].values() if i["name"] == name)
+        return [config["disks"][uuid] for uuid in inst["disks"]]
+
     def run(self, tool: str, *args: str, node: str | int | None = None,
             check: bool = True, timeout: float = COMMAND_TIMEOUT,
             input: str | None = None) -> subprocess.CompletedProcess:
