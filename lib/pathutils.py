@@ -347,6 +347,33 @@ def GetShippedTool(name: str) -> str:
     return installed
 
 
+def IallocatorSearchPath() -> list[str]:
+    """The directories searched for an allocator program, in order: ours
+    (the source tree's iallocators/, else the installed copy below the
+    installation prefix), then GANETI_IALLOCATOR_SEARCH_PATH (colon
+    separated) if set, else the usual places (node-prefixed, as the OS
+    search path)."""
+    source = os.path.join(_SOURCE_ROOT, "iallocators")
+    ours = source if os.path.isdir(source) else \
+        os.path.join(sys.prefix, "lib", "ganeti", "iallocators")
+    custom = os.environ.get("GANETI_IALLOCATOR_SEARCH_PATH")
+    others = [p for p in custom.split(":") if p] if custom is not None else \
+        [AddNodePrefix(path) for path in constants.DEFAULT_IALLOCATOR_SEARCH_PATH]
+    return [ours, *others]
+
+
+def FindIallocator(name: str) -> str | None:
+    """The path of the executable allocator ``name`` in the search path,
+    or None (also for names that are not plain file names)."""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    for directory in IallocatorSearchPath():
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def KvmIfupScript() -> str:
     """The default interface-up script of KVM NICs (Ganeti's kvm-ifup)."""
     return GetShippedTool("kvm-ifup")

@@ -148,6 +148,9 @@ class State:
     #: whether each node has its own LVM view (a loop-backed volume group
     #: VG_NAME) and the plain and drbd templates are enabled
     storage: bool = False
+    #: whether the LVM views map active logical volumes onto loop devices,
+    #: so that plain disks are real block devices (one loop device each)
+    loop_activation: bool = False
 
     def Save(self) -> None:
         """Write the state file atomically."""
@@ -958,19 +961,20 @@ def StorageAvailable() -> bool:
     return lvm_view.LvmViewAvailable()
 
 
-def _SetupNodeStorage(node: Node) -> None:
+def _SetupNodeStorage(state: State, node: Node) -> None:
     from ganeti.storage import lvm_view
-    lvm_view.SetupNodeLvm(node.root, PV_SIZE_MIB, VG_NAME)
+    lvm_view.SetupNodeLvm(node.root, PV_SIZE_MIB, VG_NAME,
+                          loop_activation=state.loop_activation)
 
 
-def _StopNodeStorage(state: State) -> None:
-    """Detach the loop devices of the nodes' LVM views (their files stay:
-    a restart attaches them again)."""
+def _StopNodeStorage(state: State, keep: bool = True) -> None:
+    """Detach the loop devices of the nodes' LVM views; their images stay
+    (``keep``: a restart attaches them again, with their volumes)."""
     if not state.storage:
         return
     from ganeti.storage import lvm_view
     for node in state.nodes:
-        lvm_view.TeardownNodeLvm(node.root)
+        lvm_view.TeardownNodeLvm(node.root, keep_image=keep)
 
 
 def _InitArgs(state: State, master: Node,
@@ -1009,7 +1013,7 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
           feedback: Callable[[str], None] = print,
           bridge: str = constants.DEFAULT_BRIDGE,
           hypervisor: str = constants.HT_FAKE,
-          storage: bool | None = None) -> State:
+          storage: bool | None = None, loop_activation: bool = False) -> State:
     """Create and start a virtual cluster in ``directory``.
 
     Does nothing (but say so) if a cluster there is already running; starts
@@ -1021,6 +1025,9 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     ``storage``: give each node its own LVM view (a loop-backed volume
     group) and enable plain and drbd (DRBD through the stand-in); None
     (the default) does so when this machine can (:func:`StorageAvailable`).
+    ``loop_activation``: with storage, the LVM views map active logical
+    volumes onto loop devices, so that plain disks hold real data (see
+    :func:`ganeti.storage.lvm_view.EnableLoopActivation`).
 
     @raise VclusterError: for bad parameters or a failed step (every daemon
         started by then is stopped again)
@@ -1061,7 +1068,7 @@ def Setup(directory: str, count: int = DEFAULT_NODES, net: str = DEFAULT_NET,
     state = State(directory=directory, net=CheckNet(net), cluster_name=cluster_name,
                   master_ip=master_ip, noded_port=noded_port, confd_port=confd_port,
                   nodes=nodes, created=time.time(), hypervisor=hypervisor,
-                  storage=storage)
+                  storage=storage, loop_activation=bool(storage and loop_activation))
     state.Save()
     runner = Runner(tools, os.path.join(directory, LOG_FILE), feedback)
     try:
@@ -1165,7 +1172,7 @@ def _Create(state: State, runner: Runner, parallel: int,
     if state.storage:
         feedback(f"Giving each node its LVM volume group {VG_NAME} (loop devices)")
         for node in state.nodes:
-            _SetupNodeStorage(node)
+            _SetupNodeStorage(state, node)
     feedback(f"Initialising cluster {state.cluster_name} on {master.name}"
              f" ({master.ip})")
     runner.Run(master, "gnt-cluster", _InitArgs(state, master, nicparams, guest_dir),
@@ -1236,7 +1243,7 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
     _CheckRestartBridge(master, feedback)
     if state.storage:
         for node in state.nodes:
-            _SetupNodeStorage(node)
+            _SetupNodeStorage(state, node)
     _RunAll([functools.partial(_EnsureDaemon, runner, state, node, constants.NODED)
              for node in state.nodes], max(parallel, 4))
     _EnsureDaemon(runner, state, master, constants.MASTERD)
@@ -1248,7 +1255,7 @@ def _Restart(state: State, tools: Tools, feedback: Callable[[str], None],
 
 def _RemoveSetup(directory: str, state: State) -> None:
     """Delete what a (failed) setup created in ``directory``."""
-    _StopNodeStorage(state)
+    _StopNodeStorage(state, keep=False)
     for node in state.nodes:
         shutil.rmtree(node.root, ignore_errors=True)
     shutil.rmtree(SharedFileStorageDir(directory), ignore_errors=True)

@@ -195,6 +195,10 @@ USER_SHUTDOWN_OPT = cli_option("--user-shutdown", dest="enabled_user_shutdown",
                                help="Allow shutdown from inside instances")
 IALLOCATOR_OPT = cli_option("-I", "--default-iallocator", dest="default_iallocator",
                             default=None, help="Default instance allocator")
+IALLOCATOR_PARAMS_OPT = cli_option("--default-iallocator-params",
+                                   dest="default_iallocator_params", default=None,
+                                   type=ParseKeyVal, metavar="KEY=VAL,...",
+                                   help="Parameters (options) of the default allocator")
 DRBD_HELPER_OPT = cli_option("--drbd-usermode-helper", dest="drbd_helper",
                              default=None, help="DRBD usermode helper")
 COMPRESSION_OPT = cli_option("--compression-tools", dest="compression_tools",
@@ -237,7 +241,8 @@ INIT_OPTS = [
     SHARED_FILESTORE_DIR_OPT, GLUSTER_DIR_OPT, MAC_PREFIX_OPT, MASTER_NETDEV_OPT,
     MASTER_NETMASK_OPT, UIDPOOL_OPT, CP_SIZE_OPT, MAINTAIN_NODE_HEALTH_OPT,
     PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT, IALLOCATOR_OPT,
-    DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT, ZEROING_IMAGE_OPT,
+    IALLOCATOR_PARAMS_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT,
+    ZEROING_IMAGE_OPT,
     cli_option("-s", "--secondary-ip", dest="secondary_ip", default=None,
                help="Secondary IP of the master node"),
     cli_option("--no-etc-hosts", dest="modify_etc_hosts", default=True,
@@ -262,8 +267,8 @@ MODIFY_OPTS = [
     SHARED_FILESTORE_DIR_OPT, GLUSTER_DIR_OPT, MAC_PREFIX_OPT, MASTER_NETDEV_OPT,
     MASTER_NETMASK_OPT, UIDPOOL_OPT, ADD_UIDS_OPT, REMOVE_UIDS_OPT, CP_SIZE_OPT,
     MAINTAIN_NODE_HEALTH_OPT, PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT,
-    IALLOCATOR_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT,
-    ZEROING_IMAGE_OPT, cli.FORCE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT,
+    IALLOCATOR_OPT, IALLOCATOR_PARAMS_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT,
+    INSTALL_IMAGE_OPT, ZEROING_IMAGE_OPT, cli.FORCE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT,
     *cli.SUBMIT_OPTS,
     cli_option("--max-running-jobs", dest="max_running_jobs", default=None,
                type=_Positive, help="Most jobs running at once"),
@@ -311,8 +316,9 @@ def InitCluster(opts: Any, args: list[str]) -> int:
                  "candidate_pool_size", "secondary_ip", "vg_name", "beparams",
                  "nicparams", "ndparams", "enabled_hypervisors",
                  "enabled_disk_templates", "drbd_helper", "uid_pool",
-                 "default_iallocator", "maintain_node_health", "prealloc_wipe_disks",
-                 "use_external_mip_script", "install_image", "zeroing_image",
+                 "default_iallocator", "default_iallocator_params",
+                 "maintain_node_health", "prealloc_wipe_disks", "use_external_mip_script",
+                 "install_image", "zeroing_image",
                  "compression_tools", "enabled_user_shutdown", "node_ip",
                  "noded_port", "confd_port"):
         value = getattr(opts, name)
@@ -482,7 +488,8 @@ def SetClusterParams(opts: Any, args: list[str]) -> int:
                  "candidate_pool_size", "max_running_jobs", "max_tracked_jobs",
                  "uid_pool", "add_uids", "remove_uids", "maintain_node_health",
                  "prealloc_wipe_disks", "drbd_helper", "default_iallocator",
-                 "mac_prefix", "master_netdev", "master_netmask", "reserved_lvs",
+                 "default_iallocator_params", "mac_prefix", "master_netdev",
+                 "master_netmask", "reserved_lvs",
                  "hidden_os", "blacklisted_os", "use_external_mip_script",
                  "enabled_disk_templates", "modify_etc_hosts", "file_storage_dir",
                  "shared_file_storage_dir", "gluster_storage_dir", "install_image",

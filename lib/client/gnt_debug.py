@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import socket
 import time
@@ -207,7 +208,103 @@ def TestJobqueue(opts: Any, args: list[str]) -> int:
 
 # --- The command table ---------------------------------------------------------------
 
+# --- iallocator ---------------------------------------------------------------------
+
+def _ParseIallocDisks(text: str | None) -> list[dict[str, Any]]:
+    """``--disks``: comma-separated sizes (with units), each a writable disk."""
+    if not text:
+        return []
+    disks = []
+    for item in text.split(","):
+        try:
+            size = utils.ParseUnit(item)
+        except errors.UnitParseError as err:
+            raise errors.OpPrereqError(f"Invalid disk size '{item}': {err}",
+                                       errors.ECODE_INVAL) from err
+        disks.append({constants.IDISK_SIZE: size, constants.IDISK_MODE: constants.DISK_RDWR})
+    return disks
+
+
+def _ParseIallocNics(text: str | None) -> list[dict[str, Any]]:
+    """``--nics``: comma-separated ``mac/ip/bridge`` entries (as Ganeti)."""
+    if not text:
+        return []
+    nics = []
+    for item in text.split(","):
+        parts = item.split("/")
+        parts += [""] * (3 - len(parts))
+        if len(parts) > 3:
+            raise errors.OpPrereqError(f"Invalid NIC '{item}': expected mac/ip/bridge",
+                                       errors.ECODE_INVAL)
+        mac, ip, bridge = (part or None for part in parts)
+        nics.append({"mac": mac, "ip": ip, "bridge": bridge})
+    return nics
+
+
+def _MemoryOption(text: str) -> int:
+    try:
+        return utils.ParseUnit(text)
+    except errors.UnitParseError as err:
+        raise argparse.ArgumentTypeError(f"invalid memory size '{text}': {err}") from None
+
+
+def TestAllocator(opts: Any, args: list[str]) -> int:
+    """Build an allocator's input (--dir in) or run it (--dir out) and print
+    the result."""
+    op = opcodes.OpTestAllocator(
+        mode=opts.mode, name=args[0], evac_mode=opts.evac_mode,
+        instances=[name for name in (opts.instances or "").split(",") if name] or None,
+        memory=opts.memory, disks=_ParseIallocDisks(opts.disks),
+        disk_template=opts.disk_template, nics=_ParseIallocNics(opts.nics),
+        os=opts.os, vcpus=opts.vcpus, tags=[t for t in (opts.tags or "").split(",") if t],
+        direction=opts.direction, iallocator=opts.iallocator,
+        hypervisor=opts.hypervisor, spindle_use=opts.spindle_use, count=opts.count,
+        target_groups=[g for g in (opts.target_groups or "").split(",") if g] or None)
+    result = cli.SubmitOpCode(op, opts=opts)
+    ToStdout("%s", result)
+    return constants.EXIT_SUCCESS
+
+
 commands: dict[str, cli.CommandDef] = {
+    "iallocator": (
+        TestAllocator, [ArgUnknown(min=1, max=1)],
+        [cli_option("--dir", dest="direction", default=constants.IALLOCATOR_DIR_IN,
+                    choices=sorted(constants.IALLOCATOR_TEST_DIRS),
+                    help="Show the input (in) or run the allocator (out)"),
+         cli_option("-A", "--algorithm", "-I", "--iallocator", dest="iallocator",
+                    default=None, metavar="NAME", help="The allocator to run"),
+         cli_option("-m", "--mode", dest="mode", default=constants.IALLOCATOR_MODE_ALLOC,
+                    choices=sorted(constants.VALID_IALLOCATOR_MODES),
+                    help="Request type"),
+         cli_option("--mem", dest="memory", default=128, type=_MemoryOption,
+                    help="Memory of the instance"),
+         cli_option("--disks", dest="disks", default="4096,4096",
+                    help="Comma-separated disk sizes"),
+         cli_option("-t", "--disk-template", dest="disk_template",
+                    default=constants.DT_DRBD8, help="Disk template"),
+         cli_option("--nics", dest="nics", default="00:11:22:33:44:55",
+                    help="Comma-separated NICs, each mac/ip/bridge"),
+         cli_option("-o", "--os-type", dest="os", default="debian-etch", help="OS"),
+         cli_option("-p", "--vcpus", dest="vcpus", default=1, type=NonNegativeInt,
+                    help="Virtual CPUs"),
+         cli_option("--tags", dest="tags", default="", help="Comma-separated tags"),
+         cli_option("-H", "--hypervisor", dest="hypervisor", default=None,
+                    help="Hypervisor of the instance"),
+         cli_option("--spindle-use", dest="spindle_use", default=1, type=NonNegativeInt,
+                    help="Spindles the instance uses"),
+         cli_option("--count", dest="count", default=1, type=NonNegativeInt,
+                    help="Instances for multi-allocate (named NAME0, NAME1, ...)"),
+         cli_option("--evac-mode", dest="evac_mode", default=constants.NODE_EVAC_ALL,
+                    choices=sorted(constants.NODE_EVAC_MODES),
+                    help="Evacuation mode (node-evacuate)"),
+         cli_option("--instances", dest="instances", default=None,
+                    help="Comma-separated instances (node-evacuate, change-group)"),
+         cli_option("--target-groups", dest="target_groups", default=None,
+                    help="Comma-separated target groups (change-group)"),
+         ],
+        "{--algorithm <alloc>} [opts...] <instance>",
+        "Build an allocator's input for an instance (and run the allocator with"
+        " --dir out)"),
     "delay": (
         Delay, [ArgUnknown(min=1, max=1)],
         [cli_option("--no-master", dest="on_master", default=True,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ganeti import constants, errors, ht, locking, objects, uidpool, utils
+from ganeti import constants, errors, ht, locking, objects, pathutils, uidpool, utils
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 
 _MAC_PREFIX_RE = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
@@ -493,6 +493,12 @@ class LUClusterSetParams(ClusterLU):
             if value is not None:
                 setattr(new, attr, copy.deepcopy(value))
                 self.changes.append(param)
+        if op.default_iallocator and op.default_iallocator != \
+                constants.DEFAULT_IALLOCATOR_SHORTCUT and \
+                pathutils.FindIallocator(op.default_iallocator) is None:
+            raise _Inval(f"Invalid default iallocator script '{op.default_iallocator}'"
+                         " specified: not found in the iallocator search path ("
+                         + ", ".join(pathutils.IallocatorSearchPath()) + ")")
         if op.vg_name is not None:
             new.volume_group_name = op.vg_name or None
             self.changes.append("vg_name")

@@ -424,12 +424,12 @@ def CheckNodeFreeStorage(lu: LogicalUnit, node: objects.Node, disk_template: str
                          requested: int) -> None:
     """OpPrereqError (ECODE_NORES) unless the node's storage for the
     file-based template has ``requested`` MiB free."""
-    from ganeti.query.nodes import _NodeStorageKey
+    from ganeti.query.nodes import NodeStorageKey
     cfg: Any = lu.cfg
     cluster = cfg.GetClusterInfo()
     storage_type = constants.ST_SHARED_FILE if disk_template == constants.DT_SHARED_FILE \
         else constants.ST_FILE
-    key = _NodeStorageKey(node.name, storage_type, FileStorageDir(cluster, disk_template))
+    key = NodeStorageKey(node.name, storage_type, FileStorageDir(cluster, disk_template))
     result = lu.rpc.call_node_info([node.uuid], [[storage_type, key]], [])[node.uuid]
     result.Raise(f"Can't get storage data from node {node.name}", prereq=True,
                  ecode=errors.ECODE_ENVIRON)

@@ -175,3 +175,95 @@ class LUTestJqueue(NoHooksLU):
             raise errors.OpExecError("Opcode failure was requested")
         logging.debug("LUTestJqueue done")
         return True
+
+
+class LUTestAllocator(NoHooksLU):
+    """Build an allocator request (direction "in": return the input
+    message) or run the allocator on it ("out": return its answer as it
+    gave it), for ``gnt-debug iallocator``."""
+
+    REQ_BGL = False
+    cfg: Any
+
+    def ExpandNames(self) -> None:
+        """Everything is read shared; nothing is changed."""
+        self.share_locks = {level: 1 for level in locking.LEVELS}
+        self.needed_locks = {}
+
+    def _Instance(self, name: str) -> Any:
+        from ganeti.cmdlib.instance_utils import ExpandInstance
+        return ExpandInstance(self.cfg, name)
+
+    def CheckPrereq(self) -> None:
+        """The fields each mode needs, and the allocator for "out"."""
+        op = self.op
+        if op.direction == constants.IALLOCATOR_DIR_OUT and not op.iallocator:
+            raise errors.OpPrereqError("Missing allocator name (--algorithm)",
+                                       errors.ECODE_INVAL)
+        if op.mode in (constants.IALLOCATOR_MODE_ALLOC,
+                       constants.IALLOCATOR_MODE_MULTI_ALLOC):
+            missing = [attr for attr in ("memory", "disks", "disk_template", "os",
+                                         "vcpus") if getattr(op, attr) is None]
+            if missing:
+                raise errors.OpPrereqError(
+                    f"Missing attribute(s) for {op.mode}: {', '.join(missing)}",
+                    errors.ECODE_INVAL)
+            for idx, disk in enumerate(op.disks):
+                if not isinstance(disk, dict) or \
+                        not isinstance(disk.get(constants.IDISK_SIZE), int):
+                    raise errors.OpPrereqError(
+                        f"Invalid disk {idx}: {disk!r} (a dict with an integer size"
+                        " is needed)", errors.ECODE_INVAL)
+            if op.mode == constants.IALLOCATOR_MODE_ALLOC and \
+                    self.cfg.GetInstanceInfoByName(op.name) is not None:
+                raise errors.OpPrereqError(f"Instance '{op.name}' already in the"
+                                           " cluster", errors.ECODE_EXISTS)
+        elif op.mode == constants.IALLOCATOR_MODE_RELOC:
+            self._Instance(op.name)
+        elif op.mode in (constants.IALLOCATOR_MODE_NODE_EVAC,
+                         constants.IALLOCATOR_MODE_CHG_GROUP):
+            if not op.instances:
+                raise errors.OpPrereqError(f"Missing instances for {op.mode}",
+                                           errors.ECODE_INVAL)
+            op.instances = [self._Instance(name).name for name in op.instances]
+            if op.mode == constants.IALLOCATOR_MODE_NODE_EVAC and not op.evac_mode:
+                raise errors.OpPrereqError("Missing evacuation mode",
+                                           errors.ECODE_INVAL)
+
+    def _AllocReq(self, name: str) -> Any:
+        from ganeti.cmdlib import iallocator as ia
+        op = self.op
+        return ia.IAReqInstanceAlloc(
+            name=name, memory=op.memory, spindle_use=op.spindle_use, disks=op.disks,
+            disk_template=op.disk_template, os=op.os, tags=list(op.tags or []),
+            nics=list(op.nics or []), vcpus=op.vcpus,
+            hypervisor=op.hypervisor or self.cfg.GetHypervisorType())
+
+    def _Request(self) -> Any:
+        from ganeti.cmdlib import iallocator as ia
+        op, cfg = self.op, self.cfg
+        if op.mode == constants.IALLOCATOR_MODE_ALLOC:
+            return self._AllocReq(op.name)
+        if op.mode == constants.IALLOCATOR_MODE_MULTI_ALLOC:
+            return ia.IAReqMultiInstanceAlloc(
+                instances=[self._AllocReq(f"{op.name}{idx}") for idx in range(op.count)])
+        if op.mode == constants.IALLOCATOR_MODE_RELOC:
+            inst = self._Instance(op.name)
+            template = cfg.GetInstanceDiskTemplate(inst.uuid)
+            away = list(cfg.GetInstanceSecondaryNodes(inst.uuid)) \
+                if template in constants.DTS_INT_MIRROR else [inst.primary_node]
+            return ia.IAReqRelocate(inst_uuid=inst.uuid, relocate_from_node_uuids=away)
+        if op.mode == constants.IALLOCATOR_MODE_NODE_EVAC:
+            return ia.IAReqNodeEvac(instances=op.instances, evac_mode=op.evac_mode)
+        groups = [cfg.LookupNodeGroup(name) for name in op.target_groups or []]
+        return ia.IAReqGroupChange(instances=op.instances, target_groups=groups)
+
+    def Exec(self, feedback_fn: FeedbackFn) -> str:
+        """The input message, or the allocator's answer."""
+        from ganeti.cmdlib import iallocator as ia
+        allocator = ia.IAllocator(self.cfg, self.rpc, self._Request())
+        if self.op.direction == constants.IALLOCATOR_DIR_IN:
+            return allocator.in_text
+        allocator.Run(ia.ResolveIallocator(self.cfg, self.op.iallocator) or "",
+                      validate=False)
+        return allocator.out_text

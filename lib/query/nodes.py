@@ -251,7 +251,7 @@ def _StorageUnit(cfg: Any, cluster: Any) -> tuple[str, str] | None:
     return None
 
 
-def _NodeStorageKey(node_name: str, storage_type: str, key: str) -> str:
+def NodeStorageKey(node_name: str, storage_type: str, key: str) -> str:
     """The storage key as that node sees it (paths move into its root in a
     virtual cluster)."""
     if storage_type in (constants.ST_FILE, constants.ST_SHARED_FILE) and \
@@ -307,7 +307,7 @@ def CollectLiveData(context: Any, cluster: Any, nodes: list[Any],
     uuids = [node.uuid for node in online]
     storage: Any = []
     if unit is not None:
-        storage = PerNode({node.uuid: [[unit[0], _NodeStorageKey(node.name, *unit)]]
+        storage = PerNode({node.uuid: [[unit[0], NodeStorageKey(node.name, *unit)]]
                            for node in online})
     # A node that has not answered by the query deadline shows no live data
     # (RS_NODATA) rather than holding up the whole answer

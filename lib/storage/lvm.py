@@ -17,7 +17,11 @@ metadata: "activation" must be off. Logical volumes are then created
 inactive and unzeroed, and assembling one only checks that it exists; a
 node whose LVM configuration still asks for activation gets it turned off
 per command (``--config``). Snapshots need device-mapper and fail there
-with LVM's message.
+with LVM's message. An LVM view with loop activation (see
+:func:`ganeti.storage.lvm_view.EnableLoopActivation`) makes volumes real
+block devices all the same: they are allocated contiguous, assembling one
+maps it onto a loop device over the view's image, and shutting it down
+detaches that device.
 
 The storage units (:class:`LvmVgStorage`, :class:`LvmPvStorage`) add
 themselves to :data:`ganeti.storage.container.STORAGE_TYPES`.
@@ -117,6 +121,19 @@ def ActivationEnabled(system_dir: str | None = None) -> bool:
     """Whether logical volumes can be activated (device-mapper present and
     LVM configured to use it)."""
     return _DeviceMapperPresent() and _ConfiguredActivation(system_dir or _ViewSystemDir())
+
+
+def _LoopViewRoot() -> str | None:
+    """The node root of this virtual node if its LVM view maps logical
+    volumes onto loop devices, activation being unavailable; else None."""
+    if _ViewSystemDir() is None:
+        return None
+    # lvm_view builds on this module
+    from ganeti.storage import lvm_view
+    root = pathutils.GetRootDirectory()
+    if not lvm_view.LoopActivationEnabled(root) or ActivationEnabled():
+        return None
+    return root
 
 
 def _CleanOutput(text: str) -> str:
@@ -472,7 +489,9 @@ class LogicalVolume(base.BlockDev):
     """A logical volume; ``unique_id`` is (volume group, volume name).
 
     ``pv_names`` lists the PVs it uses once attached. Shutting down does
-    nothing, as in Ganeti: an LV stays active while it exists.
+    nothing, as in Ganeti: an LV stays active while it exists; but in an
+    LVM view with loop activation, where assembling maps the volume onto a
+    loop device (its ``dev_path`` then), shutting down detaches it.
     """
 
     def __init__(self, unique_id: tuple[Any, ...], children: list[base.BlockDev],
@@ -560,6 +579,9 @@ class LogicalVolume(base.BlockDev):
             pv_list = [pv["name"] for pv in
                        sorted(pvs, key=lambda pv: pv["free"], reverse=True)]
         flags = [] if ActivationEnabled() else ["-an", "-Zn"]
+        if _LoopViewRoot():
+            # Only a contiguous volume can be mapped onto a loop device
+            flags += ["--alloc", "contiguous"]
         # Free space spread unevenly may not allow all the stripes: try fewer
         for count in range(stripes, 0, -1):
             result = _RunLvm(["lvcreate", "-L", f"{size}m", "-n", lv_name,
@@ -607,22 +629,58 @@ class LogicalVolume(base.BlockDev):
         self.stripes = info["stripes"]
         self.pv_names = info["pv_names"]
         self.dev_path = f"/dev/{self.vg_name}/{self.lv_name}"
+        root = _LoopViewRoot()
+        if root:
+            from ganeti.storage import lvm_view
+            self._UseLoop(lvm_view.FindMappedVolume(root, self.vg_name, self.lv_name))
         self.attached = True
         return True
+
+    def _UseLoop(self, device: str | None) -> None:
+        """Make loop ``device`` (None: none) the volume's device."""
+        if device is None:
+            self.dev_path = f"/dev/{self.vg_name}/{self.lv_name}"
+            self.major = self.minor = None
+            return
+        self.dev_path = device
+        try:
+            rdev = os.stat(device).st_rdev
+        except OSError:
+            self.major = self.minor = None
+        else:
+            self.major, self.minor = os.major(rdev), os.minor(rdev)
 
     def _AttachOrFail(self, action: str) -> None:
         if not self.Attach():
             base.ThrowError("Cannot %s logical volume %s: not found", action, self._name)
 
     def Assemble(self) -> None:
-        """Activate the LV (only checks that it exists without activation)."""
+        """Activate the LV (only checks that it exists without activation;
+        maps it onto a loop device in an LVM view with loop activation)."""
         self._AttachOrFail("assemble")
-        if ActivationEnabled():
+        root = _LoopViewRoot()
+        if root:
+            from ganeti.storage import lvm_view
+            with _AsBlockDeviceError():
+                self._UseLoop(lvm_view.MapVolume(root, self.vg_name, self.lv_name))
+        elif ActivationEnabled():
             _RunLvm(["lvchange", "-ay", self._name], subject=self._name,
                     error=errors.BlockDeviceError)
 
+    def Shutdown(self) -> None:
+        """Nothing, as in Ganeti; in an LVM view with loop activation detach
+        the volume's loop device (refused while it is in use)."""
+        root = _LoopViewRoot()
+        if root:
+            from ganeti.storage import lvm_view
+            with _AsBlockDeviceError():
+                lvm_view.UnmapVolume(root, self.vg_name, self.lv_name)
+            self._UseLoop(None)
+
     def Remove(self) -> None:
-        """lvremove the LV (a missing one is fine)."""
+        """lvremove the LV (a missing one is fine); its loop device, if any,
+        is detached first."""
+        self.Shutdown()
         if not self.Attach():
             return
         _RunLvm(["lvremove", "-f", self._name], subject=self._name,
@@ -639,13 +697,20 @@ class LogicalVolume(base.BlockDev):
         self._AttachOrFail("rename")
         _RunLvm(["lvrename", self.vg_name, self.lv_name, new_lv], subject=self._name,
                 error=errors.BlockDeviceError)
+        root = _LoopViewRoot()
+        if root:
+            from ganeti.storage import lvm_view
+            with _AsBlockDeviceError():
+                lvm_view.RenameMappedVolume(root, self.vg_name, self.lv_name, new_lv)
         self.lv_name = new_lv
         self.unique_id = (new_vg, new_lv)
         self.Attach()
 
     def Grow(self, amount, dryrun, backingstore, excl_stor):
         """lvextend by ``amount`` MiB (rounded up to whole stripes of
-        extents); with exclusive storage only on the LV's own PVs."""
+        extents); with exclusive storage only on the LV's own PVs. In an
+        LVM view with loop activation only contiguous, and the loop device
+        grows with the volume."""
         if not backingstore:
             return
         if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
@@ -670,16 +735,28 @@ class LogicalVolume(base.BlockDev):
             base.ThrowError("Not enough free space to grow %s by %d MiB %s: %d MiB"
                             " free", self._name, amount, where, free)
         cmd = ["lvextend", "-L", f"+{amount}m"] + (["--test"] if dryrun else [])
-        for policy in _GROW_ALLOC_POLICIES:
+        root = _LoopViewRoot()
+        for policy in ("contiguous",) if root else _GROW_ALLOC_POLICIES:
             result = _RunLvm(cmd + ["--alloc", policy, self._name, *pv_list],
                              subject=self._name, check=False)
             if not result.failed:
                 if not dryrun:
                     self.size += amount
                     self.Attach()
+                    if root:
+                        self._GrowLoop(root)
                 return
-        base.ThrowError("Cannot grow logical volume %s by %d MiB (%s): %s", self._name,
-                        amount, result.fail_reason, _CleanOutput(result.stderr))
+        base.ThrowError("Cannot grow logical volume %s by %d MiB (%s): %s%s", self._name,
+                        amount, result.fail_reason, _CleanOutput(result.stderr),
+                        " (loop activation needs the extents right after the volume's"
+                        " free)" if root else "")
+
+    def _GrowLoop(self, root: str) -> None:
+        """Let the loop device of the volume, if mapped, follow its size."""
+        from ganeti.storage import lvm_view
+        with _AsBlockDeviceError():
+            if lvm_view.FindMappedVolume(root, self.vg_name, self.lv_name):
+                self._UseLoop(lvm_view.MapVolume(root, self.vg_name, self.lv_name))
 
     def Snapshot(self, snap_name=None, snap_size=None):
         """lvcreate -s a snapshot (default name "<lv>.snap", default size the

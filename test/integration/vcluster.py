@@ -70,10 +70,13 @@ class VirtualCluster:
     def __init__(self, directory: str | os.PathLike, nodes: int = 3,
                  net: str | None = None, parallel: int = 1,
                  python: str = sys.executable,
-                 hypervisor: str = constants.HT_FAKE, storage: bool = False) -> None:
+                 hypervisor: str = constants.HT_FAKE, storage: bool = False,
+                 loop_activation: bool = False) -> None:
         self.directory = str(directory)
         #: LVM volume groups on the nodes, plain and drbd enabled (root only)
         self.storage = storage
+        #: plain disks are real block devices (loop devices; with storage)
+        self.loop_activation = loop_activation
         self.count = nodes
         self.net = net or PickNet(nodes)
         self.parallel = parallel
@@ -90,14 +93,16 @@ class VirtualCluster:
         return [self.python, str(SETUP_TOOL), "--dir", self.directory,
                 "--nodes", str(self.count), "--net", self.net,
                 "--parallel", str(self.parallel), "--hypervisor", self.hypervisor,
-                "--storage" if self.storage else "--no-storage"]
+                "--storage" if self.storage else "--no-storage",
+                *(["--lvm-loop-activation"] if self.loop_activation else [])]
 
     def make_command(self, target: str = "vcluster") -> list[str]:
         """The ``make`` command line for ``target`` on this cluster."""
         return ["make", "--no-print-directory", "-C", str(REPO), target,
                 f"VCLUSTER_DIR={self.directory}", f"VCLUSTER_NODES={self.count}",
                 f"VCLUSTER_NET={self.net}", f"VCLUSTER_HV={self.hypervisor}",
-                "VCLUSTER_ARGS=" + ("--storage" if self.storage else "--no-storage"),
+                "VCLUSTER_ARGS=" + ("--storage" if self.storage else "--no-storage")
+                + (" --lvm-loop-activation" if self.loop_activation else ""),
                 f"VPY={self.python}"]
 
     def setup(self, use_make: bool = False, timeout: float = 900) -> str:
@@ -238,12 +243,14 @@ class VirtualCluster:
 def virtual_cluster(nodes: int = 3, parallel: int = 1, use_make: bool = False,
                     keep: bool = False,
                     hypervisor: str = constants.HT_FAKE,
-                    storage: bool = False) -> Iterator[VirtualCluster]:
+                    storage: bool = False,
+                    loop_activation: bool = False) -> Iterator[VirtualCluster]:
     """A set-up virtual cluster in a fresh short /tmp directory, stopped (and
     the directory removed unless ``keep``) on exit."""
     directory = tempfile.mkdtemp(prefix="gv", dir="/tmp")
     cluster = VirtualCluster(directory, nodes=nodes, parallel=parallel,
-                             hypervisor=hypervisor, storage=storage)
+                             hypervisor=hypervisor, storage=storage,
+                             loop_activation=loop_activation)
     try:
         cluster.setup(use_make=use_make)
         yield cluster

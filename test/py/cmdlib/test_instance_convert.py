@@ -152,8 +152,8 @@ class StorageRpc(instancehelpers.FakeRpc):
             for _ in disks])
 
 
-@pytest.fixture
-def ctx(tmp_path):
+def MakeStorageContext(tmp_path):
+    """The three-node context of these tests (also used by test_instance_move)."""
     context = instancehelpers.MakeContext(tmp_path)
     cfg = context.cfg
     uuids = {}
@@ -175,6 +175,11 @@ def ctx(tmp_path):
     context.node2 = uuids[NODE2]
     context.node3 = uuids[NODE3]
     return context
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return MakeStorageContext(tmp_path)
 
 
 _Run = instancehelpers.Run
