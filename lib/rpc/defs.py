@@ -463,6 +463,13 @@ _CALL_LIST: list[RpcCall] = [
     ), "ganeti.backend.drbd.BlockdevAddChildren",
         "Give a DRBD device without local storage new volumes (fresh metadata:"
         " the device resyncs from its peer)", single=True),
+    # --- Instance allocators (issue 19) ---------------------------------------------
+    RpcCall("iallocator_runner", TMO_NORMAL, (
+        _A("name", doc="Allocator name"),
+        _A("idata", doc="The input message (JSON text)"),
+        _A("default_iallocator_params", doc="Options for the allocator"),
+    ), "ganeti.backend.iallocator.RunIallocator",
+        "Run an allocator on the input; returns its answer text", single=True),
     RpcCall("file_storage_dir_create", TMO_FAST,
             (_A("file_storage_dir", doc="File storage directory"),),
             "ganeti.backend.storage.FileStorageDirCreate",
