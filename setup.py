@@ -66,5 +66,8 @@ setup(
     packages=["ganeti"] + ["ganeti." + pkg for pkg in find_packages("lib")],
     scripts=(_executables("daemons") + _executables("scripts")
              + [os.path.join("tools", name) for name in _INSTALLED_TOOLS]),
+    # Our allocators, first in the iallocator search path of an installed copy
+    # (ganeti.pathutils.IallocatorSearchPath)
+    data_files=[("lib/ganeti/iallocators", _executables("iallocators"))],
     install_requires=_requirements(),
 )

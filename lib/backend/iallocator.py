@@ -7,6 +7,8 @@ output is the answer."""
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from typing import Any
 
@@ -33,6 +35,15 @@ def _Options(params: Any) -> list[str]:
             for key, value in sorted(params.items())]
 
 
+def _Interpreter(path: str) -> list[str]:
+    """Our own allocators (Python launchers in our directory) run with this
+    interpreter, which finds the package; any other program as it is."""
+    ours = pathutils.IallocatorSearchPath()[0]
+    if os.path.dirname(path) == ours:
+        return [sys.executable]
+    return []
+
+
 def RunIallocator(name: str, idata: str, ial_params: Any) -> str:
     """Run allocator ``name`` on the input text; return its answer text."""
     options = _Options(ial_params)
@@ -44,7 +55,7 @@ def RunIallocator(name: str, idata: str, ial_params: Any) -> str:
                                      encoding="utf-8") as fd:
         fd.write(idata)
         fd.flush()
-        result = utils.RunCmd([path, *options, fd.name],
+        result = utils.RunCmd([*_Interpreter(path), path, *options, fd.name],
                               timeout=RUN_TIMEOUT)
     if result.failed:
         output = (result.output or "").strip().splitlines()
