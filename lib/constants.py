@@ -70,6 +70,10 @@ DEFAULT_LOG_DIR = "/var/log/ganeti"
 DEFAULT_CONF_DIR = "/etc/ganeti"
 DEFAULT_OS_SEARCH_PATH = ("/srv/ganeti/os",)
 DEFAULT_ES_SEARCH_PATH = ("/srv/ganeti/extstorage",)
+#: Where allocator programs are looked for after our own (Ganeti's default
+#: is $libdir/ganeti/iallocators)
+DEFAULT_IALLOCATOR_SEARCH_PATH = ("/usr/local/lib/ganeti/iallocators",
+                                  "/usr/lib/ganeti/iallocators")
 DEFAULT_FILE_STORAGE_DIR = "/srv/ganeti/file-storage"
 DEFAULT_SHARED_FILE_STORAGE_DIR = "/srv/ganeti/shared-file-storage"
 DEFAULT_GLUSTER_STORAGE_DIR = "/var/run/ganeti/gluster"
@@ -205,6 +209,8 @@ DTS_FILEBASED = frozenset([DT_FILE, DT_SHARED_FILE, DT_GLUSTER])
 DTS_GROWABLE = frozenset([DT_PLAIN, DT_DRBD8, DT_FILE, DT_SHARED_FILE, DT_RBD, DT_EXT,
                           DT_GLUSTER])
 DTS_LVM = frozenset([DT_PLAIN, DT_DRBD8])
+#: Templates whose disks gnt-instance move can copy to another node (Ganeti's)
+DTS_COPYABLE = frozenset([DT_EXT, DT_FILE, DT_PLAIN, DT_RBD, DT_SHARED_FILE, DT_GLUSTER])
 DTS_NO_FREE_SPACE_CHECK = frozenset([DT_FILE, DT_SHARED_FILE, DT_DISKLESS,
                                      DT_BLOCK, DT_RBD, DT_EXT, DT_GLUSTER])
 
@@ -1304,6 +1310,9 @@ DRBD_SECRET_LENGTH = 40
 
 # Key of the job list in the result of opcodes that submit jobs
 JOB_IDS_KEY = "jobs"
+# Keys of OpInstanceMultiAlloc's result: the instances placed, those not
+ALLOCATABLE_KEY = "allocatable"
+FAILED_KEY = "allocation_failed"
 
 # Opcode parameter "sequential" (OpGroupEvacuate)
 OPCODE_SEQUENTIAL = "sequential"
@@ -1573,3 +1582,28 @@ HTYPE_NETWORK = "NETWORK"
 #: Script names hooks run (as run-parts)
 HOOKS_SCRIPT_NAME_RE = r"^[a-zA-Z0-9_-]+$"
 # --- end of the hooks, tags, OS and instance queries block --------------------------
+# --- Import/export daemon (ganeti-impexpd, see ganeti.impexpd) --------------------
+#: The program the node daemon starts for each disk transfer
+IMPEXPD = "ganeti-impexpd"
+#: Modes of the import/export daemon
+IEM_IMPORT = "import"
+IEM_EXPORT = "export"
+IEM_ALL = frozenset([IEM_IMPORT, IEM_EXPORT])
+#: Data ends of import_start/export_start: a file under the export
+#: directory, an instance disk, an OS import/export script
+IEIO_FILE = "file"
+IEIO_RAW_DISK = "raw"
+IEIO_SCRIPT = "script"
+IEIO_ALL = frozenset([IEIO_FILE, IEIO_RAW_DISK, IEIO_SCRIPT])
+#: Compression tools the daemon knows (IEC_NONE: no compression)
+IEC_GZIP = "gzip"
+IEC_GZIP_FAST = "gzip-fast"
+IEC_GZIP_SLOW = "gzip-slow"
+IEC_LZOP = "lzop"
+IEC_ALL = frozenset([IEC_NONE, IEC_GZIP, IEC_GZIP_FAST, IEC_GZIP_SLOW, IEC_LZOP])
+#: What a transfer's magic string may look like (Ganeti's)
+IE_MAGIC_RE = r"^[-_.a-zA-Z0-9]{5,100}$"
+#: Seconds an importer waits for its exporter's connection (and an exporter
+#: tries to connect) unless told otherwise
+IE_CONNECT_TIMEOUT = 60
+# --- end of the import/export daemon block -------------------------------------------

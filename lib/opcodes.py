@@ -498,9 +498,13 @@ class OpInstanceMultiAlloc(OpCode):
         ("instances", ht.EmptyList, ht.TListOf(ht.TInstanceOf(OpInstanceCreate)),
          "OpInstanceCreate opcodes of the instances to create"),
     ]
-    OP_RESULT = ht.TStrictDict(True, False, {
+    OP_RESULT = ht.TStrictDict(True, True, {
         constants.JOB_IDS_KEY: ht.TJobIdList,
+        constants.ALLOCATABLE_KEY: ht.TListOf(ht.TNonEmptyString),
+        constants.FAILED_KEY: ht.TListOf(ht.TNonEmptyString),
     })
+    ALLOCATABLE_KEY = constants.ALLOCATABLE_KEY
+    FAILED_KEY = constants.FAILED_KEY
 
     def Validate(self, set_defaults: bool) -> None:
         """Validate the nested OpInstanceCreate opcodes, then this one."""

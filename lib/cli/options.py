@@ -239,6 +239,10 @@ IGNORE_IPOLICY_OPT = cli_option("--ignore-ipolicy", dest="ignore_ipolicy",
                                 help="Ignore instance policy violations")
 DST_NODE_OPT = cli_option("-n", "--target-node", dest="dst_node", default=None,
                           metavar="NODE", help="Target node (shared storage only)")
+COMPRESS_OPT = cli_option("--compress", dest="compress", default=constants.IEC_NONE,
+                          metavar="<TOOL>", help="Compression tool for the data transfer:"
+                          " 'none' (the default) or one of the cluster's compression"
+                          " tools")
 NONLIVE_OPT = cli_option("--non-live", dest="live", default=True, action="store_false",
                          help="Migrate non-live: the instance is paused while its state"
                          " moves to the target node")
@@ -269,6 +273,9 @@ NEW_SECONDARY_OPT = cli_option("-n", "--new-secondary", dest="dst_node", default
 DISKIDX_OPT = cli_option("--disks", dest="disks", default=None, metavar="IDX[,IDX...]",
                          help="Comma-separated disk indices to act on (e.g. 0,2;"
                          " default: all disks)")
+TO_GROUP_OPT = cli_option("--to", dest="to", default=None, action="append",
+                          metavar="<group>", help="Group to move to (may be given"
+                          " several times; default: every other group)")
 EARLY_RELEASE_OPT = cli_option("--early-release", dest="early_release", default=False,
                                action="store_true",
                                help="Remove the old storage before the resync ends and"

@@ -1,8 +1,7 @@
 """gnt-group: node group administration (add, remove, rename, list, info,
-modify, assign-nodes, tags).
+modify, assign-nodes, evacuate, tags).
 
-Group evacuation (``evacuate``) and ``show-ispecs-cmd`` are not available
-yet.
+``show-ispecs-cmd`` is not available yet.
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ from ganeti.cli import (
 )
 from ganeti.cli import ipolicy as cli_ipolicy
 from ganeti.cli import tags
-from ganeti.client.gnt_node import ParseKeyVal
+from ganeti.cli.options import EARLY_RELEASE_OPT, IALLOCATOR_OPT, TO_GROUP_OPT
+from ganeti.client.gnt_node import ParseKeyVal, RunJobList
 
 #: Default fields of "gnt-group list" (Ganeti's)
 _LIST_DEF_FIELDS = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]
@@ -247,6 +247,30 @@ DISK_STATE_OPT = cli_option(
     type=ParseStateParams, metavar="STORAGE:PARAM=VALUE,...",
     help="Disk state (may be repeated)")
 
+SEQUENTIAL_OPT = cli_option("--sequential", dest="sequential", default=False,
+                            action="store_true",
+                            help="Execute all resulting jobs sequentially")
+FORCE_FAILOVER_OPT = cli_option("--force-failover", dest="force_failover",
+                                default=False, action="store_true",
+                                help="Fail over instead of migrating (no migrations"
+                                " are made)")
+
+
+def EvacuateGroup(opts: Any, args: list[str]) -> int:
+    """Move every instance out of a group: the allocator's jobs, submitted
+    by the opcode, waited for and counted."""
+    op = opcodes.OpGroupEvacuate(group_name=args[0], iallocator=opts.iallocator,
+                                 target_groups=opts.to, early_release=opts.early_release,
+                                 sequential=opts.sequential,
+                                 force_failover=opts.force_failover)
+    bad = RunJobList(op, opts, cli.GetClient())
+    if bad:
+        ToStdout("There were %s errors during the evacuation.", bad)
+        return constants.EXIT_FAILURE
+    ToStdout("All instances evacuated successfully.")
+    return constants.EXIT_SUCCESS
+
+
 _PARAM_OPTS = [NODE_PARAMS_OPT, ALLOC_POLICY_OPT, DISK_PARAMS_OPT, HV_STATE_OPT,
                DISK_STATE_OPT] + cli_ipolicy.ALL_IPOLICY_OPTS
 
@@ -283,6 +307,12 @@ commands: dict[str, cli.CommandDef] = {
     "info": (
         GroupInfo, [ArgGroup()], [],
         "[<group_name>...]", "Show group information"),
+    "evacuate": (
+        EvacuateGroup, [ArgGroup(min=1, max=1)],
+        [TO_GROUP_OPT, IALLOCATOR_OPT, EARLY_RELEASE_OPT, SEQUENTIAL_OPT,
+         FORCE_FAILOVER_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-I <iallocator>] [--to <group>] <group>",
+        "Evacuate all instances within a group"),
 }
 commands.update(tags.TagCommands(constants.TAG_NODEGROUP))
 

@@ -30,6 +30,7 @@ from ganeti.cli import (
 )
 from ganeti.cli.options import (
     AUTO_REPLACE_OPT,
+    COMPRESS_OPT,
     DISKIDX_OPT,
     DST_NODE_OPT,
     EARLY_RELEASE_OPT,
@@ -41,9 +42,10 @@ from ganeti.cli.options import (
     NORUNTIME_CHGS_OPT,
     ON_PRIMARY_OPT,
     ON_SECONDARY_OPT,
+    TO_GROUP_OPT,
 )
 from ganeti.cli.tags import TagCommands
-from ganeti.client.gnt_node import ParseKeyVal
+from ganeti.client.gnt_node import ParseKeyVal, RunJobList
 
 #: Default fields of "gnt-instance list" (Ganeti's)
 _LIST_DEF_FIELDS = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
@@ -955,6 +957,23 @@ def MigrateInstance(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
+def MoveInstance(opts: Any, args: list[str]) -> int:
+    """Move a non-mirrored instance to another node by copying its disks."""
+    name = args[0]
+    if not opts.dst_node:
+        raise errors.OpPrereqError("The target node must be given (-n)", errors.ECODE_INVAL)
+    if not opts.force and not cli.AskUser(
+            f"Instance {name} will be moved. This requires a shutdown of the"
+            " instance. Continue?"):
+        return constants.EXIT_CONFIRMATION
+    op = opcodes.OpInstanceMove(
+        instance_name=name, target_node=opts.dst_node, compress=opts.compress,
+        shutdown_timeout=opts.shutdown_timeout, ignore_consistency=opts.ignore_consistency,
+        ignore_ipolicy=opts.ignore_ipolicy)
+    cli.SubmitOrSend(op, opts)
+    return constants.EXIT_SUCCESS
+
+
 WFSYNC_OPT = cli_option("--wait-for-sync", dest="wait_for_sync", default=False,
                         action="store_true", help="Wait for disks to sync")
 ABSOLUTE_OPT = cli_option("--absolute", dest="absolute", default=False,
@@ -1012,6 +1031,12 @@ commands.update({
          IGNORE_HVVERSIONS_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "[-f] [-n node] <instance>", "Moves a running instance to the target node"
         " without stopping it (shared or no storage only)"),
+    "move": (
+        MoveInstance, [ArgInstance(min=1, max=1)],
+        [FORCE_OPT, IGNORE_CONSIST_OPT, DST_NODE_OPT, COMPRESS_OPT, SHUTDOWN_TIMEOUT_OPT,
+         IGNORE_IPOLICY_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
+        "[-f] [-n node] [--compress=TOOL] <instance>", "Move instance to an arbitrary"
+        " node (only for instances of type file and lv)"),
     "replace-disks": (
         ReplaceDisks, [ArgInstance(min=1, max=1)],
         [EARLY_RELEASE_OPT, ON_PRIMARY_OPT, ON_SECONDARY_OPT, AUTO_REPLACE_OPT,
@@ -1020,6 +1045,30 @@ commands.update({
         "[-s|-p|-a|-n NODE|-I NAME] [--disks idx,...] <instance>",
         "Replaces disks for the instance"),
 })
+
+
+
+def ChangeGroup(opts: Any, args: list[str]) -> int:
+    """Move an instance to another node group: the allocator's jobs,
+    submitted by the opcode, waited for and counted."""
+    name = args[0]
+    cl = cli.GetClient()
+    op = opcodes.OpInstanceChangeGroup(instance_name=name, iallocator=opts.iallocator,
+                                       target_groups=opts.to,
+                                       early_release=opts.early_release)
+    bad = RunJobList(op, opts, cl)
+    if bad:
+        ToStdout("There were %s errors while changing group of instance '%s'.", bad, name)
+        return constants.EXIT_FAILURE
+    ToStdout("Instance '%s' changed group successfully.", name)
+    return constants.EXIT_SUCCESS
+
+
+commands["change-group"] = (
+    ChangeGroup, [ArgInstance(min=1, max=1)],
+    [TO_GROUP_OPT, IALLOCATOR_OPT, EARLY_RELEASE_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT]
+    + SUBMIT_OPTS,
+    "[-I <iallocator>] [--to <group>] <instance>", "Change group of instance")
 
 #: Other names of commands
 aliases = {

@@ -276,7 +276,7 @@ def _NodeInstances(cl: Any, node: str, fields: list[str]) -> tuple[str, list[str
                                           for name in value or []})
 
 
-def _RunJobList(op: Any, opts: Any, cl: Any) -> int:
+def RunJobList(op: Any, opts: Any, cl: Any) -> int:
     """Submit ``op`` (whose result is Ganeti's job list), wait for every
     job it submitted; return how many failed."""
     result = cli.SubmitOrSend(op, opts, cl=cl)
@@ -308,7 +308,7 @@ def MigrateNode(opts: Any, args: list[str]) -> int:
         node_name=node, mode=mode, iallocator=opts.iallocator,
         target_node=opts.dst_node, allow_runtime_changes=opts.allow_runtime_chgs,
         ignore_ipolicy=opts.ignore_ipolicy)
-    bad = _RunJobList(op, opts, cl)
+    bad = RunJobList(op, opts, cl)
     if bad:
         ToStderr("There were %s errors during the node migration.", bad)
         return constants.EXIT_FAILURE
@@ -348,7 +348,7 @@ def EvacuateNode(opts: Any, args: list[str]) -> int:
                                 iallocator=opts.iallocator,
                                 early_release=opts.early_release,
                                 ignore_soft_errors=opts.ignore_soft_errors)
-    bad = _RunJobList(op, opts, cl)
+    bad = RunJobList(op, opts, cl)
     if bad:
         ToStdout("There were %s errors during the evacuation.", bad)
         return constants.EXIT_FAILURE

@@ -30,6 +30,15 @@ logical volumes, DRBD minors and usermode helper, degraded disks) are
 :class:`ganeti.cmdlib.cluster_disks.GroupStorageVerify`'s, as are
 ``LUGroupVerifyDisks`` and ``LUClusterRepairDiskSizes``.
 
+N+1 memory redundancy (skipped with ``--no-nplus1-mem``,
+``constants.VERIFY_NPLUSONE_MEM`` in ``skip_checks``): for each node of
+the group and each node holding primaries of DRBD instances whose
+secondary it is, the free memory it reports must cover the minimum memory
+of those of the instances that would fail over to it should that primary
+node fail (marked up, ``auto_balance`` set); otherwise ``ENODEN1``. Unlike
+Ganeti, which also counts instances marked down, only instances marked up
+count: a failover does not start the others.
+
 The group's verification first waits until the configuration saved so far
 has been distributed (``config_sync.Flush``), so that right after a master
 daemon start, which pushes the configuration to every node, the copies it
@@ -338,6 +347,9 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             storage.VerifyNode(node, payload)
             self._ReportResources(node, infos.get(node.uuid))
         storage.VerifyInstances(feedback_fn)
+        if constants.VERIFY_NPLUSONE_MEM not in (self.op.skip_checks or []):
+            feedback_fn("* Verifying N+1 Memory redundancy")
+            self._VerifyNPlusOneMemory(online, infos)
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
         return not self.bad
@@ -491,6 +503,48 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
                             f"{kind} {orphan.rstrip('/')} is unknown",
                             code=constants.CV_WARNING)
 
+    def _VerifyNPlusOneMemory(self, nodes: list[objects.Node],
+                              infos: dict[str, Any]) -> None:
+        """Each node holding DRBD secondaries can take, should the primary
+        node of some of them fail, those that would fail over to it: the
+        instances marked up with ``auto_balance``, at their minimum memory
+        (what a failover needs), against the node's free memory."""
+        snap = self.cfg.GetReadOnlySnapshot()
+        cluster = snap.cluster
+        wanted = {node.uuid for node in nodes}
+        # secondary node -> primary node -> minimum memory of each instance
+        needs: dict[str, dict[str, list[int]]] = {}
+        for inst in snap.instances.values():
+            if inst.forthcoming or inst.admin_state != constants.ADMINST_UP:
+                continue
+            bep = cluster.FillBE(inst)
+            if not bep.get(constants.BE_AUTO_BALANCE):
+                continue
+            secondaries: set[str] = set()
+            for disk_uuid in inst.disks:
+                disk = snap.disks.get(disk_uuid)
+                if disk is not None and disk.dev_type in constants.DTS_INT_MIRROR:
+                    secondaries.update(disk.nodes or [])
+            secondaries.discard(inst.primary_node)
+            for snode in secondaries & wanted:
+                needs.setdefault(snode, {}).setdefault(inst.primary_node, []).append(
+                    int(bep[constants.BE_MINMEM]))
+        for node in nodes:
+            if node.uuid not in needs:
+                continue
+            free = _FreeMemory(infos.get(node.uuid))
+            if free is None:
+                continue  # already reported (ENODEHV)
+            by_primary = needs[node.uuid]
+            for pnode_uuid in utils.NiceSort(
+                    by_primary, key=lambda uuid: getattr(snap.nodes.get(uuid), "name", uuid)):
+                needed = sum(by_primary[pnode_uuid])
+                pnode = snap.nodes.get(pnode_uuid)
+                self._ErrorIf(free < needed, constants.CV_ENODEN1, node.name,
+                              "not enough memory to accomodate instance failovers should"
+                              f" node {pnode.name if pnode else pnode_uuid} fail"
+                              f" ({needed} MiB needed, {free} MiB available)")
+
     def _ReportResources(self, node: objects.Node, res: Any) -> None:
         if res is None or res.fail_msg:
             msg = res.fail_msg if res is not None else "no answer"
@@ -514,6 +568,16 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
                          f" {unit.get('storage_size')} MiB")
         if parts:
             self._feedback_fn(f"    node {node.name}: {'; '.join(parts)}")
+
+
+def _FreeMemory(res: Any) -> int | None:
+    """The free memory (MiB) in a node_info answer, or None."""
+    if res is None or res.fail_msg:
+        return None
+    try:
+        return int(res.payload[2][0]["memory_free"])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
 
 
 class LUClusterVerifyDisks(ClusterLU):

@@ -62,6 +62,10 @@ class IARequestBase:
         """OpPrereqError unless ``result`` answers this request."""
         raise NotImplementedError
 
+    def AllocatorParams(self) -> dict[str, Any]:
+        """Options this request gives the allocator program (``--name``)."""
+        return {}
+
 
 def _CheckNodeNames(ia: IAllocator, names: Any, what: str,
                     group: str | None = None) -> None:
@@ -245,8 +249,14 @@ class IAReqNodeEvac(IARequestBase):
     secondary-only, all)."""
     instances: list[str]
     evac_mode: str
+    #: passed to the allocator as --ignore-soft-errors (gnt-node evacuate)
+    ignore_soft_errors: bool = False
 
     MODE: ClassVar[str] = constants.IALLOCATOR_MODE_NODE_EVAC
+
+    def AllocatorParams(self) -> dict[str, Any]:
+        """``--ignore-soft-errors`` when asked for."""
+        return {"ignore-soft-errors": None} if self.ignore_soft_errors else {}
 
     def GetRequest(self, cfg: Any) -> dict[str, Any]:
         """Ganeti's node-evacuate request."""
@@ -313,6 +323,7 @@ class IAllocator:
         params = self.cfg.GetClusterInfo().default_iallocator_params or {}
         if name != self.cfg.GetClusterInfo().default_iallocator:
             params = {}
+        params = {**params, **self.req.AllocatorParams()}
         master = self.cfg.GetMasterNode()
         result = self.rpc.call_iallocator_runner(master, name, self.in_text, params)
         if result.fail_msg:

@@ -23,8 +23,10 @@ it does the same for a creation interrupted by a master daemon crash
 The LU holds the Big Ganeti Lock only shared: the processor adds the new
 instance's lock (``add_locks``; a second job creating the same name fails
 there), and the LU locks its primary node and that node's resources, so
-creations on different nodes run in parallel. Import modes and the
-iallocator come later.
+creations on different nodes run in parallel. With an allocator (``-I``,
+or the cluster's default one when no node is given) every node is locked
+until the allocator has chosen, in CheckPrereq; the others are released
+then (:mod:`ganeti.cmdlib.instance_alloc`). Import modes come later.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ganeti.cmdlib.base import FeedbackFn, Interruption, LogicalUnit
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
 from ganeti.cmdlib import disks as disks_mod
+from ganeti.cmdlib import instance_alloc
 from ganeti.cmdlib.extstorage import CheckExtStorageProvider
 from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
 
@@ -144,6 +147,8 @@ class LUInstanceCreate(LogicalUnit):
     HTYPE = constants.HTYPE_INSTANCE
     REQ_BGL = False
     cfg: Any
+    pnode: objects.Node
+    snode: objects.Node | None
 
     # --- arguments ------------------------------------------------------------------
 
@@ -153,16 +158,19 @@ class LUInstanceCreate(LogicalUnit):
         if op.mode != constants.INSTANCE_CREATE:
             raise _Inval(f"Instance creation mode '{op.mode}' is not supported yet"
                          " (only 'create')")
-        if op.iallocator:
-            raise _Inval("No instance allocator is available on this cluster yet;"
-                         " give the primary node with -n/--node instead of"
-                         f" --iallocator {op.iallocator}")
-        if not op.pnode and not op.pnode_uuid:
-            raise _Inval("No primary node given (-n/--node)")
+        # The nodes, or the allocator choosing them (-I, or the cluster's
+        # default when no node is given)
+        self.iallocator = instance_alloc.ChooseIallocator(
+            self.cfg, op.iallocator,
+            bool(op.pnode or op.pnode_uuid or op.snode or op.snode_uuid))
+        op.iallocator = self.iallocator
+        if not self.iallocator and not op.pnode and not op.pnode_uuid:
+            raise instance_alloc.NoPlacementError()
         if op.snode and op.disk_template not in constants.DTS_INT_MIRROR:
             raise _Inval(f"A secondary node is only used by the mirrored disk template"
                          f" drbd, not by {op.disk_template}")
-        if op.disk_template in constants.DTS_INT_MIRROR and not op.snode:
+        if op.disk_template in constants.DTS_INT_MIRROR and not op.snode and \
+                not self.iallocator:
             raise _Inval(f"The {op.disk_template} disk template needs a secondary node"
                          " (-n PRIMARY:SECONDARY)")
         if op.ip_check and not op.name_check:
@@ -198,6 +206,9 @@ class LUInstanceCreate(LogicalUnit):
             constants.IDISK_ADOPT in spec for spec in self.disk_specs)
         if op.disk_template == constants.DT_DISKLESS and self.disk_specs:
             raise _Inval("Diskless instances cannot have disks")
+        if self.adopt_disks and self.iallocator:
+            raise _Inval("Disk adoption is not allowed with an iallocator: the"
+                         " disks to adopt are on one node (-n/--node)")
         if op.disk_template != constants.DT_DISKLESS and not self.disk_specs:
             raise _Inval(f"Instances with the {op.disk_template} disk template need at"
                          " least one disk (--disk 0:size=... or -s SIZE)")
@@ -208,7 +219,17 @@ class LUInstanceCreate(LogicalUnit):
                          " templates")
 
     def ExpandNames(self) -> None:
-        """Add the new instance's lock; lock the primary node (and its resources)."""
+        """Add the new instance's lock; lock the primary node (and its
+        resources), or every node when an allocator chooses them."""
+        if self.iallocator:
+            # self.pnode and self.snode are set once the allocator has chosen
+            self.snode = None
+            self._CheckNameFree()
+            self.add_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
+            # The nodes it does not choose are released in CheckPrereq
+            self.needed_locks = {locking.LEVEL_NODE: locking.ALL_SET,
+                                 locking.LEVEL_NODE_RES: locking.ALL_SET}
+            return
         self.pnode = ExpandNode(self.cfg, self.op.pnode or self.op.pnode_uuid)
         self.op.pnode = self.pnode.name
         self.op.pnode_uuid = self.pnode.uuid
@@ -257,6 +278,9 @@ class LUInstanceCreate(LogicalUnit):
                 f" (enabled: {', '.join(cluster.enabled_disk_templates or [])});"
                 " enable it with gnt-cluster modify --enabled-disk-templates",
                 errors.ECODE_STATE)
+
+        if self.iallocator:
+            self._RunAllocator(cluster)
 
         # Primary node
         pnode = iu.CheckTargetNode(cfg, self.pnode.uuid,
@@ -360,6 +384,20 @@ class LUInstanceCreate(LogicalUnit):
                     cfg, op.disk_template, self.disk_specs, self.diskparams))
         # As in Ganeti, a dry run answers the nodes the instance would use
         self.dry_run_result = [pnode.name] + ([self.snode.name] if self.snode else [])
+
+    def _RunAllocator(self, cluster: Any) -> None:
+        """Let the allocator choose the nodes; keep only their locks."""
+        op = self.op
+        req = instance_alloc.CreateInstanceAllocRequest(
+            self.cfg, op, self.disk_specs, self.nic_specs,
+            cluster.SimpleFillBE(self.beparams), self.hvname)
+        nodes = instance_alloc.RunInstanceAllocator(self, str(self.iallocator), req)
+        self.pnode = nodes[0]
+        self.snode = nodes[1] if len(nodes) > 1 else None
+        op.pnode, op.pnode_uuid = self.pnode.name, self.pnode.uuid
+        if self.snode is not None:
+            op.snode, op.snode_uuid = self.snode.name, self.snode.uuid
+        instance_alloc.ReleaseNodeLocks(self, [node.uuid for node in nodes])
 
     def _CheckAdoption(self, pnode: objects.Node) -> None:
         """Adopted disks exist on the primary node and are not in use; their

@@ -9,10 +9,14 @@ polling on the source, then finalization on both sides, or an abort on
 both sides when a step fails).
 
 Instances whose storage every node reaches (diskless, sharedfile,
-blockdev, ext, rbd) move to the node given with ``-n`` (instance allocators
-do not exist yet); DRBD instances move to their secondary node only, which
-is the default target; their mirrors go dual-primary while the memory
-moves and back to single-primary after it, as in Ganeti.
+blockdev, ext, rbd) move to the node given with ``-n`` or, without it, to
+the node an instance allocator chooses (``-I``, else the cluster's default
+allocator): a ``relocate`` request away from the primary node, while every
+node is locked; the nodes not chosen are released at once. DRBD instances
+move to their secondary node only, which is the default target (neither
+an allocator nor another node may be given, as in Ganeti); their mirrors
+go dual-primary while the memory moves and back to single-primary after
+it, as in Ganeti.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import time
 from typing import Any
 
 from ganeti import constants, errors, locking, objects
+from ganeti.cmdlib import iallocator as ia
+from ganeti.cmdlib import iallocator_relocation as iar
 from ganeti.cmdlib import instance_storage as ist
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, Tasklet
@@ -476,53 +482,77 @@ class TLMigrateInstance(Tasklet):
             self._ExecMigration()
 
 
+def _ArbitraryTargetRefused(template: str, failover: bool) -> errors.OpPrereqError:
+    return errors.OpPrereqError(
+        f"Instances with disk template {template} cannot be"
+        f" {'failed over' if failover else 'migrated'} to arbitrary nodes (neither an"
+        " iallocator nor a target node can be passed): they move to their secondary"
+        " node", errors.ECODE_INVAL)
+
+
 class _MoveInstanceLU(iu.InstanceLU):
-    """Common part of failover and migrate: the target node and its locks."""
+    """Common part of failover and migrate: the target node (given, the
+    secondary, or chosen by an allocator) and its locks."""
 
     LOCK_NODE_RES = True
     FAILOVER = False
-    target_node_uuid: str
+    target_node_uuid: str | None
+    iallocator: str | None
 
     def CheckArguments(self) -> None:
-        """A target node is needed (no allocators yet)."""
-        if self.op.iallocator:
-            if self.op.target_node or self.op.target_node_uuid:
-                raise errors.OpPrereqError("Specify either an iallocator (-I), or a"
-                                           " target node (-n)", errors.ECODE_INVAL)
+        """A target node or an allocator, not both; a cleanup needs the node."""
+        op = self.op
+        if op.iallocator and (op.target_node or op.target_node_uuid):
+            raise errors.OpPrereqError("Specify either an iallocator (-I), or a"
+                                       " target node (-n)", errors.ECODE_INVAL)
+        if op.iallocator and op.cleanup:
             raise errors.OpPrereqError(
-                f"Iallocator '{self.op.iallocator}' cannot be used: instance allocators"
-                " are not supported yet; give the target node with -n",
-                errors.ECODE_INVAL)
+                "A cleanup needs the node the failed migration went to (-n), not an"
+                " iallocator", errors.ECODE_INVAL)
 
-    def _SecondaryOrFail(self) -> str:
-        """The target of a move without -n: a mirrored instance's secondary."""
-        inst = self.cfg.GetInstanceInfoByName(self.op.instance_name) or \
-            self.cfg.GetInstanceInfo(self.op.instance_uuid or "")
-        if inst is not None and \
-                self.cfg.GetInstanceDiskTemplate(inst.uuid) in constants.DTS_INT_MIRROR:
-            secondaries = [uuid for uuid in self.cfg.GetInstanceNodes(inst.uuid)
-                           if uuid != inst.primary_node]
+    def _DefaultTarget(self) -> None:
+        """Without -n: a DRBD instance's secondary, else the allocator's
+        choice (made in CheckPrereq, under the locks of all nodes)."""
+        cfg, op = self.cfg, self.op
+        template = cfg.GetInstanceDiskTemplate(op.instance_uuid)
+        if template in constants.DTS_INT_MIRROR:
+            if op.iallocator:
+                raise _ArbitraryTargetRefused(template, self.FAILOVER)
+            secondaries = cfg.GetInstanceSecondaryNodes(op.instance_uuid)
             if secondaries:
-                return secondaries[0]
+                op.target_node_uuid = secondaries[0]
+                return
+        elif template in constants.DTS_EXT_MIRROR and not op.cleanup:
+            self.iallocator = ia.ResolveIallocator(cfg, op.iallocator) or \
+                ia.DefaultIallocator(cfg)
+            if self.iallocator:
+                return
+            raise errors.OpPrereqError(
+                "No target node given: the target node must be given (-n) or chosen"
+                " by an iallocator (-I), and the cluster has no default iallocator",
+                errors.ECODE_INVAL)
         raise errors.OpPrereqError(
             "No target node given; without a mirrored secondary node the target"
-            " node must be given (-n), since this cluster has no instance allocators",
-            errors.ECODE_INVAL)
+            " node must be given (-n)", errors.ECODE_INVAL)
 
     def ExpandNames(self) -> None:
         """The instance, its nodes and the target node; the tasklet."""
         super().ExpandNames()
+        self.iallocator = None
+        self.target_node_uuid = None
         if not (self.op.target_node or self.op.target_node_uuid):
-            self.op.target_node_uuid = self._SecondaryOrFail()
-        if self.op.target_node_uuid and not self.op.target_node:
-            node = self.cfg.GetNodeInfo(self.op.target_node_uuid)
-            if node is None:
-                raise errors.OpPrereqError(f"Node '{self.op.target_node_uuid}' not known",
-                                           errors.ECODE_NOENT)
-        else:
-            node = ExpandNode(self.cfg, self.op.target_node)
-        self.op.target_node, self.op.target_node_uuid = node.name, node.uuid
-        self.target_node_uuid = node.uuid
+            self._DefaultTarget()
+        if self.iallocator is None:
+            if self.op.target_node_uuid and not self.op.target_node:
+                node = self.cfg.GetNodeInfo(self.op.target_node_uuid)
+                if node is None:
+                    raise errors.OpPrereqError(
+                        f"Node '{self.op.target_node_uuid}' not known",
+                        errors.ECODE_NOENT)
+            else:
+                node = ExpandNode(self.cfg, self.op.target_node)
+            self.op.target_node, self.op.target_node_uuid = node.name, node.uuid
+            self.target_node_uuid = node.uuid
         self._migrater = self._MakeTasklet()
         self.tasklets = [self._migrater]
 
@@ -530,16 +560,42 @@ class _MoveInstanceLU(iu.InstanceLU):
         raise NotImplementedError
 
     def DeclareLocks(self, level: int) -> None:
-        """The instance's nodes plus the target."""
+        """The instance's nodes plus the target; all nodes while an
+        allocator has to choose it."""
         super().DeclareLocks(level)
-        if level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
-                self.needed_locks is not None and level in self.needed_locks and \
-                self.target_node_uuid not in self.needed_locks[level]:
+        if level not in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) or \
+                self.needed_locks is None or level not in self.needed_locks:
+            return
+        if self.iallocator:
+            self.needed_locks[level] = locking.ALL_SET
+        elif self.target_node_uuid not in self.needed_locks[level]:
             self.needed_locks[level].append(self.target_node_uuid)
 
+    def _ChooseTarget(self) -> None:
+        """Ask the allocator for the target, away from the primary node;
+        keep only the locks of the primary and the chosen node."""
+        inst = self.instance
+        template = self.cfg.GetInstanceDiskTemplate(inst.uuid)
+        if template in constants.DTS_INT_MIRROR:
+            # converted to DRBD since ExpandNames
+            raise _ArbitraryTargetRefused(template, self.FAILOVER)
+        if template not in constants.DTS_EXT_MIRROR:
+            return  # the tasklet refuses the layout
+        assert self.iallocator is not None
+        verb = "failover" if self.FAILOVER else "migration"
+        target = iar.RelocateInstance(self, self.iallocator, inst.uuid,
+                                      [inst.primary_node],
+                                      f"a {verb} target node for instance {inst.name}")
+        self.target_node_uuid = target
+        self.LogInfo(f"Selected nodes for instance {inst.name} via iallocator"
+                     f" {self.iallocator}: {iu.NodeName(self.cfg, target)}")
+        iar.ReleaseUnusedNodeLocks(self, [inst.primary_node, target])
+
     def CheckPrereq(self) -> None:
-        """The instance, then the tasklet's checks."""
+        """The instance, the allocator's choice, then the tasklet's checks."""
         super().CheckPrereq()
+        if self.iallocator:
+            self._ChooseTarget()
         self._migrater.CheckPrereq()
 
     def Exec(self, feedback_fn: FeedbackFn) -> None:
@@ -550,7 +606,8 @@ class _MoveInstanceLU(iu.InstanceLU):
         env = super().BuildHooksEnv()
         env.update({
             "OLD_PRIMARY": iu.NodeName(self.cfg, self._migrater.source_node_uuid),
-            "NEW_PRIMARY": self.op.target_node,
+            "NEW_PRIMARY": iu.NodeName(self.cfg, self.target_node_uuid)
+            if self.target_node_uuid else "",
             "OLD_SECONDARY": "",
             "NEW_SECONDARY": "",
         })
@@ -558,9 +615,9 @@ class _MoveInstanceLU(iu.InstanceLU):
 
     def BuildHooksNodes(self) -> tuple[list[str], list[str]]:
         """The master, the source and the target node."""
-        nodes = list(dict.fromkeys([self.cfg.GetMasterNode(),
-                                    self._migrater.source_node_uuid,
-                                    self.target_node_uuid]))
+        nodes = list(dict.fromkeys(
+            [self.cfg.GetMasterNode(), self._migrater.source_node_uuid]
+            + ([self.target_node_uuid] if self.target_node_uuid else [])))
         return nodes, nodes
 
 
@@ -568,6 +625,7 @@ class LUInstanceFailover(_MoveInstanceLU):
     """Stop an instance, move it to the target node, start it there."""
 
     HPATH = "instance-failover"
+    FAILOVER = True
 
     def _MakeTasklet(self) -> TLMigrateInstance:
         op = self.op

@@ -10,7 +10,10 @@ One LU, :class:`LUInstanceReplaceDisks`, with Ganeti's tasklet
   and the new ones take their names, so the configuration does not change;
   the device gets the new volumes with fresh metadata and resyncs from its
   peer; the old volumes are removed once it has synced;
-- a new secondary (``-n``): new volumes and a stand-alone DRBD device (new
+- a new secondary (``-n``, or chosen by an instance allocator with
+  ``-I``: a ``relocate`` request away from the current secondary, while
+  every node is locked; the nodes not chosen are released at once): new
+  volumes and a stand-alone DRBD device (new
   minor, same port and secret) on the new node; the old secondary's
   devices are shut down and the primary's disconnected; the disks record
   the new node; the primary and the new node connect and resync; the old
@@ -38,6 +41,8 @@ from typing import Any
 
 from ganeti import constants, errors, locking, objects
 from ganeti.cmdlib import disks as disks_mod
+from ganeti.cmdlib import iallocator as ia
+from ganeti.cmdlib import iallocator_relocation as iar
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, Tasklet
 from ganeti.cmdlib.group import ComputeIPolicyInstanceViolation
@@ -82,11 +87,13 @@ class TLReplaceDisks(Tasklet):
 
     def __init__(self, lu: LogicalUnit, instance_uuid: str, mode: str,
                  remote_node_uuid: str | None, disks: list[int], early_release: bool,
-                 ignore_ipolicy: bool) -> None:
+                 ignore_ipolicy: bool, iallocator: str | None = None) -> None:
         super().__init__(lu)
         self.instance_uuid = instance_uuid
         self.mode = mode
         self.remote_node_uuid = remote_node_uuid
+        #: the allocator choosing ``remote_node_uuid`` (mode "new secondary")
+        self.iallocator = iallocator
         self.disks = sorted(set(disks))
         self.early_release = early_release
         self.ignore_ipolicy = ignore_ipolicy
@@ -145,8 +152,27 @@ class TLReplaceDisks(Tasklet):
         disks_mod.CheckNodesFreeDiskPerVG(self.lu, [where],
                                           self._VolumeSizes(disks, self.disk_indices))
 
+    def _ChooseNewSecondary(self, secondary: str) -> None:
+        """Ask the allocator for the new secondary, then keep only the
+        locks of the instance's nodes and the chosen one."""
+        inst = self.instance
+        assert self.iallocator is not None
+        new = iar.RelocateInstance(self.lu, self.iallocator, inst.uuid, [secondary],
+                                   f"a new secondary node for instance {inst.name}")
+        self.remote_node_uuid = new
+        self.lu.LogInfo(f"Selected new secondary for instance '{inst.name}':"
+                        f" {self._Name(new)}")
+        iar.ReleaseUnusedNodeLocks(self.lu, [inst.primary_node, secondary, new])
+
     def _CheckNewSecondary(self, primary: str, secondary: str, ndisks: int) -> None:
         cfg, inst = self.cfg, self.instance
+        if self.disks and self.disks != list(range(ndisks)):
+            raise errors.OpPrereqError(
+                "Changing the secondary node moves all the disks; a subset of them"
+                " (--disks) can only be replaced on the primary or the secondary node",
+                errors.ECODE_INVAL)
+        if self.iallocator and self.remote_node_uuid is None:
+            self._ChooseNewSecondary(secondary)
         new = self.remote_node_uuid
         assert new is not None
         if new == primary:
@@ -157,11 +183,6 @@ class TLReplaceDisks(Tasklet):
             raise errors.OpPrereqError(
                 f"Node {self._Name(new)} is already the secondary node of instance"
                 f" {inst.name}", errors.ECODE_INVAL)
-        if self.disks and self.disks != list(range(ndisks)):
-            raise errors.OpPrereqError(
-                "Changing the secondary node moves all the disks; a subset of them"
-                " (--disks) can only be replaced on the primary or the secondary node",
-                errors.ECODE_INVAL)
         node = iu.CheckTargetNode(cfg, new, "Can't use {state} node {name} as the new"
                                   " secondary node")
         group = cfg.GetNodeGroup(node.group)
@@ -609,18 +630,14 @@ class LUInstanceReplaceDisks(iu.InstanceLU):
         """Mode and node/allocator combinations, as Ganeti's."""
         op = self.op
         if op.mode == constants.REPLACE_DISK_CHG:
-            if op.remote_node and op.iallocator:
+            remote = op.remote_node or op.remote_node_uuid
+            if remote and op.iallocator:
                 raise errors.OpPrereqError("Give either the iallocator or the new"
                                            " secondary node, not both", errors.ECODE_INVAL)
-            if op.iallocator:
+            if not (remote or op.iallocator):
                 raise errors.OpPrereqError(
-                    f"Iallocator '{op.iallocator}' cannot be used: instance allocators"
-                    " are not supported yet; give the new secondary node with -n",
-                    errors.ECODE_INVAL)
-            if not (op.remote_node or op.remote_node_uuid):
-                raise errors.OpPrereqError(
-                    "Changing the secondary node needs the new node (-n); instance"
-                    " allocators are not supported yet", errors.ECODE_INVAL)
+                    "Changing the secondary node needs the new node (-n) or an"
+                    " iallocator choosing it (-I)", errors.ECODE_INVAL)
         elif op.remote_node or op.remote_node_uuid or op.iallocator:
             raise errors.OpPrereqError("The iallocator and new node options can only be"
                                        " used when changing the secondary node",
@@ -630,10 +647,13 @@ class LUInstanceReplaceDisks(iu.InstanceLU):
                                        " faulty ones", errors.ECODE_INVAL)
 
     def ExpandNames(self) -> None:
-        """The instance, its nodes and the new secondary."""
+        """The instance, its nodes and the new secondary (every node while
+        an allocator chooses it)."""
         super().ExpandNames()
         op = self.op
         self.remote_node_uuid: str | None = None
+        self.iallocator = ia.ResolveIallocator(self.cfg, op.iallocator) \
+            if op.mode == constants.REPLACE_DISK_CHG else None
         if op.remote_node or op.remote_node_uuid:
             node = ExpandNode(self.cfg, op.remote_node) if op.remote_node else \
                 self.cfg.GetNodeInfo(op.remote_node_uuid)
@@ -644,11 +664,17 @@ class LUInstanceReplaceDisks(iu.InstanceLU):
             self.remote_node_uuid = node.uuid
         self.replacer = TLReplaceDisks(self, op.instance_uuid, op.mode,
                                        self.remote_node_uuid, list(op.disks or []),
-                                       op.early_release, op.ignore_ipolicy)
+                                       op.early_release, op.ignore_ipolicy,
+                                       self.iallocator)
 
     def DeclareLocks(self, level: int) -> None:
-        """The instance's nodes plus the new secondary."""
+        """The instance's nodes plus the new secondary; all nodes while an
+        allocator has to choose it."""
         super().DeclareLocks(level)
+        if self.iallocator and self.needed_locks is not None and \
+                level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES):
+            self.needed_locks[level] = locking.ALL_SET
+            return
         if level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
                 self.needed_locks is not None and level in self.needed_locks and \
                 self.remote_node_uuid and \
@@ -656,9 +682,11 @@ class LUInstanceReplaceDisks(iu.InstanceLU):
             self.needed_locks[level].append(self.remote_node_uuid)
 
     def CheckPrereq(self) -> None:
-        """The instance, then the tasklet's checks."""
+        """The instance, then the tasklet's checks (which run the allocator)."""
         super().CheckPrereq()
         self.replacer.CheckPrereq()
+        # the allocator's choice, for the hooks
+        self.remote_node_uuid = self.replacer.remote_node_uuid
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's MODE, NEW_SECONDARY and OLD_SECONDARY, and the instance's."""
@@ -666,7 +694,8 @@ class LUInstanceReplaceDisks(iu.InstanceLU):
         secondaries = self.cfg.GetInstanceSecondaryNodes(self.instance.uuid)
         env.update({
             "MODE": self.op.mode,
-            "NEW_SECONDARY": self.op.remote_node or "",
+            "NEW_SECONDARY": iu.NodeName(self.cfg, self.remote_node_uuid)
+            if self.remote_node_uuid else "",
             "OLD_SECONDARY": iu.NodeName(self.cfg, secondaries[0]) if secondaries else "",
         })
         return env

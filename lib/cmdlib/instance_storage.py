@@ -14,6 +14,8 @@ from typing import Any
 
 from ganeti import constants, errors, locking, objects
 from ganeti.cmdlib import disks as disks_mod
+from ganeti.cmdlib import iallocator as ia
+from ganeti.cmdlib import instance_alloc
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit
 from ganeti.cmdlib.node import ExpandNode
@@ -211,7 +213,8 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
 
     A drbd disk is recreated where it lacks something: the missing volumes
     on each of its nodes, then the DRBD device on both (fresh metadata, the
-    primary as sync source). New nodes (``-n A:B``) get new minors; the
+    primary as sync source). New nodes (``-n A:B``, or chosen by an
+    allocator, ``-I``, in the primary node's group) get new minors; the
     port and the secret stay, and what is left on the old nodes stays.
     """
 
@@ -243,14 +246,17 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
                                            errors.ECODE_INVAL)
             specs[idx] = dict(params)
         self.specs = specs
-        if self.op.iallocator:
-            if self.op.nodes:
-                raise errors.OpPrereqError("Give either the iallocator or the new nodes",
-                                           errors.ECODE_INVAL)
-            raise errors.OpPrereqError(
-                f"Iallocator '{self.op.iallocator}' cannot be used: instance allocators"
-                " are not supported yet; give the new node with -n",
-                errors.ECODE_INVAL)
+        if self.op.iallocator and (self.op.nodes or self.op.node_uuids):
+            raise errors.OpPrereqError("Give either the iallocator or the new nodes",
+                                       errors.ECODE_INVAL)
+        if self.op.iallocator and specs:
+            raise errors.OpPrereqError("Can't recreate disks partially and change the"
+                                       " nodes at the same time (the iallocator"
+                                       " chooses new nodes)", errors.ECODE_INVAL)
+        # Only an allocator named (or ".") is used: without -n the disks are
+        # recreated where they are
+        self.iallocator = ia.ResolveIallocator(self.cfg, self.op.iallocator)
+        self.op.iallocator = self.iallocator
 
     def ExpandNames(self) -> None:
         """The instance, its nodes and the new nodes."""
@@ -260,10 +266,14 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
         self.op.nodes = [node.name for node in self.new_nodes]
 
     def DeclareLocks(self, level: int) -> None:
-        """The instance's nodes plus the new ones."""
+        """The instance's nodes plus the new ones (every node for an
+        allocator: those it does not choose are released in CheckPrereq)."""
         super().DeclareLocks(level)
         if level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
                 self.needed_locks is not None and level in self.needed_locks:
+            if self.iallocator:
+                self.needed_locks[level] = locking.ALL_SET
+                return
             for uuid in self.op.node_uuids or []:
                 if uuid not in self.needed_locks[level]:
                     self.needed_locks[level].append(uuid)
@@ -278,6 +288,9 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
                                        errors.ECODE_INVAL)
         current_nodes = cfg.GetInstanceNodes(inst.uuid)
         self.template = cfg.GetInstanceDiskTemplate(inst.uuid)
+        iu.CheckInstanceState(self, inst, iu.INSTANCE_NOT_RUNNING, "cannot recreate disks")
+        if self.iallocator:
+            self._RunAllocator(disks)
         if self.op.node_uuids:
             if len(self.op.node_uuids) != len(current_nodes):
                 raise errors.OpPrereqError(
@@ -296,7 +309,6 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
             iu.CheckNodeOnline(cfg, inst.primary_node,
                                f"Instance {inst.name}'s primary node is offline; give"
                                " a new node with -n")
-        iu.CheckInstanceState(self, inst, iu.INSTANCE_NOT_RUNNING, "cannot recreate disks")
         if self.specs:
             maxidx = max(self.specs)
             if maxidx >= len(disks):
@@ -332,6 +344,31 @@ class LUInstanceRecreateDisks(iu.InstanceLU):
         elif self.template in constants.DTS_FILEBASED:
             iu.CheckNodeFreeStorage(self, cfg.GetNodeInfo(self.target_uuid),
                                     self.template, needed)
+
+    def _RunAllocator(self, disks: list[objects.Disk]) -> None:
+        """New nodes in the primary node's group for the instance as it is
+        (as Ganeti: an allocate request for its spec). The locks of the
+        instance's current nodes (its disks are shut down there) and of the
+        new ones are kept."""
+        inst, cfg = self.instance, self.cfg
+        bep = cfg.GetClusterInfo().FillBE(inst)
+        group = cfg.GetNodeGroup(cfg.GetNodeInfo(inst.primary_node).group)
+        req = ia.IAReqInstanceAlloc(
+            name=inst.name, memory=int(bep[constants.BE_MAXMEM]),
+            spindle_use=int(bep.get(constants.BE_SPINDLE_USE, 1)),
+            disks=[{constants.IDISK_SIZE: disk.size, constants.IDISK_MODE: disk.mode,
+                    constants.IDISK_SPINDLES: disk.spindles} for disk in disks],
+            disk_template=self.template, os=inst.os, tags=list(inst.GetTags()),
+            nics=[{}], vcpus=int(bep[constants.BE_VCPUS]), hypervisor=inst.hypervisor,
+            node_whitelist=sorted(node.name for node in cfg.GetAllNodesInfo().values()
+                                  if node.group == group.uuid),
+            group_name=group.name)
+        nodes = instance_alloc.RunInstanceAllocator(
+            self, str(self.iallocator), req, f"Selected new nodes for instance {inst.name}")
+        self.op.node_uuids = [node.uuid for node in nodes]
+        self.op.nodes = [node.name for node in nodes]
+        instance_alloc.ReleaseNodeLocks(
+            self, list(self.op.node_uuids) + list(cfg.GetInstanceNodes(inst.uuid)))
 
     def _PlanDrbd(self, disks: list[objects.Disk]) -> None:
         """Which volumes each node lacks (``self.plan``: disk index -> node

@@ -14,11 +14,18 @@ instances move in parallel, each under its own locks:
   failed over. With ``all`` a DRBD instance then gets ``remote_node`` as
   its new secondary, in the same job.
 
-Ganeti chooses the nodes with an instance allocator and, without one,
-evacuates secondaries only; there are no allocators here yet, so the
-moves above are the ones Ganeti's allocator makes for these cases, and
-every instance that needs a node nobody gave (or cannot move at all, like
-plain and file instances) is named in the refusal, before any job runs.
+With an instance allocator (``-I``, or the cluster's default one when
+neither ``-I`` nor ``-n`` is given) the jobs are the allocator's: a
+``node-evacuate`` request for the instances (mode and
+``--ignore-soft-errors`` passed on), run while the instances and every
+node are locked (shared), its opcodes checked and submitted as they are
+(``--early-release`` set on the replace-disks ones). An instance the
+allocator cannot place refuses the whole evacuation.
+
+Without an allocator the moves are the ones above (those an allocator
+makes for these cases, with the given node), and every instance that
+needs a node nobody gave (or cannot move at all, like plain and file
+instances) is named in the refusal, before any job runs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from __future__ import annotations
 from typing import Any
 
 from ganeti import constants, errors, locking, opcodes, utils
+from ganeti.cmdlib import iallocator as ia
+from ganeti.cmdlib import iallocator_relocation as iar
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 from ganeti.cmdlib.node import ExpandNode
@@ -38,19 +47,25 @@ class LUNodeEvacuate(NoHooksLU):
     cfg: Any
 
     def CheckArguments(self) -> None:
-        """No allocators yet: the new node must be given where one is needed."""
+        """An allocator or a new node, not both."""
         op = self.op
-        if op.iallocator:
-            if op.remote_node or op.remote_node_uuid:
-                raise errors.OpPrereqError("Give either an iallocator or a new node, not"
-                                           " both", errors.ECODE_INVAL)
-            raise errors.OpPrereqError(
-                f"Iallocator '{op.iallocator}' cannot be used: instance allocators are"
-                " not supported yet; give the new secondary node with -n",
-                errors.ECODE_INVAL)
+        if op.iallocator and (op.remote_node or op.remote_node_uuid):
+            raise errors.OpPrereqError("Give either an iallocator or a new node, not"
+                                       " both", errors.ECODE_INVAL)
+
+    def _InstanceNames(self) -> list[str]:
+        """The names of the instances to move, as the mode says, sorted."""
+        primary, secondary = self.cfg.GetNodeInstances(self.op.node_uuid)
+        uuids = []
+        if self.op.mode in (constants.NODE_EVAC_PRI, constants.NODE_EVAC_ALL):
+            uuids.extend(primary)
+        if self.op.mode in (constants.NODE_EVAC_SEC, constants.NODE_EVAC_ALL):
+            uuids.extend(secondary)
+        return utils.NiceSort(self.cfg.GetInstanceName(uuid) for uuid in uuids)
 
     def ExpandNames(self) -> None:
-        """The node and the new node, locked shared (the jobs lock for real)."""
+        """The node and the new node, locked shared (the jobs lock for real);
+        with an allocator the instances and all nodes, shared."""
         op = self.op
         node = ExpandNode(self.cfg, op.node_name)
         op.node_uuid, op.node_name = node.uuid, node.name
@@ -68,17 +83,52 @@ class LUNodeEvacuate(NoHooksLU):
             op.remote_node, op.remote_node_uuid = remote.name, remote.uuid
             self.remote_uuid = remote.uuid
         self.share_locks = dict.fromkeys(locking.LEVELS, 1)
+        self.jobs: list[list[opcodes.OpCode]] = []
+        self.instance_names: list[str] = []
+        self.iallocator = None if self.remote_uuid else \
+            ia.ResolveIallocator(self.cfg, op.iallocator) or ia.DefaultIallocator(self.cfg)
+        if self.iallocator:
+            self.locked_names = self._InstanceNames()
+            self.needed_locks = {locking.LEVEL_INSTANCE: list(self.locked_names),
+                                 locking.LEVEL_NODE: locking.ALL_SET}
+            return
         self.needed_locks = {locking.LEVEL_NODE: [node.uuid] + (
             [self.remote_uuid] if self.remote_uuid else [])}
 
+    def _AllocatorJobs(self) -> None:
+        """The allocator's jobs for the instances locked in ExpandNames."""
+        op = self.op
+        names = self._InstanceNames()
+        if names != self.locked_names:
+            raise errors.OpPrereqError(
+                f"The instances on node {op.node_name} changed since the locks were"
+                f" acquired (were: {utils.CommaJoin(self.locked_names) or 'none'}; now:"
+                f" {utils.CommaJoin(names) or 'none'}); run the evacuation again",
+                errors.ECODE_STATE)
+        self.instance_names = names
+        self.jobs = []
+        if not names:
+            return
+        assert self.iallocator is not None
+        req = ia.IAReqNodeEvac(instances=names, evac_mode=op.mode,
+                               ignore_soft_errors=bool(op.ignore_soft_errors))
+        result = ia.IAllocator(self.cfg, self.rpc, req).RunOrFail(
+            self.iallocator, f"the evacuation of node {op.node_name}")
+        self.jobs = iar.EvacuationJobs(self, self.iallocator, result, op.early_release,
+                                       True, names)
+
     def CheckPrereq(self) -> None:
-        """Build one job per instance; refuse if one of them cannot move."""
+        """Build one job per instance (the allocator's, or our own); refuse
+        if one of them cannot move."""
+        if self.iallocator:
+            self._AllocatorJobs()
+            return
         cfg, op = self.cfg, self.op
         primary, secondary = cfg.GetNodeInstances(op.node_uuid)
         want_pri = op.mode in (constants.NODE_EVAC_PRI, constants.NODE_EVAC_ALL)
         want_sec = op.mode in (constants.NODE_EVAC_SEC, constants.NODE_EVAC_ALL)
-        self.jobs: list[list[opcodes.OpCode]] = []
-        self.instance_names: list[str] = []
+        self.jobs = []
+        self.instance_names = []
         problems: list[str] = []
         if want_pri:
             for inst in self._Sorted(primary):
@@ -102,7 +152,7 @@ class LUNodeEvacuate(NoHooksLU):
                 self.instance_names.append(inst.name)
         if problems:
             raise errors.OpPrereqError(
-                f"Can't evacuate node {op.node_name} without instance allocators:"
+                f"Can't evacuate node {op.node_name} without an instance allocator:"
                 f" {'; '.join(problems)}", errors.ECODE_INVAL)
         if self.remote_uuid and self.jobs:
             iu.CheckTargetNode(cfg, self.remote_uuid, "Can't use {state} node {name} as"
@@ -150,9 +200,8 @@ class LUNodeEvacuate(NoHooksLU):
 
     def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
         """Submit the jobs; return Ganeti's ``{"jobs": [(success, id), ...]}``."""
-        if not self.jobs:
-            feedback_fn(f"No instances to evacuate on node {self.op.node_name}")
-            return {constants.JOB_IDS_KEY: []}
-        feedback_fn(f"Evacuating {len(self.jobs)} instance(s) from node"
-                    f" {self.op.node_name}: {utils.CommaJoin(self.instance_names)}")
-        return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(self.jobs)}
+        if self.jobs:
+            feedback_fn(f"Evacuating {len(self.instance_names)} instance(s) from node"
+                        f" {self.op.node_name}: {utils.CommaJoin(self.instance_names)}")
+        return iar.SubmitJobs(self, self.jobs, feedback_fn,
+                              f"No instances to evacuate on node {self.op.node_name}")

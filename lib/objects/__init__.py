@@ -14,8 +14,8 @@ from ganeti.objects.cluster import Cluster, SplitOsName
 from ganeti.objects.configdata import ConfigData
 from ganeti.objects.instance import NIC, Disk, Instance
 from ganeti.objects.misc import (
-    OS, BlockDevStatus, ExtStorage, FilterRule, ImportExportStatus,
-    InstanceConsole, MasterNetworkParameters, QueryFieldDefinition,
+    OS, BlockDevStatus, ExtStorage, FilterRule, ImportExportOptions,
+    ImportExportStatus, InstanceConsole, MasterNetworkParameters, QueryFieldDefinition,
     QueryFieldsRequest, QueryFieldsResponse, QueryRequest, QueryResponse,
 )
 from ganeti.objects.networks import Network
@@ -30,8 +30,8 @@ __all__ = [
     "ConfigObject", "TaggableObject", "FillDict", "GenerateUUID",
     "ConfigData", "Cluster", "Node", "NodeGroup", "Instance", "NIC", "Disk",
     "Network", "FilterRule", "MasterNetworkParameters", "OS", "ExtStorage",
-    "BlockDevStatus", "ImportExportStatus", "InstanceConsole",
-    "QueryFieldDefinition", "QueryRequest", "QueryResponse",
+    "BlockDevStatus", "ImportExportStatus", "ImportExportOptions",
+    "InstanceConsole", "QueryFieldDefinition", "QueryRequest", "QueryResponse",
     "QueryFieldsRequest", "QueryFieldsResponse",
     "FillIPolicy", "FillDiskParams", "UpgradeGroupedParams",
     "UpgradeBeParams", "UpgradeDiskParams", "MakeEmptyIPolicy",

@@ -13,8 +13,8 @@ from ganeti.objects.base import CHILD_LIST, ConfigObject
 
 __all__ = [
     "FilterRule", "MasterNetworkParameters", "OS", "ExtStorage",
-    "BlockDevStatus", "ImportExportStatus", "InstanceConsole",
-    "QueryFieldDefinition", "QueryRequest", "QueryResponse",
+    "BlockDevStatus", "ImportExportStatus", "ImportExportOptions",
+    "InstanceConsole", "QueryFieldDefinition", "QueryRequest", "QueryResponse",
     "QueryFieldsRequest", "QueryFieldsResponse",
 ]
 
@@ -125,6 +125,37 @@ class ImportExportStatus(ConfigObject):
     error_message: str | None
     ctime: float
     mtime: float
+
+
+class ImportExportOptions(ConfigObject):
+    """How an import or export daemon runs (import_start, export_start).
+
+    ``key_name``: None for the node's own certificate (server.pem, key and
+    certificate in one file), else a directory of ``CRYPTO_KEYS_DIR``
+    holding ``key`` and ``cert``; ``ca_pem``: None to trust the node
+    certificate, else the PEM text of the CA the peer's certificate must be
+    signed by; ``compress``: a compression tool or "none"; ``magic``: the
+    string the importer expects from its exporter (None: empty);
+    ``connect_timeout``: seconds; ``listen_address`` (ours, imports only):
+    the address to listen on, None for the node's secondary IP.
+    """
+
+    key_name: str | None
+    ca_pem: str | None
+    compress: str
+    magic: str | None
+    ipv6: bool
+    connect_timeout: int
+    listen_address: str | None
+
+    def UpgradeConfig(self) -> None:
+        """Fill the defaults of the fields that were not given."""
+        if self.compress is None:
+            self.compress = constants.IEC_NONE
+        if self.ipv6 is None:
+            self.ipv6 = False
+        if self.connect_timeout is None:
+            self.connect_timeout = constants.IE_CONNECT_TIMEOUT
 
 
 class InstanceConsole(ConfigObject):

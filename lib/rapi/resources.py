@@ -55,6 +55,7 @@ RESOURCES: list[tuple[str, type[ResourceBase]]] = [
     ("/2/groups/[group_name]/modify", nodes.R_2_groups_name_modify),
     ("/2/groups/[group_name]/rename", nodes.R_2_groups_name_rename),
     ("/2/groups/[group_name]/assign-nodes", nodes.R_2_groups_name_assign_nodes),
+    ("/2/groups/[group_name]/evacuate", nodes.R_2_groups_name_evacuate),
     ("/2/groups/[group_name]/tags", nodes.R_2_groups_name_tags),
 
     ("/2/networks", nodes.R_2_networks),
@@ -88,6 +89,8 @@ RESOURCES: list[tuple[str, type[ResourceBase]]] = [
     ("/2/instances/[instance_name]/export", inst.R_2_instances_name_export),
     ("/2/instances/[instance_name]/migrate", inst.R_2_instances_name_migrate),
     ("/2/instances/[instance_name]/failover", inst.R_2_instances_name_failover),
+    ("/2/instances/[instance_name]/change-group",
+     inst.R_2_instances_name_change_group),
     ("/2/instances/[instance_name]/rename", inst.R_2_instances_name_rename),
     ("/2/instances/[instance_name]/modify", inst.R_2_instances_name_modify),
     ("/2/instances/[instance_name]/console", inst.R_2_instances_name_console),

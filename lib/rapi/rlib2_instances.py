@@ -286,6 +286,16 @@ class R_2_instances_name_failover(baserlib.OpcodeResource):
         return self.request_body, {"instance_name": self.items[0]}
 
 
+class R_2_instances_name_change_group(baserlib.OpcodeResource):
+    """/2/instances/[instance_name]/change-group (body: iallocator,
+    target_groups, early_release)."""
+
+    PUT_OPCODE = opcodes.OpInstanceChangeGroup
+
+    def GetPutOpInput(self) -> tuple[Any, dict[str, Any]]:
+        return self.request_body, {"instance_name": self.items[0]}
+
+
 class R_2_instances_name_rename(baserlib.OpcodeResource):
     """/2/instances/[instance_name]/rename."""
 

@@ -265,6 +265,16 @@ class R_2_groups_name_assign_nodes(baserlib.OpcodeResource):
                                    "force": self.useForce()}
 
 
+class R_2_groups_name_evacuate(baserlib.OpcodeResource):
+    """/2/groups/[group_name]/evacuate (body: iallocator, target_groups,
+    early_release, sequential, force_failover)."""
+
+    POST_OPCODE = opcodes.OpGroupEvacuate
+
+    def GetPostOpInput(self) -> tuple[Any, dict[str, Any]]:
+        return self.request_body, {"group_name": self.items[0]}
+
+
 class R_2_groups_name_tags(TagsResource):
     """/2/groups/[group_name]/tags."""
 

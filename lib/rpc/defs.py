@@ -495,6 +495,36 @@ _CALL_LIST: list[RpcCall] = [
         _A("env", doc="Environment of the scripts"),
     ), "ganeti.backend.hooks.RunHooks",
         "Run hook scripts; returns [(script, HKR_*, output)]"),
+    # --- Import/export: the disk transfer daemons (ganeti.impexpd) ----------------------
+    RpcCall("import_start", TMO_NORMAL, (
+        _A("opts", ArgKind.OBJECT_DICT, "objects.ImportExportOptions"),
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("component", doc="What is transferred (e.g. disk/0), for the daemon's name"),
+        _A("ieio", doc="Where the data goes: (IEIO_* type, its arguments)"),
+    ), "ganeti.backend.impexp.StartImport",
+        "Starts an import daemon; returns its name once it listens", single=True),
+    RpcCall("export_start", TMO_NORMAL, (
+        _A("opts", ArgKind.OBJECT_DICT, "objects.ImportExportOptions"),
+        _A("host", doc="The importer's address"),
+        _A("port", doc="The importer's port"),
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("component", doc="What is transferred (e.g. disk/0), for the daemon's name"),
+        _A("ieio", doc="Where the data comes from: (IEIO_* type, its arguments)"),
+    ), "ganeti.backend.impexp.StartExport",
+        "Starts an export daemon; returns its name", single=True),
+    RpcCall("impexp_status", TMO_FAST,
+            (_A("names", doc="Daemon names"),),
+            "ganeti.backend.impexp.GetStatus",
+            "Gets the status of import/export daemons: per name an"
+            " ImportExportStatus dict, or None", single=True),
+    RpcCall("impexp_abort", TMO_NORMAL, (_A("name", doc="Daemon name"),),
+            "ganeti.backend.impexp.Abort",
+            "Aborts an import/export daemon (it reports the error \"aborted\")",
+            single=True),
+    RpcCall("impexp_cleanup", TMO_NORMAL, (_A("name", doc="Daemon name"),),
+            "ganeti.backend.impexp.Cleanup",
+            "Stops an import/export daemon if needed and removes its files",
+            single=True),
 ]
 
 

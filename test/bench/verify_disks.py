@@ -22,7 +22,8 @@ creating when it is spent, and the figures are then for the instances made
 so far (printed). Needs root (loop devices).
 
 Run as ``.venv/bin/python test/bench/verify_disks.py [--instances 1000]
-[--nodes 4] [--parallel 8] [--rounds 3] [--create-budget 900] [--verify]``.
+[--nodes 4] [--parallel 8] [--rounds 3] [--create-budget 900] [--verify]
+[--sync-mib-s N]``.
 Every daemon is stopped by PID at the end (the cluster's cleanup), also
 after an error, and the nodes' loop devices are detached.
 """
@@ -197,11 +198,18 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=8, help="creation jobs in flight")
     parser.add_argument("--rounds", type=int, default=3, help="verify-disks runs")
+    parser.add_argument("--sync-mib-s", type=int, default=None,
+                        help="the DRBD stand-in's simulated resync speed (default its"
+                        " own, 256 MiB/s, which every creation waits for); a huge"
+                        " value makes populating the cluster faster")
     parser.add_argument("--create-budget", type=float, default=900.0,
                         help="seconds the creations may take at most")
     parser.add_argument("--verify", action="store_true",
                         help="also time one gnt-cluster verify")
     args = parser.parse_args()
+    if args.sync_mib_s:
+        # Inherited by the node daemons the setup starts, and by the stand-in
+        os.environ["DRBD_STANDIN_SYNC_MIB_S"] = str(args.sync_mib_s)
     if not vcluster.StorageAvailable():
         print("needs root, lvm2 and loop devices", file=sys.stderr)
         return 1

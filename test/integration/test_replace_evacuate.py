@@ -144,7 +144,8 @@ def test_bad_input(vc):
     for args, text in ((["-n", n1], "is the primary node"),
                        (["-n", n2], "is already the secondary node"),
                        (["-s", "--disks", "3"], "Invalid disk index '3'"),
-                       (["-I", "hail"], "instance allocators are not supported")):
+                       (["-I", "nosuch-ialloc"], "not found in the iallocator search"
+                        " path")):
         result = _Gnt(vc, "replace-disks", *args, R1, check=False)
         assert result.returncode != 0 and text in result.stdout + result.stderr, args
     result = _Gnt(vc, "replace-disks", "-s", "noinst.vcluster.test", check=False)

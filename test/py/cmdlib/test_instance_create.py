@@ -134,7 +134,8 @@ def test_failing_disk_creation_removes_directory(ctx):
 
 
 def test_create_refusals(ctx):
-    _Refused(ctx, _CreateOp(iallocator="hail"), errors.ECODE_INVAL, "allocator")
+    _Refused(ctx, _CreateOp(iallocator="hail"), errors.ECODE_INVAL,
+             "either an iallocator.*or the nodes")
     _Refused(ctx, _CreateOp(disk_template="sharedfile", disks=[{"size": 1024}]),
              errors.ECODE_STATE, "not enabled")
     _Refused(ctx, _CreateOp(beparams={"maxmem": 64, "minmem": 64}),

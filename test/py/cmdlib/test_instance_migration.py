@@ -199,8 +199,10 @@ def test_target_refusals(ctx):
     inst = _Create(ctx, "diskless")
     _Refused(ctx, _Migrate(target_node=None), errors.OpPrereqError, "target node must be"
              " given", errors.ECODE_INVAL)
-    _Refused(ctx, _Migrate(target_node=None, iallocator="hail"), errors.OpPrereqError,
-             "not supported yet")
+    _Refused(ctx, _Migrate(iallocator="hail"), errors.OpPrereqError,
+             "either an iallocator", errors.ECODE_INVAL)
+    _Refused(ctx, _Migrate(target_node=None, iallocator="hail", cleanup=True),
+             errors.OpPrereqError, "A cleanup needs the node", errors.ECODE_INVAL)
     _Refused(ctx, _Migrate(target_node=instancehelpers.MASTER), errors.OpPrereqError,
              "to its primary", errors.ECODE_STATE)
     _Refused(ctx, _Migrate(target_node="node9"), errors.OpPrereqError, "not known")

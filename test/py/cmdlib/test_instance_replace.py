@@ -577,8 +577,10 @@ def test_change_secondary_refusals(ctx):
              errors.ECODE_NOENT, "Node 'node9' not known")
     _Refused(ctx, _Op(constants.REPLACE_DISK_CHG), errors.ECODE_INVAL,
              "needs the new node")
-    _Refused(ctx, _Op(constants.REPLACE_DISK_CHG, iallocator="hail"), errors.ECODE_INVAL,
-             "cannot be used: instance allocators")
+    _Refused(ctx, _Op(constants.REPLACE_DISK_CHG, iallocator="hail", remote_node=N3),
+             errors.ECODE_INVAL, "either the iallocator or the new secondary")
+    _Refused(ctx, _Op(constants.REPLACE_DISK_CHG, iallocator="."), errors.ECODE_INVAL,
+             "no default iallocator")
     _Refused(ctx, _Op(constants.REPLACE_DISK_SEC, remote_node=N3), errors.ECODE_INVAL,
              "only be used when changing the secondary")
     _Refused(ctx, _Op(constants.REPLACE_DISK_CHG, remote_node=N3, disks=[1]),

@@ -224,8 +224,9 @@ def test_recreate_refusals(ctx):
         instance_name=NAME, disks=[[0, {"name": "x"}]]), errors.OpPrereqError,
         "unmodifiable parameter.*name")
     _RefusedUnchanged(ctx, opcodes.OpInstanceRecreateDisks(instance_name=NAME,
-                                                           iallocator="hail"),
-                      errors.OpPrereqError, "not supported yet")
+                                                           iallocator="hail",
+                                                           nodes=["node1"]),
+                      errors.OpPrereqError, "either the iallocator or the new nodes")
     _Run(ctx, opcodes.OpInstanceShutdown(instance_name=NAME))
     _RefusedUnchanged(ctx, opcodes.OpInstanceRecreateDisks(instance_name=NAME, disks=[4]),
                       errors.OpPrereqError, "Invalid disk index '4'")

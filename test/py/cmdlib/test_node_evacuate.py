@@ -166,8 +166,8 @@ def test_refusals(ctx):
     AddDrbdInstance(ctx, "sec.example.com")
     _Refused(ctx, errors.ECODE_INVAL, "evacuated node node2.example.com as the new node",
              mode=constants.NODE_EVAC_SEC, remote_node="node2")
-    _Refused(ctx, errors.ECODE_INVAL, "cannot be used: instance allocators",
-             mode=constants.NODE_EVAC_SEC, iallocator="hail")
+    _Refused(ctx, errors.ECODE_INVAL, "no default iallocator",
+             mode=constants.NODE_EVAC_SEC, iallocator=".")
     _Refused(ctx, errors.ECODE_INVAL, "either an iallocator or a new node",
              mode=constants.NODE_EVAC_SEC, iallocator="hail", remote_node="node3")
     _Refused(ctx, errors.ECODE_NOENT, "Node 'nosuch' not known",

@@ -388,3 +388,50 @@ def test_console_runs_a_console_job(rapi):
         ["ProgrammerError", ["boom"]]])
     assert rapi("GET", "/2/instances/inst1/console")[0] == 502
     assert rapi("GET", "/2/instances/inst1/console", user=READER)[0] == 403
+
+
+# --- moving instances between node groups -------------------------------------------------
+
+def test_change_group(rapi):
+    match = resources.Lookup("/2/instances/i1/change-group")
+    assert match.handler is rlib2_instances.R_2_instances_name_change_group
+    assert match.handler.AllowedMethods() == ["PUT"]
+    assert match.handler.GetAccess("PUT") == ["write"]
+    body = {"iallocator": "hail", "target_groups": ["rack2", "rack3"],
+            "early_release": True}
+    code, _, job = rapi("PUT", "/2/instances/i1/change-group?dry-run=1", body)
+    assert code == 200, job
+    op = _LastOp(rapi)
+    assert (op["OP_ID"], op["instance_name"], op["iallocator"], op["target_groups"],
+            op["early_release"], op["dry_run"]) == \
+        ("OP_INSTANCE_CHANGE_GROUP", "i1", "hail", ["rack2", "rack3"], True, True)
+    assert rapi("PUT", "/2/instances/i1/change-group", {})[0] == 200
+    assert _LastOp(rapi).get("target_groups") is None
+    code, _, err = rapi("PUT", "/2/instances/i1/change-group", {"target_groups": "rack2"})
+    assert code == 400 and "target_groups" in err["explain"]
+    code, _, err = rapi("PUT", "/2/instances/i1/change-group", {"to": ["rack2"]})
+    assert code == 400 and "'to'" in err["explain"]
+    assert rapi("POST", "/2/instances/i1/change-group", body)[0] == 405
+    assert rapi("PUT", "/2/instances/i1/change-group", body, user=READER)[0] == 403
+
+
+def test_group_evacuate(rapi):
+    match = resources.Lookup("/2/groups/rack1/evacuate")
+    assert match.handler is rlib2_nodes.R_2_groups_name_evacuate
+    assert match.items == ("rack1",)
+    assert match.handler.AllowedMethods() == ["POST"]
+    body = {"iallocator": "hail", "target_groups": ["rack2"], "early_release": True,
+            "sequential": True, "force_failover": True}
+    code, _, job = rapi("POST", "/2/groups/rack1/evacuate", body)
+    assert code == 200, job
+    op = _LastOp(rapi)
+    assert (op["OP_ID"], op["group_name"], op["iallocator"], op["target_groups"],
+            op["early_release"], op["sequential"], op["force_failover"]) == \
+        ("OP_GROUP_EVACUATE", "rack1", "hail", ["rack2"], True, True, True)
+    assert rapi("POST", "/2/groups/rack1/evacuate?dry-run=1")[0] == 200
+    assert _LastOp(rapi)["dry_run"] is True and _LastOp(rapi).get("iallocator") is None
+    code, _, err = rapi("POST", "/2/groups/rack1/evacuate", {"group_name": "other"})
+    assert code == 400 and "group_name" in err["explain"]
+    code, _, err = rapi("POST", "/2/groups/rack1/evacuate", {"sequential": "yes"})
+    assert code == 400 and "sequential" in err["explain"]
+    assert rapi("PUT", "/2/groups/rack1/evacuate", body)[0] == 405
