@@ -352,12 +352,10 @@ class LUInstanceCreate(LogicalUnit):
         violations = iu.ComputeIPolicySpecViolation(
             ipolicy, maxmem, vcpus, len(disk_sizes), len(self.nics), disk_sizes,
             int(self.filled_bep.get(constants.BE_SPINDLE_USE) or 1), op.disk_template)
+        # As in Ganeti 3.0 the vcpu-ratio and spindle-ratio of the policy are the
+        # allocator's business (hail, hbal, hspace): a node given by hand is not
+        # refused for them
         hv_info = iu.NodeHvInfo(self, pnode.uuid, self.hvname, self.filled_hvp)
-        ratio_msg = iu.CheckVcpuRatio(ipolicy, hv_info.get("cpu_total"),
-                                      iu.InstanceVcpusOnNode(cfg, pnode.uuid), vcpus,
-                                      pnode.name)
-        if ratio_msg:
-            violations.append(ratio_msg)
         if violations:
             message = iu.FormatIPolicyViolations(op.instance_name, violations)
             if not op.ignore_ipolicy:

@@ -116,25 +116,18 @@ class LUInstanceMove(iu.InstanceLU):
                     disks_mod.ComputeDiskSizePerVG(cfg, template, specs))
 
     def _CheckIpolicy(self, bep: dict[str, Any]) -> None:
-        """The instance's vcpus against the target group's policy."""
-        group = self.cfg.GetNodeGroup(self.target.group)
-        ipolicy = self.cfg.GetClusterInfo().SimpleFillIPolicy(group.ipolicy if group else {})
-        violation = iu.CheckVcpuRatio(
-            ipolicy, self._NodeCpus(), iu.InstanceVcpusOnNode(self.cfg, self.target.uuid),
-            int(bep.get(constants.BE_VCPUS) or 0), self.target.name)
-        if violation:
+        """The instance against the target group's policy (its specs and
+        disk template; the vCPU ratio belongs to allocation, as in Ganeti)."""
+        ipolicy = self.cfg.GetGroupIPolicy(self.cfg.GetNodeGroup(self.target.group))
+        violations = iu.ComputeIPolicySpecViolation(
+            ipolicy, int(bep[constants.BE_MAXMEM]), int(bep[constants.BE_VCPUS]),
+            len(self.disks), len(self.instance.nics), [d.size for d in self.disks],
+            int(bep.get(constants.BE_SPINDLE_USE) or 1),
+            self.cfg.GetInstanceDiskTemplate(self.instance.uuid))
+        if violations:
             raise errors.OpPrereqError(
-                iu.FormatIPolicyViolations(self.instance.name, [violation]),
+                iu.FormatIPolicyViolations(self.instance.name, violations),
                 errors.ECODE_INVAL)
-
-    def _NodeCpus(self) -> int | None:
-        try:
-            info = iu.NodeHvInfo(self, self.target.uuid, self.instance.hypervisor,
-                                 self.cfg.GetClusterInfo().FillHV(self.instance))
-        except errors.OpPrereqError:
-            return None
-        cpus = info.get("cpu_total")
-        return int(cpus) if cpus else None
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's move variables."""

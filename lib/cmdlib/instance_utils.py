@@ -497,20 +497,6 @@ def CheckNodeOnline(cfg: Any, node_uuid: str, msg: str | None = None) -> None:
 
 # --- instance policy ------------------------------------------------------------------------
 
-def CheckVcpuRatio(ipolicy: dict[str, Any], node_cpus: int | None, used_vcpus: int,
-                   new_vcpus: int, node_name: str) -> str | None:
-    """The vcpu-ratio violation of adding ``new_vcpus`` to a node, or None."""
-    ratio = ipolicy.get(constants.IPOLICY_VCPU_RATIO)
-    if not ratio or not node_cpus:
-        return None
-    total = used_vcpus + new_vcpus
-    if total > ratio * node_cpus:
-        return (f"vcpu ratio on node {node_name} would be {total / node_cpus:.2f}"
-                f" ({total} virtual CPUs on {node_cpus} physical), above the"
-                f" allowed {ratio}")
-    return None
-
-
 def FormatIPolicyViolations(instance_name: str, violations: list[str]) -> str:
     """The message of an ipolicy refusal listing each violation."""
     return (f"Instance {instance_name} does not meet the instance policy:\n  - "

@@ -71,8 +71,6 @@ def test_ipolicy_violations():
                                          128, 1, 1, 1, [10], 1, "plain")
     assert any("Disk template plain is not allowed" in msg for msg in bad)
     assert "disk-size value 10 is not in range [1024, 1048576]" in bad
-    assert iu.CheckVcpuRatio(policy, 2, 7, 2, "n1") is not None
-    assert iu.CheckVcpuRatio(policy, 2, 6, 2, "n1") is None
 
 
 def test_instance_file_dir():
@@ -231,3 +229,15 @@ def test_given_mac_in_use_is_refused(ctx):
     with pytest.raises(errors.OpPrereqError, match="aa:00:00:00:00:01.*in use"):
         _Run(ctx, _CreateOp("inst2.example.com", nics=[{"mac": "aa:00:00:00:00:01"}]))
     assert ctx.cfg.GetConfigSerialNo() == serial
+
+
+def test_manual_placement_ignores_the_vcpu_and_spindle_ratios(ctx):
+    # As Ganeti 3.0: the ratios belong to allocation (hail, hbal, hspace);
+    # the fake node has 4 CPUs, a ratio of 1 allows 4 vCPUs
+    cluster = ctx.cfg.GetClusterInfo()
+    cluster.ipolicy[constants.IPOLICY_VCPU_RATIO] = 1.0
+    cluster.ipolicy[constants.IPOLICY_SPINDLE_RATIO] = 0.5
+    ctx.cfg.Update(cluster)
+    for idx in range(3):
+        _Run(ctx, _CreateOp(name=f"cpu{idx}.example.com", beparams={"vcpus": 4}))
+    assert len(ctx.cfg.GetInstanceList()) == 3
