@@ -1,9 +1,10 @@
-"""Allocators end to end on a 3-node virtual cluster with storage: our hail
+"""Allocators end to end on a 5-node virtual cluster with storage: our hail
 (iallocators/hail, found first in the search path and run by the master
 node's daemon) places new plain and drbd instances, a new secondary for
 replace-disks and the moves of a node evacuation; gnt-debug iallocator
 shows its input and its answer; the cluster's default allocator is used
-when no node is given.
+when no node is given; a drbd instance changes node group through hail
+(gnt-instance change-group) and a group is evacuated (gnt-group evacuate).
 
 Needs root (loop devices); skipped with the reason otherwise.
 """
@@ -33,7 +34,7 @@ MEMORY_MIB = 4096
 
 @pytest.fixture(scope="module")
 def vc():
-    with virtual_cluster(nodes=3, storage=True) as cluster:
+    with virtual_cluster(nodes=5, storage=True) as cluster:
         for node in cluster.names:
             path = cluster.path(node, os.path.join(constants.DEFAULT_CONF_DIR,
                                                    "fake-hypervisor.json"))
@@ -124,3 +125,29 @@ def test_replace_disks_and_evacuate_with_hail(vc):
     assert pnode3 == pnode and newer not in (pnode, new)
     _Gnt(vc, "remove", "-f", name)
     _Gnt(vc, "remove", "-f", "h-plain.vcluster.test")
+
+
+def _Group(vc: VirtualCluster, node: str) -> str:
+    return vc.run("gnt-node", "list", "--no-headers", "-o", "group", node).stdout.strip()
+
+
+def test_change_group_and_group_evacuate_with_hail(vc):
+    n1, n2, n3, n4, n5 = vc.names
+    vc.run("gnt-group", "add", "rack2")
+    vc.run("gnt-group", "assign-nodes", "rack2", n4, n5)
+    name = "h-move.vcluster.test"
+    _Add(vc, name, "drbd", "-n", f"{n1}:{n2}")
+    result = _Gnt(vc, "change-group", "--to", "rack2", "-I", "hail", name)
+    assert result.returncode == 0
+    pnode, snodes = _Nodes(vc, name)
+    assert {pnode, *snodes} == {n4, n5}
+    assert _Group(vc, pnode) == "rack2"
+    # Back to the default group by evacuating rack2
+    vc.run("gnt-group", "evacuate", "-I", "hail", "--to", "default", "rack2")
+    pnode, snodes = _Nodes(vc, name)
+    assert {pnode, *snodes} <= {n1, n2, n3} and len(snodes) == 1
+    # The only group's evacuation has nowhere to go
+    result = vc.run("gnt-group", "evacuate", "-I", "hail", "--to", "rack2",
+                    "rack2", check=False)
+    assert result.returncode != 0
+    _Gnt(vc, "remove", "-f", name)
