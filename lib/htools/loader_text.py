@@ -25,7 +25,8 @@ node's numeric columns marks it offline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from ganeti import constants
 from ganeti.htools import model
@@ -75,11 +76,12 @@ def _flag(text: str, where: str, what: str) -> bool:
     return text == "Y"
 
 
-def _sections(text: str) -> list[list[str]]:
-    sections: list[list[str]] = [[]]
-    for line in text.splitlines():
+def _sections(text: str) -> list[list[tuple[int, str]]]:
+    """The sections of the file: (line number in the file, line) each."""
+    sections: list[list[tuple[int, str]]] = [[]]
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            sections[-1].append(line)
+            sections[-1].append((number, line))
         else:
             sections.append([])
     while len(sections) > 5 and not sections[-1]:
@@ -87,8 +89,8 @@ def _sections(text: str) -> list[list[str]]:
     if len(sections) == 4:
         # a missing tags section: policy lines (tags never hold "|") follow
         # the instances directly
-        tags = [t for t in sections[3] if "|" not in t]
-        sections = sections[:3] + [tags, [t for t in sections[3] if "|" in t]]
+        tags = [t for t in sections[3] if "|" not in t[1]]
+        sections = sections[:3] + [tags, [t for t in sections[3] if "|" in t[1]]]
     if len(sections) != 5:
         raise InputError(f"Invalid format of the input file: {len(sections)} sections"
                          " instead of 4 or 5")
@@ -228,41 +230,58 @@ def _parse_instance(fields: list[str], cluster: model.Cluster, lineno: int) -> N
     cluster.place(inst, pnode, snode, existing=True)
 
 
+@contextlib.contextmanager
+def _at_line(lineno: int) -> Iterator[None]:
+    """Name the file's line in an InputError raised for it."""
+    try:
+        yield
+    except InputError as err:
+        text = str(err)
+        if f"line {lineno}" not in text:
+            raise InputError(f"line {lineno}: {text}") from None
+        raise
+
+
 def parse(text: str) -> model.Cluster:
     """Build a cluster model from text data.
 
     @raise InputError: naming the bad line or field
     """
-    glines, nlines, ilines, ctags, plines = _sections(text)
-    cluster = model.Cluster(tags=ctags)
+    glines, nlines, ilines, tag_lines, plines = _sections(text)
+    cluster = model.Cluster(tags=[line for _, line in tag_lines])
     policies: dict[str, IPolicy] = {}
-    for lineno, line in enumerate(plines, 1):
-        owner, pol = _parse_policy(line, cluster.ipolicy, lineno)
+    for lineno, line in plines:
+        with _at_line(lineno):
+            owner, pol = _parse_policy(line, cluster.ipolicy, lineno)
         if owner:
             policies[owner] = pol
         else:
             cluster.ipolicy = pol
-    for lineno, line in enumerate(glines, 1):
-        fields = line.split("|")
-        if not 3 <= len(fields) <= 5:
-            raise InputError(f"group line {lineno}: invalid/incomplete group data {line!r}")
-        fields += [""] * (5 - len(fields))
-        name, uuid, apol = fields[:3]
-        if apol not in constants.VALID_ALLOC_POLICIES:
-            raise InputError(f"group '{name}': unknown allocation policy {apol!r}")
-        cluster.add_group(model.Group(uuid, name, apol,
-                                      policies.get(name, cluster.ipolicy),
-                                      _split_list(fields[4]), _split_list(fields[3])))
+    for lineno, line in glines:
+        with _at_line(lineno):
+            fields = line.split("|")
+            if not 3 <= len(fields) <= 5:
+                raise InputError(f"group line {lineno}: invalid/incomplete group data"
+                                 f" {line!r}")
+            fields += [""] * (5 - len(fields))
+            name, uuid, apol = fields[:3]
+            if apol not in constants.VALID_ALLOC_POLICIES:
+                raise InputError(f"group '{name}': unknown allocation policy {apol!r}")
+            cluster.add_group(model.Group(uuid, name, apol,
+                                          policies.get(name, cluster.ipolicy),
+                                          _split_list(fields[4]), _split_list(fields[3])))
     for owner in policies:
         if cluster.find_group(owner) is None:
             raise InputError(f"ipolicy for unknown group {owner!r}")
-    for lineno, line in enumerate(nlines, 1):
-        node = _parse_node(line.split("|"), cluster, lineno)
-        if node.name in cluster.nodes:
-            raise InputError(f"node '{node.name}': listed twice")
+    for lineno, line in nlines:
+        with _at_line(lineno):
+            node = _parse_node(line.split("|"), cluster, lineno)
+            if node.name in cluster.nodes:
+                raise InputError(f"node '{node.name}': listed twice")
         cluster.add_node(node)
-    for lineno, line in enumerate(ilines, 1):
-        _parse_instance(line.split("|"), cluster, lineno)
+    for lineno, line in ilines:
+        with _at_line(lineno):
+            _parse_instance(line.split("|"), cluster, lineno)
     for node in cluster.nodes.values():
         node.x_mem = int(node.t_mem) - node.n_mem - node.f_mem - node.i_mem
     return cluster

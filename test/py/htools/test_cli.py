@@ -148,7 +148,7 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("g|u|preferred\n\nn1|x|1|1|1|1|1|N|u\n\n\n\n")
     with pytest.raises(cli.LoadError) as err:
         cli.load_cluster(_parse("-t", str(bad)))
-    assert f"Invalid -t file {bad}: node 'n1': total memory must be a number" \
+    assert f"Invalid -t file {bad}: line 3: node 'n1': total memory must be a number" \
         in str(err.value)
     binary = tmp_path / "binary.data"
     binary.write_bytes(b"\xff\xfe\x00")
