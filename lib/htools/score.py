@@ -28,6 +28,15 @@ from ganeti.htools.model import Node
 #: location-exclusion count changes) of one node, see GroupScore.delta
 Delta = tuple[str, "tuple[float, ...] | None", "tuple[float, ...] | None", float, float,
               "dict[tuple[str, str], int] | None"]
+#: a delta keeping only the online components that change: (component
+#: indexes, their (sum change, square sum change) pairs flattened, offline
+#: changes x2, location-exclusion count changes); see GroupScore.sparse_delta
+Sparse = tuple[tuple[int, ...], tuple[float, ...], float, float,
+               "dict[tuple[str, str], int] | None"]
+
+#: one tuple object per set of component indexes, shared by the sparse
+#: deltas (a search keeps many)
+_INDEXES: dict[tuple[int, ...], tuple[int, ...]] = {}
 
 KIND_CV = "cv"      # population standard deviation over online nodes
 KIND_SUM = "sum"    # sum over online nodes
@@ -159,6 +168,8 @@ class GroupScore:
                 off[1] += ovec[1]
         self.sums, self.sqs, self.off = sums, sqs, off
         self.loc_counts = loc_counts
+        self._terms: list[float] | None = None
+        self._base = 0.0
 
     def _combine(self, sums: Sequence[float], sqs: Sequence[float],
                  off: Sequence[float], loc_value: float) -> float:
@@ -232,6 +243,99 @@ class GroupScore:
         """
         unique = {n.name: n for n in changed}
         return self.score_deltas([self.delta(n) for n in unique.values()])
+
+    # -- sparse deltas: what a search scoring many moves uses -------------------
+
+    def sparse_delta(self, node: Node) -> Sparse:
+        """``delta`` keeping only the online components that change.
+
+        Sparse deltas of distinct nodes add up with ``merge_sparse`` and
+        score with ``score_sparse`` in time proportional to the components
+        they change.
+        """
+        name = node.name
+        old = self.vectors.get(name)
+        if old is None:
+            if name in self.offline:
+                oold = self.offline[name]
+                onew = offline_vector(node)
+                return ((), (), onew[0] - oold[0], onew[1] - oold[1], None)
+            return ((), (), 0.0, 0.0, None)
+        keys = []
+        values: list[float] = []
+        for k, (val, centre, prev) in enumerate(zip(node_vector(node), self.centre, old)):
+            val -= centre
+            if val != prev:
+                keys.append(k)
+                values += (val - prev, val * val - prev * prev)
+        dloc = None
+        if self.use_locations:
+            dloc = dict(_loc_items(node))
+            for key, cnt in self.loc.get(name, {}).items():
+                dloc[key] = dloc.get(key, 0) - cnt
+        idx = tuple(keys)
+        return (_INDEXES.setdefault(idx, idx), tuple(values), 0.0, 0.0, dloc or None)
+
+    @staticmethod
+    def merge_sparse(parts: Iterable[Sparse]) -> Sparse:
+        """One sparse delta for the changes of several distinct nodes."""
+        sums: dict[int, float] = {}
+        sqs: dict[int, float] = {}
+        off0 = off1 = 0.0
+        loc: dict[tuple[str, str], int] | None = None
+        for keys, values, doff0, doff1, dloc in parts:
+            pairs = iter(values)
+            for k, dsum, dsq in zip(keys, pairs, pairs):
+                sums[k] = sums.get(k, 0.0) + dsum
+                sqs[k] = sqs.get(k, 0.0) + dsq
+            off0 += doff0
+            off1 += doff1
+            if dloc:
+                loc = dict(loc or {})
+                for key, cnt in dloc.items():
+                    loc[key] = loc.get(key, 0) + cnt
+        idx = tuple(sorted(sums))
+        return (_INDEXES.setdefault(idx, idx),
+                tuple(v for k in idx for v in (sums[k], sqs[k])), off0, off1, loc)
+
+    def _term(self, k: int, total: float, square: float) -> float:
+        if not _IS_CV[k]:
+            return _WEIGHTS[k] * total
+        mean = total / self.count
+        var = square / self.count - mean * mean
+        return _WEIGHTS[k] * math.sqrt(var) if var > 0.0 else 0.0
+
+    def score_sparse(self, sparse: Sparse) -> float:
+        """The score with a sparse delta applied (``score_deltas`` for a
+        sparse delta; equal up to rounding)."""
+        terms = self._terms
+        if terms is None:
+            terms = self._terms = [self._term(k, self.sums[k], self.sqs[k])
+                                   if self.count else 0.0 for k in range(_K)]
+            self._base = self.score()
+        total = self._base
+        keys, values, doff0, doff1, dloc = sparse
+        count = self.count
+        if keys and count:
+            sums, sqs = self.sums, self.sqs
+            sqrt = math.sqrt
+            pairs = iter(values)
+            for k, dsum, dsq in zip(keys, pairs, pairs):
+                if _IS_CV[k]:
+                    mean = (sums[k] + dsum) / count
+                    var = (sqs[k] + dsq) / count - mean * mean
+                    total += (_WEIGHTS[k] * sqrt(var) if var > 0.0 else 0.0) - terms[k]
+                else:
+                    total += _WEIGHTS[k] * dsum
+        if doff0 or doff1:
+            total += _OFF_WEIGHTS[0] * doff0 + _OFF_WEIGHTS[1] * doff1
+        if dloc:
+            counts = dict(self.loc_counts)
+            for key, cnt in dloc.items():
+                counts[key] = counts.get(key, 0) + cnt
+            total += _LOC_EXCL_WEIGHT * (_loc_value(counts.values())
+                                         - _loc_value(self.loc_counts.values()))
+        return total
 
 
 def detailed_score(nodes: Sequence[Node],
