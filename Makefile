@@ -68,7 +68,7 @@ install:
 		$(INSTALL_ROOT)/bin/pip install --quiet --no-deps .
 	mkdir -p $(BINDIR)
 	for prog in daemon-util ganeti-masterd ganeti-noded ganeti-confd ganeti-rapi ganeti-watcher \
-		ganeti-impexpd ensure-dirs ensure-users $$(ls scripts | grep '^gnt-'); do \
+		ganeti-impexpd ensure-dirs ensure-users $$(ls scripts | grep -E '^(gnt-|h(bal|space|scan|info)$$)'); do \
 		ln -sfn $(INSTALL_ROOT)/bin/$$prog $(BINDIR)/$$prog; done
 	$(INSTALL_ROOT)/bin/ensure-users
 	$(INSTALL_ROOT)/bin/ensure-dirs
