@@ -11,7 +11,7 @@ from setuptools.command.build_py import build_py
 #: as Ganeti's --with-user-prefix/--with-group-prefix; "root" as the user
 #: prefix installs without privilege separation (ganeti.runtime)
 #: The tools an installed copy needs (the others serve development)
-_INSTALLED_TOOLS = ("ensure-dirs", "ensure-users", "kvm-ifup")
+_INSTALLED_TOOLS = ("ensure-dirs", "ensure-users", "kvm-nic-setup")
 
 _PREFIX_ENV = ("GANETI_BUILD_USER_PREFIX", "GANETI_BUILD_GROUP_PREFIX")
 
@@ -68,6 +68,10 @@ setup(
              + [os.path.join("tools", name) for name in _INSTALLED_TOOLS]),
     # Our allocators, first in the iallocator search path of an installed copy
     # (ganeti.pathutils.IallocatorSearchPath)
-    data_files=[("lib/ganeti/iallocators", _executables("iallocators"))],
+    # and the built-in NIC scripts (ganeti.hypervisor.netscripts)
+    data_files=[("lib/ganeti/iallocators", _executables("iallocators")),
+                ("lib/ganeti/network", ["tools/network/net-common"])]
+    + [(f"lib/ganeti/network/{mode}", _executables(f"tools/network/{mode}"))
+       for mode in ("bridged", "routed", "openvswitch")],
     install_requires=_requirements(),
 )

@@ -293,8 +293,9 @@ EXTERNAL_MASTER_SETUP_SCRIPT = USER_SCRIPTS_DIR + "/master-ip-setup"
 VNC_PASSWORD_FILE = CONF_DIR + "/vnc-cluster-password"
 FILE_STORAGE_PATHS_FILE = CONF_DIR + "/file-storage-paths"
 RESTRICTED_COMMANDS_DIR = CONF_DIR + "/restricted-commands"
-# An administrator's replacements of the KVM interface scripts (Ganeti's
-# names; kvm-vif-bridge is the older name of kvm-ifup-custom, still honoured)
+# An administrator's older whole replacements of the KVM NIC scripts
+# (Ganeti's names; kvm-vif-bridge is the older name of kvm-ifup-custom);
+# per mode, CONF_DIR/network/<mode>/{up,down} (ganeti.hypervisor.netscripts)
 KVM_IFUP_CUSTOM = CONF_DIR + "/kvm-ifup-custom"
 KVM_VIF_BRIDGE = CONF_DIR + "/kvm-vif-bridge"
 KVM_IFDOWN_CUSTOM = CONF_DIR + "/kvm-ifdown-custom"
@@ -372,11 +373,6 @@ def FindIallocator(name: str) -> str | None:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     return None
-
-
-def KvmIfupScript() -> str:
-    """The default interface-up script of KVM NICs (Ganeti's kvm-ifup)."""
-    return GetShippedTool("kvm-ifup")
 
 
 def GetDaemonPidFile(daemon_name: str) -> str:

@@ -21,24 +21,36 @@ makes it running again).
 
 For tests, a state file with ``"ignore_soft_stop": true`` simulates a guest
 that ignores soft shutdown requests.
+
+NIC scripts: with ``GANETI_FAKE_NIC_SCRIPTS=dry`` in the node daemon's
+environment, the fake hypervisor runs each NIC's up script in dry mode
+(:mod:`ganeti.hypervisor.netscripts`: the commands are printed, not run) on
+a start and on the target of a migration, and the down script when the
+instance stops or leaves by migration, on an interface named as KVM's taps;
+the up scripts' output is kept in the state file (``"nic_scripts"``) and
+logged. A failing up script fails the start, as with KVM; down scripts are
+best effort. Unset (or ``off``), no script runs.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import time
 import zlib
 from typing import Any
 
 from ganeti import constants, errors, objects, pathutils, serializer, utils
-from ganeti.hypervisor import base
+from ganeti.hypervisor import base, netscripts
 
 _RUNNING = "running"
 _INCOMING = "incoming"
 _OUTGOING = "outgoing"
 _LOCK_TIMEOUT = 30.0
+#: The environment variable enabling the NIC scripts (module documentation)
+NIC_SCRIPTS_VAR = "GANETI_FAKE_NIC_SCRIPTS"
 
 
 def DefaultStateDir() -> str:
@@ -49,6 +61,52 @@ def DefaultStateDir() -> str:
 def DefaultSettingsFile() -> str:
     """The node-local settings file (memory_total, cpu_total)."""
     return pathutils.CONF_DIR + "/fake-hypervisor.json"
+
+
+def NicScriptsEnabled() -> bool:
+    """Whether NIC scripts run (in dry mode): ``GANETI_FAKE_NIC_SCRIPTS``.
+
+    @raise errors.HypervisorError: for a value other than dry, off or empty
+    """
+    value = os.environ.get(NIC_SCRIPTS_VAR, "").strip().lower()
+    if value in ("", "off"):
+        return False
+    if value == "dry":
+        return True
+    raise errors.HypervisorError(f"Invalid {NIC_SCRIPTS_VAR} {value!r}: dry or off")
+
+
+def _NicUp(instance: objects.Instance) -> list[dict[str, Any]]:
+    """Run the up script of each NIC in dry mode; what the down scripts need."""
+    from ganeti.hypervisor.hv_kvm import netdev
+    done: list[dict[str, Any]] = []
+    try:
+        for index, nic in enumerate(instance.nics or []):
+            iface = netdev.TapName(instance.name, index, nic.uuid)
+            nicparams = dict(nic.nicparams or {})
+            output = netscripts.RunNicScript(
+                netscripts.ACTION_UP, instance.name, index, nic, nicparams, iface,
+                tags=instance.GetTags(), dry_run=True)
+            done.append({"index": index, "interface": iface, "nic": nic.ToDict(),
+                         "nicparams": nicparams, "tags": sorted(instance.GetTags()),
+                         "output": output.splitlines()})
+    except errors.HypervisorError:
+        _NicDown(instance.name, done)
+        raise
+    return done
+
+
+def _NicDown(name: str, entries: list[dict[str, Any]]) -> None:
+    """Run the down script (dry mode) of NICs set up by :func:`_NicUp`."""
+    for entry in entries:
+        try:
+            netscripts.RunNicScript(
+                netscripts.ACTION_DOWN, name, entry["index"],
+                objects.NIC.FromDict(entry["nic"]), entry["nicparams"],
+                entry["interface"], tags=entry.get("tags", ()), dry_run=True)
+        except (errors.GenericError, KeyError, TypeError) as err:
+            logging.warning("Fake instance %s: down script of NIC %s failed: %s",
+                            name, entry.get("index"), err)
 
 
 def _InstanceMemory(instance: objects.Instance) -> int:
@@ -217,6 +275,8 @@ class FakeHypervisor(base.BaseHypervisor):
             self._CheckMemory(instance.name, _InstanceMemory(instance), "start")
             state = self._NewState(instance, block_devices, _RUNNING)
             state["paused"] = bool(startup_paused)
+            if NicScriptsEnabled():
+                state["nic_scripts"] = _NicUp(instance)
             self._WriteState(instance.name, state)
 
     def StopInstance(self, instance=None, force=False, retry=False, name=None,
@@ -234,6 +294,7 @@ class FakeHypervisor(base.BaseHypervisor):
             if not force and state.get("ignore_soft_stop"):
                 return
             self._RemoveState(name)
+            _NicDown(name, state.get("nic_scripts") or [])
 
     def RebootInstance(self, instance):
         """Record the reboot (the instance stays running)."""
@@ -340,6 +401,8 @@ class FakeHypervisor(base.BaseHypervisor):
             new = self._NewState(instance, [], _INCOMING)
             new.update({key: state[key] for key in ("memory", "vcpus", "disks", "nics")
                         if key in state})
+            if NicScriptsEnabled():
+                new["nic_scripts"] = _NicUp(instance)
             self._WriteState(instance.name, new)
 
     def FinalizeMigrationDst(self, instance, info, success):
@@ -356,6 +419,7 @@ class FakeHypervisor(base.BaseHypervisor):
                 self._WriteState(instance.name, state)
             else:
                 self._RemoveState(instance.name)
+                _NicDown(instance.name, state.get("nic_scripts") or [])
 
     def MigrateInstance(self, cluster_name, instance, target, live):
         """Mark the source copy as outgoing (the "transfer" is instant)."""
@@ -376,6 +440,7 @@ class FakeHypervisor(base.BaseHypervisor):
                 return
             if success:
                 self._RemoveState(instance.name)
+                _NicDown(instance.name, state.get("nic_scripts") or [])
             else:
                 state["status"] = _RUNNING
                 for key in ("migration_target", "migration_live"):

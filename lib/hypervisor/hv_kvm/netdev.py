@@ -4,23 +4,19 @@ For each NIC of an instance the node opens a tap interface itself
 (:func:`OpenTap`) and hands the open file descriptors to QEMU (``-netdev
 tap,fd=N`` on the command line, or through QMP when hot-adding), so that it
 knows which tap belongs to which NIC and whether connecting it worked. It
-then runs the interface-up script (:func:`ConfigureNic`), which connects the
-tap according to the NIC's mode, as Ganeti's ``kvm-ifup`` does:
+then runs the NIC's up script (:func:`ConfigureNic`), which connects the
+tap according to the NIC's mode, and when the tap goes away (stop,
+hot-remove, the source of a migration) the down script and deletes the tap
+(:func:`CleanupNic`). Which script runs, with which environment, is
+:mod:`ganeti.hypervisor.netscripts` (doc/network-scripts.rst):
 
 - ``bridged``: the tap joins the bridge ``link``; VLANs through the bridge's
   VLAN filtering (``bridge vlan``);
 - ``routed``: a host route to the NIC's IP on the tap, in routing table
   ``link`` when given (with a rule sending the instance's traffic to that
-  table), proxy ARP and forwarding on the tap;
+  table), proxy ARP (IPv6: proxy NDP) and forwarding on the tap;
 - ``openvswitch``: the tap becomes a port of switch ``link``; VLANs as the
   port's ``tag`` and ``trunks``.
-
-The default script is ``tools/kvm-ifup`` (:func:`ganeti.pathutils.
-KvmIfupScript`); an administrator replaces it with an executable
-``/etc/ganeti/kvm-ifup-custom`` (Ganeti's older name ``kvm-vif-bridge`` is
-honoured too). :func:`CleanupNic` undoes what outlives the tap (routing
-rules, Open vSwitch ports), runs ``/etc/ganeti/kvm-ifdown-custom`` if there
-is one, and deletes the tap if it still exists.
 
 Tap names come from :func:`TapName`: a hash of the instance and the NIC's
 index (or UUID), so that after a crash a node finds an instance's taps
@@ -31,7 +27,6 @@ Every external command goes through :func:`ganeti.utils.RunCmd`.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -40,15 +35,15 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
 
-from ganeti import constants, errors, objects, pathutils, utils
+from ganeti import errors, objects, pathutils, utils
+from ganeti.hypervisor import netscripts
+from ganeti.hypervisor.netscripts import NicEnvironment, ParseVlan, Vlan
 
 __all__ = [
     "CleanupNic",
     "ConfigureNic",
-    "IfupScript",
     "ListTaps",
     "NicEnvironment",
     "OpenTap",
@@ -206,134 +201,10 @@ def _CloseAll(fds: list[int]) -> None:
             pass
 
 
-# --- VLANs ---------------------------------------------------------------------
-
-_VLAN_ID = r"[0-9]{1,4}"
-_VLAN_RE = re.compile(rf"(?:\.?(?P<access>{_VLAN_ID}))?(?P<trunks>(?::{_VLAN_ID})*)")
-#: 0 and 4095 are reserved by IEEE 802.1Q
-VLAN_ID_MIN, VLAN_ID_MAX = 1, 4094
-
-
-@dataclasses.dataclass(frozen=True)
-class Vlan:
-    """The VLANs of a NIC: the untagged (access) one and the tagged ones."""
-
-    access: int | None
-    trunks: tuple[int, ...] = ()
-
-
-def ParseVlan(value: str | None) -> Vlan | None:
-    """Parse the ``vlan`` NIC parameter; None when it is empty.
-
-    Ganeti's syntax: ``N`` or ``.N`` an access port on VLAN N, ``:N[:M...]``
-    a trunk of VLANs N, M..., ``.N:M[:K...]`` both (N untagged, the others
-    tagged).
-
-    @raise errors.HypervisorError: for anything else, saying what is expected
-    """
-    if value is None or value == "":
-        return None
-    expected = ("expected N or .N (access port), :N[:M...] (trunk) or"
-                " .N:M[:K...] (both), with VLAN IDs from"
-                f" {VLAN_ID_MIN} to {VLAN_ID_MAX}")
-    text = str(value)
-    match = _VLAN_RE.fullmatch(text)
-    if match is None or not (match.group("access") or match.group("trunks")) \
-            or (match.group("access") and match.group("trunks")
-                and not text.startswith(".")):
-        raise errors.HypervisorError(f"Invalid VLAN '{text}': {expected}")
-    access = int(match.group("access")) if match.group("access") else None
-    trunks = tuple(int(vid) for vid in match.group("trunks").split(":")[1:])
-    seen: set[int] = set()
-    for vid in ([access] if access is not None else []) + list(trunks):
-        if not VLAN_ID_MIN <= vid <= VLAN_ID_MAX:
-            raise errors.HypervisorError(f"Invalid VLAN '{text}': VLAN ID {vid} out"
-                                         f" of range; {expected}")
-        if vid in seen:
-            raise errors.HypervisorError(f"Invalid VLAN '{text}': VLAN ID {vid}"
-                                         " given twice")
-        seen.add(vid)
-    return Vlan(access, trunks)
-
-
-# --- The interface-up script ---------------------------------------------------
+# --- The interface scripts -----------------------------------------------------
 
 #: Seconds the interface scripts get
-SCRIPT_TIMEOUT = 120.0
-
-# Environment variables of a NIC's network, as in Ganeti's hooks
-_NETWORK_ENV = {
-    "name": "NETWORK_NAME", "uuid": "NETWORK_UUID", "network": "NETWORK_SUBNET",
-    "gateway": "NETWORK_GATEWAY", "network6": "NETWORK_SUBNET6",
-    "gateway6": "NETWORK_GATEWAY6", "mac_prefix": "NETWORK_MAC_PREFIX",
-}
-
-
-def IfupScript() -> str:
-    """The script run by :func:`ConfigureNic`: the administrator's or ours."""
-    for custom in (pathutils.KVM_IFUP_CUSTOM, pathutils.KVM_VIF_BRIDGE):
-        if os.path.isfile(custom) and os.access(custom, os.X_OK):
-            return custom
-    return pathutils.KvmIfupScript()
-
-
-def _NicMode(nicparams: Mapping[str, Any], tap: str) -> str:
-    mode = nicparams.get(constants.NIC_MODE)
-    if mode not in constants.NIC_VALID_MODES:
-        raise errors.HypervisorError(
-            f"Invalid mode {mode!r} of the NIC on {tap} (valid:"
-            f" {', '.join(sorted(constants.NIC_VALID_MODES))})")
-    return mode
-
-
-def _ScriptPath() -> str:
-    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-    return os.pathsep.join(dict.fromkeys(dirs + ["/sbin", "/usr/sbin", "/bin", "/usr/bin"]))
-
-
-def NicEnvironment(instance_name: str, index: int, nic: objects.NIC,
-                   nicparams: Mapping[str, Any], tap: str,
-                   tags: Any = ()) -> dict[str, str]:
-    """The environment of the interface scripts for one NIC (Ganeti's names).
-
-    ``nicparams`` are the NIC's filled parameters (mode, link, vlan).
-    VLAN_ACCESS and VLAN_TRUNKS carry the parsed ``vlan``.
-    """
-    mode = _NicMode(nicparams, tap)
-    link = nicparams.get(constants.NIC_LINK) or ""
-    vlan_text = nicparams.get(constants.NIC_VLAN) or ""
-    vlan = ParseVlan(vlan_text)
-    env = {
-        "PATH": _ScriptPath(),
-        "INSTANCE": instance_name,
-        "INTERFACE": tap,
-        "INTERFACE_INDEX": str(index),
-        "MODE": mode,
-        "MAC": nic.mac or "",
-        "LINK": link,
-        "TAGS": " ".join(sorted(tags)),
-    }
-    if nic.uuid:
-        env["INTERFACE_UUID"] = nic.uuid
-    if nic.name:
-        env["INTERFACE_NAME"] = nic.name
-    if nic.ip:
-        env["IP"] = nic.ip
-    if mode == constants.NIC_MODE_BRIDGED:
-        env["BRIDGE"] = link
-    if vlan is not None:
-        env["VLAN"] = str(vlan_text)
-        env["VLAN_ACCESS"] = "" if vlan.access is None else str(vlan.access)
-        env["VLAN_TRUNKS"] = " ".join(map(str, vlan.trunks))
-    netinfo = nic.netinfo or {}
-    if nic.network:
-        env["NETWORK"] = nic.network
-    for key, var in _NETWORK_ENV.items():
-        if netinfo.get(key):
-            env[var] = str(netinfo[key])
-    if netinfo.get("tags"):
-        env["NETWORK_TAGS"] = " ".join(sorted(netinfo["tags"]))
-    return env
+SCRIPT_TIMEOUT = netscripts.SCRIPT_TIMEOUT
 
 
 def ConfigureNic(instance: objects.Instance, index: int, nic: objects.NIC,
@@ -341,30 +212,18 @@ def ConfigureNic(instance: objects.Instance, index: int, nic: objects.NIC,
                  timeout: float = SCRIPT_TIMEOUT) -> None:
     """Bring tap ``tap`` of NIC ``index`` up and connect it (see the module).
 
-    Runs :func:`IfupScript` with the tap as argument and
-    :func:`NicEnvironment` (plus ``extra_env``) as its whole environment.
-    On failure the caller undoes what was done with :func:`CleanupNic`.
+    Runs the NIC's up script (:func:`ganeti.hypervisor.netscripts.
+    RunNicScript`) with the tap as argument and the NIC's environment plus
+    ``extra_env``. On failure the caller undoes what was done with
+    :func:`CleanupNic`.
 
     @raise errors.HypervisorError: for an invalid mode or VLAN, or when the
         script fails (with its output)
     """
     _CheckIfName(tap)
-    env = NicEnvironment(instance.name, index, nic, nicparams, tap,
-                         tags=instance.GetTags())
-    if extra_env:
-        env.update({key: str(value) for key, value in extra_env.items()})
-    script = IfupScript()
-    try:
-        result = utils.RunCmd([script, tap], env=env, reset_env=True,
-                              timeout=timeout)
-    except errors.OpExecError as err:
-        raise errors.HypervisorError(f"Cannot configure interface {tap} of"
-                                     f" instance {instance.name}: {err}") from err
-    if result.failed:
-        raise errors.HypervisorError(
-            f"Configuring interface {tap} (NIC {index}, mode {env['MODE']}) of"
-            f" instance {instance.name} failed: {script} {result.fail_reason};"
-            f" output: {result.output.strip() or '(none)'}")
+    netscripts.RunNicScript(netscripts.ACTION_UP, instance.name, index, nic,
+                            nicparams, tap, tags=instance.GetTags(),
+                            extra_env=extra_env, timeout=timeout)
 
 
 # --- Cleaning up ---------------------------------------------------------------
@@ -372,8 +231,6 @@ def ConfigureNic(instance: objects.Instance, index: int, nic: objects.NIC,
 # What commands say when the object they should remove is gone already
 _GONE_RE = re.compile(r"Cannot find device|does not exist|No such (?:process|file"
                       r" or directory|device)", re.I)
-# Stale rules of one tap are few; the bound only guards against a loop
-_MAX_RULES = 100
 
 
 def _RunGone(cmd: list[str]) -> tuple[bool, str | None]:
@@ -424,55 +281,27 @@ def RemoveTap(tap: str) -> bool:
 
 
 def CleanupNic(instance_name: str, index: int, nic: objects.NIC, nicparams: dict,
-               tap: str, timeout: float = SCRIPT_TIMEOUT) -> None:
+               tap: str, timeout: float = SCRIPT_TIMEOUT, tags: Iterable[str] = (),
+               extra_env: dict | None = None) -> None:
     """Undo :func:`ConfigureNic` for NIC ``index`` and delete its tap.
 
-    Runs the administrator's ``kvm-ifdown-custom`` if there is one, removes
-    what outlives the tap (routed: the rules sending the tap's traffic to
-    table ``link`` and the route there; openvswitch: the switch port) and
-    deletes the tap if it still exists. Anything already gone is fine:
-    calling it twice, or after a crash, is safe.
+    Runs the NIC's down script, which removes what outlives the tap
+    (routed: the rule sending the tap's traffic to table ``link`` and the
+    route; openvswitch: the switch port), then deletes the tap if it still
+    exists. Anything already gone is fine: calling it twice, or after a
+    crash, is safe.
 
     @raise errors.HypervisorError: when something could not be removed
         (after trying everything else)
     """
     _CheckIfName(tap)
     problems: list[str] = []
-    mode = nicparams.get(constants.NIC_MODE)
-    link = nicparams.get(constants.NIC_LINK) or ""
-    custom = pathutils.KVM_IFDOWN_CUSTOM
-    if os.path.isfile(custom) and os.access(custom, os.X_OK):
-        try:
-            env = NicEnvironment(instance_name, index, nic, nicparams, tap)
-            result = utils.RunCmd([custom, tap], env=env, reset_env=True,
-                                  timeout=timeout)
-            if result.failed:
-                problems.append(f"{custom} {result.fail_reason}:"
-                                f" {result.output.strip()}")
-        except errors.GenericError as err:
-            problems.append(f"{custom}: {err}")
-    if mode == constants.NIC_MODE_ROUTED and link:
-        for _ in range(_MAX_RULES):
-            removed, error = _RunGone(["ip", "rule", "del", "iif", tap, "table", link])
-            if error:
-                problems.append(error)
-            if not removed:
-                break
-        if nic.ip:
-            _, error = _RunGone(["ip", "route", "del", nic.ip, "table", link,
-                                 "dev", tap])
-            if error:
-                problems.append(error)
-    if mode == constants.NIC_MODE_OVS:
-        try:
-            result = utils.RunCmd(["ovs-vsctl", "--if-exists", "del-port", tap])
-        except errors.OpExecError:
-            # Without Open vSwitch there is no port to remove
-            logging.debug("No ovs-vsctl on this node; no port %s to remove", tap)
-        else:
-            if result.failed:
-                problems.append(f"'ovs-vsctl --if-exists del-port {tap}'"
-                                f" {result.fail_reason}: {result.output.strip()}")
+    try:
+        netscripts.RunNicScript(netscripts.ACTION_DOWN, instance_name, index, nic,
+                                nicparams, tap, tags=tags, extra_env=extra_env,
+                                timeout=timeout)
+    except errors.GenericError as err:
+        problems.append(str(err))
     try:
         RemoveTap(tap)
     except errors.HypervisorError as err:

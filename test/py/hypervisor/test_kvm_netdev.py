@@ -1,9 +1,9 @@
-"""Tests for ganeti.hypervisor.hv_kvm.netdev: taps, kvm-ifup and cleanup.
+"""Tests for ganeti.hypervisor.hv_kvm.netdev: taps, their NIC scripts, cleanup.
 
 Three layers:
 
 - pure functions (tap names, VLAN syntax, the script's environment);
-- the command lines of every NIC mode: the real ``tools/kvm-ifup`` runs with
+- the command lines of every NIC mode: the real ``tools/kvm-nic-setup`` runs with
   fake ``ip``, ``bridge`` and ``ovs-vsctl`` first on its PATH, which record
   their arguments (Open vSwitch is not installed here), and CleanupNic runs
   against a recording ``RunCmd``;
@@ -33,7 +33,7 @@ from ganeti import errors, objects, pathutils, utils
 from ganeti.hypervisor.hv_kvm import netdev
 from ganeti.utils.process import RunResult
 
-IFUP = str(Path(__file__).resolve().parents[3] / "tools" / "kvm-ifup")
+IFUP = str(Path(__file__).resolve().parents[3] / "tools" / "kvm-nic-setup")
 INST_UUID = "0a1b2c3d-0000-4000-8000-000000000001"
 NIC_UUID = "9f8e7d6c-0000-4000-8000-000000000002"
 TAP = "gnt1234567-0"
@@ -245,7 +245,7 @@ def test_environment_without_optional_values():
     assert env["LINK"] == "" and env["TAGS"] == ""
 
 
-# --- kvm-ifup's command lines, with fake tools ------------------------------------
+# --- The up scripts' command lines, with fake tools ------------------------------------
 
 _FAKE_IP = r"""#!/bin/sh
 echo "ip $*" >> "{log}"
@@ -287,6 +287,7 @@ def fake_tools(tmp_path, monkeypatch):
     for path in bindir.iterdir():
         path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    monkeypatch.setattr(pathutils, "CONF_DIR", str(tmp_path / "etc"))
     monkeypatch.setattr(pathutils, "KVM_IFUP_CUSTOM", str(tmp_path / "etc/kvm-ifup-custom"))
     monkeypatch.setattr(pathutils, "KVM_VIF_BRIDGE", str(tmp_path / "etc/kvm-vif-bridge"))
     monkeypatch.setattr(pathutils, "KVM_IFDOWN_CUSTOM",
@@ -322,6 +323,7 @@ def test_configure_runs_our_script_with_the_tap_and_environment(fake_tools):
     assert os.access(IFUP, os.X_OK)
     assert env["INTERFACE"] == TAP and env["MODE"] == "bridged" and env["LINK"] == "br0"
     assert env["INSTANCE"] == "inst1.example.com" and env["TAGS"] == "db web"
+    assert env["ACTION"] == "up" and "DRY_RUN" not in env
 
 
 def test_bridged(fake_tools):
@@ -431,7 +433,7 @@ def test_failing_command_gives_its_output(fake_tools):
 
 @pytest.mark.parametrize("params, match", [
     (_Params("bridged", "br0", "5:6"), "Invalid VLAN '5:6'"),
-    (_Params("ext", "br0"), "Invalid mode 'ext'"),
+    (_Params("bogus", "br0"), "Invalid mode 'bogus'"),
     ({C.NIC_LINK: "br0"}, "Invalid mode None"),
 ])
 def test_bad_parameters_run_nothing(fake_tools, params, match):
@@ -484,6 +486,7 @@ class FakeRunner:
 
     def __init__(self, answers=None, tap_kind="tun"):
         self.calls: list[list[str]] = []
+        self.envs: list[dict] = []
         self.answers = dict(answers or {})
         self.tap_kind = tap_kind
         self.rules = 0
@@ -491,6 +494,7 @@ class FakeRunner:
     def __call__(self, cmd, env=None, **kwargs):
         cmd = list(cmd)
         self.calls.append(cmd)
+        self.envs.append(dict(env or {}))
         line = " ".join(cmd)
         for prefix, answer in self.answers.items():
             if line.startswith(prefix):
@@ -516,6 +520,7 @@ class FakeRunner:
 @pytest.fixture
 def runner(monkeypatch, tmp_path):
     monkeypatch.setattr(pathutils, "KVM_IFDOWN_CUSTOM", str(tmp_path / "kvm-ifdown-custom"))
+    monkeypatch.setattr(pathutils, "CONF_DIR", str(tmp_path / "etc"))
 
     def install(**kwargs) -> FakeRunner:
         fake = FakeRunner(**kwargs)
@@ -525,52 +530,26 @@ def runner(monkeypatch, tmp_path):
     return install
 
 
-def test_cleanup_routed_with_table(runner):
-    fake = runner()
-    fake.rules = 2
-    netdev.CleanupNic("inst1", 0, _Nic(), _Params("routed", "100"), TAP)
-    assert fake.calls == [
-        ["ip", "rule", "del", "iif", TAP, "table", "100"],
-        ["ip", "rule", "del", "iif", TAP, "table", "100"],
-        ["ip", "rule", "del", "iif", TAP, "table", "100"],
-        ["ip", "route", "del", "192.0.2.10", "table", "100", "dev", TAP],
-        ["ip", "-d", "-j", "link", "show", "dev", TAP],
-        ["ip", "link", "del", "dev", TAP],
-    ]
-
-
-@pytest.mark.parametrize("mode, link", [("bridged", "br0"), ("routed", "")])
-def test_cleanup_without_leftovers_only_deletes_the_tap(runner, mode, link):
+@pytest.mark.parametrize("mode, link", [("bridged", "br0"), ("routed", "100"),
+                                        ("openvswitch", "ovsbr0")])
+def test_cleanup_runs_the_down_script_then_deletes_the_tap(runner, mode, link):
     fake = runner()
     netdev.CleanupNic("inst1", 0, _Nic(), _Params(mode, link), TAP)
-    assert fake.calls == [["ip", "-d", "-j", "link", "show", "dev", TAP],
+    assert fake.calls == [[IFUP, TAP],
+                          ["ip", "-d", "-j", "link", "show", "dev", TAP],
                           ["ip", "link", "del", "dev", TAP]]
+    assert fake.envs[0]["ACTION"] == "down" and fake.envs[0]["MODE"] == mode
 
 
-def test_cleanup_openvswitch(runner):
-    fake = runner()
-    netdev.CleanupNic("inst1", 0, _Nic(), _Params("openvswitch", "ovsbr0", ".5"), TAP)
-    assert fake.calls[0] == ["ovs-vsctl", "--if-exists", "del-port", TAP]
-    assert fake.calls[-1] == ["ip", "link", "del", "dev", TAP]
-
-
-def test_cleanup_openvswitch_not_installed(runner):
-    fake = runner(answers={"ovs-vsctl": errors.OpExecError("Can't execute: not found")},
-                  tap_kind=None)
-    netdev.CleanupNic("inst1", 0, _Nic(), _Params("openvswitch", "ovsbr0"), TAP)
-    assert fake.calls[-1] == ["ip", "-d", "-j", "link", "show", "dev", TAP]
-
-
-def test_cleanup_openvswitch_failure_is_reported_after_the_rest(runner):
-    fake = runner(answers={"ovs-vsctl": (1, "database connection failed")})
+def test_cleanup_down_script_failure_is_reported_after_the_rest(runner):
+    fake = runner(answers={IFUP: (1, "database connection failed")})
     with pytest.raises(errors.HypervisorError, match="database connection failed"):
         netdev.CleanupNic("inst1", 0, _Nic(), _Params("openvswitch", "ovsbr0"), TAP)
     assert fake.calls[-1] == ["ip", "link", "del", "dev", TAP]
 
 
 def test_cleanup_when_everything_is_gone(runner):
-    fake = runner(answers={"ip route del": (2, "Cannot find device \"%s\"" % TAP)},
-                  tap_kind=None)
+    fake = runner(tap_kind=None)
     netdev.CleanupNic("inst1", 0, _Nic(), _Params("routed", "100"), TAP)
     assert ["ip", "link", "del", "dev", TAP] not in fake.calls
 
@@ -580,12 +559,6 @@ def test_cleanup_leaves_a_non_tap_alone(runner):
     with pytest.raises(errors.HypervisorError, match="not a tap interface"):
         netdev.CleanupNic("inst1", 0, _Nic(), _Params("bridged", "br0"), "br0")
     assert ["ip", "link", "del", "dev", "br0"] not in fake.calls
-
-
-def test_cleanup_real_failure_is_raised(runner):
-    runner(answers={"ip rule del": (2, "RTNETLINK answers: Operation not permitted")})
-    with pytest.raises(errors.HypervisorError, match="Operation not permitted"):
-        netdev.CleanupNic("inst1", 0, _Nic(), _Params("routed", "100"), TAP)
 
 
 def test_cleanup_runs_custom_ifdown(runner, tmp_path, monkeypatch):
