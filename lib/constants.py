@@ -1550,6 +1550,10 @@ CV_ENODEFILEPERMS = (CV_TNODE, "ENODEFILEPERMS",
 #: Our extension (NV_FILESTORAGELIST); Ganeti has only ENODEORPHANLV
 CV_ENODEORPHANFILE = (CV_TNODE, "ENODEORPHANFILE",
                       "Unknown file or directory in a file storage directory")
+#: Our extension: Ganeti does not check that a NIC's network is connected
+#: to the node group of the instance's primary node
+CV_EINSTANCENETWORK = (CV_TINSTANCE, "EINSTANCENETWORK",
+                       "Instance NIC on a network not connected to its node group")
 CV_ALL_ECODES = frozenset([
     CV_ECLUSTERCFG, CV_ECLUSTERCERT, CV_ECLUSTERCLIENTCERT, CV_ECLUSTERFILECHECK,
     CV_ECLUSTERDANGLINGNODES, CV_ECLUSTERDANGLINGINST, CV_EGROUPDIFFERENTPVSIZE,
@@ -1561,7 +1565,7 @@ CV_ALL_ECODES = frozenset([
     CV_ENODEORPHANINSTANCE, CV_ENODEORPHANLV, CV_ENODERPC, CV_ENODESSH,
     CV_ENODEVERSION, CV_ENODESETUP, CV_ENODETIME, CV_ENODEOOBPATH,
     CV_ENODEUSERSCRIPTS, CV_ENODEFILESTORAGEPATHS, CV_ENODEFILESTORAGEPATHUNUSABLE,
-    CV_ENODEFILEPERMS, CV_ENODEORPHANFILE,
+    CV_ENODEFILEPERMS, CV_ENODEORPHANFILE, CV_EINSTANCENETWORK,
 ])
 CV_ALL_ECODES_STRINGS = frozenset(code for (_, code, _) in CV_ALL_ECODES)
 # Daemon control (daemon-util): seconds to wait for a daemon to start or stop

@@ -253,6 +253,31 @@ def _NodeNameFn(cfg: Any) -> Callable[[str], str]:
     return _Name
 
 
+#: Network attributes exported to hooks (suffix of NETWORK_)
+_NETWORK_ENV = (("network", "SUBNET"), ("gateway", "GATEWAY"),
+                ("network6", "SUBNET6"), ("gateway6", "GATEWAY6"),
+                ("mac_prefix", "MAC_PREFIX"))
+
+
+def NetworkHookEnv(net: Any, net_uuid: str,
+                   prefix: str) -> dict[str, Any]:
+    """The NETWORK_* variables of a NIC on a network, as Ganeti exports
+    them: NAME, UUID and TAGS always, SUBNET, GATEWAY, SUBNET6, GATEWAY6
+    and MAC_PREFIX when the network has them."""
+    env: dict[str, Any] = {f"{prefix}NETWORK_UUID": net_uuid}
+    if net is None:
+        # A dangling reference (gnt-cluster verify reports it)
+        env[f"{prefix}NETWORK_NAME"] = net_uuid
+        return env
+    env[f"{prefix}NETWORK_NAME"] = net.name
+    env[f"{prefix}NETWORK_TAGS"] = " ".join(sorted(net.GetTags()))
+    for attr, suffix in _NETWORK_ENV:
+        value = getattr(net, attr, None)
+        if value:
+            env[f"{prefix}NETWORK_{suffix}"] = value
+    return env
+
+
 # --- the instance variables every instance LU exports -------------------------------------
 
 def BuildInstanceHookEnv(cfg: Any, instance: Any,
@@ -305,15 +330,7 @@ def BuildInstanceHookEnv(cfg: Any, instance: Any,
         if params.get(constants.NIC_MODE) == constants.NIC_MODE_BRIDGED:
             env[prefix + "BRIDGE"] = params.get(constants.NIC_LINK)
         if nic.network:
-            net = cfg.GetNetwork(nic.network)
-            env[prefix + "NETWORK_UUID"] = nic.network
-            if net is not None:
-                env[prefix + "NETWORK_NAME"] = net.name
-                for attr, key in (("network", "SUBNET"), ("gateway", "GATEWAY"),
-                                  ("network6", "SUBNET6"), ("gateway6", "GATEWAY6"),
-                                  ("mac_prefix", "MAC_PREFIX")):
-                    if getattr(net, attr, None):
-                        env[prefix + "NETWORK_" + key] = getattr(net, attr)
+            env.update(NetworkHookEnv(cfg.GetNetwork(nic.network), nic.network, prefix))
     for idx, disk in enumerate(disks):
         prefix = f"INSTANCE_DISK{idx}_"
         env[prefix + "SIZE"] = disk.size

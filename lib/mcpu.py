@@ -444,6 +444,18 @@ class Processor:
                 cbs.CheckCancel()
         finally:
             self._cbs = None
+            self._DropReservations()
+
+    def _DropReservations(self) -> None:
+        """Forget what the opcode reserved and did not commit (IP addresses,
+        MACs, ...): an opcode that failed, or stopped after CheckPrereq (dry
+        run, pre hook), must not keep them from other jobs."""
+        drop = getattr(getattr(self.context, "cfg", None), "DropECReservations", None)
+        if self.ec_id is not None and drop is not None:
+            try:
+                drop(self.ec_id)
+            except Exception:  # noqa: BLE001 - the opcode's own outcome matters
+                logging.exception("Cannot drop the reservations of %s", self.ec_id)
 
 
 def InterruptedOpcode(context: Any, op: opcodes.OpCode,

@@ -278,8 +278,9 @@ def _NicEnv(idx: int, nic: objects.NIC, hvparams: dict[str, Any]) -> dict[str, s
     for key, suffix in _NETINFO_VARS.items():
         if netinfo.get(key):
             env[f"{prefix}NETWORK_{suffix}"] = str(netinfo[key])
-    if netinfo.get("tags"):
-        env[prefix + "NETWORK_TAGS"] = " ".join(netinfo["tags"])
+    if netinfo:
+        # As Ganeti: the tags of a NIC's network are exported even when empty
+        env[prefix + "NETWORK_TAGS"] = " ".join(netinfo.get("tags") or [])
     return env
 
 

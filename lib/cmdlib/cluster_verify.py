@@ -39,6 +39,11 @@ node fail (marked up, ``auto_balance`` set); otherwise ``ENODEN1``. Unlike
 Ganeti, which also counts instances marked down, only instances marked up
 count: a failover does not start the others.
 
+The NICs of the group's instances must be on networks connected to the
+group (``EINSTANCENETWORK``, our extension); a NIC address outside its
+network, not reserved in it, or used twice in one network is a
+configuration error (``ECLUSTERCFG``, from the configuration's checks).
+
 The group's verification first waits until the configuration saved so far
 has been distributed (``config_sync.Flush``), so that right after a master
 daemon start, which pushes the configuration to every node, the copies it
@@ -53,6 +58,7 @@ import time
 from typing import Any
 
 from ganeti import constants, errors, objects, pathutils, ssconf, utils
+from ganeti.cmdlib import instance_nics as nics_mod
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib.cluster import ClusterLU
 
@@ -347,12 +353,28 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             storage.VerifyNode(node, payload)
             self._ReportResources(node, infos.get(node.uuid))
         storage.VerifyInstances(feedback_fn)
+        self._VerifyInstanceNetworks(cfg, group)
         if constants.VERIFY_NPLUSONE_MEM not in (self.op.skip_checks or []):
             feedback_fn("* Verifying N+1 Memory redundancy")
             self._VerifyNPlusOneMemory(online, infos)
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
         return not self.bad
+
+    def _VerifyInstanceNetworks(self, cfg: Any, group: objects.NodeGroup) -> None:
+        """NICs of the group's instances on networks the group is not
+        connected to (``EINSTANCENETWORK``; their addresses are checked
+        with the configuration)."""
+        members = set(group.members or [])
+        instances = [inst for inst in cfg.GetAllInstancesInfo().values()
+                     if inst.primary_node in members
+                     and any(nic.network for nic in inst.nics)]
+        if not instances:
+            return
+        self._feedback_fn("* Verifying instance networks")
+        for name, msg in nics_mod.VerifyInstanceNetworks(
+                cfg, group, utils.NiceSort(instances, key=lambda i: i.name)):
+            self._Error(constants.CV_EINSTANCENETWORK, name, msg)
 
     def _VerifyNode(self, node: objects.Node, payload: dict[str, Any],
                     start: float, end: float) -> None:

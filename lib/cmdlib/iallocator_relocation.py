@@ -24,6 +24,7 @@ from typing import Any
 
 from ganeti import constants, errors, locking, opcodes, utils
 from ganeti.cmdlib import iallocator as ia
+from ganeti.cmdlib import instance_nics
 
 #: The opcode parameter evacuations pass on to the jobs that have it
 _EARLY_RELEASE = "early_release"
@@ -179,8 +180,18 @@ def ChangeGroupJobs(lu: Any, iallocator: str, instances: list[str],
                     ) -> list[list[opcodes.OpCode]]:
     """The allocator's jobs moving ``instances`` (names) to one of
     ``target_groups`` (UUIDs): a ``change-group`` request (``what`` names
-    the operation if the allocator finds no solution)."""
+    the operation if the allocator finds no solution).
+
+    The instances' networks must be connected to their new group: the
+    targets offered are narrowed to the groups connected to them, an
+    instance with no such target is refused, and so is an answer moving
+    an instance to a group lacking one of its networks."""
+    cfg = lu.cfg
+    infos = [cfg.GetInstanceInfoByName(name) for name in instances]
+    target_groups = instance_nics.CheckGroupsHaveNetworks(
+        cfg, [inst for inst in infos if inst is not None], list(target_groups))
     req = ia.IAReqGroupChange(instances=list(instances),
                               target_groups=list(target_groups))
-    result = ia.IAllocator(lu.cfg, lu.rpc, req).RunOrFail(iallocator, what)
+    result = ia.IAllocator(cfg, lu.rpc, req).RunOrFail(iallocator, what)
+    instance_nics.CheckChosenGroups(cfg, result[0] or [])
     return EvacuationJobs(lu, iallocator, result, early_release, False, instances)

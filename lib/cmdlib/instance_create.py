@@ -20,6 +20,12 @@ daemon's :mod:`ganeti.instance_cleanup` removes it once the node answers;
 it does the same for a creation interrupted by a master daemon crash
 (:meth:`LUInstanceCreate.Interrupted` tells the job queue what to report).
 
+A NIC on a network (``network=NAME``) takes its mode, link and VLAN from
+the network's connection to the primary node's group and its address from
+the network (``ip=pool`` or a free address of it), reserved at the end of
+CheckPrereq for the job: AddInstance commits it, a failed job drops it
+(:mod:`ganeti.cmdlib.instance_nics`).
+
 The LU holds the Big Ganeti Lock only shared: the processor adds the new
 instance's lock (``add_locks``; a second job creating the same name fails
 there), and the LU locks its primary node and that node's resources, so
@@ -34,13 +40,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ganeti import config_sync, constants, errors, locking, objects
+from ganeti import config_sync, constants, errors, hooksmaster, locking, objects
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, Interruption, LogicalUnit
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
 from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import instance_alloc
+from ganeti.cmdlib import instance_nics as nics_mod
 from ganeti.cmdlib.extstorage import CheckExtStorageProvider
 from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
 
@@ -115,7 +122,10 @@ def ParseNicSpecs(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
         unknown = sorted(set(spec) - set(constants.INIC_PARAMS))
         if unknown:
             raise _Inval(f"Unknown parameter(s) for NIC {idx}: {', '.join(unknown)}")
+        nics_mod.CheckNoParamsWithNetwork(spec, f"NIC {idx}")
         new = dict(spec)
+        if nics_mod.IsNoneValue(new.get(constants.INIC_NETWORK)):
+            new.pop(constants.INIC_NETWORK, None)
         new[constants.INIC_MAC] = iu.NormalizeNicMac(
             new.get(constants.INIC_MAC) or constants.VALUE_AUTO, f" for NIC {idx}")
         ip = new.get(constants.INIC_IP)
@@ -319,7 +329,7 @@ class LUInstanceCreate(LogicalUnit):
         vcpus = int(self.filled_bep[constants.BE_VCPUS])
 
         # NICs: a default one when none is given
-        self.nics = self._BuildNics(cluster, self.nic_specs)
+        self.nics = self._BuildNics(cluster, self.nic_specs, group)
         iu.CheckNicsBridgesExist(self, self.nics, pnode.uuid)
 
         # File storage
@@ -380,6 +390,9 @@ class LUInstanceCreate(LogicalUnit):
             disks_mod.CheckNodesFreeDiskPerVG(
                 self, nodes, disks_mod.ComputeDiskSizePerVG(
                     cfg, op.disk_template, self.disk_specs, self.diskparams))
+        # Last, as nothing else can fail now: the addresses from the networks,
+        # reserved for this job (committed with the instance, else dropped)
+        self._ReserveNicIps()
         # As in Ganeti, a dry run answers the nodes the instance would use
         self.dry_run_result = [pnode.name] + ([self.snode.name] if self.snode else [])
 
@@ -450,7 +463,19 @@ class LUInstanceCreate(LogicalUnit):
                         f" on node {pnode.name}", errors.ECODE_INVAL)
                 spec[constants.IDISK_SIZE] = int(dims[0]) // (1024 * 1024)
 
-    def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]]) -> list[objects.NIC]:
+    def _ReserveNicIps(self) -> None:
+        """Reserve the NICs' addresses in their networks (``ip=pool`` takes a
+        free one) for this job."""
+        ec_id = self.proc.GetECId() if self.proc is not None else "instance-create"
+        for idx, nic in enumerate(self.nics):
+            if nic.network:
+                nic.ip = nics_mod.ReserveIp(self.cfg, nic.network, nic.ip, ec_id,
+                                            f"NIC {idx}", check=self.op.conflicts_check)
+
+    def _BuildNics(self, cluster: Any, specs: list[dict[str, Any]],
+                   group: objects.NodeGroup) -> list[objects.NIC]:
+        """The NIC objects; a NIC on a network takes its parameters from the
+        network's connection to the primary node's group."""
         cfg = self.cfg
         # A read-only snapshot: copying every instance costs more than this
         used_macs = {nic.mac for inst in cfg.GetReadOnlySnapshot().instances.values()
@@ -466,10 +491,16 @@ class LUInstanceCreate(LogicalUnit):
                 raise errors.OpPrereqError(
                     f"MAC address {mac} of NIC {idx} is already in use in the cluster",
                     errors.ECODE_NOTUNIQUE)
-            params = {key: spec[key] for key in (constants.INIC_MODE,
-                                                 constants.INIC_LINK,
-                                                 constants.INIC_VLAN)
-                      if spec.get(key) not in (None, "")}
+            if net_uuid:
+                params = nics_mod.ConnectionParams(cfg, net_uuid, group)
+            else:
+                params = {key: spec[key] for key in (constants.INIC_MODE,
+                                                     constants.INIC_LINK,
+                                                     constants.INIC_VLAN)
+                          if spec.get(key) not in (None, "")}
+                if self.op.conflicts_check:
+                    nics_mod.CheckIpOutsideNetworks(cfg, spec.get(constants.INIC_IP),
+                                                    group, f"NIC {idx}")
             filled = cluster.SimpleFillNIC(params)
             if filled.get(constants.NIC_MODE) == constants.NIC_MODE_ROUTED and \
                     not spec.get(constants.INIC_IP):
@@ -511,8 +542,12 @@ class LUInstanceCreate(LogicalUnit):
             env[f"INSTANCE_NIC{idx}_IP"] = nic.ip
             env[f"INSTANCE_NIC{idx}_MODE"] = params.get(constants.NIC_MODE)
             env[f"INSTANCE_NIC{idx}_LINK"] = params.get(constants.NIC_LINK)
+            env[f"INSTANCE_NIC{idx}_VLAN"] = params.get(constants.NIC_VLAN)
             if params.get(constants.NIC_MODE) == constants.NIC_MODE_BRIDGED:
                 env[f"INSTANCE_NIC{idx}_BRIDGE"] = params.get(constants.NIC_LINK)
+            if nic.network:
+                env.update(hooksmaster.NetworkHookEnv(self.cfg.GetNetwork(nic.network),
+                                                   nic.network, f"INSTANCE_NIC{idx}_"))
         for params, kind in ((self.filled_bep, "BE"), (self.filled_hvp, "HV")):
             for key, value in params.items():
                 env[f"INSTANCE_{kind}_{key}"] = value

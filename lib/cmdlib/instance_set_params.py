@@ -17,9 +17,16 @@ Disk template conversion (``-t plain`` / ``-t drbd -n SNODE``) of a
 stopped instance is the tasklet of :mod:`ganeti.cmdlib.instance_convert`;
 it runs before the other changes of the same modification.
 
+A NIC put on a network (``network=NAME``) takes its mode, link and VLAN
+from the network's connection to the primary node's group, and its address
+from the network (``ip=pool`` or a free address of it); addresses are
+reserved in CheckPrereq for the job, committed by the configuration update
+and dropped if the job fails (:mod:`ganeti.cmdlib.instance_nics`). A NIC
+leaving a network, or changing its address, gives the old one back; so
+does a removed NIC.
+
 Not supported yet: conversions other than plain <-> drbd, a new primary
-node, attaching or detaching disks, NICs on networks, the instance
-communication NIC.
+node, attaching or detaching disks, the instance communication NIC.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from ganeti.cmdlib import instance_convert as convert
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib import instance_hotplug as hotplug
+from ganeti.cmdlib import instance_nics as nics_mod
 from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams, MergeParams
 from ganeti.cmdlib.node import ExpandNode
 
@@ -137,10 +145,10 @@ def _CheckNicParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
     unknown = sorted(set(params) - set(constants.INIC_PARAMS))
     if unknown:
         raise _Inval(f"Unknown NIC parameter(s): {', '.join(unknown)}")
-    if params.get(constants.INIC_NETWORK) not in (None, "", constants.VALUE_NONE):
-        raise _Inval("Connecting NICs to networks with modify is not supported yet")
+    nics_mod.CheckNoParamsWithNetwork(params, "NIC")
     new = dict(params)
-    new.pop(constants.INIC_NETWORK, None)
+    if constants.INIC_NETWORK in new and nics_mod.IsNoneValue(new[constants.INIC_NETWORK]):
+        new[constants.INIC_NETWORK] = None
     mac = new.get(constants.INIC_MAC)
     if adding and not mac:
         mac = constants.VALUE_AUTO
@@ -153,8 +161,10 @@ def _CheckNicParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
         ip = new[constants.INIC_IP]
         if ip is None or str(ip).lower() == constants.VALUE_NONE or ip == "":
             new[constants.INIC_IP] = None
-        elif ip in (constants.VALUE_AUTO, constants.NIC_IP_POOL):
+        elif ip == constants.VALUE_AUTO:
             raise _Inval(f"IP '{ip}' is not supported by modify; give the address")
+        elif ip == constants.NIC_IP_POOL:
+            pass  # needs a network: checked against the NIC's in CheckPrereq
         else:
             new[constants.INIC_IP] = iu.NormalizeNicIp(ip)
     nicparams = {key: new[key] for key in _NIC_PARAMS
@@ -398,10 +408,15 @@ class LUInstanceSetParams(iu.InstanceLU):
         #: (index in the instance's NICs, NIC) of the NICs going away
         self.removed_nics: list[tuple[int, objects.NIC]] = []
         changed: list[objects.NIC] = []
+        group = nics_mod.GroupOfNode(self.cfg, pnode_uuid)
+        ec_id = self.proc.GetECId() if self.proc is not None else "instance-modify"
         for action, ident, params in self.nic_mods:
             if action == constants.DDM_REMOVE:
                 idx = _FindItem(nics, ident, "NIC")
                 gone = nics[idx]
+                # Back to its network when the job commits (a NIC added by
+                # this job just gives up its reservation)
+                nics_mod.ReleaseIp(self.cfg, gone.network, gone.ip, ec_id)
                 if gone.uuid and any(gone.uuid == old.uuid for old in inst.nics):
                     self.removed_nics.append(
                         ([old.uuid for old in inst.nics].index(gone.uuid), gone))
@@ -414,9 +429,12 @@ class LUInstanceSetParams(iu.InstanceLU):
                                   ip=params.get(constants.INIC_IP), network=None,
                                   nicparams={}, name=params.get(constants.INIC_NAME))
                 nics.insert(idx, nic)
+                old_net: str | None = None
+                old_ip: str | None = None
             else:
                 idx = _FindItem(nics, ident, "NIC")
                 nic = nics[idx]
+                old_net, old_ip = nic.network, nic.ip
                 if constants.INIC_MAC in params:
                     nic.mac = params[constants.INIC_MAC]
                 if constants.INIC_IP in params:
@@ -431,7 +449,10 @@ class LUInstanceSetParams(iu.InstanceLU):
                     else:
                         nicparams[key] = params[key]
             nic.nicparams = nicparams
-            filled = cluster.SimpleFillNIC(nicparams)
+            self._NicNetwork(nic, params, old_net, old_ip, idx, group, ec_id)
+            if constants.INIC_IP in params:
+                params = dict(params, **{constants.INIC_IP: nic.ip})
+            filled = cluster.SimpleFillNIC(nic.nicparams)
             if filled.get(constants.NIC_MODE) == constants.NIC_MODE_ROUTED and not nic.ip:
                 raise _Inval(f"NIC {idx}: routed mode needs an IP address")
             if nic.mac not in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
@@ -459,6 +480,37 @@ class LUInstanceSetParams(iu.InstanceLU):
         iu.CheckNicsBridgesExist(self, changed, pnode_uuid)
         self.new_nics = nics
         self.changed_nics = changed
+
+    def _NicNetwork(self, nic: objects.NIC, params: dict[str, Any],
+                    old_net: str | None, old_ip: str | None, idx: int,
+                    group: objects.NodeGroup, ec_id: Any) -> None:
+        """The network and address of an added or modified NIC: a NIC
+        joining a network takes the connection's parameters; a changed
+        address (or network) gives the old one back and reserves the new
+        one (``pool``: a free one) for the job."""
+        cfg = self.cfg
+        new_net = old_net
+        if constants.INIC_NETWORK in params:
+            name = params[constants.INIC_NETWORK]
+            new_net = cfg.LookupNetwork(name) if name else None
+        if nic.ip == constants.NIC_IP_POOL and not new_net:
+            raise _Inval(f"NIC {idx}: IP 'pool' is only valid with a network")
+        if new_net and new_net != old_net:
+            nic.nicparams = nics_mod.ConnectionParams(cfg, new_net, group)
+        elif new_net and any(key in params for key in _NIC_PARAMS):
+            raise _Inval(
+                f"NIC {idx} is on network {nics_mod.NetworkName(cfg, new_net)}: its"
+                f" mode, link and VLAN come from the network's connection to node"
+                f" group {group.name} and cannot be set")
+        nic.network = new_net
+        if (new_net, nic.ip) == (old_net, old_ip):
+            return
+        nics_mod.ReleaseIp(cfg, old_net, old_ip, ec_id)
+        if new_net:
+            nic.ip = nics_mod.ReserveIp(cfg, new_net, nic.ip, ec_id, f"NIC {idx}",
+                                        check=self.op.conflicts_check)
+        elif self.op.conflicts_check:
+            nics_mod.CheckIpOutsideNetworks(cfg, nic.ip, group, f"NIC {idx}")
 
     def _PrepareDisks(self, cluster: Any, pnode_uuid: str) -> None:
         """Apply the disk modifications to a copy; check state and space."""
@@ -656,6 +708,9 @@ class LUInstanceSetParams(iu.InstanceLU):
                 # The node sets the tap up by the NIC's filled parameters
                 filled = nic.Copy()
                 filled.nicparams = cluster.SimpleFillNIC(nic.nicparams or {})
+                net = self.cfg.GetNetwork(nic.network) if nic.network else None
+                if net is not None:
+                    filled.netinfo = nics_mod.NetInfo(net)
                 hotplug.HotplugDevice(self, inst, constants.HOTPLUG_ACTION_ADD,
                                       constants.HOTPLUG_TARGET_NIC, filled, None, idx)
 
@@ -669,7 +724,7 @@ class LUInstanceSetParams(iu.InstanceLU):
                 continue
             try:
                 if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-                    nic.mac = cfg.GenerateMAC(None, ec_id)
+                    nic.mac = cfg.GenerateMAC(nic.network, ec_id)
                 elif nic.mac not in {old.mac for old in inst.nics}:
                     cfg.ReserveMAC(nic.mac, ec_id)
             except errors.ReservationError as err:
@@ -731,7 +786,8 @@ class LUInstanceSetParams(iu.InstanceLU):
                 filled = cfg.GetClusterInfo().SimpleFillNIC(nic.nicparams)
                 value = (f"add:mac={nic.mac},ip={nic.ip},"
                          f"mode={filled.get(constants.NIC_MODE)},"
-                         f"link={filled.get(constants.NIC_LINK)},network={nic.network}")
+                         f"link={filled.get(constants.NIC_LINK)},network="
+                         f"{nics_mod.NetworkName(cfg, nic.network) if nic.network else None}")
             result.append((param, value))
 
         for disk in self.modified_disks:

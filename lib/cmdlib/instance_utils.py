@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ganeti import constants, errors, locking, objects, utils
 from ganeti.cmdlib import disks as disks_mod
+from ganeti.cmdlib import instance_nics
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, NodeName  # noqa: F401 - for the LUs
 from ganeti.cmdlib.group import ComputeIPolicySpecViolation  # noqa: F401 - for the LUs
 from ganeti.hypervisor.base import HvInstanceState
@@ -203,6 +204,9 @@ def InstanceRpcDict(cfg: Any, instance: objects.Instance,
     # link), which only the master knows the cluster's defaults of
     for nic in result.get("nics") or []:
         nic["nicparams"] = cluster.SimpleFillNIC(nic.get("nicparams") or {})
+    # NICs on networks carry the network's data, for the OS scripts'
+    # NIC_n_NETWORK_* variables and the network scripts
+    instance_nics.AddNetInfo(cfg, result.get("nics") or [])
     return result
 
 

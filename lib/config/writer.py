@@ -454,6 +454,10 @@ class ConfigWriter(AllocationMixin):
             if target.group not in data.nodegroups:
                 raise errors.ConfigurationError(
                     f"Node {target.name} names unknown group {target.group}")
+        elif isinstance(target, objects.Network):
+            other_net = self._NetworkByName(target.name)
+            if other_net is not None and other_net.uuid != target.uuid:
+                raise _Exists("Network", target.name)
 
         target.BumpSerial(now)
         stored = target.Copy()
