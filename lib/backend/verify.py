@@ -14,7 +14,8 @@ inactive, online]}), the physical volumes of some volume groups
 (``NV_PVLIST``: a list of dicts, see
 :func:`ganeti.storage.lvm.ParsePhysicalVolumes`), the DRBD minors in use
 (``NV_DRBDLIST``) and the DRBD usermode helper (``NV_DRBDHELPER``:
-[ok, helper or error]). A storage check that fails answers with the error
+[ok, helper or error]). Network, as Ganeti's: the bridges of a list this
+node lacks (``NV_BRIDGES``). A storage or bridge check that fails answers with the error
 message (a string) instead of its data, so that the master reports it
 and the other checks still run.
 Others are left out of the answer, which the master reports as missing.
@@ -154,6 +155,15 @@ def _ListFileStorage(dirs: Sequence[str]) -> dict[str, list[str] | str]:
     return result
 
 
+def _MissingBridges(bridges: Any) -> list[str] | str:
+    """The bridges of ``bridges`` this node lacks, or why it cannot tell."""
+    from ganeti.backend import node as backend_node
+    try:
+        return backend_node.BridgesExist(bridges)
+    except Exception as err:  # noqa: BLE001 - the master reports the message
+        return str(err)
+
+
 def _VgList() -> dict[str, int] | str:
     from ganeti.storage import lvm
     try:
@@ -246,6 +256,8 @@ def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
     if constants.NV_FILESTORAGELIST in what:
         result[constants.NV_FILESTORAGELIST] = _ListFileStorage(
             what[constants.NV_FILESTORAGELIST])
+    if constants.NV_BRIDGES in what:
+        result[constants.NV_BRIDGES] = _MissingBridges(what[constants.NV_BRIDGES])
     if constants.NV_VGLIST in what:
         result[constants.NV_VGLIST] = _VgList()
     if constants.NV_LVLIST in what:

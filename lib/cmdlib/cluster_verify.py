@@ -43,6 +43,9 @@ The NICs of the group's instances must be on networks connected to the
 group (``EINSTANCENETWORK``, our extension); a NIC address outside its
 network, not reserved in it, or used twice in one network is a
 configuration error (``ECLUSTERCFG``, from the configuration's checks).
+A node lacking a bridge that the default NIC parameters, a bridged NIC of
+the group's instances or a bridged network connection of the group names
+is ``ENODENET`` "missing bridges", as Ganeti (the connections are ours).
 
 The group's verification first waits until the configuration saved so far
 has been distributed (``config_sync.Flush``), so that right after a master
@@ -305,6 +308,9 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             constants.NV_CLIENT_CERT: None,
             constants.NV_FILEPERMS: None,
         }
+        bridges = self._GroupBridges(cfg, cluster, group)
+        if bridges:
+            checks[constants.NV_BRIDGES] = bridges
         storage_dirs = FileStorageDirs(cluster, cfg)
         if storage_dirs:
             checks[constants.NV_FILESTORAGELIST] = sorted(set(storage_dirs.values()))
@@ -347,6 +353,8 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             self._VerifyFiles(node, payload, expected, vpaths, mc_only, optional,
                               node.uuid == master_uuid)
             self._VerifyFilePerms(node, payload)
+            if bridges:
+                self._VerifyNodeBridges(node, payload)
             if storage_dirs:
                 self._VerifyOrphanFiles(node, payload, storage_dirs, disk_paths,
                                         shared_reported)
@@ -360,6 +368,35 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         if offline:
             feedback_fn(f"  - NOTICE: {len(offline)} offline node(s) found.")
         return not self.bad
+
+    @staticmethod
+    def _GroupBridges(cfg: Any, cluster: Any, group: objects.NodeGroup) -> list[str]:
+        """The bridges the group's nodes need, as Ganeti: the link of the
+        default NIC parameters and of the NICs of the group's instances in
+        bridged mode; also (ours) the links of the group's bridged network
+        connections, which NICs joining those networks will use."""
+        bridged = constants.NIC_MODE_BRIDGED
+        params = [cluster.SimpleFillNIC({})]
+        members = set(group.members or [])
+        params += [cluster.SimpleFillNIC(nic.nicparams or {})
+                   for inst in cfg.GetAllInstancesInfo().values()
+                   if inst.primary_node in members for nic in inst.nics]
+        params += [cluster.SimpleFillNIC(dict(conn))
+                   for conn in (group.networks or {}).values()]
+        return sorted({p[constants.NIC_LINK] for p in params
+                       if p.get(constants.NIC_MODE) == bridged
+                       and p.get(constants.NIC_LINK)})
+
+    def _VerifyNodeBridges(self, node: objects.Node, payload: dict[str, Any]) -> None:
+        """ENODENET for the bridges the node lacks (Ganeti's messages)."""
+        missing = payload.get(constants.NV_BRIDGES)
+        if not isinstance(missing, list):
+            self._Error(constants.CV_ENODENET, node.name,
+                        "did not return valid bridge information"
+                        + (f": {missing}" if isinstance(missing, str) else ""))
+            return
+        self._ErrorIf(bool(missing), constants.CV_ENODENET, node.name,
+                      f"missing bridges: {', '.join(sorted(missing))}")
 
     def _VerifyInstanceNetworks(self, cfg: Any, group: objects.NodeGroup) -> None:
         """NICs of the group's instances on networks the group is not

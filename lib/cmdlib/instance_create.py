@@ -239,6 +239,7 @@ class LUInstanceCreate(LogicalUnit):
             # The nodes it does not choose are released in CheckPrereq
             self.needed_locks = {locking.LEVEL_NODE: locking.ALL_SET,
                                  locking.LEVEL_NODE_RES: locking.ALL_SET}
+            nics_mod.DeclareNetworkLocks(self, self._NicNetworks(), locking.ALL_SET)
             return
         self.pnode = ExpandNode(self.cfg, self.op.pnode or self.op.pnode_uuid)
         self.op.pnode = self.pnode.name
@@ -257,6 +258,15 @@ class LUInstanceCreate(LogicalUnit):
         self.add_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
         self.needed_locks = {locking.LEVEL_NODE: list(nodes),
                              locking.LEVEL_NODE_RES: list(nodes)}
+        # Re-checked in CheckPrereq: the node may change group until locked
+        nics_mod.DeclareNetworkLocks(
+            self, self._NicNetworks(),
+            sorted(self.cfg.GetNodeGroupsFromNodes([self.pnode.uuid])))
+
+    def _NicNetworks(self) -> list[str]:
+        """The UUIDs of the NICs' networks."""
+        return nics_mod.NamedNetworks(
+            self.cfg, (spec.get(constants.INIC_NETWORK) for spec in self.nic_specs))
 
     def _CheckNameFree(self) -> None:
         """OpPrereqError (ECODE_EXISTS) if the instance name is used."""
@@ -297,6 +307,9 @@ class LUInstanceCreate(LogicalUnit):
                                    "Cannot use {state} primary node {name}")
         self.pnode = pnode
         group = cfg.GetNodeGroup(pnode.group)
+        nics_mod.CheckNetworkLocks(
+            self, [spec.get(constants.INIC_NETWORK) for spec in self.nic_specs],
+            pnode.group)
 
         # OS
         CheckOsAllowedForNewInstance(cluster, op.os_type)

@@ -16,6 +16,11 @@ drops its reservations (ConfigWriter.DropECReservations), so nothing
 leaks. Releases follow the same way (ConfigWriter.ReleaseIp); removing
 an instance releases its addresses at once (ConfigWriter.RemoveInstance).
 
+The instance LUs lock the networks their NICs use or join, and the
+primary node's group, shared (:func:`DeclareNetworkLocks`, checked again
+under the locks by :func:`CheckNetworkLocks`), so that gnt-network
+remove (network exclusive) and disconnect (group exclusive) wait for them.
+
 Also here: the network data the nodes get (:func:`NetInfo`; the hooks'
 variables are :func:`ganeti.hooksmaster.NetworkHookEnv`), the check that
 the target groups of a group change are connected to the instances'
@@ -29,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from ganeti import constants, errors, objects, utils
+from ganeti import constants, errors, locking, objects, utils
 
 #: The NIC parameters a network's connection to a group sets
 NETWORK_NIC_PARAMS = (constants.INIC_MODE, constants.INIC_LINK, constants.INIC_VLAN)
@@ -69,6 +74,49 @@ def GroupOfNode(cfg: Any, node_uuid: str) -> objects.NodeGroup:
         raise errors.OpPrereqError(f"Cannot find the node group of node {node_uuid}",
                                    errors.ECODE_NOENT)
     return group
+
+
+def NamedNetworks(cfg: Any, names: Iterable[Any]) -> list[str]:
+    """The UUIDs of the networks named (None and "none" skipped), sorted;
+    OpPrereqError (ECODE_NOENT) for an unknown one."""
+    return sorted({cfg.LookupNetwork(name) for name in names
+                   if name and not IsNoneValue(name)})
+
+
+def DeclareNetworkLocks(lu: Any, net_uuids: Iterable[str],
+                        group_uuids: Any = None) -> None:
+    """Lock the networks an instance LU reserves addresses in or reads
+    (shared: only gnt-network remove, rename and modify take them
+    exclusively), and the node groups whose connections it reads (shared:
+    gnt-network connect/disconnect take them exclusively); so neither can
+    pull a network from under the LU. Nothing when no network is used."""
+    nets = sorted(set(net_uuids))
+    if not nets:
+        return
+    lu.needed_locks[locking.LEVEL_NETWORK] = nets
+    lu.share_locks[locking.LEVEL_NETWORK] = 1
+    if group_uuids is not None:
+        lu.needed_locks[locking.LEVEL_NODEGROUP] = group_uuids
+        lu.share_locks[locking.LEVEL_NODEGROUP] = 1
+
+
+def CheckNetworkLocks(lu: Any, names: Iterable[Any], group_uuid: str | None) -> None:
+    """Under the locks: the named networks, and ``group_uuid`` when networks
+    are used, are among those locked (names and a node's group may have
+    changed before), else OpPrereqError (ECODE_STATE) asking to retry."""
+    names = [name for name in names if name and not IsNoneValue(name)]
+    if not names or lu.glm is None:
+        return
+    owned = lu.owned_locks(locking.LEVEL_NETWORK)
+    changed = [f"network {name}" for name in names
+               if lu.cfg.LookupNetwork(name) not in owned]
+    if group_uuid is not None and \
+            group_uuid not in lu.owned_locks(locking.LEVEL_NODEGROUP):
+        changed.append(f"node group {group_uuid}")
+    if changed:
+        raise errors.OpPrereqError(
+            f"Changed since the locks were acquired: {', '.join(changed)}; retry the"
+            " operation", errors.ECODE_STATE)
 
 
 def NetworkName(cfg: Any, net_uuid: str) -> str:

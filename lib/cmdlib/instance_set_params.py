@@ -253,8 +253,22 @@ class LUInstanceSetParams(iu.InstanceLU):
             op.remote_node, op.remote_node_uuid = node.name, node.uuid
 
     def DeclareLocks(self, level: int) -> None:
-        """The instance's nodes, plus the new secondary node."""
+        """The instance's nodes, plus the new secondary node; with NIC
+        changes, the networks of its NICs and those named (shared) and its
+        primary node's group (shared), whose connections give the NICs'
+        parameters."""
         super().DeclareLocks(level)
+        if level == locking.LEVEL_NODEGROUP and self.nic_mods and \
+                self.needed_locks is not None:
+            inst = self.cfg.GetInstanceInfo(self.op.instance_uuid)
+            named = (params.get(constants.INIC_NETWORK)
+                     for _, _, params in self.nic_mods if params)
+            nets = nics_mod.NamedNetworks(self.cfg, named)
+            nets += [nic.network for nic in (inst.nics if inst else [])
+                     if nic.network]
+            nics_mod.DeclareNetworkLocks(
+                self, nets, sorted(self.cfg.GetInstanceNodeGroups(
+                    self.op.instance_uuid, primary_only=True)) if inst else [])
         uuid = self.op.remote_node_uuid
         if uuid and level in (locking.LEVEL_NODE, locking.LEVEL_NODE_RES) and \
                 self.needed_locks is not None and level in self.needed_locks and \
@@ -409,6 +423,9 @@ class LUInstanceSetParams(iu.InstanceLU):
         self.removed_nics: list[tuple[int, objects.NIC]] = []
         changed: list[objects.NIC] = []
         group = nics_mod.GroupOfNode(self.cfg, pnode_uuid)
+        nics_mod.CheckNetworkLocks(
+            self, [params.get(constants.INIC_NETWORK)
+                   for _, _, params in self.nic_mods if params], group.uuid)
         ec_id = self.proc.GetECId() if self.proc is not None else "instance-modify"
         for action, ident, params in self.nic_mods:
             if action == constants.DDM_REMOVE:

@@ -137,3 +137,14 @@ def test_file_storage_listing(node_root):
     assert listing["/srv/ganeti/shared-file-storage"] == []
     with pytest.raises(RPCFail, match="Invalid file storage directory"):
         verify.VerifyNode({constants.NV_FILESTORAGELIST: ["relative"]}, "c", {}, {}, {})
+
+
+def test_missing_bridges(monkeypatch):
+    """NV_BRIDGES answers the bridges the node lacks, or the error."""
+    from ganeti.backend import node as backend_node
+    from ganeti.backend import verify as backend_verify
+    monkeypatch.setattr(backend_node, "BridgesExist",
+                        lambda names: [n for n in names if n != "br0"])
+    assert backend_verify._MissingBridges(["br0", "br1"]) == ["br1"]
+    monkeypatch.undo()
+    assert "Invalid bridge name" in backend_verify._MissingBridges(["a/b"])

@@ -327,6 +327,7 @@ class FakeVerifyRunner:
                 constants.NV_TIME: [int(__import__("time").time()), 0],
                 constants.NV_CLIENT_CERT: [None, None],
                 constants.NV_FILEPERMS: self.perms.get(node.name, []),
+                constants.NV_BRIDGES: [],
             })
         return result
 

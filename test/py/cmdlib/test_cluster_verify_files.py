@@ -35,6 +35,7 @@ class VerifyRunner:
         self.files = files or {}
         self.during = during
         self.checks = None
+        self.missing_bridges = set()
 
     def call_node_verify(self, uuids, checks, *args):
         self.checks = checks
@@ -61,6 +62,9 @@ class VerifyRunner:
                 constants.NV_CLIENT_CERT: [None, None],
                 constants.NV_FILEPERMS: [],
                 constants.NV_FILESTORAGELIST: listing,
+                # the bridges asked for that are in self.missing_bridges
+                constants.NV_BRIDGES: [b for b in checks.get(constants.NV_BRIDGES, [])
+                                       if b in self.missing_bridges],
             }])
         return result
 

@@ -106,6 +106,7 @@ class StorageRunner:
                 constants.NV_TIME: [int(__import__("time").time()), 0],
                 constants.NV_CLIENT_CERT: [None, None],
                 constants.NV_FILEPERMS: [],
+                constants.NV_BRIDGES: [],
                 constants.NV_FILESTORAGELIST: {
                     d: [] for d in checks.get(constants.NV_FILESTORAGELIST, [])},
                 constants.NV_VGLIST: {"xenvg": 1048572},

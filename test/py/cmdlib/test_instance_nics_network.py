@@ -22,7 +22,7 @@ from test_cluster_verify_files import VerifyRunner  # noqa: E402
 from test_iallocator_relocation import _ReplaceOp  # noqa: E402
 from test_instance_replace import NAME as DRBD_NAME, AddDrbdInstance  # noqa: E402
 
-from ganeti import constants, errors, mcpu, network, objects, opcodes  # noqa: E402
+from ganeti import constants, errors, locking, mcpu, network, objects, opcodes  # noqa: E402
 from ganeti.backend import os as bos  # noqa: E402
 from ganeti.cmdlib import instance_nics  # noqa: E402
 from ganeti.cmdlib import instance_utils as iu  # noqa: E402
@@ -34,19 +34,26 @@ BRIDGE = "br-net1"
 @pytest.fixture
 def ctx(tmp_path):
     context = instancehelpers.MakeContext(tmp_path)
-    context.net1 = AddNetwork(context.cfg, "net1", "10.0.0.0/29", gateway="10.0.0.1",
+    context.net1 = AddNetwork(context, "net1", "10.0.0.0/29", gateway="10.0.0.1",
                               mac_prefix="aa:bb:cc", tags=["dmz", "blue"])
     Connect(context.cfg, context.net1, link=BRIDGE, vlan=".100")
     return context
 
 
-def AddNetwork(cfg, name, subnet, gateway=None, mac_prefix=None, tags=(),
+def AddNetwork(ctx, name, subnet, gateway=None, mac_prefix=None, tags=(),
                network6=None, gateway6=None):
+    """Add a network to ctx's configuration and its lock (as gnt-network add)."""
     net = objects.Network(name=name, network=subnet, gateway=gateway,
                           mac_prefix=mac_prefix, network6=network6, gateway6=gateway6,
                           tags=set(tags))
-    cfg.AddNetwork(net, "test")
-    return cfg.LookupNetwork(name)
+    ctx.cfg.AddNetwork(net, "test")
+    uuid = ctx.cfg.LookupNetwork(name)
+    ctx.glm.acquire(locking.LEVEL_CLUSTER, locking.BGL, shared=1)
+    try:
+        ctx.glm.add(locking.LEVEL_NETWORK, [uuid])
+    finally:
+        ctx.glm.release(locking.LEVEL_CLUSTER)
+    return uuid
 
 
 def Connect(cfg, net_uuid, group=None, mode=constants.NIC_MODE_BRIDGED, link=BRIDGE,
@@ -124,7 +131,7 @@ def test_explicit_address_and_conflicts(ctx):
 
 
 def test_network_not_connected_and_mode_link_refused(ctx):
-    AddNetwork(ctx.cfg, "net2", "10.1.0.0/24")
+    AddNetwork(ctx, "net2", "10.1.0.0/24")
     Refused(ctx, instancehelpers.CreateOp(nics=[{"network": "net2", "ip": "pool"}]),
             errors.ECODE_INVAL, "Network net2 is not connected to node group default")
     for extra in ({"mode": "routed"}, {"link": "br9"}):
@@ -137,7 +144,7 @@ def test_network_not_connected_and_mode_link_refused(ctx):
 
 
 def test_full_pool(ctx):
-    small = AddNetwork(ctx.cfg, "small", "10.2.0.0/30", gateway="10.2.0.1")
+    small = AddNetwork(ctx, "small", "10.2.0.0/30", gateway="10.2.0.1")
     Connect(ctx.cfg, small)
     inst, _ = Create(ctx, nics=[{"network": "small", "ip": "pool"}])
     assert inst.nics[0].ip == "10.2.0.2"
@@ -218,7 +225,7 @@ def test_hooks_and_os_environment(ctx):
 
 
 def test_ipv6_and_empty_tags_in_the_environment(ctx):
-    net6 = AddNetwork(ctx.cfg, "net6", "10.3.0.0/24", network6="2001:db8::/64",
+    net6 = AddNetwork(ctx, "net6", "10.3.0.0/24", network6="2001:db8::/64",
                       gateway6="2001:db8::1")
     Connect(ctx.cfg, net6, mode=constants.NIC_MODE_ROUTED, link="rt100")
     inst, _ = Create(ctx, nics=[{"network": "net6", "ip": "pool"}])
@@ -278,7 +285,7 @@ def test_modify_add_change_and_remove_nics(ctx):
 
 def test_modify_refusals(ctx):
     Create(ctx)
-    net2 = AddNetwork(ctx.cfg, "net2", "10.1.0.0/24")
+    net2 = AddNetwork(ctx, "net2", "10.1.0.0/24")
     serial = ctx.cfg.GetConfigSerialNo()
     cases = [
         ([[constants.DDM_ADD, -1, {"network": "net2"}]], errors.ECODE_INVAL,
@@ -397,7 +404,7 @@ def two_groups(tmp_path):
     context = MirrorContext(tmp_path, groups=2)
     AddDrbdInstance(context)
     cfg = context.cfg
-    context.net1 = AddNetwork(cfg, "net1", "10.0.0.0/29")
+    context.net1 = AddNetwork(context, "net1", "10.0.0.0/29")
     Connect(cfg, context.net1, group=context.group1)
     inst = cfg.GetInstanceInfoByName(DRBD_NAME)
     inst.nics[0].network = context.net1
@@ -439,3 +446,90 @@ def test_change_group_narrows_targets_and_checks_the_answer(two_groups):
                        " rack2, which is not connected to network\\(s\\) net1"):
         RelocRun(ctx, opcodes.OpInstanceChangeGroup(instance_name=DRBD_NAME,
                                                     iallocator="hail"))
+
+
+# --- locks ------------------------------------------------------------------------------
+
+def _RecordAcquired(ctx, monkeypatch):
+    """(level, names, shared) of every lock acquisition through ctx.glm."""
+    calls = []
+    real = ctx.glm.acquire
+
+    def acquire(level, names, timeout=None, shared=0, priority=None):
+        calls.append((level, names, shared))
+        return real(level, names, timeout=timeout, shared=shared, priority=priority)
+
+    monkeypatch.setattr(ctx.glm, "acquire", acquire)
+    return calls
+
+
+def test_instance_lus_lock_their_networks_shared(ctx, monkeypatch):
+    group = ctx.cfg.LookupNodeGroup(None)
+    net2 = AddNetwork(ctx, "net2", "10.1.0.0/29")
+    Connect(ctx.cfg, net2, link="br-net2")
+    calls = _RecordAcquired(ctx, monkeypatch)
+    Create(ctx, nics=[{"network": "net1", "ip": "pool"}, {}])
+    assert (locking.LEVEL_NETWORK, [ctx.net1], 1) in calls
+    assert (locking.LEVEL_NODEGROUP, [group], 1) in calls
+    # adding a NIC on net2: the NICs' networks and the one joined
+    calls.clear()
+    Modify(ctx, nics=[[constants.DDM_ADD, -1, {"network": "net2", "ip": "pool"}]])
+    assert (locking.LEVEL_NETWORK, sorted([ctx.net1, net2]), 1) in calls
+    assert (locking.LEVEL_NODEGROUP, [group], 1) in calls
+    # no NIC change, or NICs on no network: no network nor group lock
+    for kwargs, nics in (({"beparams": {"vcpus": 2}}, None),
+                         ({"nics": [[constants.DDM_MODIFY, 0, {"name": "n0"}]]}, [{}])):
+        calls.clear()
+        if nics is not None:
+            Create(ctx, "inst2.example.com", nics=nics)
+            calls.clear()
+            Modify(ctx, "inst2.example.com", **kwargs)
+        else:
+            Modify(ctx, **kwargs)
+        assert {level for level, _, _ in calls}.isdisjoint(
+            {locking.LEVEL_NETWORK, locking.LEVEL_NODEGROUP})
+    # creation with no network takes neither either
+    calls.clear()
+    Create(ctx, "inst3.example.com", nics=[{}])
+    assert {level for level, _, _ in calls}.isdisjoint(
+        {locking.LEVEL_NETWORK, locking.LEVEL_NODEGROUP})
+
+
+def test_create_refused_when_the_group_changed_before_the_locks(ctx, monkeypatch):
+    from ganeti.cmdlib import instance_create
+    real = instance_create.LUInstanceCreate.ExpandNames
+
+    def expand(lu):
+        real(lu)
+        # as if the node had changed group between ExpandNames and the locks
+        lu.needed_locks[locking.LEVEL_NODEGROUP] = ["another-group"]
+        lu.glm.add(locking.LEVEL_NODEGROUP, ["another-group"])
+
+    monkeypatch.setattr(instance_create.LUInstanceCreate, "ExpandNames", expand)
+    Refused(ctx, instancehelpers.CreateOp(nics=[{"network": "net1", "ip": "pool"}]),
+            errors.ECODE_STATE, "Changed since the locks were acquired: node group")
+    assert not Pending(ctx.cfg, ctx.net1)
+
+
+def test_verify_missing_bridges_of_nics_and_connections(ctx):
+    """Ganeti's ENODENET "missing bridges" for the default NIC link, the
+    NICs' bridges and (ours) the links of bridged network connections;
+    routed connections need no bridge."""
+    Create(ctx, nics=[{"link": "br-nic"}])
+    routed = AddNetwork(ctx, "net2", "10.1.0.0/29")
+    Connect(ctx.cfg, routed, mode=constants.NIC_MODE_ROUTED, link="table7")
+    ctx.rpc = VerifyRunner(ctx.cfg)
+    ctx.rpc.missing_bridges = {BRIDGE, "br-nic"}
+    cbs = instancehelpers.Callbacks()
+    ok = mcpu.Processor(ctx, ec_id=1).ExecOpCode(
+        opcodes.OpClusterVerifyGroup(group_name="default", error_codes=True), cbs)
+    assert ok is False
+    assert ctx.rpc.checks[constants.NV_BRIDGES] == sorted(
+        [BRIDGE, "br-nic", constants.DEFAULT_BRIDGE])
+    assert (f"  - ERROR:ENODENET:node:{instancehelpers.MASTER}:missing bridges:"
+            f" {BRIDGE}, br-nic") in _Feedback(cbs)
+    # all there: nothing to say
+    ctx.rpc.missing_bridges = set()
+    cbs = instancehelpers.Callbacks()
+    assert mcpu.Processor(ctx, ec_id=2).ExecOpCode(
+        opcodes.OpClusterVerifyGroup(group_name="default"), cbs) is True
