@@ -7,7 +7,8 @@ instances) or the ordered pair (DRBD: primary, secondary) giving the
 lowest group score; groups are tried in order of allocation policy
 (preferred, then last_resort) and, within a policy, by the score they end
 with. Ties go to the first names in alphabetical order, so the same input
-always gives the same answer.
+always gives the same answer. The DRBD pairs are not all scored: see
+``pair_search`` for how the best one is found.
 
 With capacity checks (the default), a placement is also refused if it
 leaves a node whose shared-storage instances could no longer all be
@@ -23,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ganeti.htools import model, policy
+from ganeti.htools import model, pair_search, policy
 from ganeti.htools.model import Cluster, Group, Instance, Node
 from ganeti.htools.score import GroupScore
 
@@ -110,6 +111,8 @@ def search(gs: GroupScore, inst: Instance, candidates: Sequence[Node], pairs: bo
     of each failure; a primary that fails is counted once, a secondary
     once per primary. ``changed`` are further nodes whose state differs
     from the one ``gs`` was computed on (an instance moved off them).
+    Scoring every pair takes N² trials: when only the best pair counts,
+    ``pair_search.best_pair`` finds it far faster.
     """
     soft = opts.soft_checks
     fails: Counter[str] = Counter()
@@ -128,8 +131,7 @@ def search(gs: GroupScore, inst: Instance, candidates: Sequence[Node], pairs: bo
         if not pairs:
             found.append((gs.score_deltas(pbase + [gs.delta(pnode)]), (pnode.name,)))
         else:
-            pdelta = gs.delta(pnode)
-            pconf = pbase + [pdelta]
+            pconf = pbase + [gs.delta(pnode)]
             for snode in candidates:
                 if snode is pnode:
                     continue
@@ -137,21 +139,9 @@ def search(gs: GroupScore, inst: Instance, candidates: Sequence[Node], pairs: bo
                 if fail:
                     fails[fail] += 1
                     continue
-                ssnap = snode.snapshot()
-                snode.add_sec(inst, pnode.name)
-                if snode.name in base_names:
-                    deltas = [d for d in pconf if d[0] != snode.name]
-                else:
-                    deltas = list(pconf)
-                if pnode.locations & snode.locations:
-                    # the pair shares a location: the primary counts it
-                    pnode.loc_conflicts += 1
-                    deltas = [d for d in deltas if d[0] != pnode.name] + [gs.delta(pnode)]
-                    pnode.loc_conflicts -= 1
-                deltas.append(gs.delta(snode))
-                found.append((gs.score_deltas(deltas), (pnode.name, snode.name)))
-                snode.remove_sec(inst, pnode.name)
-                snode.restore(ssnap)
+                found.append((pair_search.score_secondary(gs, inst, pnode, snode, pconf,
+                                                          base_names),
+                              (pnode.name, snode.name)))
         pnode.remove_pri(inst)
         pnode.restore(psnap)
     return found, fails
@@ -226,6 +216,26 @@ def pick(cluster: Cluster, group: str, inst: Instance,
     return None
 
 
+def best_placement(cluster: Cluster, group: str, gs: GroupScore, inst: Instance,
+                   candidates: Sequence[Node], pairs: bool, opts: Options,
+                   ) -> tuple[tuple[float, tuple[str, ...]] | None, Counter[str]]:
+    """``pick`` of ``search`` for a new instance, and the failure counts.
+
+    Pairs are searched with ``pair_search.best_pair``; only if the best
+    pair fails the capacity checks are all pairs scored, to try them in
+    order.
+    """
+    if not pairs:
+        found, fails = search(gs, inst, candidates, False, opts)
+        return pick(cluster, group, inst, found, fails, opts), fails
+    found, fails = pair_search.best_pair(gs, inst, candidates, opts.soft_checks)
+    chosen = pick(cluster, group, inst, found, fails, opts)
+    if chosen is None and found:
+        found, fails = search(gs, inst, candidates, True, opts)
+        chosen = pick(cluster, group, inst, found, fails, opts)
+    return chosen, fails
+
+
 def _check_node_count(inst: Instance, required: int) -> str | None:
     want = 2 if inst.mirror == model.MIRROR_INTERNAL else 1
     if required != want:
@@ -273,8 +283,8 @@ def find_allocation(cluster: Cluster, inst: Instance, required: int, opts: Optio
                          f" {required} needed")
             continue
         gs = group_score(cluster, group.uuid)
-        found, gfails = search(gs, inst, cands, required == 2, opts)
-        chosen = pick(cluster, group.uuid, inst, found, gfails, opts)
+        chosen, gfails = best_placement(cluster, group.uuid, gs, inst, cands,
+                                        required == 2, opts)
         fails.update(gfails)
         if chosen is None:
             continue

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ganeti import constants
-from ganeti.htools import allocate, model, policy
+from ganeti.htools import allocate, model, pair_search, policy
 from ganeti.htools.allocate import Options, Outcome
 from ganeti.htools.model import Cluster, Group, Instance
 
@@ -92,6 +92,21 @@ class _Mover:
                 mode: str) -> tuple[tuple[float, tuple[str, ...]] | None, Counter[str]]:
         """Best new nodes for ``inst``: "pri" one node, "pair" two, "sec" a
         secondary beside the current primary."""
+        found, fails = self._found(inst, group, cands, mode, mode == "pair")
+        best = allocate.pick(self.cluster, group, inst, found, fails, self.opts,
+                             moving=True)
+        if best is None and found and mode == "pair":
+            # the best pair fails the capacity checks: try them all, in order
+            found, fails = self._found(inst, group, cands, mode, False)
+            best = allocate.pick(self.cluster, group, inst, found, fails, self.opts,
+                                 moving=True)
+        return best, fails
+
+    def _found(self, inst: Instance, group: str, cands: Sequence[model.Node],
+               mode: str, best_only: bool,
+               ) -> tuple[list[tuple[float, tuple[str, ...]]], Counter[str]]:
+        """The scored placements of ``inst`` (only the best pair with
+        ``best_only``), searched with the instance taken off its nodes."""
         cluster = self.cluster
         gs = allocate.group_score(cluster, group)
         old = (inst.pnode or "", inst.snode)
@@ -100,17 +115,16 @@ class _Mover:
         cluster.unplace(inst)
         try:
             if mode == "sec":
-                found, fails = allocate.search_secondary(
-                    gs, inst, old[0], cands, self.opts, old_nodes)
-            else:
-                found, fails = allocate.search(gs, inst, cands, mode == "pair",
-                                               self.opts, old_nodes)
+                return allocate.search_secondary(gs, inst, old[0], cands, self.opts,
+                                                 old_nodes)
+            if best_only:
+                return pair_search.best_pair(gs, inst, cands, self.opts.soft_checks,
+                                             old_nodes)
+            return allocate.search(gs, inst, cands, mode == "pair", self.opts, old_nodes)
         finally:
             cluster.place(inst, old[0], old[1])
             for node, snap in zip(old_nodes, snaps):
                 node.restore(snap)
-        return allocate.pick(cluster, group, inst, found, fails, self.opts,
-                             moving=True), fails
 
     def _done(self, inst: Instance, group: Group, nodes: tuple[str, ...],
               steps: list[tuple[str, str | None]]) -> None:

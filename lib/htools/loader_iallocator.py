@@ -59,14 +59,37 @@ def _describe(val: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: per kind, the JSON types a valid value usually has: such a value only
+#: needs a type comparison (and, for numbers, a sign check)
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "num": (int, float), "bool": (bool,), "str": (str,),
+    "strlist": (list,), "list": (list,), "dict": (dict,),
+}
+
+
 def _get(obj: Mapping[str, Any], key: str, where: str, kind: str,
          default: Any = _MISSING) -> Any:
     """Fetch and check ``obj[key]``; ``kind`` names the expected type."""
-    if key not in obj or (obj[key] is None and default is not _MISSING):
+    val = obj.get(key, _MISSING)
+    if val is _MISSING or (val is None and default is not _MISSING):
         if default is _MISSING:
             raise InputError(f"{where}: missing field '{key}'")
         return default
-    val = obj[key]
+    # the fast path: parsing 10,000 instances makes some 170,000 checks
+    if type(val) in _PLAIN_TYPES[kind]:
+        if kind in ("int", "num"):
+            if val >= 0:
+                return val
+        elif kind == "str":
+            if val:
+                return val
+        elif kind != "strlist" or all(type(x) is str for x in val):
+            return val
+    return _check(val, key, where, kind)
+
+
+def _check(val: Any, key: str, where: str, kind: str) -> Any:
+    """The full check of ``_get``: subclasses, integral floats, errors."""
     ok = True
     if kind in ("num", "int"):
         ok = (isinstance(val, (int, float)) and not isinstance(val, bool)

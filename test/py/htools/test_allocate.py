@@ -162,6 +162,20 @@ def test_shared_storage_capacity_checks():
     assert _run(msg, capacity_checks=False)["result"] == ["B"]
 
 
+def test_drbd_pair_failing_capacity_checks_gives_way():
+    # D is the emptiest node, but with a new primary or secondary there no
+    # node could restart r1 (12000 MiB) any more: the best pair that keeps
+    # that possible wins
+    nodes = {n: h.node(memory=16384, reserved_memory=0) for n in "ABCD"}
+    instances = {"r1": h.instance(["A"], memory=12000, template="rbd"),
+                 "b": h.instance(["B"], memory=6384, template="plain"),
+                 "c": h.instance(["C"], memory=6384, template="plain")}
+    msg = h.message(nodes, instances, h.alloc_request("new", memory=5000))
+    out = _run(msg)
+    assert out["success"] and out["result"] == ["B", "C"]
+    assert _run(msg, capacity_checks=False)["result"] == ["D", "B"]
+
+
 def test_soft_errors():
     nodes = {"node1": h.node(cpus=1)}
     msg = h.message(nodes, {}, h.alloc_request("c", vcpus=8, template="plain"))

@@ -136,3 +136,20 @@ def test_change_group_failures():
                        " instances can change group"]]
     _, failed, _ = _run(_groups_msg(["g-1"]))
     assert failed[0][1].startswith("No allocable target group")
+
+
+def test_pair_failing_capacity_checks_gives_way():
+    # D, the emptiest node, is the only one besides A that could restart r1
+    # (12000 MiB) and must stay so: x goes to the best pair without it
+    nodes = {n: h.node(memory=16384, reserved_memory=0) for n in "ABCDEF"}
+    instances = {name.lower(): h.instance([name], memory=6384, template="plain")
+                 for name in "BCEF"}
+    instances["r1"] = h.instance(["A"], memory=12000, template="rbd")
+    instances["x"] = h.instance(["E", "F"], memory=5000)
+    msg = h.message(nodes, instances, {"type": "node-evacuate", "instances": ["x"],
+                                       "evac_mode": "all"})
+    moved, failed, _ = _run(msg)
+    assert moved == [["x", "default", ["B", "C"]]] and failed == []
+    cluster, req = loader_iallocator.load(msg)
+    out = hail.solve(cluster, req, Options(capacity_checks=False)).to_dict()
+    assert out["result"][0] == [["x", "default", ["D", "B"]]]

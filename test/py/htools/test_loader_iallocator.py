@@ -156,6 +156,13 @@ def _broken(path, value):
     (("nodes", "node1", "offline"), "no", "'offline' must be a boolean"),
     (("instances", "inst1", "memory"), -5,
      "instance 'inst1': 'memory' must be a non-negative integer, got -5"),
+    (("instances", "inst1", "memory"), True, "'memory' must be a non-negative integer"),
+    (("instances", "inst1", "memory"), 1024.5, "'memory' must be a non-negative integer"),
+    (("nodes", "node1", "free_memory"), float("nan"), "'free_memory' must be a non-neg"),
+    (("nodes", "node1", "free_memory"), -1.5, "'free_memory' must be a non-negative"),
+    (("instances", "inst1", "disk_template"), "", "'disk_template' must be a non-empty"),
+    (("instances", "inst1", "tags"), ["a", 1], "'tags' must be a list of strings"),
+    (("instances", "inst1", "nics"), {}, "'nics' must be a list"),
     (("instances", "inst1", "nodes"), ["node9"], "unknown node 'node9'"),
     (("instances", "inst1", "nodes"), ["node1", "node1"], "primary and secondary"),
     (("instances", "inst1", "disk_template"), "floppy", "'disk_template' must be one of"),
@@ -175,6 +182,12 @@ def test_malformed_input_names_the_field(path, value, expected):
     with pytest.raises(InputError) as err:
         loader_iallocator.load(_broken(path, value))
     assert expected in str(err.value)
+
+
+def test_integral_floats_are_integers():
+    cluster, _ = loader_iallocator.load(_broken(("instances", "inst1", "memory"), 1024.0))
+    memory = cluster.instances["inst1"].memory
+    assert memory == 1024 and type(memory) is int
 
 
 @pytest.mark.parametrize("request_body, expected", [
