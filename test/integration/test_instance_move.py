@@ -93,7 +93,9 @@ def test_move_copies_the_data(vc, template):
     _Gnt(vc, "deactivate-disks", name)
     before_lvs = _Lvs(vc, 1)
     extra = ["--compress", "gzip"] if template == "plain" else []
-    result = _Gnt(vc, "move", "-f", "-n", n2, *extra, name)
+    # The small disks are below the default policy's minimum: the target
+    # group's policy is checked as at creation
+    result = _Gnt(vc, "move", "-f", "--ignore-ipolicy", "-n", n2, *extra, name)
     assert "disk/0" in result.stdout + result.stderr
     assert _Owner(vc, name) == [n2]
     moved = _Devices(vc, name)
@@ -123,7 +125,7 @@ def test_move_of_a_running_instance_restarts_it(vc):
     n1, n3 = vc.names[0], vc.names[2]
     _Add(vc, name, "plain", n1, size="32M")
     _Gnt(vc, "startup", name)
-    _Gnt(vc, "move", "-f", "-n", n3, name)
+    _Gnt(vc, "move", "-f", "--ignore-ipolicy", "-n", n3, name)
     out = _Gnt(vc, "list", "--no-headers", "-o", "pnode,status", name).stdout.split()
     assert out == [n3, "running"]
     _Gnt(vc, "remove", "-f", name)
@@ -146,6 +148,9 @@ def test_bad_moves_leave_the_instance_alone(vc):
     vc.lvm(1, "lvremove", "-f", victim)
     before2 = _Lvs(vc, 2)
     result = _Gnt(vc, "move", "-f", "-n", n2, name, check=False)
+    assert result.returncode != 0
+    assert "does not meet the instance policy" in result.stdout + result.stderr
+    result = _Gnt(vc, "move", "-f", "--ignore-ipolicy", "-n", n2, name, check=False)
     assert result.returncode != 0
     assert "stays on node" in result.stdout + result.stderr
     assert _Owner(vc, name) == [n1]

@@ -210,12 +210,18 @@ def test_writes_return_job_ids_and_jobs_end_with_the_masters_answer(rapi):
             (lambda: cl.AddInstanceTags("inst1.example.com", ["t1"]), "OP_TAGS_SET"),
             (lambda: cl.GetNodeStorageUnits(MASTER, "file", ["name"]),
              "OP_NODE_QUERY_STORAGE"),
-            (lambda: cl.CreateNetwork("net1", "10.0.0.0/28"), "OP_NETWORK_ADD"),
             (lambda: cl.ExportInstance("inst1.example.com", "local", MASTER),
              "OP_BACKUP_EXPORT")]:
         job = call()
         assert isinstance(job, int)
         _AssertNotImplemented(_WaitJob(cl, job), op_id)
+    # Networks have their LUs: the job succeeds and the network is there
+    status = _WaitJob(cl, cl.CreateNetwork("net1", "10.0.0.0/28"))
+    assert status["status"] == "success", status
+    assert status["ops"][0]["OP_ID"] == "OP_NETWORK_ADD"
+    assert "net1" in cl.GetNetworks()
+    assert _WaitJob(cl, cl.DeleteNetwork("net1"))["status"] == "success"
+    assert "net1" not in cl.GetNetworks()
 
 
 def test_job_resources(rapi, raw):
