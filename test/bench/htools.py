@@ -7,8 +7,9 @@
    per second of whole in-process runs (JSON parsing, model building,
    solving), and the wall time of one ``iallocators/hail`` process.
 2. ``hbal`` on a 200-node, 4,000-instance cluster file (htools' text
-   format) whose instances are crowded on a quarter of the nodes: the time
-   to the solution and the score reached (``scripts/hbal -t FILE``, as an
+   format) whose instances are placed at random (``--crowd F``: on a
+   fraction of the nodes only): the time to the solution and the score
+   reached (``scripts/hbal -t FILE``, as an
    administrator runs it).
 3. ``hspace`` on the same file: the time (``scripts/hspace -t FILE
    --machine-readable --standard-alloc SPEC``, default 30G,4G,2).
@@ -116,14 +117,14 @@ def _Tool(name: str, *args: str) -> tuple[float, str]:
 
 
 def BenchHbalHspace(n_nodes: int, n_instances: int, steps: int | None,
-                    spec: str) -> None:
-    msg = Generate(n_nodes, n_instances, seed=2, crowd=0.25)
+                    spec: str, crowd: float) -> None:
+    msg = Generate(n_nodes, n_instances, seed=2, crowd=crowd)
     cluster, _ = loader_iallocator.load(json.dumps(msg))
     with tempfile.NamedTemporaryFile("w", suffix=".data", delete=False) as fd:
         fd.write(loader_text.serialize(cluster))
     try:
-        print(f"hbal, {n_nodes} nodes, {n_instances} instances crowded on a quarter of"
-              " the nodes:", flush=True)
+        print(f"hbal, {n_nodes} nodes, {n_instances} instances placed at random on"
+              f" {crowd:.0%} of the nodes:", flush=True)
         secs, out = _Tool("hbal", "-t", fd.name,
                           *(["-l", str(steps)] if steps else []))
         init = re.search(r"[Ii]nitial score:\s*([0-9.]+)", out)
@@ -150,6 +151,9 @@ def main() -> int:
     parser.add_argument("--hbal-steps", type=int, default=None,
                         help="stop hbal after this many moves (default: until no"
                         " move improves the score)")
+    parser.add_argument("--crowd", type=float, default=1.0,
+                        help="the fraction of the nodes the instances are placed on"
+                        " (default 1: all; 0.25 makes hbal move thousands)")
     parser.add_argument("--hspace-spec", default="30G,4G,2",
                         help="hspace's --standard-alloc (the policy's 128 MiB"
                         " standard spec would fit hundreds of thousands)")
@@ -159,7 +163,7 @@ def main() -> int:
         if not args.skip_1000:
             BenchAllocate(1000, 10000, args.repeat)
     if args.only in (None, "hbal"):
-        BenchHbalHspace(200, 4000, args.hbal_steps, args.hspace_spec)
+        BenchHbalHspace(200, 4000, args.hbal_steps, args.hspace_spec, args.crowd)
     return 0
 
 
