@@ -26,10 +26,8 @@ from typing import Any, ClassVar
 
 from ganeti import constants, errors, serializer
 from ganeti.cmdlib.base import NodeName
+from ganeti.cmdlib.disks import DRBD_META_SIZE
 
-#: MiB of metadata per DRBD disk (as disks.DRBD_META_SIZE; not imported to
-#: keep this module free of the disk code)
-_DRBD_META_SIZE = 128
 
 
 def ComputeDiskSize(disk_template: str, disks: list[dict[str, Any]]) -> int:
@@ -39,7 +37,7 @@ def ComputeDiskSize(disk_template: str, disks: list[dict[str, Any]]) -> int:
     if disk_template in (constants.DT_DISKLESS, constants.DT_BLOCK):
         return 0
     if disk_template == constants.DT_DRBD8:
-        return sum(size + _DRBD_META_SIZE for size in sizes)
+        return sum(size + DRBD_META_SIZE for size in sizes)
     return sum(sizes)
 
 

@@ -78,10 +78,8 @@ def _InstanceData(snap: Any, inst: Any) -> dict[str, Any]:
     cluster = snap.cluster
     bep = cluster.FillBE(inst)
     disks = [snap.disks[uuid] for uuid in inst.disks if uuid in snap.disks]
+    # As ConfigWriter.GetInstanceDiskTemplate: the first disk's type
     template = disks[0].dev_type if disks else constants.DT_DISKLESS
-    if template == constants.DT_DRBD8 or any(d.dev_type == constants.DT_DRBD8
-                                             for d in disks):
-        template = constants.DT_DRBD8
     nodes = [inst.primary_node]
     for disk in disks:
         for uuid in disk.nodes or []:

@@ -20,7 +20,6 @@ As Ganeti does it:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ganeti import constants, errors, locking, objects
@@ -30,12 +29,6 @@ from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib.instance_storage import SetInstancePrimaryNode
 from ganeti.cmdlib.node import ExpandNode
-
-
-def _FileDirs(disks: list[objects.Disk]) -> list[str]:
-    return sorted({os.path.dirname(disk.logical_id[1]) for disk in disks
-                   if disk.dev_type in constants.DTS_FILEBASED
-                   and len(disk.logical_id) == 2})
 
 
 class LUInstanceMove(iu.InstanceLU):
@@ -163,7 +156,7 @@ class LUInstanceMove(iu.InstanceLU):
 
     def _CreateOnTarget(self, feedback_fn: FeedbackFn) -> None:
         """The disks (and their file directories) on the target node."""
-        for directory in _FileDirs(self.disks):
+        for directory in sorted(iu.FileDirs(self.disks)):
             result = self.rpc.call_file_storage_dir_create(self.target.uuid, directory)
             result.Raise(f"Failed to create directory '{directory}' on node"
                          f" {self.target.name}")
@@ -171,8 +164,8 @@ class LUInstanceMove(iu.InstanceLU):
         iu.CreateDisks(self, self.instance, self.disks, self.target.uuid, feedback_fn)
 
     def _RemoveFrom(self, node: objects.Node) -> bool:
-        return iu.RemoveDisks(self, self.disks, node.uuid, self.instance.name,
-                              file_dirs=_FileDirs(self.disks))
+        # RemoveDisks also removes the file disks' directories
+        return iu.RemoveDisks(self, self.disks, node.uuid, self.instance.name)
 
     def _Copy(self, feedback_fn: FeedbackFn) -> list[int]:
         """Activate the disks on both nodes and copy them; the indices of

@@ -250,7 +250,8 @@ def GenerateDisks(cfg: Any, ec_id: Any, disk_template: str, instance_name: str,
                                    diskparams, base_index)
 
 
-def _FileDirs(disks: list[objects.Disk]) -> set[str]:
+def FileDirs(disks: list[objects.Disk]) -> set[str]:
+    """The directories of the file-based disks among ``disks``."""
     return {os.path.dirname(d.logical_id[1]) for d in disks
             if d.dev_type in constants.DTS_FILEBASED and len(d.logical_id) == 2}
 
@@ -264,7 +265,7 @@ def CreateDisks(lu: LogicalUnit, instance: objects.Instance,
     try:
         disks_mod.CreateDisks(lu, instance, disks, node_uuid, feedback_fn)
     except errors.OpExecError:
-        dirs = _FileDirs(disks)
+        dirs = FileDirs(disks)
         if dirs:
             RemoveDisks(lu, [], node_uuid, instance.name, file_dirs=sorted(dirs))
         raise
@@ -279,7 +280,7 @@ def RemoveDisks(lu: LogicalUnit, disks: list[objects.Disk], node_uuid: str,
     everything went."""
     warn = warn_fn or lu.LogWarning
     ok = disks_mod.RemoveDiskTrees(lu, disks, node_uuid, instance_name, warn)
-    dirs = _FileDirs(disks)
+    dirs = FileDirs(disks)
     dirs.update(file_dirs or [])
     for directory in sorted(dirs):
         result = lu.rpc.call_file_storage_dir_remove(node_uuid, directory)
