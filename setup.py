@@ -11,7 +11,8 @@ from setuptools.command.build_py import build_py
 #: as Ganeti's --with-user-prefix/--with-group-prefix; "root" as the user
 #: prefix installs without privilege separation (ganeti.runtime)
 #: The tools an installed copy needs (the others serve development)
-_INSTALLED_TOOLS = ("ensure-dirs", "ensure-users", "kvm-nic-setup")
+_INSTALLED_TOOLS = ("cluster-merge", "ensure-dirs", "ensure-users", "kvm-nic-setup",
+                    "master-ip-setup")
 
 _PREFIX_ENV = ("GANETI_BUILD_USER_PREFIX", "GANETI_BUILD_GROUP_PREFIX")
 

@@ -334,6 +334,14 @@ INSTANCE_REMOTE_IMPORT = "remote-import"
 INSTANCE_CREATE_MODES = frozenset([INSTANCE_CREATE, INSTANCE_IMPORT,
                                    INSTANCE_REMOTE_IMPORT])
 
+# Moves between clusters (remote import/export): handshake, certificate
+# validity (seconds) and how long the importer waits for its exporter
+RIE_VERSION = 0
+RIE_HANDSHAKE = "Hi, I'm Ganeti"
+RIE_CERT_VALIDITY = 24 * 60 * 60
+RIE_CONNECT_TIMEOUT = 180
+X509_CERT_SIGNATURE_HEADER = "X-Ganeti-Signature"
+
 # Instance reboot types
 INSTANCE_REBOOT_SOFT = "soft"
 INSTANCE_REBOOT_HARD = "hard"
@@ -392,6 +400,13 @@ OOB_COMMANDS = frozenset([OOB_POWER_ON, OOB_POWER_OFF, OOB_POWER_CYCLE,
                           OOB_POWER_STATUS, OOB_HEALTH])
 OOB_TIMEOUT = 60
 OOB_POWER_DELAY = 2.0
+OOB_POWER_STATUS_POWERED = "powered"
+OOB_STATUS_OK = "OK"
+OOB_STATUS_WARNING = "WARNING"
+OOB_STATUS_CRITICAL = "CRITICAL"
+OOB_STATUS_UNKNOWN = "UNKNOWN"
+OOB_STATUSES = frozenset([OOB_STATUS_OK, OOB_STATUS_WARNING, OOB_STATUS_CRITICAL,
+                          OOB_STATUS_UNKNOWN])
 
 # Tags
 TAG_CLUSTER = "cluster"
@@ -505,7 +520,8 @@ CV_WARNING = "WARNING"
 CV_ERROR = "ERROR"
 CV_ALL_ECODES_STRINGS: frozenset[str] = frozenset()  # cmdlib fills it later
 VERIFY_NPLUSONE_MEM = "nplusone_mem"
-VERIFY_OPTIONAL_CHECKS = frozenset([VERIFY_NPLUSONE_MEM])
+VERIFY_HVPARAM_ASSESSMENT = "hvparam_assessment"
+VERIFY_OPTIONAL_CHECKS = frozenset([VERIFY_NPLUSONE_MEM, VERIFY_HVPARAM_ASSESSMENT])
 
 # IAllocator
 IALLOCATOR_VERSION = 2
@@ -1333,6 +1349,10 @@ SSHK_ALL = frozenset([SSHK_RSA, SSHK_DSA, SSHK_ECDSA])
 # Data collector parameters of OpClusterSetParams
 DATA_COLLECTORS_ENABLED_NAME = "enabled_data_collectors"
 DATA_COLLECTORS_INTERVAL_NAME = "data_collector_interval"
+#: The data collectors of ganeti-mond (Ganeti's names)
+DATA_COLLECTOR_NAMES = frozenset([
+    "cpu-avg-load", "xen-cpu-avg-load", "diskstats", "drbd", "lv",
+    "inst-status-xen", "kvm-inst-rss"])
 
 # Simple dict modifications (hidden_os, blacklisted_os, legacy disk/NIC mods)
 DDMS_SIMPLE = frozenset([DDM_ADD, DDM_REMOVE])

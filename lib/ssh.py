@@ -174,24 +174,28 @@ class SshRunner:
     """Run commands on nodes and copy files to them over SSH as root.
 
     ``known_hosts_file`` defaults to the cluster's; ``key_file`` to root's
-    keys and the SSH agent.
+    keys and the SSH agent. Without ``strict_host_key`` an unknown host key
+    is accepted and recorded (as ``gnt-node add --no-ssh-key-check``; a
+    different key is still refused).
     """
 
     def __init__(self, cluster_name: str | None, user: str = SSH_LOGIN_USER,
                  known_hosts_file: str | None = None, key_file: str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 strict_host_key: bool = True) -> None:
         self.cluster_name = cluster_name
         self.user = user
         self.known_hosts_file = known_hosts_file
         self.key_file = key_file
         self.connect_timeout = connect_timeout
+        self.strict_host_key = strict_host_key
 
     def _Connect(self, target: NodeTarget) -> Any:
         aliases = tuple(name for name in (target.name, self.cluster_name) if name)
         return Connect(target.address, target.port, user=self.user,
                        known_hosts_file=self.known_hosts_file,
                        key_file=self.key_file, aliases=aliases,
-                       timeout=self.connect_timeout)
+                       timeout=self.connect_timeout, strict=self.strict_host_key)
 
     def Run(self, target: NodeTarget, command: str) -> CommandResult:
         """Run ``command`` (a shell command line) on the node.

@@ -27,7 +27,10 @@ export directory, given as the cluster sees it (mapped onto this node's
 root directory as file disk paths are, see
 :func:`ganeti.storage.filestorage.LocalizePath`) or as a virtual path;
 ``IEIO_RAW_DISK`` with ``[disk dict]``, an instance disk, which must be
-assembled here; ``IEIO_SCRIPT`` (the OS scripts) comes with gnt-backup.
+assembled here; ``IEIO_SCRIPT`` with ``[disk dict, index]``, the OS
+export script's output (export) or the OS import script's input (import)
+on that disk, which must be assembled here (a wrapper script in the
+daemon's directory, run through ``--data-cmd``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ganeti import constants, daemon_util, errors, objects, pathutils, ssconf, utils
-from ganeti.backend import Fail
+from ganeti.backend import Fail, RPCFail
 from ganeti.backend import storage as backend_storage
 from ganeti.storage import filestorage
 
@@ -57,6 +60,8 @@ STATUS_FILE = "status"
 PID_FILE = "pid"
 CA_FILE = "ca"
 LOG_FILE = "daemon.log"
+#: The wrapper running the OS export/import script (IEIO_SCRIPT)
+SCRIPT_FILE = "os-script"
 
 #: Seconds a new daemon has to write its status (an import: to listen)
 START_TIMEOUT = 30.0
@@ -217,8 +222,68 @@ def _DataArgs(mode: str, ieio: Any) -> tuple[list[str], int | None]:
                  disk.iv_name or disk.uuid, path)
         return ["--data-device", path], disk.size
     if kind == constants.IEIO_SCRIPT:
-        Fail("Import/export through the OS scripts (%s) is not supported yet", kind)
+        Fail("Import/export I/O '%s' needs the instance", kind)
     Fail("Unknown import/export I/O type %r", kind)
+
+
+def _ScriptWrapper(mode: str, instance_value: Any, args: Any) -> tuple[str, int]:
+    """For ``("script", [disk dict, index])``: the text of a shell script
+    running the OS export (or import) script of ``instance`` on the disk,
+    with the environment the OS scripts get (:func:`backend_os.OSEnvironment`
+    plus ``EXPORT_*``/``IMPORT_*``), and the expected size (MiB).
+
+    The disk (an instance disk or a snapshot of one) must be assembled
+    here; the script's standard output (export) is the data sent, or its
+    standard input (import) the data received; what it prints on its
+    standard error goes to the daemon's log (and the status's recent
+    output).
+    """
+    from ganeti.backend import instance as backend_instance
+    from ganeti.backend import os as backend_os
+    if not (isinstance(args, (list, tuple)) and len(args) == 2
+            and isinstance(args[1], int) and not isinstance(args[1], bool)):
+        Fail("Import/export I/O '%s' takes [disk, index], got %r", constants.IEIO_SCRIPT,
+             args)
+    disk = backend_storage.DiskFromDict(args[0])
+    index = args[1]
+    dev = backend_storage.FindOrFail(disk)
+    path = dev.dev_path
+    if not path or not os.path.exists(path):
+        Fail("Disk %s is not assembled on this node (no device at %s)",
+             disk.iv_name or disk.uuid, path)
+    instance = backend_instance.InstanceFromDict(instance_value)
+    if not 0 <= index < max(len(instance.disks or []), 1):
+        Fail("Disk index %d out of range for instance %s", index, instance.name)
+    inst_os = backend_os.OSFromDisk(instance.os)
+    backend_os.CheckOSVariant(inst_os, instance.os)
+    if mode == constants.IEM_EXPORT:
+        script, prefix = inst_os.export_script, "EXPORT"
+    else:
+        script, prefix = inst_os.import_script, "IMPORT"
+    if not script:
+        Fail("OS '%s' has no %s script", inst_os.name, mode)
+    # The other disks' paths as far as they are known here; this one is
+    # the device given (a snapshot's, for an export)
+    paths: list[str | None] = []
+    for idx, other in enumerate(instance.disks or []):
+        if idx == index:
+            paths.append(path)
+            continue
+        try:
+            paths.append(backend_storage.FindOrFail(other).dev_path)
+        except RPCFail:
+            paths.append(None)
+    env = backend_os.OSEnvironment(instance, inst_os, disk_paths=paths)
+    env.update({f"{prefix}_INDEX": str(index), f"{prefix}_DISK_PATH": path,
+                f"{prefix}_DEVICE": path})
+    lines = ["#!/bin/sh", f"# The OS {mode} script of {instance.name}, disk {index}",
+             f"cd {utils.ShellQuote(inst_os.path)} || exit 1"]
+    assignments = " ".join(f"{key}={utils.ShellQuote(value)}"
+                           for key, value in sorted(env.items()))
+    # An import script's standard output is not data: it goes to the log
+    redirect = " >&2" if mode == constants.IEM_IMPORT else ""
+    lines.append(f"exec env -i {assignments} {utils.ShellQuote(script)}{redirect}")
+    return "\n".join(lines) + "\n", disk.size
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -301,7 +366,13 @@ def _StartDaemon(mode: str, opts_value: Any, host: str | None, port: int | None,
         args += ["--magic", opts.magic]
     if opts.ipv6:
         args.append("--ipv6")
-    data_args, expected = _DataArgs(mode, ieio)
+    wrapper = None
+    if isinstance(ieio, (list, tuple)) and len(ieio) == 2 and \
+            ieio[0] == constants.IEIO_SCRIPT:
+        wrapper, expected = _ScriptWrapper(mode, instance, ieio[1])
+        data_args = ["--data-cmd"]
+    else:
+        data_args, expected = _DataArgs(mode, ieio)
     if expected is not None:
         args += ["--expected-size", str(expected)]
     args += data_args
@@ -315,6 +386,10 @@ def _StartDaemon(mode: str, opts_value: Any, host: str | None, port: int | None,
     name = os.path.basename(directory)
     proc = None
     try:
+        if wrapper is not None:
+            script_file = os.path.join(directory, SCRIPT_FILE)
+            utils.WriteFile(script_file, data=wrapper, mode=0o700)
+            args.append(utils.ShellQuote(script_file))
         ca = pathutils.NODED_CERT_FILE
         if opts.ca_pem is not None:
             ca = os.path.join(directory, CA_FILE)

@@ -268,6 +268,11 @@ def VerifyNode(what: dict[str, Any], cluster_name: str, all_hvparams: Any,
         result[constants.NV_DRBDLIST] = _DrbdMinors()
     if constants.NV_DRBDHELPER in what:
         result[constants.NV_DRBDHELPER] = _DrbdHelper()
+    if constants.NV_OOB_PATHS in what:
+        # one problem (or None) per out-of-band helper, as Ganeti
+        from ganeti.backend.oob import OobPathError
+        result[constants.NV_OOB_PATHS] = [OobPathError(path)
+                                          for path in what[constants.NV_OOB_PATHS] or []]
 
     unknown = set(what) - set(result)
     if unknown:

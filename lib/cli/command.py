@@ -238,15 +238,28 @@ def FormatUsage(binary: str, commands: Mapping[str, CommandDef]) -> list[str]:
 
 
 def _AllOptions(cmd_opts: Iterable[options.CliOption]) -> list[options.CliOption]:
-    """The command's options plus the common ones, without duplicates."""
+    """The command's options plus the common ones, without duplicates.
+
+    A command taking ``--submit`` submits a job, so it also takes
+    ``--print-jobid`` and ``--priority`` (:data:`options.JOB_OPTS`), as
+    every job-submitting command of Ganeti does, without each table entry
+    having to list them.
+    """
+    cmd_opts = list(cmd_opts)
+    extra = options.JOB_OPTS if options.SUBMIT_OPT in cmd_opts else []
     result: list[options.CliOption] = []
     seen: set[str] = set()
-    for opt in list(cmd_opts) + options.COMMON_OPTS:
+    for opt in cmd_opts + extra + options.COMMON_OPTS:
         if opt.flags[-1] in seen:
             continue
         seen.update(opt.flags)
         result.append(opt)
     return result
+
+
+def CommandOptions(cmd_def: CommandDef) -> list[options.CliOption]:
+    """Every option a command accepts (its own, implied and common ones)."""
+    return _AllOptions(cmd_def[2])
 
 
 def _BuildParser(binary: str, cmd: str, cmd_def: CommandDef) -> _Parser:
@@ -294,7 +307,12 @@ def ParseArgs(binary: str, argv: Sequence[str], commands: Mapping[str, CommandDe
         env_name = f"{binary}_{cmd}".replace("-", "_").upper()
         env_args = os.environ.get(env_name)
         if env_args:
-            rest = shlex.split(env_args) + rest
+            try:
+                rest = shlex.split(env_args) + rest
+            except ValueError as err:
+                ToStderr("Error: cannot parse the default arguments in %s (%r): %s",
+                         env_name, env_args, err)
+                return 2
     cmd_def = commands[cmd]
     parser = _BuildParser(binary, cmd, cmd_def)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -343,6 +361,11 @@ def _SetupLogging(binary: str, debug: int) -> Callable[[], None]:
     return _Undo
 
 
+#: Commands taking default arguments from the environment unless a tool
+#: says otherwise
+_ENV_OVERRIDE = ("list",)
+
+
 def GenericMain(commands: Mapping[str, CommandDef], override: Mapping[str, Any] | None = None,
                 aliases: Mapping[str, str] | None = None,
                 env_override: Iterable[str] | None = None,
@@ -350,15 +373,19 @@ def GenericMain(commands: Mapping[str, CommandDef], override: Mapping[str, Any] 
     """Run the command named on the command line; return the exit code.
 
     ``override`` forces option values; ``aliases`` maps extra command names
-    to commands; for commands in ``env_override`` the environment variable
-    ``GNT_<TOOL>_<COMMAND>`` (e.g. ``GNT_JOB_LIST``) supplies default
-    arguments; ``argv`` defaults to ``sys.argv``.
+    to commands; for commands in ``env_override`` (by default every
+    "list" command, as Ganeti documents for gnt-instance, gnt-node and
+    gnt-group) the environment variable ``GNT_<TOOL>_<COMMAND>`` (e.g.
+    ``GNT_INSTANCE_LIST="-o name,status"``) supplies default arguments,
+    placed before those of the command line; ``argv`` defaults to
+    ``sys.argv``.
     """
     if argv is None:
         argv = sys.argv
     binary = os.path.basename(argv[0]) if argv and argv[0] else "gnt"
     try:
-        parsed = ParseArgs(binary, argv[1:], commands, aliases or {}, env_override or ())
+        parsed = ParseArgs(binary, argv[1:], commands, aliases or {},
+                           _ENV_OVERRIDE if env_override is None else env_override)
     except errors.ParameterError as err:
         ToStderr(FormatError(err)[1])
         return constants.EXIT_FAILURE

@@ -230,6 +230,9 @@ SHOW_MACHINE_OPT = cli_option("-M", "--show-machine-names", dest="show_machine_n
 #: Options every command accepts
 COMMON_OPTS = [DEBUG_OPT, REASON_OPT]
 
+#: Options implied by SUBMIT_OPT: every command submitting a job takes them
+JOB_OPTS = [PRINT_JOBID_OPT, PRIORITY_OPT]
+
 # --- Instance placement and migration (gnt-instance, gnt-node) -----------------------
 
 IALLOCATOR_OPT = cli_option("-I", "--iallocator", dest="iallocator", default=None,

@@ -22,8 +22,9 @@ from typing import Any
 
 from ganeti import cli, constants, errors, opcodes, pathutils, utils
 from ganeti.cli import ToStderr, ToStdout, cli_option
+from ganeti.cli import ipolicy as cli_ipolicy
 from ganeti.cli import tags
-from ganeti.client import rapi_user
+from ganeti.client import cluster_admin, node_power, rapi_user
 
 # --- Value parsers -------------------------------------------------------------------
 
@@ -98,6 +99,43 @@ def ParseOsMods(text: str) -> list[list[str]]:
             raise _Fail(f"invalid OS list change '{item}': expected add:NAME or"
                         " remove:NAME")
         result.append([action, name])
+    return result
+
+
+def _CollectorPairs(text: str, what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in ParseList(text):
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise _Fail(f"invalid {what} '{item}': expected NAME=VALUE")
+        if name not in constants.DATA_COLLECTOR_NAMES:
+            raise _Fail(f"unknown data collector '{name}' (known:"
+                        f" {', '.join(sorted(constants.DATA_COLLECTOR_NAMES))})")
+        pairs.append((name, value))
+    if not pairs:
+        raise _Fail(f"no {what} given")
+    return pairs
+
+
+def ParseDataCollectors(text: str) -> dict[str, bool]:
+    """Parse "cpu-avg-load=true,lv=false" (``--enabled-data-collectors``)."""
+    return {name: ParseYesNo(value)
+            for name, value in _CollectorPairs(text, "data collector setting")}
+
+
+def ParseDataCollectorIntervals(text: str) -> dict[str, int]:
+    """Parse "cpu-avg-load=5,lv=1.5" (seconds) into microseconds, as Ganeti
+    stores them (``--data-collector-interval``)."""
+    result = {}
+    for name, value in _CollectorPairs(text, "data collector interval"):
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise _Fail(f"invalid interval '{value}' for {name}: expected a"
+                        " number of seconds") from None
+        if not seconds > 0:
+            raise _Fail(f"invalid interval '{value}' for {name}: must be positive")
+        result[name] = int(seconds * 1000000)
     return result
 
 
@@ -222,12 +260,19 @@ NOVOTING_OPT = cli_option("--no-voting", dest="no_voting", default=False,
 ERROR_CODES_OPT = cli_option("--error-codes", dest="error_codes", default=False,
                              action="store_true",
                              help="Print errors in a machine-parseable form")
-IGNORE_ERRORS_OPT = cli_option("--ignore-errors", dest="ignore_errors", default=[],
+IGNORE_ERRORS_OPT = cli_option("-I", "--ignore-errors", dest="ignore_errors", default=[],
                                action="append", metavar="ERROR_CODE",
                                help="Report this error code as a warning")
 NONPLUS1_OPT = cli_option("--no-nplus1-mem", dest="skip_nplusone_mem",
                           default=False, action="store_true",
                           help="Skip the N+1 memory redundancy check")
+NO_HVPARAM_ASSESS_OPT = cli_option(
+    "--no-hv-param-assessment", dest="skip_hvparam_assessment", default=False,
+    action="store_true", help="Skip the assessment of the cluster's hypervisor"
+    " parameters")
+VERIFY_CLUTTER_OPT = cli_option(
+    "--verify-ssh-clutter", dest="verify_clutter", default=False, action="store_true",
+    help="Also look for unexpected keys in the nodes' authorized_keys files")
 SIMULATE_OPT = cli_option("--debug-simulate-errors", dest="simulate_errors",
                           default=False, action="store_true",
                           help="Pretend errors were found (for testing)")
@@ -242,7 +287,7 @@ INIT_OPTS = [
     MASTER_NETMASK_OPT, UIDPOOL_OPT, CP_SIZE_OPT, MAINTAIN_NODE_HEALTH_OPT,
     PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT, IALLOCATOR_OPT,
     IALLOCATOR_PARAMS_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT,
-    ZEROING_IMAGE_OPT,
+    ZEROING_IMAGE_OPT, *cli_ipolicy.ALL_IPOLICY_OPTS,
     cli_option("-s", "--secondary-ip", dest="secondary_ip", default=None,
                help="Secondary IP of the master node"),
     cli_option("--no-etc-hosts", dest="modify_etc_hosts", default=True,
@@ -286,12 +331,14 @@ MODIFY_OPTS = [
     cli_option("--blacklisted-os", dest="blacklisted_os", default=None,
                type=ParseOsMods, metavar="add:OS,remove:OS",
                help="Change the blacklisted OS list"),
-    cli_option("--ipolicy-vcpu-ratio", dest="ipolicy_vcpu_ratio", default=None,
-               type=float, help="Instance policy vCPU ratio"),
-    cli_option("--ipolicy-spindle-ratio", dest="ipolicy_spindle_ratio", default=None,
-               type=float, help="Instance policy spindle ratio"),
-    cli_option("--ipolicy-disk-templates", dest="ipolicy_disk_templates", default=None,
-               type=ParseList, help="Instance policy disk templates"),
+    *cli_ipolicy.IPOLICY_OPTS,
+    cli_option("--enabled-data-collectors", dest="enabled_data_collectors",
+               default=None, type=ParseDataCollectors, metavar="NAME=BOOL,...",
+               help="Turn data collectors of ganeti-mond on or off"),
+    cli_option("--data-collector-interval", dest="data_collector_interval",
+               default=None, type=ParseDataCollectorIntervals,
+               metavar="NAME=SECONDS,...",
+               help="How often ganeti-mond runs each data collector"),
 ]
 
 
@@ -326,6 +373,7 @@ def InitCluster(opts: Any, args: list[str]) -> int:
             kwargs[name] = value
     kwargs["hvparams"] = _Dict(opts.hvparams, "Hypervisor")
     kwargs["diskparams"] = _Dict(opts.diskparams, "Disk template")
+    kwargs["ipolicy"] = cli_ipolicy.CreateIPolicyFromOpts(opts, fill_all=True)
     bootstrap.InitCluster(args[0], modify_etc_hosts=opts.modify_etc_hosts,
                           modify_ssh_setup=opts.modify_ssh_setup,
                           primary_ip_version=opts.primary_ip_version,
@@ -476,13 +524,7 @@ def ShowClusterVersion(opts: Any, args: list[str]) -> int:
 
 def SetClusterParams(opts: Any, args: list[str]) -> int:
     """Change cluster parameters."""
-    ipolicy: dict[str, Any] = {}
-    if opts.ipolicy_vcpu_ratio is not None:
-        ipolicy[constants.IPOLICY_VCPU_RATIO] = opts.ipolicy_vcpu_ratio
-    if opts.ipolicy_spindle_ratio is not None:
-        ipolicy[constants.IPOLICY_SPINDLE_RATIO] = opts.ipolicy_spindle_ratio
-    if opts.ipolicy_disk_templates is not None:
-        ipolicy[constants.IPOLICY_DTS] = opts.ipolicy_disk_templates
+    ipolicy = cli_ipolicy.CreateIPolicyFromOpts(opts)
     kwargs: dict[str, Any] = {}
     for name in ("vg_name", "enabled_hypervisors", "beparams", "nicparams", "ndparams",
                  "candidate_pool_size", "max_running_jobs", "max_tracked_jobs",
@@ -494,7 +536,9 @@ def SetClusterParams(opts: Any, args: list[str]) -> int:
                  "enabled_disk_templates", "modify_etc_hosts", "file_storage_dir",
                  "shared_file_storage_dir", "gluster_storage_dir", "install_image",
                  "instance_communication_network", "zeroing_image",
-                 "compression_tools", "enabled_user_shutdown"):
+                 "compression_tools", "enabled_user_shutdown",
+                 constants.DATA_COLLECTORS_ENABLED_NAME,
+                 constants.DATA_COLLECTORS_INTERVAL_NAME):
         value = getattr(opts, name, None)
         if value is not None:
             kwargs[name] = value
@@ -658,9 +702,13 @@ def _FeedbackPrinter(msg: Any) -> None:
 def VerifyCluster(opts: Any, args: list[str]) -> int:
     """Verify the cluster; non-zero exit when problems were found."""
     skip = [constants.VERIFY_NPLUSONE_MEM] if opts.skip_nplusone_mem else []
+    if opts.skip_hvparam_assessment:
+        skip.append(constants.VERIFY_HVPARAM_ASSESSMENT)
     op = opcodes.OpClusterVerify(verbose=opts.verbose, error_codes=opts.error_codes,
                                  debug_simulate_errors=opts.simulate_errors,
-                                 skip_checks=skip, ignore_errors=opts.ignore_errors)
+                                 skip_checks=skip, ignore_errors=opts.ignore_errors,
+                                 group_name=opts.nodegroup,
+                                 verify_clutter=opts.verify_clutter)
     client = cli.GetClient()
     result = cli.SubmitOpCode(op, cl=client, opts=opts)
     jobs = result[constants.JOB_IDS_KEY]
@@ -872,8 +920,11 @@ commands: dict[str, cli.CommandDef] = {
                  "Copies a file to all (or only some) nodes"),
     "verify": (VerifyCluster, cli.ARGS_NONE,
                [cli.VERBOSE_OPT, ERROR_CODES_OPT, IGNORE_ERRORS_OPT, NONPLUS1_OPT,
+                NO_HVPARAM_ASSESS_OPT, cli.NODEGROUP_OPT, VERIFY_CLUTTER_OPT,
                 SIMULATE_OPT, cli.PRIORITY_OPT],
-               "", "Does a check on the cluster configuration"),
+               "[--no-nplus1-mem] [--no-hv-param-assessment] [--node-group GROUP]"
+               " [--error-codes] [-I ERROR_CODE...] [--verify-ssh-clutter]",
+               "Does a check on the cluster configuration"),
     "verify-disks": (VerifyDisks, cli.ARGS_NONE,
                      [cli.NODEGROUP_OPT, NO_STRICT_OPT, cli.PRIORITY_OPT],
                      "[--node-group GROUP] [--no-strict]",
@@ -884,6 +935,26 @@ commands: dict[str, cli.CommandDef] = {
     "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
                      "Renews cluster certificates, keys and secrets"),
 }
+commands.update({
+    "master-ping": (cluster_admin.MasterPing, cli.ARGS_NONE, [], "",
+                    "Checks if the master daemon is alive"),
+    "rename": (cluster_admin.RenameCluster, [cli.ArgHost(min=1, max=1)],
+               [cli.FORCE_OPT, *cli.SUBMIT_OPTS, cli.PRIORITY_OPT], "<new_name>",
+               "Renames the cluster"),
+    "activate-master-ip": (cluster_admin.ActivateMasterIp, cli.ARGS_NONE,
+                           [*cli.SUBMIT_OPTS, cli.PRIORITY_OPT], "",
+                           "Activates the master IP"),
+    "deactivate-master-ip": (cluster_admin.DeactivateMasterIp, cli.ARGS_NONE,
+                             [cluster_admin.YES_OPT, *cli.SUBMIT_OPTS,
+                              cli.PRIORITY_OPT], "[--yes]",
+                             "Deactivates the master IP"),
+    "show-ispecs-cmd": (cluster_admin.ShowClusterIspecsCmd, cli.ARGS_NONE, [], "",
+                        "Shows the command line recreating the cluster's"
+                        " instance policy specs"),
+    "upgrade": (cluster_admin.UpgradeGanetiCommand, cli.ARGS_NONE,
+                cluster_admin.UPGRADE_OPTS, "{--to <version> | --resume}",
+                "Switches the cluster to another version"),
+})
 commands["rapi-user"] = (
     rapi_user.RapiUser,
     [cli.ArgChoice(min=1, max=1, choices=rapi_user.ACTIONS), cli.ArgUnknown(min=0, max=1)],
@@ -891,6 +962,7 @@ commands["rapi-user"] = (
     "{add <name> {--password-file FILE|--password-stdin} [--read-only]"
     "|remove <name>|list}",
     "Manages the RAPI users (our extension)")
+commands.update(node_power.CLUSTER_COMMANDS)
 commands.update(tags.TagCommands(constants.TAG_CLUSTER))
 commands["search-tags"] = tags.SEARCH_TAGS_COMMAND
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ganeti import cli, constants, errors, opcodes, utils
+from ganeti import cli, constants, errors, opcodes, serializer, utils
 from ganeti.cli import (
     ARGS_NONE,
     DRY_RUN_OPT,
@@ -28,6 +28,14 @@ from ganeti.cli.options import NonNegativeInt
 
 #: Default fields of "gnt-debug locks"
 _LIST_LOCKS_DEF_FIELDS = ["name", "mode", "owner", "pending"]
+
+
+def _PositiveCount(text: str) -> int:
+    """A repeat count: a whole number greater than zero."""
+    value = NonNegativeInt(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"invalid value '{text}': must be at least 1")
+    return value
 
 
 def _ParseDuration(text: str) -> float:
@@ -265,7 +273,117 @@ def TestAllocator(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
+def _LoadJobFile(fname: str) -> list[list[opcodes.OpCode]]:
+    """The jobs of a job file.
+
+    A file holds one job, a JSON list of opcodes (dicts with ``OP_ID``, as
+    Ganeti's), or several, a list of such lists.
+    """
+    try:
+        data = serializer.LoadJson(utils.ReadFile(fname))
+    except OSError as err:
+        raise errors.OpPrereqError(f"Cannot read job file {fname}: {err.strerror}",
+                                   errors.ECODE_INVAL) from None
+    except (ValueError, errors.GenericError) as err:
+        raise errors.OpPrereqError(f"Job file {fname} is not valid JSON: {err}",
+                                   errors.ECODE_INVAL) from None
+    if not isinstance(data, list) or not data:
+        raise errors.OpPrereqError(
+            f"Job file {fname} must hold a non-empty list of opcodes (or of lists"
+            " of opcodes)", errors.ECODE_INVAL)
+    jobs = data if all(isinstance(item, list) for item in data) else [data]
+    result = []
+    for job in jobs:
+        if not job:
+            raise errors.OpPrereqError(f"Job file {fname} holds an empty job",
+                                       errors.ECODE_INVAL)
+        ops = []
+        for item in job:
+            op = opcodes.OpCode.LoadOpCode(item)
+            op.Validate(True)
+            ops.append(op)
+        result.append(ops)
+    return result
+
+
+def GenericOpCodes(opts: Any, args: list[str]) -> int:
+    """Submit the jobs of JSON job files and wait for them (``submit-job``)."""
+    files = [(fname, _LoadJobFile(fname)) for fname in args]
+    executor = cli.JobExecutor(verbose=opts.verbose, opts=opts)
+    total_ops = total_jobs = 0
+    for job_idx in range(opts.rep_job):
+        for fname, jobs in files:
+            for idx, ops in enumerate(jobs):
+                job_ops = [opcodes.OpCode.LoadOpCode(op.ToDict())
+                           for op in ops for _ in range(opts.rep_op)]
+                executor.QueueJob(f"{fname}:{idx}/{job_idx}", *job_ops)
+                total_ops += len(job_ops)
+                total_jobs += 1
+    start = time.time()
+    executor.SubmitPending(each=opts.each)
+    submitted = time.time()
+    results = executor.GetResults()
+    done = time.time()
+    if opts.timing_stats:
+        ToStdout("Total opcodes:  %d", total_ops)
+        ToStdout("Total jobs:     %d", total_jobs)
+        ToStdout("Submit time:    %.3fs (%.1f jobs/s)", submitted - start,
+                 total_jobs / max(submitted - start, 1e-6))
+        ToStdout("Execution time: %.3fs", done - submitted)
+        ToStdout("Total time:     %.3fs", done - start)
+    failed = sum(1 for ok, _ in results if not ok)
+    if failed:
+        cli.ToStderr("%d of %d job(s) failed", failed, total_jobs)
+        return constants.EXIT_FAILURE
+    return constants.EXIT_SUCCESS
+
+
+def _ParseSecretParams(text: str) -> dict[str, str]:
+    result = {}
+    for item in utils.UnescapeAndSplit(text, sep=","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(
+                f"invalid parameter '{key or item}': expected NAME=VALUE")
+        result[key] = value
+    return result
+
+
+def TestOsParams(opts: Any, args: list[str]) -> int:
+    """Send secret OS parameters to the master in a test job."""
+    params: dict[str, str] = {}
+    for chunk in opts.osparams_secret or []:
+        params.update(chunk)
+    if not params:
+        cli.ToStderr("Give the parameters with --os-parameters-secret NAME=VALUE,...")
+        return constants.EXIT_FAILURE
+    cli.SubmitOrSend(opcodes.OpTestOsParams(osparams_secret=params), opts)
+    return constants.EXIT_SUCCESS
+
+
 commands: dict[str, cli.CommandDef] = {
+    "submit-job": (
+        GenericOpCodes, [ArgUnknown(min=1)],
+        [VERBOSE_OPT,
+         cli_option("--op-repeat", type=_PositiveCount, default=1, dest="rep_op",
+                    metavar="N", help="Repeat each opcode N times within its job"),
+         cli_option("--job-repeat", type=_PositiveCount, default=1, dest="rep_job",
+                    metavar="N", help="Submit each job N times"),
+         cli_option("--timing-stats", default=False, action="store_true",
+                    dest="timing_stats", help="Show timing statistics"),
+         cli_option("--each", default=False, action="store_true", dest="each",
+                    help="Submit each job separately (one SubmitJob call per job)"),
+         DRY_RUN_OPT, PRIORITY_OPT],
+        "<op_list_file...>", "Submits jobs built from JSON files containing"
+        " a list of serialized opcodes"),
+    "test-osparams": (
+        TestOsParams, ARGS_NONE,
+        [cli_option("--os-parameters-secret", dest="osparams_secret", default=[],
+                    action="append", type=_ParseSecretParams, metavar="NAME=VALUE,...",
+                    help="Secret OS parameters to send"),
+         PRIORITY_OPT] + SUBMIT_OPTS,
+        "--os-parameters-secret NAME=VALUE,...",
+        "Tests the transmission of secret OS parameters"),
     "iallocator": (
         TestAllocator, [ArgUnknown(min=1, max=1)],
         [cli_option("--dir", dest="direction", default=constants.IALLOCATOR_DIR_IN,

@@ -30,6 +30,7 @@ from ganeti.cli import (
 from ganeti.cli import ipolicy as cli_ipolicy
 from ganeti.cli import tags
 from ganeti.cli.options import EARLY_RELEASE_OPT, IALLOCATOR_OPT, TO_GROUP_OPT
+from ganeti.client import cluster_admin
 from ganeti.client.gnt_node import ParseKeyVal, RunJobList
 
 #: Default fields of "gnt-group list" (Ganeti's)
@@ -307,6 +308,10 @@ commands: dict[str, cli.CommandDef] = {
     "info": (
         GroupInfo, [ArgGroup()], [],
         "[<group_name>...]", "Show group information"),
+    "show-ispecs-cmd": (
+        cluster_admin.ShowGroupIspecsCmd, [ArgGroup()],
+        [cluster_admin.INCLUDE_DEFAULTS_OPT], "[--include-defaults] [<group_name>...]",
+        "Shows the command lines recreating the groups' instance policy specs"),
     "evacuate": (
         EvacuateGroup, [ArgGroup(min=1, max=1)],
         [TO_GROUP_OPT, IALLOCATOR_OPT, EARLY_RELEASE_OPT, SEQUENTIAL_OPT,

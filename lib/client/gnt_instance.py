@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ganeti import cli, constants, errors, opcodes, pathutils, utils
+from ganeti.cli import selectors
 from ganeti.cli import (
     FIELDS_OPT,
     FORCE_FILTER_OPT,
@@ -45,6 +46,7 @@ from ganeti.cli.options import (
     TO_GROUP_OPT,
 )
 from ganeti.cli.tags import TagCommands
+from ganeti.client import instance_batch
 from ganeti.client.gnt_node import ParseKeyVal, RunJobList
 
 #: Default fields of "gnt-instance list" (Ganeti's)
@@ -150,6 +152,10 @@ def _HvParams(opts: Any) -> tuple[str | None, dict[str, Any]]:
 
 def AddInstance(opts: Any, args: list[str]) -> int:
     """Create an instance."""
+    if getattr(opts, "src_node", None) or getattr(opts, "src_dir", None):
+        # From an export: gnt-backup import
+        from ganeti.client import gnt_backup
+        return gnt_backup.ImportInstance(opts, args)
     hvname, hvparams = _HvParams(opts)
     # -n PRIMARY[:SECONDARY], as Ganeti's
     pnode, snode = (opts.node.split(":", 1) + [None])[:2] if opts.node else (None, None)
@@ -162,7 +168,12 @@ def AddInstance(opts: Any, args: list[str]) -> int:
         name_check=opts.name_check, ip_check=opts.ip_check,
         file_storage_dir=opts.file_storage_dir, file_driver=opts.file_driver,
         force_variant=opts.force_variant, ignore_ipolicy=opts.ignore_ipolicy,
-        tags=[])
+        tags=[tag for tag in (opts.tags or "").split(",") if tag],
+        group_name=opts.nodegroup, wait_for_sync=opts.wait_for_sync,
+        conflicts_check=opts.conflicts_check, forthcoming=opts.forthcoming,
+        commit=opts.commit, instance_communication=opts.instance_communication,
+        osparams_private=opts.osparams_private or {},
+        osparams_secret=opts.osparams_secret or {})
     cli.SubmitOrSend(op, opts)
     return constants.EXIT_SUCCESS
 
@@ -258,8 +269,27 @@ def _DiskItems(disk: dict[str, Any]) -> list[tuple[str, Any]]:
     return items
 
 
-def InstanceInfoItems(data: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The "info" layout of one instance (Ganeti's order and labels)."""
+_ROMAN_DIGITS = [(1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"),
+                 (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"),
+                 (4, "IV"), (1, "I")]
+
+
+def ToRoman(value: Any) -> Any:
+    """A whole number from 1 to 4999 in Roman numerals; anything else as is."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 5000:
+        return value
+    text = ""
+    for amount, digits in _ROMAN_DIGITS:
+        count, value = divmod(value, amount)
+        text += digits * count
+    return text
+
+
+def InstanceInfoItems(data: dict[str, Any], roman: bool = False
+                      ) -> list[tuple[str, Any]]:
+    """The "info" layout of one instance (Ganeti's order and labels);
+    ``roman`` shows the serial number and network port in Roman numerals."""
+    num = ToRoman if roman else (lambda value: value)
     run_state = data.get("run_state") or "unknown"
     bep, hvp = data.get("be_actual") or {}, data.get("hv_actual") or {}
     nics = [(f"nic/{idx}", [("MAC", nic.get("mac")), ("IP", nic.get("ip")),
@@ -272,7 +302,7 @@ def InstanceInfoItems(data: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
         ("Instance name", data["name"]),
         ("UUID", data.get("uuid")),
-        ("Serial number", data.get("serial_no")),
+        ("Serial number", num(data.get("serial_no"))),
         ("Creation time", utils.FormatTime(data.get("ctime"))),
         ("Modification time", utils.FormatTime(data.get("mtime"))),
         ("State", f"configured to be {data.get('config_state')}, actual state is"
@@ -283,7 +313,7 @@ def InstanceInfoItems(data: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Operating system", data.get("os")),
         ("Operating system parameters",
          cli.FormatParamsDictInfo(data.get("os_instance") or {}, data.get("os_actual") or {})),
-        ("Allocated network port", data.get("network_port")),
+        ("Allocated network port", num(data.get("network_port"))),
         ("Hypervisor", data.get("hypervisor")),
         ("Hypervisor parameters", cli.FormatParamsDictInfo(data.get("hv_instance") or {}, hvp)),
         ("Back-end parameters", cli.FormatParamsDictInfo(data.get("be_instance") or {}, bep)),
@@ -309,40 +339,40 @@ def ShowInstanceConfig(opts: Any, args: list[str]) -> int:
     if not result:
         ToStdout("No instances.")
         return constants.EXIT_FAILURE
-    cli.PrintGenericInfo([InstanceInfoItems(result[name])
+    cli.PrintGenericInfo([InstanceInfoItems(result[name], roman=opts.roman_integers)
                           for name in utils.NiceSort(result)])
     return constants.EXIT_SUCCESS
 
 
 # --- startup / shutdown / reboot / console -------------------------------------------------
 
-def StartupInstance(opts: Any, args: list[str]) -> int:
-    """Start an instance."""
-    op = opcodes.OpInstanceStartup(
-        instance_name=args[0], force=opts.force, hvparams=opts.temp_hvparams or {},
+def _StartupOp(name: str, opts: Any) -> opcodes.OpInstanceStartup:
+    """The startup opcode of one instance."""
+    return opcodes.OpInstanceStartup(
+        instance_name=name, force=opts.force, hvparams=opts.temp_hvparams or {},
         beparams=_BeParams(opts), no_remember=opts.no_remember,
         startup_paused=opts.startup_paused, ignore_offline_nodes=opts.ignore_offline)
-    cli.SubmitOrSend(op, opts)
-    return constants.EXIT_SUCCESS
 
 
-def ShutdownInstance(opts: Any, args: list[str]) -> int:
-    """Stop an instance."""
-    op = opcodes.OpInstanceShutdown(
-        instance_name=args[0], timeout=opts.timeout, no_remember=opts.no_remember,
+def _ShutdownOp(name: str, opts: Any) -> opcodes.OpInstanceShutdown:
+    """The shutdown opcode of one instance."""
+    return opcodes.OpInstanceShutdown(
+        instance_name=name, timeout=opts.timeout, no_remember=opts.no_remember,
         ignore_offline_nodes=opts.ignore_offline, force=opts.force)
-    cli.SubmitOrSend(op, opts)
-    return constants.EXIT_SUCCESS
 
 
-def RebootInstance(opts: Any, args: list[str]) -> int:
-    """Reboot an instance."""
-    op = opcodes.OpInstanceReboot(
-        instance_name=args[0], reboot_type=opts.reboot_type,
+def _RebootOp(name: str, opts: Any) -> opcodes.OpInstanceReboot:
+    """The reboot opcode of one instance."""
+    return opcodes.OpInstanceReboot(
+        instance_name=name, reboot_type=opts.reboot_type,
         shutdown_timeout=opts.shutdown_timeout,
         ignore_secondaries=opts.ignore_secondaries)
-    cli.SubmitOrSend(op, opts)
-    return constants.EXIT_SUCCESS
+
+
+#: Start, stop or reboot the selected instances (see ganeti.cli.selectors)
+StartupInstance = selectors.GenericManyOps("startup", _StartupOp)
+ShutdownInstance = selectors.GenericManyOps("shutdown", _ShutdownOp)
+RebootInstance = selectors.GenericManyOps("reboot", _RebootOp)
 
 
 def FormatConsole(console: dict[str, Any]) -> str:
@@ -411,8 +441,13 @@ def _SelectOs(opts: Any) -> str | None:
 
 
 def ReinstallInstance(opts: Any, args: list[str]) -> int:
-    """Reinstall an instance's OS (asks for confirmation without --force)."""
-    name = args[0]
+    """Reinstall the OS of the selected instances (asks for confirmation
+    without --force, or --force-multiple for several instances)."""
+    cl = cli.GetClient()
+    names = selectors.ExpandMultiNames(opts.multi_mode, args, cl=cl)
+    if not names:
+        raise errors.OpPrereqError("Selection filter does not match any instances",
+                                   errors.ECODE_INVAL)
     if opts.select_os:
         if opts.os:
             ToStderr("Use either -o/--os-type or --select-os, not both")
@@ -425,19 +460,28 @@ def ReinstallInstance(opts: Any, args: list[str]) -> int:
     else:
         os_name = opts.os
         os_msg = f"change the OS to '{os_name}'" if os_name else "keep the same OS"
-    if not opts.force:
-        usertext = (f"This will reinstall the instance '{name}' (and {os_msg}) and"
+    multi = selectors.IsMulti(opts, names)
+    if multi:
+        # Several instances need --force-multiple: --force alone is not enough
+        warning = (f"Note: this will remove *all* data for the below instances!"
+                   f" It will {os_msg}.\n")
+        if not opts.force_multi and not selectors.ConfirmOperation(
+                names, "instances", "reinstall", extra=warning):
+            return constants.EXIT_FAILURE
+    elif not (opts.force or opts.force_multi):
+        usertext = (f"This will reinstall the instance '{names[0]}' (and {os_msg}) and"
                     " remove all data. Continue?")
         if not cli.AskUser(usertext):
             ToStderr("Reinstall of instance %s not confirmed (use -f/--force to skip"
-                     " the question)", name)
+                     " the question)", names[0])
             return constants.EXIT_CONFIRMATION
-    op = opcodes.OpInstanceReinstall(
-        instance_name=name, os_type=os_name, force_variant=opts.force_variant,
-        osparams=opts.osparams, osparams_private=opts.osparams_private,
-        osparams_secret=opts.osparams_secret)
-    cli.SubmitOrSend(op, opts)
-    return constants.EXIT_SUCCESS
+
+    def _Op(name: str, opts: Any) -> opcodes.OpInstanceReinstall:
+        return opcodes.OpInstanceReinstall(
+            instance_name=name, os_type=os_name, force_variant=opts.force_variant,
+            osparams=opts.osparams, osparams_private=opts.osparams_private,
+            osparams_secret=opts.osparams_secret)
+    return selectors.RunManyOps(names, _Op, opts, cl=cl, verbose=multi)
 
 
 def RenameInstance(opts: Any, args: list[str]) -> int:
@@ -528,7 +572,8 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
     """Modify an instance's parameters, disks, NICs or offline state."""
     if not (opts.nics or opts.disks or opts.disk_template or opts.hvparams or
             opts.beparams or opts.os or opts.osparams or opts.osparams_private or
-            opts.offline_inst or opts.online_inst or opts.runtime_mem):
+            opts.offline_inst or opts.online_inst or opts.runtime_mem or
+            opts.new_primary_node or opts.ext_params):
         ToStderr("Please give at least one of the parameters.")
         return constants.EXIT_FAILURE
     if opts.offline_inst and opts.online_inst:
@@ -554,7 +599,9 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
         force_variant=opts.force_variant, force=opts.force, offline=offline,
         ignore_ipolicy=opts.ignore_ipolicy, hotplug=opts.hotplug == "strict",
         hotplug_if_possible=opts.hotplug == "if-possible", remote_node=opts.node,
-        wait_for_sync=opts.wait_for_sync)
+        wait_for_sync=opts.wait_for_sync, pnode=opts.new_primary_node,
+        ext_params=opts.ext_params or {}, file_storage_dir=opts.file_storage_dir,
+        file_driver=opts.file_driver)
     result = cli.SubmitOrSend(op, opts)
     if result:
         ToStdout("Modified instance %s", args[0])
@@ -757,6 +804,56 @@ ONLINE_INST_OPT = cli_option("--online", dest="online_inst", default=False,
                              action="store_true",
                              help="Mark the offline instance as online (down)")
 
+def _YesNo(text: str) -> bool:
+    """"yes"/"no" (or "true"/"false") as a boolean."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "y", "1"):
+        return True
+    if value in ("no", "false", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid value '{text}': expected yes or no")
+
+
+ROMAN_OPT = cli_option("--roman", dest="roman_integers", default=False,
+                       action="store_true",
+                       help="Show some numbers (serial number, network port) in"
+                       " Roman numerals")
+NEW_PRIMARY_OPT = cli_option("--new-primary", dest="new_primary_node", default=None,
+                             metavar="NODE", help="Set the instance's primary node")
+EXT_PARAMS_OPT = cli_option("-e", "--ext-params", dest="ext_params", default=None,
+                            type=ParseKeyVal, metavar="provider=PROVIDER[,PARAM=VAL...]",
+                            help="ExtStorage parameters (with -t ext)")
+
+#: Creation from an export (gnt-backup import)
+SRC_NODE_OPT = cli_option("--src-node", dest="src_node", default=None, metavar="<node>",
+                          help="Node holding the export to import")
+SRC_DIR_OPT = cli_option("--src-dir", dest="src_dir", default=None, metavar="<dir>",
+                         help="Directory of the export to import (below the export"
+                         " directory when relative)")
+IMPORT_SRC_OPTS = [SRC_NODE_OPT, SRC_DIR_OPT]
+
+#: The options of "add" beside the basic ones above
+ADD_EXTRA_OPTS = [
+    cli.NODEGROUP_OPT, NWSYNC_OPT, OSPARAMS_PRIVATE_OPT, OSPARAMS_SECRET_OPT,
+    cli.DRY_RUN_OPT, cli.PRIORITY_OPT,
+    cli_option("--tags", dest="tags", default=None, metavar="TAG[,TAG...]",
+               help="Comma-separated tags of the new instance"),
+    cli_option("--name-check", dest="name_check", default=True, action="store_true",
+               help="Check that the instance's name resolves (the default)"),
+    cli_option("--ip-check", dest="ip_check", default=True, action="store_true",
+               help="Check that the instance's IP is not alive (the default)"),
+    cli_option("--no-conflicts-check", dest="conflicts_check", default=True,
+               action="store_false",
+               help="Don't check for IP addresses used twice in a network"),
+    cli_option("--forthcoming", dest="forthcoming", default=False, action="store_true",
+               help="Only reserve the resources of the instance"),
+    cli_option("--commit", dest="commit", default=False, action="store_true",
+               help="Create an instance reserved earlier with --forthcoming"),
+    cli_option("-c", "--communication", dest="instance_communication", default=False,
+               type=_YesNo, metavar="yes|no",
+               help="Give the instance a NIC to talk with the host (default: no)"),
+]
+
 commands: dict[str, cli.CommandDef] = {
     "add": (
         AddInstance, [ArgUnknown(min=1, max=1)],
@@ -764,7 +861,7 @@ commands: dict[str, cli.CommandDef] = {
          NET_OPT, NONICS_OPT, HVOPTS_OPT, HYPERVISOR_OPT, BACKEND_OPT, OSPARAMS_OPT,
          NOSTART_OPT, NOINSTALL_OPT, NONAMECHECK_OPT, NOIPCHECK_OPT,
          FILESTORE_DIR_OPT, FILESTORE_DRIVER_OPT, IALLOCATOR_OPT, FORCE_VARIANT_OPT,
-         IGNORE_IPOLICY_OPT] + SUBMIT_OPTS,
+         IGNORE_IPOLICY_OPT] + ADD_EXTRA_OPTS + IMPORT_SRC_OPTS + SUBMIT_OPTS,
         "-t <disk_template> -o <os> -n <node> [--disk N:size=VAL] [-s SIZE]"
         " [--net N:options] ... <name>",
         "Creates and adds a new instance to the cluster"),
@@ -783,30 +880,35 @@ commands: dict[str, cli.CommandDef] = {
         ListInstanceFields, [ArgUnknown()], [NOHDR_OPT, SEP_OPT],
         "[fields...]", "Lists all available fields for instances"),
     "info": (
-        ShowInstanceConfig, [ArgInstance()], [STATIC_OPT, ALL_OPT],
-        "[-s] {--all | <instance>...}",
+        ShowInstanceConfig, [ArgInstance()],
+        [STATIC_OPT, ALL_OPT, ROMAN_OPT, cli.PRIORITY_OPT],
+        "[-s] [--roman] {--all | <instance>...}",
         "Show information on the specified instance(s)"),
     "startup": (
-        StartupInstance, [ArgInstance(min=1, max=1)],
+        StartupInstance, [ArgInstance()],
         [FORCE_OPT, BACKEND_OPT, TEMP_HV_OPT, NO_REMEMBER_OPT, STARTUP_PAUSED_OPT,
-         IGNORE_OFFLINE_OPT] + SUBMIT_OPTS,
+         IGNORE_OFFLINE_OPT] + selectors.MULTI_SELECT_OPTS + SUBMIT_OPTS
+        + [cli.DRY_RUN_OPT, cli.PRIORITY_OPT],
         "<instance>", "Starts an instance"),
     "shutdown": (
-        ShutdownInstance, [ArgInstance(min=1, max=1)],
-        [FORCE_OPT, TIMEOUT_OPT, NO_REMEMBER_OPT, IGNORE_OFFLINE_OPT] + SUBMIT_OPTS,
+        ShutdownInstance, [ArgInstance()],
+        [FORCE_OPT, TIMEOUT_OPT, NO_REMEMBER_OPT, IGNORE_OFFLINE_OPT]
+        + selectors.MULTI_SELECT_OPTS + SUBMIT_OPTS + [cli.DRY_RUN_OPT, cli.PRIORITY_OPT],
         "<instance>", "Stops an instance"),
     "reboot": (
-        RebootInstance, [ArgInstance(min=1, max=1)],
-        [REBOOT_TYPE_OPT, SHUTDOWN_TIMEOUT_OPT, IGNORE_SECONDARIES_OPT] + SUBMIT_OPTS,
+        RebootInstance, [ArgInstance()],
+        [REBOOT_TYPE_OPT, SHUTDOWN_TIMEOUT_OPT, IGNORE_SECONDARIES_OPT]
+        + selectors.MULTI_SELECT_OPTS + SUBMIT_OPTS + [cli.DRY_RUN_OPT, cli.PRIORITY_OPT],
         "[-t soft|hard|full] <instance>", "Reboots an instance"),
     "console": (
         ConnectToInstanceConsole, [ArgInstance(min=1, max=1)], [SHOWCMD_OPT],
         "[--show-cmd] <instance>", "Opens a console on the specified instance"),
     "reinstall": (
-        ReinstallInstance, [ArgInstance(min=1, max=1)],
+        ReinstallInstance, [ArgInstance()],
         [OS_OPT, SELECT_OS_OPT, FORCE_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
-         OSPARAMS_PRIVATE_OPT, OSPARAMS_SECRET_OPT] + SUBMIT_OPTS,
-        "[-f] [-o <os> | --select-os] [-O <params>] <instance>",
+         OSPARAMS_PRIVATE_OPT, OSPARAMS_SECRET_OPT, selectors.FORCE_MULTIPLE_OPT]
+        + selectors.MULTI_NODE_OPTS + SUBMIT_OPTS + [cli.DRY_RUN_OPT, cli.PRIORITY_OPT],
+        "[-f] [-o <os> | --select-os] [-O <params>] <instance>...",
         "Reinstall a stopped instance"),
     "rename": (
         RenameInstance, [ArgInstance(min=1, max=1), ArgUnknown(min=1, max=1)],
@@ -820,8 +922,11 @@ commands: dict[str, cli.CommandDef] = {
          DISK_TEMPLATE_OPT, OS_OPT, FORCE_VARIANT_OPT, OSPARAMS_OPT,
          OSPARAMS_PRIVATE_OPT, OFFLINE_INST_OPT, ONLINE_INST_OPT, FORCE_OPT,
          IGNORE_IPOLICY_OPT, HOTPLUG_OPT, HOTPLUG_IF_POSSIBLE_OPT,
-         NO_HOTPLUG_OPT, NODE_PLACEMENT_OPT, NWSYNC_OPT] + SUBMIT_OPTS,
+         NO_HOTPLUG_OPT, NODE_PLACEMENT_OPT, NWSYNC_OPT, FILESTORE_DIR_OPT,
+         FILESTORE_DRIVER_OPT, NEW_PRIMARY_OPT, EXT_PARAMS_OPT, cli.DRY_RUN_OPT,
+         cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "<instance>", "Alters the parameters of an instance"),
+    "batch-create": instance_batch.BATCH_CREATE_COMMAND,
 }
 commands.update(TagCommands(constants.TAG_INSTANCE))
 

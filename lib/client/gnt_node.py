@@ -26,6 +26,7 @@ from ganeti.cli import (
     cli_option,
 )
 from ganeti.cli import tags
+from ganeti.client import node_power
 from ganeti.cli.options import (
     DST_NODE_OPT,
     EARLY_RELEASE_OPT,
@@ -202,7 +203,7 @@ def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
         ("offline", values["offline"]),
         ("master_capable", values["master_capable"]),
         ("vm_capable", values["vm_capable"]),
-        ("powered", values["powered"]),
+        *([("powered", values["powered"])] if values["powered"] is not None else []),
         ("node group", f"{values['group']} ({values['group.uuid']})"),
         ("node daemon", f"{values['noded_address']}:{values['noded_port']}"),
         ("confd port", values["confd_port"]),
@@ -615,6 +616,7 @@ commands: dict[str, cli.CommandDef] = {
         [IGNORE_CONSIST_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "<node_name> <storage_type> <name>", "Repairs a storage volume on a node"),
 }
+commands.update(node_power.NODE_COMMANDS)
 commands.update(tags.TagCommands(constants.TAG_NODE))
 
 #: Other names of commands

@@ -394,35 +394,6 @@ class LUClusterRedistConf(ClusterLU):
         return None
 
 
-class LUClusterActivateMasterIp(ClusterLU):
-    """Bring up the master IP.
-
-    Not done by the node daemon yet: on the loopback device or in a virtual
-    cluster (where addresses are the nodes' own loopback addresses) this
-    succeeds without doing anything; elsewhere it is refused.
-    """
-
-    def ExpandNames(self) -> None:
-        self.needed_locks = {}
-
-    def CheckPrereq(self) -> None:
-        from ganeti import pathutils
-        if self.cfg.GetMasterNetdev() != "lo" and not pathutils.IsVirtualCluster():
-            raise errors.OpPrereqError(
-                "Managing the master IP on device"
-                f" '{self.cfg.GetMasterNetdev()}' is not supported yet",
-                errors.ECODE_ENVIRON)
-
-    def Exec(self, feedback_fn: FeedbackFn) -> None:
-        feedback_fn(f"Master IP {self.cfg.GetMasterIP()} on"
-                    f" {self.cfg.GetMasterNetdev()}: nothing to do")
-        return None
-
-
-class LUClusterDeactivateMasterIp(LUClusterActivateMasterIp):
-    """Take down the master IP (see LUClusterActivateMasterIp)."""
-
-
 class LUClusterRenewCrypto(ClusterLU):
     """Renew node certificates or SSH keys: not supported yet.
 
@@ -600,6 +571,12 @@ class LUClusterSetParams(ClusterLU):
             if value:
                 key = "active" if param == constants.DATA_COLLECTORS_ENABLED_NAME \
                     else "interval"
+                unknown = sorted(set(value) - constants.DATA_COLLECTOR_NAMES)
+                if unknown:
+                    raise _Inval(f"Unknown data collector(s) in {param}:"
+                                 f" {_CutList(unknown)}")
+                if key == "interval" and any(v <= 0 for v in value.values()):
+                    raise _Inval(f"Data collector intervals must be positive ({param})")
                 collectors = new.data_collectors or {}
                 for name, setting in value.items():
                     collectors.setdefault(name, {})[key] = setting

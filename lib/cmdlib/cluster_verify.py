@@ -317,6 +317,10 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         from ganeti.cmdlib.cluster_disks import GroupStorageVerify
         storage = GroupStorageVerify(self, self.group_uuid)
         checks.update(storage.Checks())
+        oob_paths = sorted({cfg.GetNdParams(n).get(constants.ND_OOB_PROGRAM) or ""
+                            for n in nodes} - {""})
+        if oob_paths:
+            checks[constants.NV_OOB_PATHS] = oob_paths
         # Disks in the configuration before and after the nodes answered: a
         # disk made or removed meanwhile is no orphan (creations add the
         # instance first, removals remove the disks first)
@@ -353,6 +357,8 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
             self._VerifyFiles(node, payload, expected, vpaths, mc_only, optional,
                               node.uuid == master_uuid)
             self._VerifyFilePerms(node, payload)
+            if oob_paths:
+                self._VerifyOobPaths(node, payload)
             if bridges:
                 self._VerifyNodeBridges(node, payload)
             if storage_dirs:
@@ -386,6 +392,16 @@ class LUClusterVerifyGroup(_VerifyErrors, ClusterLU):
         return sorted({p[constants.NIC_LINK] for p in params
                        if p.get(constants.NIC_MODE) == bridged
                        and p.get(constants.NIC_LINK)})
+
+    def _VerifyOobPaths(self, node: objects.Node, payload: dict[str, Any]) -> None:
+        """ENODEOOBPATH, as Ganeti: the out-of-band helpers of the group
+        must be executable files on the nodes that are or may become the
+        master, where they run."""
+        if not (node.master_candidate or node.master_capable):
+            return
+        for problem in payload.get(constants.NV_OOB_PATHS) or []:
+            self._ErrorIf(bool(problem), constants.CV_ENODEOOBPATH, node.name,
+                          str(problem))
 
     def _VerifyNodeBridges(self, node: objects.Node, payload: dict[str, Any]) -> None:
         """ENODENET for the bridges the node lacks (Ganeti's messages)."""

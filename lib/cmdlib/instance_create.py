@@ -47,6 +47,7 @@ from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
 from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import instance_alloc
+from ganeti.cmdlib import instance_remote_import
 from ganeti.cmdlib import instance_nics as nics_mod
 from ganeti.cmdlib.extstorage import CheckExtStorageProvider
 from ganeti.cmdlib.os import CheckOsAllowedForNewInstance
@@ -165,7 +166,12 @@ class LUInstanceCreate(LogicalUnit):
     def CheckArguments(self) -> None:
         """Check the opcode alone: mode, names, parameters, disks and NICs."""
         op = self.op
-        if op.mode != constants.INSTANCE_CREATE:
+        if op.mode == constants.INSTANCE_REMOTE_IMPORT:
+            instance_remote_import.CheckArguments(self)
+        elif op.mode == constants.INSTANCE_IMPORT:
+            from ganeti.cmdlib import instance_import
+            instance_import.CheckArguments(self)
+        elif op.mode != constants.INSTANCE_CREATE:
             raise _Inval(f"Instance creation mode '{op.mode}' is not supported yet"
                          " (only 'create')")
         # The nodes, or the allocator choosing them (-I, or the cluster's
@@ -191,6 +197,8 @@ class LUInstanceCreate(LogicalUnit):
             op.start = False
         if op.forthcoming or op.commit:
             raise _Inval("Forthcoming instances are not supported yet")
+        if op.instance_communication:
+            raise _Inval("The instance communication NIC is not supported yet")
         # The checks gnt-instance add-tags applies (length, characters, count)
         try:
             for tag in op.tags:
@@ -317,6 +325,8 @@ class LUInstanceCreate(LogicalUnit):
         self.osparams_private = dict(op.osparams_private or {})
         filled_osp = cluster.SimpleFillOS(op.os_type, self.osparams,
                                           self.osparams_private)
+        # Secret parameters reach the OS scripts of this creation only
+        filled_osp.update(op.osparams_secret or {})
         result = self.rpc.call_os_validate(
             [pnode.uuid], True, op.os_type, [constants.OS_VALIDATE_PARAMETERS],
             filled_osp, op.force_variant)[pnode.uuid]
@@ -635,15 +645,27 @@ class LUInstanceCreate(LogicalUnit):
                     self._RenameAdopted(instance, disks)
                 else:
                     iu.CreateDisks(self, instance, disks, pnode.uuid, feedback_fn)
+                self._ReleaseNodeLocks(locking.LEVEL_NODE)
                 self._WaitForMirrors(instance, feedback_fn)
-            if self.adopt_disks:
+            self._ReleaseNodeLocks(locking.LEVEL_NODE_RES)
+            if op.mode == constants.INSTANCE_REMOTE_IMPORT:
+                # The disks' data comes from the source cluster
+                instance_remote_import.ImportDisks(self, instance, feedback_fn)
+            elif op.mode == constants.INSTANCE_IMPORT:
+                # The disks' data comes from the export
+                from ganeti.cmdlib import instance_import
+                instance_import.ImportDisks(self, instance, feedback_fn)
+            elif self.adopt_disks:
                 feedback_fn("* adopted disks are used as they are: the OS create"
                             " scripts do not run")
             elif not op.no_install:
                 feedback_fn("* running the instance OS create scripts...")
+                inst_dict = iu.InstanceRpcDict(cfg, instance)
+                if op.osparams_secret:
+                    inst_dict["osparams"] = dict(inst_dict.get("osparams") or {},
+                                                 **op.osparams_secret)
                 result = self.rpc.call_instance_os_add(
-                    pnode.uuid, iu.InstanceRpcDict(cfg, instance), False,
-                    getattr(op, "debug_level", 0) or 0)
+                    pnode.uuid, inst_dict, False, getattr(op, "debug_level", 0) or 0)
                 if result.fail_msg:
                     raise errors.OpExecError(
                         f"Could not add OS '{op.os_type}' for instance {instance.name}"
@@ -722,6 +744,18 @@ class LUInstanceCreate(LogicalUnit):
                                 f" to {'/'.join(old_id)}: {result.fail_msg}")
         if self.cfg.GetInstanceInfo(instance.uuid) is not None:
             self.cfg.RemoveInstance(instance.uuid)
+
+    def _ReleaseNodeLocks(self, level: int) -> None:
+        """Once the disks exist, a creation needs its nodes no more (the
+        instance's lock protects it): as Ganeti, it lets other jobs have the
+        node locks, and the node resource locks once the mirrors are in
+        sync. Adoptions and imports keep them."""
+        if self.op.mode != constants.INSTANCE_CREATE or self.adopt_disks or \
+                self.glm is None:
+            return
+        owned = sorted(self.owned_locks(level))
+        if owned:
+            self.glm.release(level, owned)
 
     def _WaitForMirrors(self, instance: objects.Instance, feedback_fn: FeedbackFn) -> None:
         """Mirrored disks: wait for the sync (``wait_for_sync``) or at least

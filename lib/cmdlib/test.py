@@ -267,3 +267,24 @@ class LUTestAllocator(NoHooksLU):
         allocator.Run(ia.ResolveIallocator(self.cfg, self.op.iallocator) or "",
                       validate=False)
         return allocator.out_text
+
+
+class LUTestOsParams(NoHooksLU):
+    """Check that secret OS parameters reach an LU (``gnt-debug test-osparams``).
+
+    Reports the names of the parameters received, never their values, and
+    fails when none arrived.
+    """
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> None:
+        secret = self.op.osparams_secret
+        if not secret:
+            raise errors.OpExecError("Secret OS parameters are not present")
+        feedback_fn(f"Received {len(secret)} secret OS parameter(s):"
+                    f" {', '.join(sorted(secret))}")
+        return None

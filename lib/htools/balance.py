@@ -53,7 +53,7 @@ import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 
-from ganeti.htools import evacuate, model
+from ganeti.htools import balance_bound, evacuate, model
 from ganeti.htools.model import Cluster, Instance, Node
 from ganeti.htools.score import GroupScore, Sparse
 
@@ -371,6 +371,8 @@ class Balancer:
         estimate = len(self.targets) * sum(
             4 if i.mirror == model.MIRROR_INTERNAL else 1 for i in self.instances)
         self._keep = estimate <= CACHE_LIMIT
+        #: the branch and bound search (False: not usable here)
+        self._search: balance_bound.BoundSearch | bool | None = None
 
     def score(self) -> float:
         """The current group score."""
@@ -493,8 +495,20 @@ class Balancer:
 
     # -- steps ---------------------------------------------------------------
 
-    def best_move(self) -> tuple[Instance, _Cand, float] | None:
-        """The move giving the lowest score (whether it improves or not)."""
+    def best_move(self, limit: float = math.inf) -> tuple[Instance, _Cand, float] | None:
+        """The move giving the lowest score, if that is at most ``limit``
+        (by branch and bound, or scoring every move where that cannot
+        work)."""
+        if self._search is None:
+            search = balance_bound.BoundSearch(self)
+            self._search = search if search.usable else False
+        if self._search:
+            return self._search.best_move(limit)
+        return self.exhaustive_move(limit)
+
+    def exhaustive_move(self, limit: float = math.inf
+                        ) -> tuple[Instance, _Cand, float] | None:
+        """``best_move`` scoring every candidate move (the reference)."""
         score_sparse = self.gs.score_sparse
         best: tuple[Instance, _Cand, float] | None = None
         best_score = math.inf
@@ -504,7 +518,7 @@ class Balancer:
                 if value < best_score:
                     best_score = value
                     best = (inst, cand, value)
-        return best
+        return best if best_score <= limit else None
 
     def apply(self, inst: Instance, cand: _Cand) -> Move:
         """Make a candidate move; returns it with the new score."""
@@ -524,7 +538,7 @@ class Balancer:
         current = self.score()
         while (opts.max_length < 0 or len(moves) < opts.max_length) \
                 and current > opts.min_score:
-            found = self.best_move()
+            found = self.best_move(current)
             if found is None:
                 break
             inst, cand, value = found

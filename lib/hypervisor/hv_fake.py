@@ -370,8 +370,17 @@ class FakeHypervisor(base.BaseHypervisor):
         return None
 
     def PowercycleNode(self, hvparams=None):
-        """Nothing to power-cycle."""
-        raise errors.HypervisorError("The fake hypervisor cannot power-cycle a node")
+        """Do not reset anything (the node may be one of many on this
+        machine): append the time to ``<state dir>.powercycle``, which tests
+        read, and log it."""
+        path = self.state_dir.rstrip("/") + ".powercycle"
+        logging.warning("Fake hypervisor: power-cycle requested, recorded in %s", path)
+        try:
+            with open(path, "a", encoding="ascii") as fd:
+                fd.write(f"{time.time():.3f}\n")
+        except OSError as err:
+            raise errors.HypervisorError(f"Cannot record the power-cycle in {path}:"
+                                         f" {err}") from err
 
     # --- Migration -------------------------------------------------------
 

@@ -425,10 +425,31 @@ def ClusterInfo(cfg: Any) -> dict[str, Any]:
                 "enabled_disk_templates", "install_image",
                 "instance_communication_network", "zeroing_image",
                 "compression_tools", "enabled_user_shutdown",
-                "data_collectors", "modify_etc_hosts", "modify_ssh_setup",
+                "modify_etc_hosts", "modify_ssh_setup",
                 "ssh_key_type", "ssh_key_bits", "master_ip"):
         value = getattr(cluster, key, None)
         if isinstance(value, (set, frozenset)):
             value = sorted(value)
         info[key] = value
+    info.update(_DataCollectorInfo(cluster.data_collectors or {}))
     return info
+
+
+#: A data collector's run interval unless configured (microseconds, as Ganeti)
+_DEFAULT_COLLECTOR_INTERVAL = 5000000
+
+
+def _DataCollectorInfo(configured: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ganeti's ``enabled_data_collectors`` and ``data_collector_interval``.
+
+    Every known collector is listed; those the configuration does not
+    mention are on, at the default interval.
+    """
+    names = sorted(constants.DATA_COLLECTOR_NAMES | set(configured))
+    return {
+        constants.DATA_COLLECTORS_ENABLED_NAME: {
+            name: bool(configured.get(name, {}).get("active", True)) for name in names},
+        constants.DATA_COLLECTORS_INTERVAL_NAME: {
+            name: configured.get(name, {}).get("interval", _DEFAULT_COLLECTOR_INTERVAL)
+            for name in names},
+    }

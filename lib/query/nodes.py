@@ -94,6 +94,15 @@ def _filled_ndparams(ctx: NodeQueryData, node: Any) -> Any:
     return ctx.cluster.FillND(node, group)
 
 
+def _powered(ctx: NodeQueryData, node: Any) -> Any:
+    # As Ganeti: the state of record means something only for nodes whose
+    # power an out-of-band helper manages
+    params = _filled_ndparams(ctx, node)
+    if not isinstance(params, dict) or not params.get(constants.ND_OOB_PROGRAM):
+        return UNAVAIL
+    return bool(node.powered)
+
+
 def _group_name(ctx: NodeQueryData, node: Any) -> Any:
     group = ctx.groups.get(node.group)
     return UNAVAIL if group is None else group.name
@@ -152,8 +161,8 @@ def _BuildFields() -> FieldTable:
              "Whether node can host instances",
              lambda ctx, node: bool(node.vm_capable)),
         _Def("powered", "Powered", QFT_BOOL,
-             "Whether node is thought to be powered on",
-             lambda ctx, node: bool(node.powered)),
+             "Whether node is thought to be powered on (unavailable without"
+             " an out-of-band helper, oob_program)", _powered, data=NQ_CONFIG),
         _Def("master", "IsMaster", QFT_BOOL, "Whether node is master",
              lambda ctx, node: node.uuid == ctx.master_uuid, data=NQ_CONFIG),
         _Def("role", "Role", QFT_TEXT,

@@ -11,7 +11,7 @@ from ganeti.rapi.rlib2_cluster import TagsResource
 COMMON_FIELDS = ["ctime", "mtime", "uuid", "serial_no", "tags"]
 
 N_FIELDS = ["name", "offline", "master_candidate", "drained", "dtotal", "dfree",
-            "sptotal", "spfree", "mtotal", "mnode", "mfree", "hv_state",
+            "sptotal", "spfree", "mtotal", "mnode", "mfree",
             "pinst_cnt", "sinst_cnt", "ctotal", "cnos", "cnodes", "csockets",
             "pip", "sip", "role", "pinst_list", "sinst_list", "master_capable",
             "vm_capable", "ndparams", "group.uuid"] + COMMON_FIELDS

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -62,11 +63,38 @@ def FormatErrorBody(code: int, explain: str) -> bytes:
                                      "explain": explain})
 
 
-def MakeSslContext(cert_file: str, key_file: str | None = None) -> ssl.SSLContext:
-    """The server's TLS context (the RAPI certificate and its key)."""
+def _LoadCertChain(ctx: ssl.SSLContext, cert_file: str, key_file: str,
+                   chain_file: str | None) -> None:
+    """Load the certificate (and, from ``chain_file``, the intermediate
+    certificates presented with it) and its key into ``ctx``.
+
+    OpenSSL reads a chain only from the certificate file itself, so a
+    separate chain file is appended to a private temporary copy of it; the
+    certificate file's private key, if it holds one, is skipped there (only
+    certificates are read from it) and read from ``key_file``.
+    """
+    if chain_file is None:
+        ctx.load_cert_chain(cert_file, key_file)
+        return
+    with open(cert_file, "rb") as handle:
+        cert_pem = handle.read()
+    with open(chain_file, "rb") as handle:
+        chain_pem = handle.read()
+    if b"-----BEGIN CERTIFICATE-----" not in chain_pem:
+        raise ssl.SSLError(f"No certificate found in the chain file {chain_file}")
+    with tempfile.NamedTemporaryFile(prefix="rapi-chain-", suffix=".pem") as combined:
+        combined.write(cert_pem.rstrip(b"\n") + b"\n" + chain_pem)
+        combined.flush()
+        ctx.load_cert_chain(combined.name, key_file)
+
+
+def MakeSslContext(cert_file: str, key_file: str | None = None,
+                   chain_file: str | None = None) -> ssl.SSLContext:
+    """The server's TLS context (the RAPI certificate, its key and, with
+    ``chain_file``, the intermediate certificates sent along)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert_file, key_file or cert_file)
+    _LoadCertChain(ctx, cert_file, key_file or cert_file, chain_file)
     # Clients open a new connection per request without resuming sessions
     # (Ganeti's pycurl client): TLS 1.3 session tickets would be wasted work
     # (about a fifth of the server's handshake CPU). The key exchange is

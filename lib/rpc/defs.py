@@ -86,6 +86,12 @@ def _ShutdownTimeout(args: Sequence[Any]) -> float:
     return float(args[1] or 0) + TMO_NORMAL
 
 
+def _OobTimeout(args: Sequence[Any]) -> float:
+    # run_oob(oob_program, command, remote_node, timeout): the node kills
+    # the helper after the timeout and still has to answer
+    return float(args[3] or 0) + TMO_URGENT
+
+
 def _RebootTimeout(args: Sequence[Any]) -> float:
     # instance_reboot(inst, reboot_type, shutdown_timeout, reason)
     return float(args[2] or 0) + TMO_NORMAL
@@ -187,6 +193,16 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("node_stop_master", TMO_FAST, (),
             "ganeti.backend.cluster.StopMasterDaemons",
             "Stop the master daemons on the node", single=True),
+    RpcCall("node_activate_master_ip", TMO_FAST, (
+        _A("master_params", ArgKind.OBJECT_DICT, "MasterNetworkParameters"),
+        _A("use_external_mip_script", doc="Run the administrator's script"),
+    ), "ganeti.backend.cluster.ActivateMasterIp",
+        "Bring the master IP up on the node", single=True),
+    RpcCall("node_deactivate_master_ip", TMO_FAST, (
+        _A("master_params", ArgKind.OBJECT_DICT, "MasterNetworkParameters"),
+        _A("use_external_mip_script", doc="Run the administrator's script"),
+    ), "ganeti.backend.cluster.DeactivateMasterIp",
+        "Take the master IP down on the node", single=True),
     # gnt-cluster command/copyfile go over SSH (ganeti.ssh): no call runs an
     # arbitrary command or writes an arbitrary file; this one runs only the
     # administrator's programs in RESTRICTED_COMMANDS_DIR
@@ -194,6 +210,18 @@ _CALL_LIST: list[RpcCall] = [
             (_A("cmd", doc="Command name"),),
             "ganeti.backend.restricted_commands.RunRestrictedCmd",
             "Runs restricted command"),
+    # --- Node power (ganeti.backend.oob): the OOB helper runs on the master --
+    RpcCall("run_oob", _OobTimeout, (
+        _A("oob_program", doc="Absolute path of the out-of-band helper"),
+        _A("command", doc="Out-of-band command (constants.OOB_COMMANDS)"),
+        _A("remote_node", doc="Name of the node the command is about"),
+        _A("timeout", doc="Seconds before the helper is killed"),
+    ), "ganeti.backend.oob.RunOob", "Runs out-of-band command", single=True),
+    RpcCall("node_powercycle", TMO_NORMAL, (
+        _A("hypervisor", doc="Hypervisor type"),
+        _A("hvparams", doc="Hypervisor parameters"),
+    ), "ganeti.backend.oob.NodePowercycle", "Tries to powercycle a node",
+        single=True),
     # --- Nodes (issue 6, gnt-node remove) -------------------------------------
     RpcCall("node_leave_cluster", TMO_NORMAL,
             (_A("modify_ssh_setup", doc="Whether SSH keys may be changed"),),
@@ -525,6 +553,28 @@ _CALL_LIST: list[RpcCall] = [
             "ganeti.backend.impexp.Cleanup",
             "Stops an import/export daemon if needed and removes its files",
             single=True),
+    # --- Exports (gnt-backup, ganeti.backend.export) -------------------------------------
+    RpcCall("export_info", TMO_FAST, (_A("path", doc="Export directory"),),
+            "ganeti.backend.export.ExportInfo",
+            "Returns the text of an export's config.ini (checked)", single=True),
+    RpcCall("export_list", TMO_FAST, (), "ganeti.backend.export.ListExports",
+            "Returns the names of the exports on the nodes"),
+    RpcCall("export_remove", TMO_FAST, (_A("export", doc="Export name"),),
+            "ganeti.backend.export.RemoveExport", "Removes an export", single=True),
+    RpcCall("finalize_export", TMO_NORMAL, (
+        _A("instance", ArgKind.OBJECT_DICT, "Instance object"),
+        _A("snap_disks", doc="Per disk the disk dict whose dump was written, or False"),
+    ), "ganeti.backend.export.FinalizeExport",
+        "Writes the export's config.ini and puts the export in place", single=True),
+    # --- Moves between clusters: per-move X509 keys (ganeti.backend.crypto) -------------
+    RpcCall("x509_cert_create", TMO_NORMAL,
+            (_A("validity", doc="Validity of the certificate in seconds"),),
+            "ganeti.backend.crypto.CreateX509Certificate",
+            "Creates a new X509 key and certificate; returns (name, cert PEM)",
+            single=True),
+    RpcCall("x509_cert_remove", TMO_NORMAL, (_A("name", doc="Key name"),),
+            "ganeti.backend.crypto.RemoveX509Certificate",
+            "Removes an X509 key and certificate", single=True),
 ]
 
 

@@ -1,7 +1,8 @@
 """ganeti-rapi: the remote API daemon.
 
-Listens with HTTPS (``rapi.pem``) on port 5080 (``-p``) of ``-b ADDRESS``
-(default 0.0.0.0) and answers Ganeti's RAPI version 2 by talking to the
+Listens with HTTPS (``rapi.pem``, with ``--ssl-chain``'s intermediate
+certificates) on port 5080 (``-p``) of ``-b ADDRESS`` (default 0.0.0.0) or
+of the IPv4 address of ``-i INTERFACE`` and answers Ganeti's RAPI version 2 by talking to the
 master daemon over luxi (:mod:`ganeti.rapi.server`). Started as root
 under privilege separation (:mod:`ganeti.runtime`), it becomes the
 ``gnt-rapi`` user once it has bound its port and read its certificate,
@@ -19,10 +20,13 @@ for a virtual-cluster node.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
+import socket
 import ssl
+import struct
 import sys
 
 from ganeti import constants, errors, pathutils, utils
@@ -44,6 +48,10 @@ def BuildParser() -> argparse.ArgumentParser:
                              f" {constants.DEFAULT_RAPI_PORT}; 0 picks a free one)")
     parser.add_argument("-b", "--bind", dest="bind_address", default=None,
                         metavar="ADDRESS", help="Address to bind to (default: 0.0.0.0)")
+    parser.add_argument("-i", "--interface", dest="interface", default=None,
+                        metavar="INTERFACE",
+                        help="Bind to the (IPv4) address of this network interface"
+                             " (instead of -b)")
     parser.add_argument("--max-clients", type=int,
                         default=rapi_server.DEFAULT_MAX_CLIENTS,
                         help="Most simultaneous client connections"
@@ -56,6 +64,9 @@ def BuildParser() -> argparse.ArgumentParser:
                         help="TLS key file (default: the RAPI certificate file)")
     parser.add_argument("-C", "--ssl-cert", default=None,
                         help="TLS certificate file (default: rapi.pem)")
+    parser.add_argument("--ssl-chain", default=None, metavar="SSL_CHAIN_FILE",
+                        help="Intermediate certificates to present with the"
+                             " certificate (PEM)")
     parser.add_argument("--users-file", default=None,
                         help="Users file (default: the cluster's rapi/users)")
     parser.add_argument("--syslog", action="store_true",
@@ -69,11 +80,43 @@ def BuildParser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ioctl reading an interface's IPv4 address (linux/sockios.h)
+_SIOCGIFADDR = 0x8915
+
+
+def GetInterfaceAddress(interface: str) -> str:
+    """The IPv4 address of a network interface (``-i``).
+
+    @raise errors.GenericError: naming the interface if it does not exist or
+        has no IPv4 address
+    """
+    if not interface or len(interface) >= 16 or "/" in interface:
+        raise errors.GenericError(f"invalid interface name '{interface}'")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR,
+                                 struct.pack("256s", interface.encode()))
+        except OSError as err:
+            raise errors.GenericError(
+                f"cannot find an IPv4 address of interface '{interface}':"
+                f" {err.strerror}") from None
+    return socket.inet_ntoa(answer[20:24])
+
+
 def Main(argv: list[str] | None = None) -> int:
     """Run the RAPI daemon; return its exit code."""
     options = BuildParser().parse_args(argv)
     port = daemon_util.GetDaemonPort(constants.RAPI) \
         if options.port is None else options.port
+    if options.interface is not None:
+        if options.bind_address is not None:
+            print(f"{constants.RAPI}: give either -b or -i, not both", file=sys.stderr)
+            return constants.EXIT_FAILURE
+        try:
+            options.bind_address = GetInterfaceAddress(options.interface)
+        except errors.GenericError as err:
+            print(f"{constants.RAPI}: {err}", file=sys.stderr)
+            return constants.EXIT_FAILURE
     address = options.bind_address or "0.0.0.0"
     if not 0 <= port < 65536:
         print(f"{constants.RAPI}: invalid port {port}", file=sys.stderr)
@@ -101,7 +144,8 @@ def Main(argv: list[str] | None = None) -> int:
     if not options.no_ssl:
         cert = options.ssl_cert or pathutils.RAPI_CERT_FILE
         try:
-            ssl_ctx = rapi_server.MakeSslContext(cert, options.ssl_key)
+            ssl_ctx = rapi_server.MakeSslContext(cert, options.ssl_key,
+                                                 chain_file=options.ssl_chain)
         except (OSError, ssl.SSLError) as err:
             logging.error("Cannot load the RAPI certificate %s: %s", cert, err)
             return constants.EXIT_FAILURE

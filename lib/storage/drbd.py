@@ -82,16 +82,25 @@ def _RefreshStandin() -> None:
             logging.warning("DRBD stand-in refresh failed: %s", result.output.strip())
 
 
-def GetProcStatus(filename: str | None = None, refresh: bool = True
-                  ) -> drbd_info.ProcStatus:
-    """The status of all minors (from drbdsetup status with DRBD 9).
+def _CurrentStandinStatus() -> drbd_info.ProcStatus | None:
+    """The stand-in's status file as it is, if that is current; None when
+    the stand-in has to run first.
 
-    On a virtual node the stand-in refreshes the status file first, unless
-    ``refresh`` is False (a DRBD command just ran).
+    The stand-in rewrites the status files of every node a command changes,
+    so the file is current unless it was never written or shows a resync,
+    whose progress the stand-in computes from the clock when it runs.
     """
-    if filename is None and refresh:
-        _RefreshStandin()
-    status = drbd_info.ReadProcStatus(filename)
+    try:
+        status = drbd_info.ReadProcStatus()
+    except errors.BlockDeviceError:
+        return None
+    if any(minor.is_in_resync for minor in status.minors.values()):
+        return None
+    return status
+
+
+def _WithDrbd9Minors(status: drbd_info.ProcStatus) -> drbd_info.ProcStatus:
+    """``status``, with the minors from drbdsetup status under DRBD 9."""
     if status.version.is_drbd9:
         result = RunDrbdCommand(drbd_cmdgen.StatusCmd())
         if result.failed:
@@ -101,6 +110,24 @@ def GetProcStatus(filename: str | None = None, refresh: bool = True
         resources = drbd_info.ParseDrbd9Status(result.stdout)
         status.minors = drbd_info.MinorsFromDrbd9(resources)
     return status
+
+
+def GetProcStatus(filename: str | None = None, refresh: bool = True
+                  ) -> drbd_info.ProcStatus:
+    """The status of all minors (from drbdsetup status with DRBD 9).
+
+    On a virtual node the stand-in refreshes the status file first when it
+    is not current (see :func:`_CurrentStandinStatus`), unless ``refresh``
+    is False (a DRBD command just ran).
+    """
+    status = None
+    if filename is None and refresh and pathutils.IsVirtualCluster():
+        status = _CurrentStandinStatus()
+        if status is None:
+            _RefreshStandin()
+    if status is None:
+        status = drbd_info.ReadProcStatus(filename)
+    return _WithDrbd9Minors(status)
 
 
 def GetUsedMinors(filename: str | None = None) -> list[int]:
@@ -114,8 +141,10 @@ def GetUsermodeHelper(filename: str | None = None) -> str:
     @raise errors.BlockDeviceError: if the module's parameter is unreadable
     """
     if filename is None:
-        _RefreshStandin()
         filename = pathutils.AddNodePrefix(USERMODE_HELPER_FILE)
+        if not os.path.exists(filename):
+            # the stand-in writes it when it first runs
+            _RefreshStandin()
     try:
         return utils.ReadFile(filename).strip()
     except OSError as err:
@@ -217,7 +246,7 @@ class DRBD8Dev(base.BlockDev):
                             status.cstatus)
         meta = children[1]
         meta.Assemble()
-        if not meta.Attach() or not meta.dev_path:
+        if not meta.attached or not meta.dev_path:
             base.ThrowError("drbd%d: cannot attach the metadata device %r", minor, meta)
         if meta.size and meta.size < MIN_META_SIZE:
             base.ThrowError("drbd%d: metadata device %s is too small (%d MiB, at least %d)",
@@ -281,11 +310,17 @@ class DRBD8Dev(base.BlockDev):
 
     def Attach(self, **kwargs: Any) -> bool:
         """Find our minor configured for this disk (disk or network)."""
-        # show first: on a virtual node this also refreshes the status file
-        show = RunDrbdCommand(drbd_cmdgen.ShowCmd(self._aminor))
-        if not GetProcStatus(refresh=False).GetMinor(self._aminor).is_in_use:
+        show = None
+        status = _CurrentStandinStatus() if pathutils.IsVirtualCluster() else None
+        if status is None:
+            # show first: on a virtual node this also refreshes the status file
+            show = RunDrbdCommand(drbd_cmdgen.ShowCmd(self._aminor))
+            status = drbd_info.ReadProcStatus()
+        if not _WithDrbd9Minors(status).GetMinor(self._aminor).is_in_use:
             self._SetFromMinor(None)
             return False
+        if show is None:
+            show = RunDrbdCommand(drbd_cmdgen.ShowCmd(self._aminor))
         if show.failed:
             _Fail(self._aminor, "cannot read the configuration", show)
         info = self._ParseShow(show.stdout)
@@ -360,8 +395,10 @@ class DRBD8Dev(base.BlockDev):
         info = self._Show()
         match_l, match_r = self._MatchesLocal(info), self._MatchesNet(info)
         if match_l and match_r:
-            pass
-        elif not info.has_local_disk and not info.has_network and self._IsOurs(info):
+            # assembled already: nothing changed, nothing to check
+            self._SetFromMinor(minor)
+            return
+        if not info.has_local_disk and not info.has_network and self._IsOurs(info):
             self._AssembleLocal(new_minor=False)
             self._AssembleNet()
         elif match_l and not info.has_network:

@@ -334,18 +334,21 @@ def ParseVolumeList(output: str) -> list[dict[str, Any]]:
     return result
 
 
-def ParsePhysicalVolumes(output: str) -> list[dict[str, Any]]:
+def ParsePhysicalVolumes(output: str, with_lvs: bool = True) -> list[dict[str, Any]]:
     """Physical volumes from ``pvs -o pv_name,vg_name,pv_size,pv_free,pv_used,
-    pv_attr,pv_uuid,lv_name`` (one line per segment).
+    pv_attr,pv_uuid,lv_name`` (one line per segment), or without
+    ``lv_name`` when not ``with_lvs`` (one line per PV).
 
     Each is a dict: name, vg_name ("" when in no VG), size, free, used
     (MiB), attributes, allocatable, missing, uuid, lv_list (the LVs on
-    it). A PV is allocatable when its first attribute is "a" and it is
-    not missing (third attribute "m", name "[unknown]").
+    it; empty without ``with_lvs``). A PV is allocatable when its first
+    attribute is "a" and it is not missing (third attribute "m", name
+    "[unknown]").
     """
     by_key: dict[str, dict[str, Any]] = {}
-    for name, vg_name, size, free, used, attr, uuid, lv_name in \
-            _Rows(output, 8, "pvs output"):
+    for row in _Rows(output, 8 if with_lvs else 7, "pvs output"):
+        name, vg_name, size, free, used, attr, uuid = row[:7]
+        lv_name = row[7] if with_lvs else ""
         key = uuid or name
         pv = by_key.get(key)
         if pv is None:
@@ -434,13 +437,16 @@ def GetLogicalVolumes(vg_names: list[str] | None = None
 
 
 def GetPhysicalVolumes(vg_names: list[str] | None = None,
-                       filter_allocatable: bool = False) -> list[dict[str, Any]]:
+                       filter_allocatable: bool = False,
+                       with_lvs: bool = True) -> list[dict[str, Any]]:
     """The physical volumes of this node (see :func:`ParsePhysicalVolumes`),
     only those of ``vg_names`` if given, only allocatable ones with
-    ``filter_allocatable``."""
+    ``filter_allocatable``; without ``with_lvs`` their ``lv_list`` is not
+    read (pvs then prints a line per PV, not one per volume on it)."""
+    fields = "pv_name,vg_name,pv_size,pv_free,pv_used,pv_attr,pv_uuid"
     result = _RunLvm(["pvs", *_REPORT_OPTS, "-o",
-                      "pv_name,vg_name,pv_size,pv_free,pv_used,pv_attr,pv_uuid,lv_name"])
-    pvs = ParsePhysicalVolumes(result.stdout)
+                      f"{fields},lv_name" if with_lvs else fields])
+    pvs = ParsePhysicalVolumes(result.stdout, with_lvs=with_lvs)
     if vg_names is not None:
         pvs = [pv for pv in pvs if pv["vg_name"] in vg_names]
     if filter_allocatable:
@@ -555,8 +561,11 @@ class LogicalVolume(base.BlockDev):
             base.ThrowError("Invalid number of stripes %r for %s/%s: must be a positive"
                             " integer", desired, vg_name, lv_name)
         with _AsBlockDeviceError():
-            GetVgInfo(vg_name)
-            pvs = GetPhysicalVolumes([vg_name], filter_allocatable=True)
+            # Only exclusive storage needs the volumes on each PV
+            pvs = GetPhysicalVolumes([vg_name], filter_allocatable=True,
+                                     with_lvs=bool(excl_stor))
+            if not pvs:
+                GetVgInfo(vg_name)  # says when the volume group does not exist
         if not pvs:
             base.ThrowError("No allocatable physical volumes in volume group %s",
                             vg_name)
@@ -657,7 +666,8 @@ class LogicalVolume(base.BlockDev):
     def Assemble(self) -> None:
         """Activate the LV (only checks that it exists without activation;
         maps it onto a loop device in an LVM view with loop activation)."""
-        self._AttachOrFail("assemble")
+        if not self.attached:
+            self._AttachOrFail("assemble")
         root = _LoopViewRoot()
         if root:
             from ganeti.storage import lvm_view
@@ -781,6 +791,17 @@ class LogicalVolume(base.BlockDev):
             base.ThrowError("Not enough free space in volume group %s for a snapshot of"
                             " %s: requested %d MiB, free %d MiB", self.vg_name,
                             self._name, size, free)
+        root = _LoopViewRoot()
+        if root:
+            # No snapshots without device-mapper: in an LVM view with loop
+            # activation the "snapshot" is a contiguous volume holding a copy
+            from ganeti.storage import lvm_view
+            _RunLvm(["lvcreate", "-an", "-Zn", "--alloc", "contiguous", "-L", f"{size}m",
+                     "-n", name, self.vg_name], subject=snap,
+                    error=errors.BlockDeviceError)
+            with _AsBlockDeviceError():
+                lvm_view.CopyVolumeData(root, self.vg_name, self.lv_name, name)
+            return (self.vg_name, name)
         _RunLvm(["lvcreate", "-s", "-L", f"{size}m", "-n", name, self._name],
                 subject=snap, error=errors.BlockDeviceError)
         return (self.vg_name, name)

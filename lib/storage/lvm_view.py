@@ -615,3 +615,59 @@ def RenameMappedVolume(root: str, vg_name: str, old_name: str, new_name: str) ->
             _Detach(stale["device"], image)
         if old in mappings:
             mappings[new] = mappings.pop(old)
+
+
+def CopyVolumeData(root: str, vg_name: str, src_lv: str, dst_lv: str) -> None:
+    """Copy the data of logical volume ``src_lv`` into ``dst_lv`` (at most
+    the smaller size) within the view's image.
+
+    Without device-mapper a snapshot's extents hold no copy-on-write
+    store that would show the origin's data: a snapshot made in a view
+    with loop activation gets a copy of its origin's data instead, so that
+    reading it gives what the origin held when it was taken.
+    """
+    src, dst = _Key(vg_name, src_lv), _Key(vg_name, dst_lv)
+    _, image, _, _ = _Paths(root)
+    with _LockedMappings(root):
+        src_off, src_size = _VolumeExtent(root, image, vg_name, src_lv)
+        dst_off, dst_size = _VolumeExtent(root, image, vg_name, dst_lv)
+        left = min(src_size, dst_size)
+        try:
+            fd = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as err:
+            raise errors.StorageError(f"Cannot open {image} to copy {src} to {dst}:"
+                                      f" {err}") from err
+        try:
+            # Data written through a mapped loop device of the origin is in
+            # the page cache of that device, not necessarily of the image
+            for mapped in (FindMappedVolume(root, vg_name, src_lv),):
+                if mapped:
+                    _SyncDevice(mapped)
+            pos = 0
+            while pos < left:
+                chunk = os.pread(fd, min(4 * 1024 * 1024, left - pos), src_off + pos)
+                if not chunk:
+                    break
+                os.pwrite(fd, chunk, dst_off + pos)
+                pos += len(chunk)
+            os.fsync(fd)
+        except OSError as err:
+            raise errors.StorageError(f"Cannot copy {src} to {dst} in {image}:"
+                                      f" {err}") from err
+        finally:
+            os.close(fd)
+    logging.info("Copied %d bytes of %s into %s", left, src, dst)
+
+
+def _SyncDevice(device: str) -> None:
+    """Flush what was written through loop ``device`` to its backing file."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

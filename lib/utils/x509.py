@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -323,3 +324,55 @@ def GetCommonName(cert: cx509.Certificate) -> str | None:
         return None
     value = attrs[0].value
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+# --- certificates signed with a shared secret (moves between clusters) ----------------
+# A signed certificate is its PEM text preceded by one RFC 822-like header
+# line, ``X-Ganeti-Signature: <salt>/<hex HMAC-SHA1 of salt + PEM>``, and an
+# empty line. The HMAC covers the certificate as re-encoded here, so that
+# only the certificate itself (not its formatting) is signed.
+
+_SALT_RE = re.compile(r"^[a-zA-Z0-9]+$")
+_SIGNATURE_RE = re.compile(r"^%s:\s*(?P<salt>[a-zA-Z0-9]+)/(?P<sign>[a-zA-Z0-9]+)$"
+                           % re.escape(constants.X509_CERT_SIGNATURE_HEADER), re.I)
+
+
+def SignX509Certificate(cert_pem: str | bytes, key: str, salt: str) -> str:
+    """Return the certificate in ``cert_pem`` with a signature header:
+    an HMAC under ``key`` (the cluster domain secret) with ``salt``
+    (letters and digits)."""
+    from ganeti.utils import security
+    if not isinstance(salt, str) or not _SALT_RE.match(salt):
+        raise errors.GenericError(f"Invalid salt: {salt!r}")
+    _, pem = ExtractX509Certificate(cert_pem)
+    text = pem.decode("ascii")
+    digest = security.Sha1Hmac(key, text, salt=salt)
+    return f"{constants.X509_CERT_SIGNATURE_HEADER}: {salt}/{digest}\n\n{text}"
+
+
+def _SignatureOf(signed_pem: str) -> tuple[str, str]:
+    for line in signed_pem.splitlines():
+        if line.startswith("---"):
+            break
+        match = _SIGNATURE_RE.match(line.strip())
+        if match:
+            return match.group("salt"), match.group("sign")
+    raise errors.GenericError("X509 certificate signature is missing")
+
+
+def LoadSignedX509Certificate(signed_pem: str | bytes,
+                              key: str) -> tuple[cx509.Certificate, str]:
+    """Check the signature header of ``signed_pem`` against ``key``;
+    return the certificate and the salt.
+
+    Raises errors.GenericError when the signature is missing or wrong,
+    errors.X509CertError when the certificate cannot be parsed.
+    """
+    from ganeti.utils import security
+    text = signed_pem.decode("ascii", "replace") if isinstance(signed_pem, bytes) \
+        else signed_pem
+    salt, signature = _SignatureOf(text)
+    cert, pem = ExtractX509Certificate(text)
+    if not security.VerifySha1Hmac(key, pem.decode("ascii"), signature, salt=salt):
+        raise errors.GenericError("X509 certificate signature is invalid")
+    return cert, salt

@@ -290,3 +290,42 @@ def test_two_nodes_verify_and_failover(cluster):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert node1.gnt("getmaster", check=True).stdout.strip() == node1.name
     assert node1.gnt("verify").returncode == 0
+
+
+def test_master_commands_and_new_options(cluster):
+    """master-ping, the master IP, rename, show-ispecs-cmd, upgrade, verify's
+    and modify's newer options, on a running one-node cluster."""
+    _, nodes = cluster
+    (node1,) = nodes
+    assert node1.gnt("master-ping").returncode == 0
+    # The master IP is on lo in 127.0.0.0/8: the setup script has nothing to do
+    node1.gnt("activate-master-ip", check=True)
+    node1.gnt("deactivate-master-ip", "--yes", check=True)
+    node1.gnt("activate-master-ip", check=True)
+
+    # Names of a virtual cluster are not in DNS: the master IP stays
+    node1.gnt("rename", "-f", "renamed.vc.test", check=True)
+    assert "Cluster name: renamed.vc.test" in node1.gnt("info", check=True).stdout
+    proc = node1.gnt("rename", "-f", "renamed.vc.test")
+    assert proc.returncode != 0 and "Neither the name nor the IP" in proc.stderr
+    node1.gnt("rename", "-f", CLUSTER, check=True)
+
+    node1.gnt("modify", "--ipolicy-std-specs", "memory-size=256",
+              "--enabled-data-collectors", "lv=false",
+              "--data-collector-interval", "lv=7", check=True)
+    cmd = node1.gnt("show-ispecs-cmd", check=True).stdout
+    assert cmd.startswith("gnt-cluster init --ipolicy-std-specs ") and \
+        "memory-size=256" in cmd and cmd.strip().endswith(CLUSTER)
+    cfg = config.ConfigWriter(node1.cfg_file, accept_foreign=True)
+    assert cfg.GetClusterInfo().data_collectors["lv"] == {"active": False,
+                                                          "interval": 7000000}
+
+    proc = node1.gnt("verify", "--node-group", "default", "--no-hv-param-assessment",
+                     "-I", "ENODEN1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = node1.gnt("verify", "--node-group", "nosuchgroup")
+    assert proc.returncode != 0 and "nosuchgroup" in proc.stderr
+
+    assert node1.gnt("upgrade", "--to", constants.RELEASE_VERSION).returncode == 0
+    proc = node1.gnt("upgrade", "--to", "2.16")
+    assert proc.returncode == 1 and "Cannot upgrade" in proc.stderr

@@ -66,8 +66,9 @@ _UNITS = {"s": 512, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 _NUM_RE = re.compile(r"^(\d+)([sSkKmMgGtT]?)$")
 _ADDR_RE = re.compile(r"^(?:(ipv4|ipv6):)?(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-#: The record name of the node's metadata store
-META = ".metadata"
+#: A node's state (below its root's var/lib/drbd-standin) and the shared registry
+STATE_FILE = "state.json"
+REGISTRY_FILE = "endpoints.json"
 
 
 class StandinError(Exception):
@@ -169,86 +170,136 @@ def ParseArgs(prog: str, args: list[str], npos: int | tuple[int, int],
 
 
 class World:
-    """The devices of every node, under the lock of the shared registry."""
+    """The devices of every node, under the lock of the shared registry.
+
+    A node's state (its resources and its metadata areas) is one file, and
+    the registry of network endpoints another: a run reads the files of the
+    nodes it looks at once, whatever their number of devices, and writes
+    back those it changed.
+    """
 
     def __init__(self, root: str, shared: str, now: float, rate_kib: float):
         self.root = root
         self.shared = shared
         self.now = now
         self.rate_kib = rate_kib
-        self._cache: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self._dirty: set[tuple[str, str]] = set()
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._dirty: set[str] = set()
+        self._registry: dict[str, dict[str, str]] | None = None
+        self._registry_dirty = False
+        #: Files of the earlier layout, removed once their content is written
+        self._legacy: list[str] = []
 
     @staticmethod
     def StateDir(root: str) -> str:
         return os.path.join(root, "var/lib/drbd-standin")
 
-    def _Path(self, root: str, name: str) -> str:
-        if name == META:
-            return os.path.join(self.StateDir(root), "metadata.json")
-        return os.path.join(self.StateDir(root), f"res-{name}.json")
+    def _Node(self, root: str) -> dict[str, Any]:
+        """The state of node ``root``: {"resources": {name: record},
+        "metadata": {"disks": {device: area}}}."""
+        state = self._nodes.get(root)
+        if state is None:
+            path = os.path.join(self.StateDir(root), STATE_FILE)
+            try:
+                with open(path) as handle:
+                    state = json.load(handle)
+            except FileNotFoundError:
+                state = self._Legacy(root)
+            self._nodes[root] = state
+        return state
+
+    def _Legacy(self, root: str) -> dict[str, Any]:
+        """A node's state in the layout of earlier versions (a file per
+        resource and metadata.json), moved to the state file on the next
+        flush; an empty state if there is none."""
+        state: dict[str, Any] = {"resources": {}, "metadata": {"disks": {}}}
+        directory = self.StateDir(root)
+        try:
+            entries = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return state
+        for entry in entries:
+            if entry.startswith("res-") and entry.endswith(".json") or \
+                    entry == "metadata.json":
+                with open(os.path.join(directory, entry)) as handle:
+                    rec = json.load(handle)
+                self._legacy.append(os.path.join(directory, entry))
+                if entry == "metadata.json":
+                    state["metadata"] = {"disks": rec.get("disks", {})}
+                else:
+                    state["resources"][rec["name"]] = rec
+                self._dirty.add(root)
+        return state
 
     def Load(self, root: str, name: str) -> dict[str, Any] | None:
-        key = (root, name)
-        if key not in self._cache:
-            try:
-                with open(self._Path(root, name)) as handle:
-                    self._cache[key] = json.load(handle)
-            except FileNotFoundError:
-                self._cache[key] = None
-        return self._cache[key]
+        return self._Node(root)["resources"].get(name)
 
     def Store(self, root: str, rec: dict[str, Any] | None, name: str | None = None) -> None:
-        key = (root, name or rec["name"])  # type: ignore[index]
-        self._cache[key] = rec
-        self._dirty.add(key)
+        """Keep ``rec`` (None: remove resource ``name``) for the next flush."""
+        resources = self._Node(root)["resources"]
+        if rec is None:
+            resources.pop(name, None)
+        else:
+            resources[rec["name"]] = rec
+        self._dirty.add(root)
 
     def Resources(self, root: str) -> list[dict[str, Any]]:
-        names = set()
-        try:
-            for entry in os.listdir(self.StateDir(root)):
-                if entry.startswith("res-") and entry.endswith(".json"):
-                    names.add(entry[4:-5])
-        except FileNotFoundError:
-            pass
-        names.update(name for (r, name) in self._cache if r == root and name != META)
-        recs = [self.Load(root, name) for name in sorted(names)]
-        return [rec for rec in recs if rec is not None]
+        resources = self._Node(root)["resources"]
+        return [resources[name] for name in sorted(resources)]
 
     def ByMinor(self, root: str, minor: int) -> dict[str, Any] | None:
-        return next((rec for rec in self.Resources(root) if rec["minor"] == minor), None)
+        return next((rec for rec in self._Node(root)["resources"].values()
+                     if rec["minor"] == minor), None)
 
     def Meta(self) -> dict[str, Any]:
-        """This node's metadata areas written by drbdmeta, by device."""
-        rec = self.Load(self.root, META)
-        if rec is None:
-            rec = {"name": META, "disks": {}}
-            self._cache[(self.root, META)] = rec
-        return rec
+        """This node's metadata areas written by drbdmeta, by device (a
+        change is kept with :meth:`StoreMeta`)."""
+        return self._Node(self.root)["metadata"]
+
+    def StoreMeta(self) -> None:
+        self._dirty.add(self.root)
 
     def Flush(self) -> None:
-        for root, name in sorted(self._dirty):
-            rec = self._cache[(root, name)]
-            if rec is None:
-                try:
-                    os.unlink(self._Path(root, name))
-                except FileNotFoundError:
-                    pass
-            else:
-                _WriteAtomic(self._Path(root, name), json.dumps(rec, indent=1, sort_keys=True))
+        for root in sorted(self._dirty):
+            _WriteAtomic(os.path.join(self.StateDir(root), STATE_FILE),
+                         json.dumps(self._nodes[root], sort_keys=True))
         self._dirty.clear()
+        if self._registry_dirty:
+            _WriteAtomic(os.path.join(self.shared, REGISTRY_FILE),
+                         json.dumps(self._registry, sort_keys=True))
+            self._registry_dirty = False
+        for path in self._legacy:
+            os.unlink(path)
+        self._legacy.clear()
 
     # --- the registry of network endpoints -------------------------------------------------
 
-    def _EndpointPath(self, endpoint: str) -> str:
-        return os.path.join(self.shared, endpoint.replace("/", "_"))
+    def _Registry(self) -> dict[str, dict[str, str]]:
+        """{endpoint: {"root": node root, "resource": name}}."""
+        if self._registry is None:
+            try:
+                with open(os.path.join(self.shared, REGISTRY_FILE)) as handle:
+                    self._registry = json.load(handle)
+            except FileNotFoundError:
+                self._registry = self._LegacyRegistry()
+        return self._registry
+
+    def _LegacyRegistry(self) -> dict[str, dict[str, str]]:
+        """The registry of earlier versions: a file per endpoint."""
+        registry = {}
+        for entry in sorted(os.listdir(self.shared)):
+            if entry.startswith(("ipv4:", "ipv6:")):
+                path = os.path.join(self.shared, entry)
+                with open(path) as handle:
+                    registry[entry] = json.load(handle)
+                self._legacy.append(path)
+                self._registry_dirty = True
+        return registry
 
     def Endpoint(self, endpoint: str) -> tuple[str, dict[str, Any]] | None:
         """(root, resource) owning ``endpoint``, if still configured so."""
-        try:
-            with open(self._EndpointPath(endpoint)) as handle:
-                entry = json.load(handle)
-        except (FileNotFoundError, ValueError):
+        entry = self._Registry().get(endpoint)
+        if entry is None:
             return None
         rec = self.Load(entry["root"], entry["resource"])
         if rec is None or not rec.get("net") or rec["net"]["local"] != endpoint:
@@ -256,13 +307,12 @@ class World:
         return entry["root"], rec
 
     def Register(self, endpoint: str, root: str, name: str) -> None:
-        _WriteAtomic(self._EndpointPath(endpoint), json.dumps({"root": root, "resource": name}))
+        self._Registry()[endpoint] = {"root": root, "resource": name}
+        self._registry_dirty = True
 
     def Unregister(self, endpoint: str) -> None:
-        try:
-            os.unlink(self._EndpointPath(endpoint))
-        except FileNotFoundError:
-            pass
+        if self._Registry().pop(endpoint, None) is not None:
+            self._registry_dirty = True
 
     # --- derived state --------------------------------------------------------------------
 
@@ -493,7 +543,7 @@ def _SaveMeta(world: World, rec: dict[str, Any], state: str | None = None) -> No
     world.Meta()["disks"][key] = {
         "state": "Inconsistent" if dstate == "Diskless" else dstate,
         "size_kib": rec["size_kib"]}
-    world.Store(world.root, world.Meta())
+    world.StoreMeta()
 
 
 def CmdNewResource(world: World, prog: str, args: list[str]) -> str:
@@ -717,7 +767,7 @@ def Drbdmeta(world: World, argv: list[str]) -> str:
         raise StandinError(USAGE_EXIT, f"{meta} holds DRBD meta data; the stand-in asks"
                            " no questions: use --force to overwrite it")
     disks[meta] = {"state": "Inconsistent", "size_kib": 0}
-    world.Store(world.root, world.Meta())
+    world.StoreMeta()
     return "Writing meta data...\nNew drbd meta data block successfully created.\n"
 
 
@@ -742,10 +792,25 @@ PROGRAMS = {"drbdsetup": Drbdsetup, "drbdmeta": Drbdmeta,
             "drbdsetup-standin-ctl": StandinCtl}
 
 
+def _WriteIfChanged(path: str, data: str) -> None:
+    try:
+        with open(path) as handle:
+            if handle.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    _WriteAtomic(path, data)
+
+
 def _WriteNodeFiles(world: World, root: str, version: str) -> None:
-    _WriteAtomic(os.path.join(root, "proc/drbd"), RenderProc(world, root, version))
-    _WriteAtomic(os.path.join(root, "sys/module/drbd/parameters/usermode_helper"),
-                 USERMODE_HELPER + "\n")
+    _WriteIfChanged(os.path.join(root, "proc/drbd"), RenderProc(world, root, version))
+    _WriteIfChanged(os.path.join(root, "sys/module/drbd/parameters/usermode_helper"),
+                    USERMODE_HELPER + "\n")
+
+
+def _Peers(world: World, root: str) -> set[str]:
+    """The roots of the nodes whose devices ``root``'s devices point at."""
+    return {peer[0] for rec in world.Resources(root) if (peer := world.Peer(rec)) is not None}
 
 
 def Main(program: str, argv: list[str]) -> int:
@@ -771,19 +836,19 @@ def Main(program: str, argv: list[str]) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         world = World(root, shared, now, max(rate, 0.001) * 1024)
         # the peers before the command too: a disconnect changes what they show
-        roots = {root} | {peer[0] for rec in world.Resources(root)
-                          if (peer := world.Peer(rec)) is not None}
+        roots = {root} | _Peers(world, root)
+        # the kernel's state is current when a command runs
+        for node in sorted(roots):
+            world.Settle(node)
         error = None
         try:
             output = PROGRAMS[program](world, argv)
-            world.Flush()
         except StandinError as err:
             output, error = "", err
             world = World(root, shared, now, world.rate_kib)
-        peers = world.Settle(root)
-        for node in sorted((roots | peers) - {root}):
+        roots |= world.Settle(root) | _Peers(world, root)
+        for node in sorted(roots - {root}):
             world.Settle(node)
-        roots |= peers
         world.Flush()
         for node in sorted(roots):
             _WriteNodeFiles(world, node, version)

@@ -250,3 +250,91 @@ def test_test_jobqueue_detects_a_wrong_status(fake_client, jqueue_script, capsys
     fake_client.on_submit = _OnSubmit
     assert _Run("test-jobqueue") == 1
     assert "is queued at step expandnames, expected waiting" in capsys.readouterr().err
+
+
+# --- submit-job, test-osparams -----------------------------------------------------------
+
+def _JobFile(tmp_path, name, data):
+    import json
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def _Succeed(fake_client, count):
+    for job_id in range(1, count + 1):
+        fake_client.jobs[job_id] = SuccessJob(job_id)
+    fake_client.wfjc = [[[S], []] for _ in range(count)]
+
+
+def test_submit_job_one_job_per_file(fake_client, tmp_path, capsys):
+    one = _JobFile(tmp_path, "one.json", [{"OP_ID": "OP_TEST_DELAY", "duration": 0.1},
+                                          {"OP_ID": "OP_TEST_DELAY", "duration": 0.2}])
+    two = _JobFile(tmp_path, "two.json", [[{"OP_ID": "OP_TEST_DELAY", "duration": 1}],
+                                          [{"OP_ID": "OP_CLUSTER_QUERY"}]])
+    _Succeed(fake_client, 3)
+    assert _Run("submit-job", "--timing-stats", one, two) == 0
+    assert [[op["OP_ID"] for op in ops] for ops in fake_client.submitted] == [
+        ["OP_TEST_DELAY", "OP_TEST_DELAY"], ["OP_TEST_DELAY"], ["OP_CLUSTER_QUERY"]]
+    assert fake_client.CallNames().count("SubmitManyJobs") == 1
+    out = capsys.readouterr().out
+    assert "Total opcodes:  4" in out and "Total jobs:     3" in out
+
+
+def test_submit_job_repeats_and_each(fake_client, tmp_path):
+    one = _JobFile(tmp_path, "one.json", [{"OP_ID": "OP_TEST_DELAY", "duration": 0.1}])
+    _Succeed(fake_client, 2)
+    assert _Run("submit-job", "--job-repeat", "2", "--op-repeat", "3", "--each",
+                "--priority", "low", one) == 0
+    assert [len(ops) for ops in fake_client.submitted] == [3, 3]
+    assert fake_client.CallNames().count("SubmitJob") == 2
+    assert all(op["priority"] == constants.OP_PRIO_LOW
+               for ops in fake_client.submitted for op in ops)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("not json", "is not valid JSON"),
+    ("{}", "must hold a non-empty list"),
+    ("[]", "must hold a non-empty list"),
+    ('[{"duration": 1}]', "missing OP_ID"),
+    ('[{"OP_ID": "OP_NO_SUCH"}]', "Invalid opcode"),
+    ('[{"OP_ID": "OP_TEST_DELAY", "duration": "long"}]', "duration"),
+    ('[[]]', "holds an empty job"),
+])
+def test_submit_job_bad_files(fake_client, tmp_path, capsys, content, message):
+    path = _JobFile(tmp_path, "bad.json", content)
+    assert _Run("submit-job", path) == 1
+    assert message in capsys.readouterr().err
+    assert fake_client.submitted == []
+
+
+def test_submit_job_missing_file_and_bad_repeat(fake_client, tmp_path, capsys):
+    assert _Run("submit-job", str(tmp_path / "nosuch.json")) == 1
+    assert "Cannot read job file" in capsys.readouterr().err
+    assert _Run("submit-job", "--job-repeat", "0", str(tmp_path / "x")) == 2
+
+
+def test_submit_job_reports_failed_jobs(fake_client, tmp_path, capsys):
+    one = _JobFile(tmp_path, "one.json", [{"OP_ID": "OP_TEST_DELAY", "duration": 0.1}])
+    fake_client.jobs[1] = {"id": 1, "status": constants.JOB_STATUS_ERROR,
+                           "opstatus": [constants.OP_STATUS_ERROR],
+                           "opresult": [["OpExecError", ["boom"]]]}
+    fake_client.wfjc = [[[constants.JOB_STATUS_ERROR], []]]
+    assert _Run("submit-job", one) == 1
+    assert "1 of 1 job(s) failed" in capsys.readouterr().err
+
+
+def test_test_osparams(fake_client, capsys):
+    fake_client.jobs[1] = SuccessJob(1)
+    fake_client.wfjc = [[[S], []]]
+    assert _Run("test-osparams", "--os-parameters-secret", "password=s3cr3t,x=1",
+                "--os-parameters-secret", "y=a\\,b") == 0
+    op = fake_client.submitted[0][0]
+    assert op["OP_ID"] == "OP_TEST_OS_PARAMS"
+    assert op["osparams_secret"] == {"password": "s3cr3t", "x": "1", "y": "a,b"}
+
+
+def test_test_osparams_needs_parameters(fake_client, capsys):
+    assert _Run("test-osparams") == 1
+    assert _Run("test-osparams", "--os-parameters-secret", "novalue") == 2
+    assert fake_client.submitted == []

@@ -87,6 +87,10 @@ def test_add_bad_disk_size_submits_nothing(fake_client, capsys):
 
 
 def test_other_commands_build_opcodes(fake_client):
+    # startup, shutdown and reboot look the instance up first
+    fake_client.query[constants.QR_INSTANCE] = {
+        "fields": [{"name": "name", "title": "Instance", "kind": constants.QFT_TEXT}],
+        "data": [[[constants.RS_NORMAL, "i1"]]]}
     assert _Run("shutdown", "--timeout", "5", "--no-remember", "--submit", "i1") == 0
     op = _Submitted(fake_client)
     assert (op["OP_ID"], op["timeout"], op["no_remember"]) == \

@@ -286,11 +286,6 @@ def test_query_and_config_query(cfg):
         _Run(ctx, opcodes.OpClusterConfigQuery(output_fields=["bogus"]))
 
 
-def test_master_ip_is_a_no_op_on_lo(cfg):
-    _, cbs = _Run(_Context(cfg), opcodes.OpClusterActivateMasterIp())
-    assert any("nothing to do" in str(m) for m in cbs.feedback)
-
-
 # --- verify ------------------------------------------------------------------------------
 
 class FakeVerifyRunner:

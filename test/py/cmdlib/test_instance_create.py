@@ -241,3 +241,20 @@ def test_manual_placement_ignores_the_vcpu_and_spindle_ratios(ctx):
     for idx in range(3):
         _Run(ctx, _CreateOp(name=f"cpu{idx}.example.com", beparams={"vcpus": 4}))
     assert len(ctx.cfg.GetInstanceList()) == 3
+
+
+def test_secret_os_params_reach_the_scripts_only(ctx):
+    """gnt-instance add --os-parameters-secret: validated and given to the
+    create script, never stored."""
+    _Run(ctx, _CreateOp(osparams={"message": "hi"}, osparams_secret={"key": "psst"}))
+    (validate,) = [call for call in ctx.rpc.calls if call[0] == "os_validate"]
+    assert validate[1][-2] == {"message": "hi", "key": "psst"}
+    (os_add,) = [call for call in ctx.rpc.calls if call[0] == "instance_os_add"]
+    assert os_add[2]["osparams"]["key"] == "psst"
+    inst = ctx.cfg.GetInstanceInfoByName("inst1.example.com")
+    assert inst.osparams == {"message": "hi"} and "key" not in inst.osparams_private
+
+
+def test_instance_communication_is_refused(ctx):
+    _Refused(ctx, _CreateOp(instance_communication=True), errors.ECODE_INVAL,
+             "communication NIC is not supported")

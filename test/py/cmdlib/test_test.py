@@ -199,3 +199,24 @@ def test_jqueue_client_not_connecting(monkeypatch):
 def test_jqueue_plain_run():
     cbs = Callbacks()
     assert mcpu.Processor(make_context()).ExecOpCode(opcodes.OpTestJqueue(), cbs) is True
+
+
+# --- LUTestOsParams ---------------------------------------------------------------
+
+def test_osparams_reports_names_not_values():
+    cbs = Callbacks()
+    op = opcodes.OpTestOsParams(osparams_secret={"password": "s3cr3t", "key": "k"})
+    mcpu.Processor(make_context(FakeConfig(["node1"])), ec_id=1).ExecOpCode(op, cbs)
+    messages = []
+    while not cbs.feedback.empty():
+        messages.append(str(cbs.feedback.get()))
+    assert any("2 secret OS parameter(s): key, password" in m for m in messages)
+    assert not any("s3cr3t" in m for m in messages)
+
+
+@pytest.mark.parametrize("params", [None, {}])
+def test_osparams_missing(params):
+    op = opcodes.OpTestOsParams(osparams_secret=params)
+    with pytest.raises(errors.OpExecError, match="not present"):
+        mcpu.Processor(make_context(FakeConfig(["node1"])), ec_id=1).ExecOpCode(
+            op, Callbacks())

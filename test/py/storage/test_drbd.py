@@ -7,6 +7,7 @@ data and metadata volumes are fake devices with /dev paths: the stand-in
 only records them.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -132,8 +133,8 @@ def _Synced(pair):
 def test_create_checks_the_minor_and_writes_metadata(pair):
     dev = pair.Create("node-a")
     assert not dev.attached and dev.dev_path is None
-    meta = os.path.join(pair.roots["node-a"], "var/lib/drbd-standin/metadata.json")
-    assert "/dev/xenvg/node-a.meta" in open(meta).read()
+    state = os.path.join(pair.roots["node-a"], "var/lib/drbd-standin/state.json")
+    assert "/dev/xenvg/node-a.meta" in json.load(open(state))["metadata"]["disks"]
     dev = pair.Dev("node-a")
     dev.Assemble()
     assert dev.attached and dev.dev_path == "/dev/drbd0" and dev.major == drbd.DRBD_MAJOR

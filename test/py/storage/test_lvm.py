@@ -261,6 +261,10 @@ class FakeLvm:
         if isinstance(answer, list):
             answer = answer.pop(0) if len(answer) > 1 else answer[0]
         code, out, err = (0, answer, "") if isinstance(answer, str) else answer
+        if args[0] == "pvs" and not any("lv_name" in arg for arg in args):
+            # without lv_name pvs prints one line per PV
+            out = "".join(dict.fromkeys(line.rsplit("|", 1)[0] + "\n"
+                                        for line in out.splitlines()))
         result = utils.RunResult(code, None, out, err, args)
         if check and result.failed:
             raise error(f"{args[0]} failed: {err}")
@@ -299,6 +303,9 @@ def test_create_command(fake_lvm):
                        "xenvg", "/dev/loop1", "/dev/loop0"]]
     assert dev.attached and dev.dev_path == "/dev/xenvg/disk0"
     assert dev.pv_names == ["/dev/loop1"]
+    # one report of the PVs, without a line per volume, then the new volume's
+    assert fake.Names() == ["pvs", "lvcreate", "lvs"]
+    assert not any("lv_name" in arg for arg in fake.calls[0])
 
 
 def test_create_falls_back_to_fewer_stripes(fake_lvm):

@@ -183,29 +183,40 @@ def test_kernel_failures(nodes):
 
 def test_state_files_and_registry(nodes):
     nodes.Setup("a", 0, 1, secret="xyz")
-    state = os.path.join(nodes.Root("a"), "var/lib/drbd-standin")
-    with open(os.path.join(state, "res-resource0.json")) as handle:
-        rec = json.load(handle)
+    state = os.path.join(nodes.Root("a"), "var/lib/drbd-standin", "state.json")
+    with open(state) as handle:
+        node_state = json.load(handle)
+    rec = node_state["resources"]["resource0"]
+    assert list(node_state["metadata"]["disks"]) == ["/dev/xenvg/a0.meta"]
     assert rec["minor"] == 0 and rec["dstate"] == "Inconsistent"
     assert rec["net"]["local"] == f"ipv4:{IP['a']}:11000" and rec["net"]["secret"] == "xyz"
     assert rec["size_kib"] == 1024 * 1024
     registry = nodes.base / "drbd-standin"
-    assert sorted(os.listdir(registry)) == [".lock", f"ipv4:{IP['a']}:11000"]
+
+    def Endpoints():
+        with open(registry / "endpoints.json") as handle:
+            return json.load(handle)
+
+    assert sorted(os.listdir(registry)) == [".lock", "endpoints.json"]
+    assert Endpoints() == {f"ipv4:{IP['a']}:11000": {"root": nodes.Root("a"),
+                                                     "resource": "resource0"}}
     # another node cannot take the same local address
     nodes.Ok("b", cg.NewResourceCmd(4))
     result = nodes.Run("b", *cg.ConnectCmd(4, "ipv4", IP["a"], 11000, IP["b"], 11000, {})[1:])
     assert result.returncode == 10 and "(102) Local address(port) already in use" in \
         result.stderr
     nodes.Ok("a", cg.DownCmd(0))
-    assert sorted(os.listdir(registry)) == [".lock"]
-    assert not os.path.exists(os.path.join(state, "res-resource0.json"))
+    assert Endpoints() == {}
+    with open(state) as handle:
+        assert json.load(handle)["resources"] == {}
 
 
 def test_shared_directory_from_the_environment(nodes, tmp_path):
     shared = tmp_path / "elsewhere"
     nodes.env["DRBD_STANDIN_SHARED"] = str(shared)
     nodes.Setup("a", 0, 1)
-    assert f"ipv4:{IP['a']}:11000" in os.listdir(shared)
+    with open(shared / "endpoints.json") as handle:
+        assert f"ipv4:{IP['a']}:11000" in json.load(handle)
 
 
 def test_proc_drbd_format_and_sync(nodes):
@@ -298,5 +309,35 @@ def test_parallel_commands(nodes):
             [os.path.join(STANDIN, "drbdsetup"), "new-resource", f"resource{minor}"],
             env=env))
     assert [proc.wait() for proc in procs] == [0] * 8
-    names = sorted(os.listdir(os.path.join(nodes.Root("a"), "var/lib/drbd-standin")))
-    assert names == sorted(f"res-resource{minor}.json" for minor in range(8))
+    with open(os.path.join(nodes.Root("a"), "var/lib/drbd-standin", "state.json")) as handle:
+        names = sorted(json.load(handle)["resources"])
+    assert names == sorted(f"resource{minor}" for minor in range(8))
+
+
+def test_state_of_the_earlier_layout_is_moved(nodes):
+    nodes.Setup("a", 0, 1)
+    nodes.Setup("b", 1, 0)
+    state = os.path.join(nodes.Root("a"), "var/lib/drbd-standin")
+    registry = nodes.base / "drbd-standin"
+    with open(os.path.join(state, "state.json")) as handle:
+        node_state = json.load(handle)
+    with open(registry / "endpoints.json") as handle:
+        endpoints = json.load(handle)
+    # the earlier layout: a file per resource and per endpoint
+    os.unlink(os.path.join(state, "state.json"))
+    os.unlink(registry / "endpoints.json")
+    for name, rec in node_state["resources"].items():
+        with open(os.path.join(state, f"res-{name}.json"), "w") as handle:
+            json.dump(rec, handle)
+    with open(os.path.join(state, "metadata.json"), "w") as handle:
+        json.dump({"name": ".metadata", **node_state["metadata"]}, handle)
+    for endpoint, entry in endpoints.items():
+        with open(registry / endpoint, "w") as handle:
+            json.dump(entry, handle)
+    before = nodes.Proc("a")
+    nodes.Ok("a", cg.ShowCmd("all"))
+    assert nodes.Proc("a") == before and "cs:Connected" in before
+    assert sorted(os.listdir(state)) == ["state.json"]
+    assert sorted(os.listdir(registry)) == [".lock", "endpoints.json"]
+    with open(os.path.join(state, "state.json")) as handle:
+        assert json.load(handle) == node_state
