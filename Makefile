@@ -27,8 +27,12 @@ GROUP_PREFIX ?= gnt-
 # ...and the ExtStorage providers of extstorage-definitions/ into Ganeti's
 # default ExtStorage search path (gnt-storage diagnose shows them)
 ES_SEARCH_DIR ?= /srv/ganeti/extstorage
+# ...and its manual pages and bash completion scripts (`make man`,
+# `make completion`) linked into these directories
+MANDIR ?= /usr/local/share/man
+BASHCOMPDIR ?= /usr/local/share/bash-completion/completions
 
-.PHONY: all install check check-quick deps debdeps lint typecheck test test-quick \
+.PHONY: all install man completion check check-quick deps debdeps lint typecheck test test-quick \
 	vcluster vcluster-stop vcluster-watcher clean distclean
 
 all: deps
@@ -61,9 +65,13 @@ $(PYLIB)/ganeti:
 
 # Install into INSTALL_ROOT, create the daemon users and the directories
 # (tools/ensure-users, tools/ensure-dirs); see doc/install.rst
-install:
+install: $(PYLIB)/ganeti
 	$(PYTHON) -m venv $(INSTALL_ROOT)
-	$(INSTALL_ROOT)/bin/pip install --quiet -r requirements.txt
+	$(INSTALL_ROOT)/bin/pip install --quiet -r requirements.txt docutils
+	PYTHONPATH=$(CURDIR)/$(PYLIB) $(INSTALL_ROOT)/bin/python -m ganeti.tools.manpages \
+		-q --outdir build/man
+	PYTHONPATH=$(CURDIR)/$(PYLIB) $(INSTALL_ROOT)/bin/python -m ganeti.tools.bash_completion \
+		-q --outdir build/bash_completion
 	GANETI_BUILD_USER_PREFIX='$(USER_PREFIX)' GANETI_BUILD_GROUP_PREFIX='$(GROUP_PREFIX)' \
 		$(INSTALL_ROOT)/bin/pip install --quiet --no-deps .
 	mkdir -p $(BINDIR)
@@ -74,6 +82,22 @@ install:
 	$(INSTALL_ROOT)/bin/ensure-dirs
 	mkdir -p $(ES_SEARCH_DIR)
 	cp -R extstorage-definitions/* $(ES_SEARCH_DIR)/
+	for page in $(INSTALL_ROOT)/share/man/man*/*; do \
+		mkdir -p $(MANDIR)/$$(basename $$(dirname $$page)); \
+		ln -sfn $$page $(MANDIR)/$$(basename $$(dirname $$page))/; done
+	mkdir -p $(BASHCOMPDIR)
+	for script in $(INSTALL_ROOT)/share/bash-completion/completions/*; do \
+		ln -sfn $$script $(BASHCOMPDIR)/; done
+
+# Manual pages: doc/man/*.rst completed from the command tables and parsers
+# (ganeti.tools.manpages), rendered by docutils into build/man/man<N>/
+man: deps
+	$(VPY) -m ganeti.tools.manpages -q --outdir build/man
+
+# Bash completion, one script per program, from the same tables
+# (ganeti.tools.bash_completion) into build/bash_completion/
+completion: deps
+	$(VPY) -m ganeti.tools.bash_completion -q --outdir build/bash_completion
 
 lint: deps
 	$(VENV)/bin/ruff check lib test daemons scripts tools qa

@@ -3,6 +3,10 @@
 import glob
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -35,6 +39,51 @@ def _requirements() -> list[str]:
     with open(os.path.join(HERE, "requirements.txt"), encoding="utf-8") as fd:
         return [line.strip() for line in fd
                 if line.strip() and not line.startswith("#")]
+
+
+def _BuildDocs() -> None:
+    """Build the manual pages and completion scripts unless already built.
+
+    They are generated from the command tables, so ``ganeti`` must import
+    with its dependencies, and docutils must be there: true in the
+    development virtualenv and in ``make install`` (which builds them
+    first), not in pip's isolated build environment, where a bare
+    ``pip install .`` then installs only what ``make man completion`` left
+    in build/. A failure here never fails the installation.
+    """
+    jobs = (("man", "ganeti.tools.manpages"),
+            ("bash_completion", "ganeti.tools.bash_completion"))
+    for subdir, module in jobs:
+        outdir = os.path.join(HERE, "build", subdir)
+        if os.path.isdir(outdir):
+            continue
+        with tempfile.TemporaryDirectory() as pylib:
+            os.symlink(os.path.join(HERE, "lib"), os.path.join(pylib, "ganeti"))
+            env = dict(os.environ, PYTHONPATH=pylib)
+            result = subprocess.run([sys.executable, "-m", module, "-q", "--outdir", outdir],
+                                    env=env, cwd=HERE, capture_output=True, text=True,
+                                    check=False)
+        if result.returncode:
+            # Not half a directory that would be taken as built next time
+            shutil.rmtree(outdir, ignore_errors=True)
+            sys.stderr.write(f"warning: {module} failed, not installing build/{subdir}"
+                             f" (run 'make man completion' first):\n{result.stderr[-2000:]}\n")
+
+
+def _BuiltDocs() -> list[tuple[str, list[str]]]:
+    """data_files entries for the built manual pages and completion scripts."""
+    _BuildDocs()
+    entries = []
+    for mandir in sorted(glob.glob(os.path.join(HERE, "build", "man", "man[0-9]"))):
+        pages = sorted(os.path.relpath(path, HERE)
+                       for path in glob.glob(os.path.join(mandir, "*.[0-9]")))
+        if pages:
+            entries.append((f"share/man/{os.path.basename(mandir)}", pages))
+    scripts = sorted(os.path.relpath(path, HERE) for path in
+                     glob.glob(os.path.join(HERE, "build", "bash_completion", "*")))
+    if scripts:
+        entries.append(("share/bash-completion/completions", scripts))
+    return entries
 
 
 class BuildPy(build_py):
@@ -73,6 +122,8 @@ setup(
     data_files=[("lib/ganeti/iallocators", _executables("iallocators")),
                 ("lib/ganeti/network", ["tools/network/net-common"])]
     + [(f"lib/ganeti/network/{mode}", _executables(f"tools/network/{mode}"))
-       for mode in ("bridged", "routed", "openvswitch")],
+       for mode in ("bridged", "routed", "openvswitch")]
+    # Manual pages and bash completion (make man completion; see _BuildDocs)
+    + _BuiltDocs(),
     install_requires=_requirements(),
 )

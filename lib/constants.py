@@ -284,6 +284,8 @@ NIC_MODE_BRIDGED = "bridged"
 NIC_MODE_ROUTED = "routed"
 NIC_MODE_OVS = "openvswitch"
 NIC_IP_POOL = "pool"
+#: Name prefix of an instance's communication NIC (followed by its name)
+INSTANCE_COMMUNICATION_NIC_PREFIX = "ganeti:communication:"
 NIC_VALID_MODES = frozenset([NIC_MODE_BRIDGED, NIC_MODE_ROUTED, NIC_MODE_OVS])
 VALUE_AUTO = "auto"
 VALUE_GENERATE = "generate"
@@ -973,6 +975,43 @@ NDC_DEFAULTS: dict[str, object] = {
     ND_SSH_PORT: 22,
     ND_CPU_SPEED: 1.0,
 }
+
+# --- Static hypervisor and disk state (hv_state / disk_state, ganeti(7)) ------------------
+
+HVST_MEMORY_TOTAL = "mem_total"
+HVST_MEMORY_NODE = "mem_node"
+HVST_MEMORY_HV = "mem_hv"
+HVST_CPU_TOTAL = "cpu_total"
+HVST_CPU_NODE = "cpu_node"
+HVSTS_PARAMETER_TYPES = {
+    HVST_MEMORY_TOTAL: "int",
+    HVST_MEMORY_NODE: "int",
+    HVST_MEMORY_HV: "int",
+    HVST_CPU_TOTAL: "int",
+    HVST_CPU_NODE: "int",
+}
+HVST_DEFAULTS: dict[str, object] = {
+    HVST_MEMORY_TOTAL: 0,
+    HVST_MEMORY_NODE: 0,
+    HVST_MEMORY_HV: 0,
+    HVST_CPU_TOTAL: 1,
+    HVST_CPU_NODE: 1,
+}
+DS_DISK_TOTAL = "disk_total"
+DS_DISK_RESERVED = "disk_reserved"
+DS_DISK_OVERHEAD = "disk_overhead"
+DSS_PARAMETER_TYPES = {
+    DS_DISK_TOTAL: "int",
+    DS_DISK_RESERVED: "int",
+    DS_DISK_OVERHEAD: "int",
+}
+DS_DEFAULTS: dict[str, object] = {
+    DS_DISK_TOTAL: 0,
+    DS_DISK_RESERVED: 0,
+    DS_DISK_OVERHEAD: 0,
+}
+#: The storage types a disk state may be given for (Ganeti's: LVM, as "plain")
+DS_VALID_TYPES = frozenset(["plain"])
 
 # --- Disk parameters (per disk template) --------------------------------------------------
 

@@ -12,6 +12,9 @@ file                          what                                   mode
                               self-signed
 ``hmac.key``                  confd HMAC key (hex)                    0440
 ``cluster-domain-secret``     secret shared with other clusters      0640
+``spice.pem``                 SPICE certificate + key                 0440
+``spice-ca.pem``              the CA certificate of spice.pem (itself 0440
+                              when self-signed)
 ============================  =====================================  ======
 
 Under privilege separation each file belongs to the daemon user that reads
@@ -56,6 +59,8 @@ CRYPTO_FILES: dict[str, CryptoFile] = {
                                               "confd", "masterd"),
     constants.CLUSTER_DOMAIN_SECRET_NAME: CryptoFile(
         constants.CLUSTER_DOMAIN_SECRET_MODE, "masterd", "masterd"),
+    constants.SPICE_CERT_NAME: CryptoFile(0o440, "masterd", "masterd"),
+    constants.SPICE_CACERT_NAME: CryptoFile(0o440, "masterd", "masterd"),
 }
 
 
@@ -118,6 +123,25 @@ def GenerateRapiCert(filename: str) -> None:
     x509.GenerateSelfSignedSslCert(filename, 1, uid=uid, gid=gid,
                                    mode=CRYPTO_FILES[constants.RAPI_PEM_NAME].mode,
                                    key_type=x509.KEY_TYPE_ECDSA)
+
+
+def GenerateSpiceCert(cert_file: str, cacert_file: str) -> None:
+    """Write a new self-signed SPICE certificate and key (spice.pem); being
+    self-signed, its certificate is also the CA certificate (spice-ca.pem)."""
+    _Backup(cert_file)
+    _Backup(cacert_file)
+    uid, gid = GetOwner(constants.SPICE_CERT_NAME)
+    _, cert_pem = x509.GenerateSelfSignedSslCert(
+        cert_file, 1, uid=uid, gid=gid,
+        mode=CRYPTO_FILES[constants.SPICE_CERT_NAME].mode)
+    _Write(cacert_file, constants.SPICE_CACERT_NAME, cert_pem)
+
+
+def InstallSpiceCert(cert_file: str, cacert_file: str, cert_pem: str,
+                     cacert_pem: str) -> None:
+    """Install a given SPICE certificate (with its key) and its CA's."""
+    _Write(cert_file, constants.SPICE_CERT_NAME, cert_pem)
+    _Write(cacert_file, constants.SPICE_CACERT_NAME, cacert_pem)
 
 
 def _DefaultPaths() -> dict[str, str]:

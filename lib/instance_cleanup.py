@@ -21,6 +21,10 @@ seconds, at most a minute apart, until it succeeds.
 Until it is removed, such an instance is listed (``forthcoming``) and its
 disks count as in use, so ``gnt-cluster verify`` does not report them as
 orphans; the instance LUs refuse to work on it, but removing it.
+
+Reservations (``gnt-instance add --forthcoming``) are forthcoming too, but
+administratively offline, never down: the cleanup leaves them alone
+(:mod:`ganeti.cmdlib.instance_forthcoming`).
 """
 
 from __future__ import annotations
@@ -177,8 +181,12 @@ class CreationCleanup:
 
     def _Scan(self) -> None:
         """Note every forthcoming instance; forget those gone or committed."""
+        from ganeti.cmdlib.instance_forthcoming import IsReservation
         snapshot = self.context.cfg.GetReadOnlySnapshot()
-        names = {inst.name for inst in snapshot.instances.values() if inst.forthcoming}
+        # Reservations (gnt-instance add --forthcoming) are forthcoming too,
+        # but offline: they stay
+        names = {inst.name for inst in snapshot.instances.values()
+                 if inst.forthcoming and not IsReservation(inst)}
         now = time.monotonic()
         with self._cond:
             self._scan = False
@@ -221,9 +229,10 @@ class CreationCleanup:
         raises :class:`_Busy` when a lock is held elsewhere.
         """
         from ganeti.cmdlib.instance_create import UndoCreation
+        from ganeti.cmdlib.instance_forthcoming import IsReservation
         cfg, glm = self.context.cfg, self.context.glm
         inst = cfg.GetInstanceInfoByName(name)
-        if inst is None or not inst.forthcoming:
+        if inst is None or not inst.forthcoming or IsReservation(inst):
             return None
         try:
             self._Lock(locking.LEVEL_CLUSTER, locking.BGL, shared=1)
@@ -234,7 +243,7 @@ class CreationCleanup:
                 glm.add(locking.LEVEL_INSTANCE, [name], acquired=1)
             # Under its lock: it may have been removed or committed meanwhile
             inst = cfg.GetInstanceInfoByName(name)
-            if inst is None or not inst.forthcoming:
+            if inst is None or not inst.forthcoming or IsReservation(inst):
                 return None
             self._Lock(locking.LEVEL_NODE, inst.primary_node)
             self._Lock(locking.LEVEL_NODE_RES, inst.primary_node)

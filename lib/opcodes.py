@@ -826,17 +826,6 @@ class OpExtStorageDiagnose(OpCode):
 
 # --- Exports --------------------------------------------------------------------------
 
-class OpBackupQuery(OpCode):
-    """List the exports on the nodes."""
-    OP_PARAMS = [
-        PUseLocking,
-        ("nodes", ht.EmptyList, ht.TListOf(NES),
-         "Empty list to query all nodes, node names otherwise"),
-    ]
-    OP_RESULT = ht.TDictOf(NES, ht.TOr(ht.Comment("False on error")(ht.TFalse),
-                                       ht.TListOf(NES)))
-
-
 class OpBackupPrepare(OpCode):
     """Prepare an export (for remote exports: keys and certificates)."""
     OP_DSC_FIELD = "instance_name"

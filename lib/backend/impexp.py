@@ -265,6 +265,7 @@ def _ScriptWrapper(mode: str, instance_value: Any, args: Any) -> tuple[str, int]
     # The other disks' paths as far as they are known here; this one is
     # the device given (a snapshot's, for an export)
     paths: list[str | None] = []
+    other: Any
     for idx, other in enumerate(instance.disks or []):
         if idx == index:
             paths.append(path)
@@ -366,7 +367,8 @@ def _StartDaemon(mode: str, opts_value: Any, host: str | None, port: int | None,
         args += ["--magic", opts.magic]
     if opts.ipv6:
         args.append("--ipv6")
-    wrapper = None
+    wrapper: str | None = None
+    expected: int | None
     if isinstance(ieio, (list, tuple)) and len(ieio) == 2 and \
             ieio[0] == constants.IEIO_SCRIPT:
         wrapper, expected = _ScriptWrapper(mode, instance, ieio[1])

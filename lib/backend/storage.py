@@ -101,12 +101,14 @@ def BlockdevCreate(disk_dict: Any, size: int, owner: str, on_primary: bool,
             if dev is None:
                 dev = FindOrFail(child)
             children.append(dev)
-        dev = bdev.Create(disk, children, bool(excl_stor))
+        tag_now = bool(info) and bdev.DeviceClass(disk).CREATE_TAKES_INFO
+        dev = bdev.Create(disk, children, bool(excl_stor),
+                          **({"info": info} if tag_now else {}))
         if on_primary or disk.AssembleOnSecondary():
             dev.Assemble()
             if on_primary:
                 dev.Open(force=True)
-        if info:
+        if info and not tag_now:
             dev.SetInfo(info)
     except (errors.BlockDeviceError, errors.FileStoragePathError) as err:
         Fail("Cannot create %s: %s", _Describe(disk), err)

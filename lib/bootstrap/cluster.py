@@ -26,7 +26,9 @@ from typing import Any
 
 from ganeti import (config, constants, crypto_setup, daemon_util, errors, objects,
                     pathutils, ssconf, utils)
+from ganeti import ssh_keys
 from ganeti.cmdlib import cluster as cluster_params
+from ganeti.cmdlib import resource_state
 
 FeedbackFn = Callable[[str], None]
 
@@ -125,6 +127,9 @@ def InitCluster(cluster_name: str, mac_prefix: str = constants.DEFAULT_MAC_PREFI
                 enabled_user_shutdown: bool = False,
                 node_ip: str | None = None, noded_port: int | None = None,
                 confd_port: int | None = None, start_daemons: bool = True,
+                hv_state: Mapping[str, Mapping[str, Any]] | None = None,
+                disk_state: Mapping[str, Any] | None = None,
+                ssh_key_type: str | None = None, ssh_key_bits: int | None = None,
                 feedback_fn: FeedbackFn | None = None) -> objects.ConfigData:
     """Initialise a cluster with this node as its master; return the config.
 
@@ -184,6 +189,10 @@ def InitCluster(cluster_name: str, mac_prefix: str = constants.DEFAULT_MAC_PREFI
     filled_ipolicy = objects.FillDict(constants.IPOLICY_DEFAULTS,
                                       cluster_params.CheckIpolicy(ipolicy or {}))
     uids = cluster_params.CheckUidRanges(uid_pool or [])
+    hv_state_static = resource_state.InitialHvState(hv_state, hv_list)
+    disk_state_static = resource_state.InitialDiskState(disk_state)
+    ssh_key_type = ssh_key_type or constants.DEFAULT_SSH_KEY_TYPE
+    ssh_key_bits = ssh_keys.DetermineKeyBits(ssh_key_type, ssh_key_bits)
     if candidate_pool_size < 1:
         raise _Inval(f"Invalid candidate pool size {candidate_pool_size}: must be"
                      " at least 1")
@@ -224,6 +233,8 @@ def InitCluster(cluster_name: str, mac_prefix: str = constants.DEFAULT_MAC_PREFI
         zeroing_image=zeroing_image,
         compression_tools=list(compression_tools or constants.DEFAULT_COMPRESSION_TOOLS),
         enabled_user_shutdown=enabled_user_shutdown,
+        hv_state_static=hv_state_static, disk_state_static=disk_state_static,
+        ssh_key_type=ssh_key_type, ssh_key_bits=ssh_key_bits,
         uuid=objects.GenerateUUID())
     master = objects.Node(name=hostname, primary_ip=node_ip, secondary_ip=secondary_ip,
                           noded_port=noded_port, confd_port=confd_port,
@@ -248,9 +259,17 @@ def InitCluster(cluster_name: str, mac_prefix: str = constants.DEFAULT_MAC_PREFI
     _Log(feedback_fn, "Generating certificates and keys")
     crypto_setup.GenerateClusterCrypto(False, False, False, False, False,
                                        master_name=hostname)
+    if not os.path.exists(pathutils.SPICE_CERT_FILE):
+        crypto_setup.GenerateSpiceCert(pathutils.SPICE_CERT_FILE,
+                                       pathutils.SPICE_CACERT_FILE)
 
     _Log(feedback_fn, "Writing the configuration")
     data = config.InitConfig(constants.CONFIG_VERSION, cluster, master, cfg_file)
+    if modify_ssh_setup:
+        _Log(feedback_fn, f"Creating root's {ssh_key_type} SSH key ({ssh_key_bits}"
+             " bits)")
+        ssh_keys.SetupMasterKeys(data.cluster.master_node, hostname, ssh_key_type,
+                                 ssh_key_bits)
     ssconf.SimpleStore().WriteFiles(config.ComputeSsconfValues(data))
 
     if start_daemons:
@@ -361,13 +380,27 @@ def CheckMasterVotes(old_master: str, vote_list: list[tuple[str | None, int]],
             " force the failover", errors.ECODE_ENVIRON)
 
 
+def VotingNodes(ss: Any, myself: str, ignore_offline_nodes: bool = False
+                ) -> tuple[list[str], int]:
+    """The nodes to ask who the master is (the online ones but ``myself``)
+    and how many offline nodes count as not answering: all of them, as in
+    Ganeti, unless ``ignore_offline_nodes`` leaves them out of the vote
+    (and of the majority needed)."""
+    online = set(ss.GetOnlineNodeList())
+    asked = [n for n in ss.GetOnlineNodeList() if n != myself]
+    offline = 0 if ignore_offline_nodes else \
+        sum(1 for n in ss.GetNodeList() if n not in online and n != myself)
+    return asked, offline
+
+
 def MasterFailover(no_voting: bool = False, feedback_fn: FeedbackFn | None = None,
-                   runner: Any = None) -> int:
+                   runner: Any = None, ignore_offline_nodes: bool = False) -> int:
     """Make this node the master; return an exit code.
 
     Run on the new master, which must be a master candidate. Unless
     ``no_voting``, a majority of the other nodes must agree who the old
-    master is.
+    master is; offline nodes count as not agreeing unless
+    ``ignore_offline_nodes`` (see :func:`VotingNodes`).
 
     @raise errors.OpPrereqError: when this node cannot become the master
     """
@@ -385,10 +418,14 @@ def MasterFailover(no_voting: bool = False, feedback_fn: FeedbackFn | None = Non
     if runner is None:
         from ganeti.rpc.node import RpcRunner
         runner = RpcRunner.FromSsconf()
-    others = [n for n in ss.GetOnlineNodeList() if n != new_master]
+    others, offline = VotingNodes(ss, new_master, ignore_offline_nodes)
     if not no_voting:
         votes = GatherMasterVotes(others, runner)
-        CheckMasterVotes(old_master, votes, len(others))
+        if offline:
+            counted = dict(votes)
+            counted[None] = counted.get(None, 0) + offline
+            votes = sorted(counted.items(), key=lambda item: (-item[1], item[0] or ""))
+        CheckMasterVotes(old_master, votes, len(others) + offline)
 
     cfg = config.ConfigWriter(accept_foreign=True, offline=True)
     new_uuid = None

@@ -2,8 +2,8 @@
 
 ``export`` runs OpBackupExport (local mode), ``import`` OpInstanceCreate
 in import mode (the options of ``gnt-instance add`` plus ``--src-node``
-and ``--src-dir``), ``list`` OpBackupQuery (a table of node and export
-names, as Ganeti's), ``remove`` OpBackupRemove. See gnt-backup(8).
+and ``--src-dir``), ``list`` a query of the "export" resource (a table of node and
+export names, as Ganeti 3.0's), ``remove`` OpBackupRemove. See gnt-backup(8).
 """
 
 from __future__ import annotations
@@ -22,71 +22,29 @@ from ganeti.cli import (
     ArgInstance,
     ArgUnknown,
     ToStderr,
-    ToStdout,
     cli_option,
 )
 from ganeti.cli.options import COMPRESS_OPT, IALLOCATOR_OPT, IGNORE_IPOLICY_OPT
 from ganeti.client import gnt_instance as gi
 
-#: The fields of "gnt-backup list" (Ganeti's export query fields)
-EXPORT_FIELDS = {"node": "Node", "export": "Export"}
+#: The default fields of "gnt-backup list"
 _LIST_DEF_FIELDS = ["node", "export"]
 
 
-def _ListFields(opts: Any) -> list[str]:
-    output = getattr(opts, "output", None)
-    if not output:
-        return list(_LIST_DEF_FIELDS)
-    if output.startswith("+"):
-        fields = _LIST_DEF_FIELDS + output[1:].split(",")
-    else:
-        fields = output.split(",")
-    unknown = [field for field in fields if field not in EXPORT_FIELDS]
-    if unknown:
-        raise errors.OpPrereqError(f"Unknown output field(s): {', '.join(unknown)}"
-                                   f" (known: {', '.join(EXPORT_FIELDS)})",
-                                   errors.ECODE_INVAL)
-    return fields
-
-
 def ListExports(opts: Any, args: list[str]) -> int:
-    """List the exports of the nodes (all, or those of --node)."""
-    fields = _ListFields(opts)
-    op = opcodes.OpBackupQuery(nodes=list(opts.nodes or []), use_locking=False)
-    result = cli.SubmitOpCode(op, opts=opts)
-    rows = []
-    failed = []
-    for node in sorted(result):
-        exports = result[node]
-        if exports is False:
-            failed.append(node)
-            continue
-        for name in exports:
-            values = {"node": node, "export": name}
-            rows.append([values[field] for field in fields])
-    headers = None if opts.no_headers else EXPORT_FIELDS
-    for line in cli.GenerateTable(separator=opts.separator, headers=headers,
-                                  fields=fields, data=rows):
-        ToStdout(line)
-    for node in failed:
-        ToStderr(f"Error getting the exports of node {node}")
-    return constants.EXIT_SUCCESS if not failed else constants.EXIT_FAILURE
+    """List the exports of the nodes (all, or those of --node): a query of
+    the "export" resource, as Ganeti 3.0's. A node that cannot be asked
+    shows as such in the table (and its error is in the master's log)."""
+    fields = cli.ParseFields(opts.output, _LIST_DEF_FIELDS)
+    return cli.GenericList(constants.QR_EXPORT, fields, opts.nodes or None, opts.units,
+                           opts.separator, not opts.no_headers, verbose=opts.verbose,
+                           namefield="node")
 
 
 def ListExportFields(opts: Any, args: list[str]) -> int:
     """List the fields of "gnt-backup list"."""
-    wanted = args or list(EXPORT_FIELDS)
-    unknown = [name for name in wanted if name not in EXPORT_FIELDS]
-    if unknown:
-        raise errors.OpPrereqError(f"Unknown field(s): {', '.join(unknown)}",
-                                   errors.ECODE_INVAL)
-    rows = [[name, "text", EXPORT_FIELDS[name]] for name in wanted]
-    headers = None if opts.no_headers else {"name": "Name", "type": "Type",
-                                            "title": "Title"}
-    for line in cli.GenerateTable(separator=opts.separator, headers=headers,
-                                  fields=["name", "type", "title"], data=rows):
-        ToStdout(line)
-    return constants.EXIT_SUCCESS
+    return cli.GenericListFields(constants.QR_EXPORT, args, opts.separator,
+                                 not opts.no_headers)
 
 
 def ExportInstance(opts: Any, args: list[str]) -> int:
@@ -203,7 +161,8 @@ IMPORT_OPTS = [gi.DISK_TEMPLATE_OPT, gi.NODE_PLACEMENT_OPT, gi.OS_OPT, gi.DISK_O
 
 commands: dict[str, cli.CommandDef] = {
     "list": (
-        ListExports, ARGS_NONE, [NODE_LIST_OPT, NOHDR_OPT, SEP_OPT, FIELDS_OPT],
+        ListExports, ARGS_NONE, [NODE_LIST_OPT, NOHDR_OPT, SEP_OPT, FIELDS_OPT,
+                                  cli.UNITS_OPT, cli.VERBOSE_OPT],
         "", "Lists instance exports available in the ganeti cluster"),
     "list-fields": (
         ListExportFields, [ArgUnknown()], [NOHDR_OPT, SEP_OPT], "[fields...]",

@@ -24,7 +24,8 @@ from ganeti import cli, constants, errors, opcodes, pathutils, utils
 from ganeti.cli import ToStderr, ToStdout, cli_option
 from ganeti.cli import ipolicy as cli_ipolicy
 from ganeti.cli import tags
-from ganeti.client import cluster_admin, node_power, rapi_user
+from ganeti.client import (cluster_admin, cluster_crypto, node_power, rapi_user,
+                           state_options)
 
 # --- Value parsers -------------------------------------------------------------------
 
@@ -257,6 +258,9 @@ USE_REPL_NET_OPT = cli_option("--use-replication-network", dest="use_replication
 NOVOTING_OPT = cli_option("--no-voting", dest="no_voting", default=False,
                           action="store_true",
                           help="Skip the node agreement check (dangerous)")
+IGNORE_OFFLINE_OPT = cli_option(
+    "--ignore-offline-nodes", dest="ignore_offline_nodes", default=False,
+    action="store_true", help="Leave the offline nodes out of the master vote")
 ERROR_CODES_OPT = cli_option("--error-codes", dest="error_codes", default=False,
                              action="store_true",
                              help="Print errors in a machine-parseable form")
@@ -288,6 +292,7 @@ INIT_OPTS = [
     PREALLOC_WIPE_OPT, EXT_MIP_OPT, USER_SHUTDOWN_OPT, IALLOCATOR_OPT,
     IALLOCATOR_PARAMS_OPT, DRBD_HELPER_OPT, COMPRESSION_OPT, INSTALL_IMAGE_OPT,
     ZEROING_IMAGE_OPT, *cli_ipolicy.ALL_IPOLICY_OPTS,
+    state_options.HV_STATE_OPT, state_options.DISK_STATE_OPT,
     cli_option("-s", "--secondary-ip", dest="secondary_ip", default=None,
                help="Secondary IP of the master node"),
     cli_option("--no-etc-hosts", dest="modify_etc_hosts", default=True,
@@ -304,6 +309,7 @@ INIT_OPTS = [
                help="Port of this node's node daemon"),
     cli_option("--confd-port", dest="confd_port", default=None, type=_Port,
                help="Port of this node's confd"),
+    cluster_crypto.SSH_KEY_TYPE_OPT, cluster_crypto.SSH_KEY_BITS_OPT,
 ]
 
 MODIFY_OPTS = [
@@ -332,6 +338,7 @@ MODIFY_OPTS = [
                type=ParseOsMods, metavar="add:OS,remove:OS",
                help="Change the blacklisted OS list"),
     *cli_ipolicy.IPOLICY_OPTS,
+    state_options.HV_STATE_OPT, state_options.DISK_STATE_OPT,
     cli_option("--enabled-data-collectors", dest="enabled_data_collectors",
                default=None, type=ParseDataCollectors, metavar="NAME=BOOL,...",
                help="Turn data collectors of ganeti-mond on or off"),
@@ -367,13 +374,15 @@ def InitCluster(opts: Any, args: list[str]) -> int:
                  "maintain_node_health", "prealloc_wipe_disks", "use_external_mip_script",
                  "install_image", "zeroing_image",
                  "compression_tools", "enabled_user_shutdown", "node_ip",
-                 "noded_port", "confd_port"):
+                 "noded_port", "confd_port", "ssh_key_type", "ssh_key_bits"):
         value = getattr(opts, name)
         if value is not None:
             kwargs[name] = value
     kwargs["hvparams"] = _Dict(opts.hvparams, "Hypervisor")
     kwargs["diskparams"] = _Dict(opts.diskparams, "Disk template")
     kwargs["ipolicy"] = cli_ipolicy.CreateIPolicyFromOpts(opts, fill_all=True)
+    kwargs["hv_state"] = state_options.HvStateFromOpts(opts.hv_state)
+    kwargs["disk_state"] = state_options.DiskStateFromOpts(opts.disk_state)
     bootstrap.InitCluster(args[0], modify_etc_hosts=opts.modify_etc_hosts,
                           modify_ssh_setup=opts.modify_ssh_setup,
                           primary_ip_version=opts.primary_ip_version,
@@ -486,12 +495,17 @@ def ClusterInfoItems(info: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Default nic parameters", info.get("nicparams") or {}),
         ("Default disk parameters", info.get("diskparams") or {}),
         ("Instance policy - limits for instances", info.get("ipolicy") or {}),
+        ("Hypervisor state", info.get("hv_state") or "(none)"),
+        ("Disk state", info.get("disk_state") or "(none)"),
     ]
 
 
 def ShowClusterConfig(opts: Any, args: list[str]) -> int:
     """Print the cluster's configuration."""
-    info = cli.GetClient().QueryClusterInfo()
+    client = cli.GetClient()
+    info = client.QueryClusterInfo()
+    info["hv_state"], info["disk_state"] = client.QueryConfigValues(
+        ["hv_state", "disk_state"])
     for line in FormatInfo(ClusterInfoItems(info)):
         ToStdout("%s", line)
     return constants.EXIT_SUCCESS
@@ -550,6 +564,12 @@ def SetClusterParams(opts: Any, args: list[str]) -> int:
         kwargs["diskparams"] = diskparams
     if ipolicy:
         kwargs["ipolicy"] = ipolicy
+    hv_state = state_options.HvStateFromOpts(opts.hv_state)
+    if hv_state:
+        kwargs["hv_state"] = hv_state
+    disk_state = state_options.DiskStateFromOpts(opts.disk_state)
+    if disk_state:
+        kwargs["disk_state"] = disk_state
     if not kwargs:
         ToStderr("Please give at least one of the parameters.")
         return constants.EXIT_FAILURE
@@ -577,6 +597,7 @@ def MasterFailover(opts: Any, args: list[str]) -> int:
             return constants.EXIT_FAILURE
     from ganeti.bootstrap import cluster as bootstrap
     return bootstrap.MasterFailover(no_voting=opts.no_voting,
+                                    ignore_offline_nodes=opts.ignore_offline_nodes,
                                     feedback_fn=lambda msg: ToStdout("%s", msg))
 
 
@@ -797,91 +818,6 @@ def RepairDiskSizes(opts: Any, args: list[str]) -> int:
     return constants.EXIT_SUCCESS
 
 
-# --- renew-crypto -------------------------------------------------------------------------
-
-def _LocalConfig() -> Any:
-    from ganeti import config
-    return config.ConfigWriter(accept_foreign=True, offline=True)
-
-
-def _OtherOnlineNodes(cfg: Any) -> list[Any]:
-    """The online nodes but the master, by name."""
-    master = cfg.GetMasterNode()
-    nodes = [n for n in cfg.GetAllNodesInfo().values()
-             if not n.offline and n.uuid != master]
-    return utils.NiceSort(nodes, key=lambda n: n.name)
-
-
-def RenewCrypto(opts: Any, args: list[str]) -> int:
-    """Renew the HMAC key, RAPI certificate or domain secret; upload them."""
-    if opts.new_cluster_cert:
-        raise errors.OpPrereqError("Renewing the cluster certificate is not"
-                                   " supported yet", errors.ECODE_INVAL)
-    if not (opts.new_confd_hmac_key or opts.new_rapi_cert or opts.new_cds
-            or opts.rapi_cert or opts.cds_file or opts.new_node_certs):
-        ToStderr("Nothing to renew: give --new-confd-hmac-key,"
-                 " --new-rapi-certificate, --new-cluster-domain-secret, ...")
-        return constants.EXIT_FAILURE
-    if opts.new_rapi_cert and opts.rapi_cert:
-        raise errors.OpPrereqError("Only one of --new-rapi-certificate and"
-                                   " --rapi-certificate can be given",
-                                   errors.ECODE_INVAL)
-    rapi_pem = rapi_user.ReadRapiCertificate(opts.rapi_cert) if opts.rapi_cert \
-        else None
-    if not opts.force and not cli.AskUser(
-            "Updating certificates now. Running commands while this is going on"
-            " may fail. Continue?"):
-        return constants.EXIT_FAILURE
-    from ganeti import config_sync, crypto_setup
-    from ganeti.rpc.node import RpcRunner
-    cds = utils.ReadFile(opts.cds_file).strip() if opts.cds_file else None
-    if opts.new_node_certs:
-        cli.SubmitOpCode(opcodes.OpClusterRenewCrypto(node_certificates=True), opts=opts)
-    crypto_setup.GenerateClusterCrypto(
-        False, opts.new_rapi_cert, opts.new_confd_hmac_key, opts.new_cds,
-        rapi_cert_pem=rapi_pem, cds=cds)
-    files = []
-    if opts.new_confd_hmac_key:
-        files.append(pathutils.CONFD_HMAC_KEY)
-    if opts.new_rapi_cert or rapi_pem:
-        files.append(pathutils.RAPI_CERT_FILE)
-    if opts.new_cds or cds:
-        files.append(pathutils.CLUSTER_DOMAIN_SECRET_FILE)
-    cfg = _LocalConfig()
-    nodes = _OtherOnlineNodes(cfg)
-    names = {n.uuid: n.name for n in nodes}
-    failed = config_sync.UploadFiles(RpcRunner.FromConfig(cfg), list(names), files,
-                                     names)
-    for what, msg in sorted(failed.items()):
-        ToStderr("Copy failed for %s: %s", what, msg)
-    if opts.new_rapi_cert or rapi_pem:
-        restarted = rapi_user.RestartRapi()
-        if restarted:
-            ToStdout("Restarted %s: %s", constants.RAPI, restarted)
-    if failed:
-        return constants.EXIT_FAILURE
-    ToStdout("All requested certificates and keys have been replaced.")
-    return constants.EXIT_SUCCESS
-
-
-RENEW_OPTS = [
-    cli.FORCE_OPT,
-    cli_option("--new-cluster-certificate", dest="new_cluster_cert", default=False,
-               action="store_true", help="Generate a new cluster certificate"),
-    cli_option("--new-rapi-certificate", dest="new_rapi_cert", default=False,
-               action="store_true", help="Generate a new RAPI certificate"),
-    cli_option("--rapi-certificate", dest="rapi_cert", default=None,
-               help="Install this RAPI certificate (PEM with key)"),
-    cli_option("--new-confd-hmac-key", dest="new_confd_hmac_key", default=False,
-               action="store_true", help="Create a new HMAC key for confd"),
-    cli_option("--new-cluster-domain-secret", dest="new_cds", default=False,
-               action="store_true", help="Create a new cluster domain secret"),
-    cli_option("--cluster-domain-secret", dest="cds_file", default=None,
-               help="Load the new cluster domain secret from this file"),
-    cli_option("--new-node-certificates", dest="new_node_certs", default=False,
-               action="store_true", help="Renew the nodes' client certificates"),
-]
-
 commands: dict[str, cli.CommandDef] = {
     "init": (InitCluster, [cli.ArgHost(min=1, max=1)], INIT_OPTS,
              "[opts...] <cluster_name>", "Initialises a new cluster configuration"),
@@ -901,7 +837,8 @@ commands: dict[str, cli.CommandDef] = {
                     "", "Forces a push of the configuration file and ssconf files"
                     " to the nodes in the cluster"),
     "master-failover": (MasterFailover, cli.ARGS_NONE,
-                        [NOVOTING_OPT, cli.YES_DOIT_OPT], "",
+                        [NOVOTING_OPT, cli.YES_DOIT_OPT, IGNORE_OFFLINE_OPT],
+                        "[--no-voting] [--yes-do-it] [--ignore-offline-nodes]",
                         "Makes the current node the master"),
     "queue": (QueueOps, [cli.ArgChoice(min=1, max=1,
                                        choices=("drain", "undrain", "info"))],
@@ -932,7 +869,8 @@ commands: dict[str, cli.CommandDef] = {
     "repair-disk-sizes": (RepairDiskSizes, [cli.ArgInstance()],
                           [cli.DRY_RUN_OPT, cli.PRIORITY_OPT], "[instance...]",
                           "Updates mismatches in recorded disk sizes"),
-    "renew-crypto": (RenewCrypto, cli.ARGS_NONE, RENEW_OPTS, "[opts...]",
+    "renew-crypto": (cluster_crypto.RenewCrypto, cli.ARGS_NONE,
+                     cluster_crypto.RENEW_OPTS, "[opts...]",
                      "Renews cluster certificates, keys and secrets"),
 }
 commands.update({

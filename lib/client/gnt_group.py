@@ -30,7 +30,7 @@ from ganeti.cli import (
 from ganeti.cli import ipolicy as cli_ipolicy
 from ganeti.cli import tags
 from ganeti.cli.options import EARLY_RELEASE_OPT, IALLOCATOR_OPT, TO_GROUP_OPT
-from ganeti.client import cluster_admin
+from ganeti.client import cluster_admin, state_options
 from ganeti.client.gnt_node import ParseKeyVal, RunJobList
 
 #: Default fields of "gnt-group list" (Ganeti's)
@@ -48,15 +48,6 @@ def ParseDiskParams(text: str) -> tuple[str, dict[str, Any]]:
         raise argparse.ArgumentTypeError(
             f"invalid value '{text}': expected disk-template:param=value,...")
     return template, ParseKeyVal(rest)
-
-
-def ParseStateParams(text: str) -> tuple[str, dict[str, Any]]:
-    """``name:key=value,...`` (``--hypervisor-state``/``--disk-state``)."""
-    name, sep, rest = text.partition(":")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(
-            f"invalid value '{text}': expected name:param=value,...")
-    return name, ParseKeyVal(rest)
 
 
 def _Grouped(values: list[tuple[str, dict[str, Any]]] | None
@@ -78,7 +69,8 @@ def AddGroup(opts: Any, args: list[str]) -> int:
     op = opcodes.OpGroupAdd(
         group_name=args[0], alloc_policy=opts.alloc_policy, ndparams=opts.ndparams,
         diskparams=_Grouped(opts.diskparams), ipolicy=ipolicy or None,
-        hv_state=_Grouped(opts.hv_state), disk_state=_Grouped(opts.disk_state))
+        hv_state=state_options.HvStateFromOpts(opts.hv_state),
+        disk_state=state_options.DiskStateFromOpts(opts.disk_state))
     cli.SubmitOrSend(op, opts)
     return constants.EXIT_SUCCESS
 
@@ -207,8 +199,8 @@ def SetGroupParams(opts: Any, args: list[str]) -> int:
     """Change a node group's parameters."""
     ipolicy = cli_ipolicy.CreateIPolicyFromOpts(opts, allow_default=True)
     diskparams = _Grouped(opts.diskparams)
-    hv_state = _Grouped(opts.hv_state)
-    disk_state = _Grouped(opts.disk_state)
+    hv_state = state_options.HvStateFromOpts(opts.hv_state)
+    disk_state = state_options.DiskStateFromOpts(opts.disk_state)
     if all(value is None for value in (opts.ndparams, opts.alloc_policy, diskparams,
                                        hv_state, disk_state)) and not ipolicy:
         ToStderr("Please give at least one of the parameters.")
@@ -239,14 +231,8 @@ DISK_PARAMS_OPT = cli_option(
     "-D", "--disk-parameters", dest="diskparams", default=None, action="append",
     type=ParseDiskParams, metavar="TEMPLATE:PARAM=VALUE,...",
     help="Disk parameters for a disk template (may be repeated)")
-HV_STATE_OPT = cli_option(
-    "--hypervisor-state", dest="hv_state", default=None, action="append",
-    type=ParseStateParams, metavar="HV:PARAM=VALUE,...",
-    help="Hypervisor state (may be repeated)")
-DISK_STATE_OPT = cli_option(
-    "--disk-state", dest="disk_state", default=None, action="append",
-    type=ParseStateParams, metavar="STORAGE:PARAM=VALUE,...",
-    help="Disk state (may be repeated)")
+HV_STATE_OPT = state_options.HV_STATE_OPT
+DISK_STATE_OPT = state_options.DISK_STATE_OPT
 
 SEQUENTIAL_OPT = cli_option("--sequential", dest="sequential", default=False,
                             action="store_true",

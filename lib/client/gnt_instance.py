@@ -573,7 +573,8 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
     if not (opts.nics or opts.disks or opts.disk_template or opts.hvparams or
             opts.beparams or opts.os or opts.osparams or opts.osparams_private or
             opts.offline_inst or opts.online_inst or opts.runtime_mem or
-            opts.new_primary_node or opts.ext_params):
+            opts.new_primary_node or opts.ext_params or
+            opts.instance_communication is not None):
         ToStderr("Please give at least one of the parameters.")
         return constants.EXIT_FAILURE
     if opts.offline_inst and opts.online_inst:
@@ -601,7 +602,7 @@ def SetInstanceParams(opts: Any, args: list[str]) -> int:
         hotplug_if_possible=opts.hotplug == "if-possible", remote_node=opts.node,
         wait_for_sync=opts.wait_for_sync, pnode=opts.new_primary_node,
         ext_params=opts.ext_params or {}, file_storage_dir=opts.file_storage_dir,
-        file_driver=opts.file_driver)
+        file_driver=opts.file_driver, instance_communication=opts.instance_communication)
     result = cli.SubmitOrSend(op, opts)
     if result:
         ToStdout("Modified instance %s", args[0])
@@ -820,6 +821,10 @@ ROMAN_OPT = cli_option("--roman", dest="roman_integers", default=False,
                        " Roman numerals")
 NEW_PRIMARY_OPT = cli_option("--new-primary", dest="new_primary_node", default=None,
                              metavar="NODE", help="Set the instance's primary node")
+MODIFY_COMMUNICATION_OPT = cli_option(
+    "-c", "--communication", dest="instance_communication", default=None,
+    type=_YesNo, metavar="yes|no",
+    help="Add (yes) or remove (no) the instance communication NIC")
 EXT_PARAMS_OPT = cli_option("-e", "--ext-params", dest="ext_params", default=None,
                             type=ParseKeyVal, metavar="provider=PROVIDER[,PARAM=VAL...]",
                             help="ExtStorage parameters (with -t ext)")
@@ -923,7 +928,8 @@ commands: dict[str, cli.CommandDef] = {
          OSPARAMS_PRIVATE_OPT, OFFLINE_INST_OPT, ONLINE_INST_OPT, FORCE_OPT,
          IGNORE_IPOLICY_OPT, HOTPLUG_OPT, HOTPLUG_IF_POSSIBLE_OPT,
          NO_HOTPLUG_OPT, NODE_PLACEMENT_OPT, NWSYNC_OPT, FILESTORE_DIR_OPT,
-         FILESTORE_DRIVER_OPT, NEW_PRIMARY_OPT, EXT_PARAMS_OPT, cli.DRY_RUN_OPT,
+         FILESTORE_DRIVER_OPT, NEW_PRIMARY_OPT, EXT_PARAMS_OPT, MODIFY_COMMUNICATION_OPT,
+         cli.DRY_RUN_OPT,
          cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "<instance>", "Alters the parameters of an instance"),
     "batch-create": instance_batch.BATCH_CREATE_COMMAND,

@@ -26,7 +26,7 @@ from ganeti.cli import (
     cli_option,
 )
 from ganeti.cli import tags
-from ganeti.client import node_power
+from ganeti.client import node_drbd, node_power, state_options
 from ganeti.cli.options import (
     DST_NODE_OPT,
     EARLY_RELEASE_OPT,
@@ -51,7 +51,7 @@ _INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list",
                 "master_candidate", "drained", "offline", "master_capable",
                 "vm_capable", "group", "group.uuid", "ndparams",
                 "custom_ndparams", "powered", "noded_address", "noded_port",
-                "confd_port", "master"]
+                "confd_port", "master", "hv_state", "disk_state"]
 
 
 def ParseYesNo(text: str) -> bool:
@@ -146,21 +146,25 @@ def AddNode(opts: Any, args: list[str]) -> int:
     info = cl.QueryClusterInfo()
     ports = node_setup.NodePorts(noded=opts.noded_port, confd=opts.confd_port,
                                  ssh=_SshPort(info, opts.ndparams))
-    ssh_options = node_setup.SshOptions(strict_host_key=not opts.no_ssh_key_check)
-    mode = node_setup.ChooseMode(name)
-    ToStdout("-- WARNING --\nPerforming this operation is going to replace the"
-             " Ganeti certificates and keys on the node and restart its node"
-             " daemon.")
-    output = node_setup.SetupNode(name, node_ip, ports=ports, mode=mode,
-                                  ssh_options=ssh_options)
-    if output:
-        ToStdout("%s", output)
+    if opts.node_setup:
+        ssh_options = node_setup.SshOptions(strict_host_key=not opts.no_ssh_key_check)
+        mode = node_setup.ChooseMode(name)
+        ToStdout("-- WARNING --\nPerforming this operation is going to replace the"
+                 " Ganeti certificates and keys on the node and restart its node"
+                 " daemon.")
+        output = node_setup.SetupNode(name, node_ip, ports=ports, mode=mode,
+                                      ssh_options=ssh_options)
+        if output:
+            ToStdout("%s", output)
 
     op = opcodes.OpNodeAdd(node_name=name, primary_ip=node_ip,
                            secondary_ip=opts.secondary_ip, readd=opts.readd,
                            group=opts.nodegroup, master_capable=opts.master_capable,
                            vm_capable=opts.vm_capable, ndparams=opts.ndparams,
-                           noded_port=opts.noded_port, confd_port=opts.confd_port)
+                           noded_port=opts.noded_port, confd_port=opts.confd_port,
+                           node_setup=opts.node_setup,
+                           hv_state=state_options.HvStateFromOpts(opts.hv_state),
+                           disk_state=state_options.DiskStateFromOpts(opts.disk_state))
     cli.SubmitOrSend(op, opts, cl=cl)
     return constants.EXIT_SUCCESS
 
@@ -221,6 +225,9 @@ def NodeInfoItems(row: Sequence[Any]) -> list[tuple[str, Any]]:
         else {}
     if filled:
         items.append(("node parameters", cli.FormatParamsDictInfo(custom, filled)))
+    for key, label in (("hv_state", "hypervisor state"), ("disk_state", "disk state")):
+        if values.get(key):
+            items.append((label, values[key]))
     return items
 
 
@@ -246,6 +253,9 @@ def SetNodeParams(opts: Any, args: list[str]) -> int:
     changes = [opts.master_candidate, opts.offline, opts.drained,
                opts.master_capable, opts.vm_capable, opts.secondary_ip,
                opts.ndparams, opts.node_powered]
+    hv_state = state_options.HvStateFromOpts(opts.hv_state)
+    disk_state = state_options.DiskStateFromOpts(opts.disk_state)
+    changes.extend([hv_state, disk_state])
     if all(value is None for value in changes):
         ToStderr("Please give at least one of the parameters.")
         return constants.EXIT_FAILURE
@@ -254,7 +264,8 @@ def SetNodeParams(opts: Any, args: list[str]) -> int:
         offline=opts.offline, drained=opts.drained,
         master_capable=opts.master_capable, vm_capable=opts.vm_capable,
         secondary_ip=opts.secondary_ip, ndparams=opts.ndparams,
-        powered=opts.node_powered, force=opts.force, auto_promote=opts.auto_promote)
+        powered=opts.node_powered, force=opts.force, auto_promote=opts.auto_promote,
+        hv_state=hv_state, disk_state=disk_state)
     result = cli.SubmitOrSend(op, opts)
     if result:
         ToStdout("Modified node %s", args[0])
@@ -523,6 +534,11 @@ NODED_PORT_OPT = cli_option("--noded-port", dest="noded_port", default=None,
 CONFD_PORT_OPT = cli_option("--confd-port", dest="confd_port", default=None,
                             type=_Port, metavar="PORT",
                             help="Port of the node's confd (default: the cluster's)")
+NONODE_SETUP_OPT = cli_option(
+    "--no-node-setup", dest="node_setup", default=True, action="store_false",
+    help="Skip the node setup (copying the cluster's certificates and keys,"
+    " starting the node daemon): it was done by hand; the node daemon must"
+    " answer")
 NOSSH_KEYCHECK_OPT = cli_option("--no-ssh-key-check", dest="no_ssh_key_check",
                                 default=False, action="store_true",
                                 help="Disable SSH key fingerprint checking")
@@ -544,10 +560,12 @@ commands: dict[str, cli.CommandDef] = {
         AddNode, [ArgNode(min=1, max=1)],
         [READD_OPT, SECONDARY_IP_OPT, NODEGROUP_OPT, CAPAB_MASTER_OPT, CAPAB_VM_OPT,
          NODE_PARAMS_OPT, NODE_IP_OPT, NODED_PORT_OPT, CONFD_PORT_OPT,
-         NOSSH_KEYCHECK_OPT] + SUBMIT_OPTS,
+         NOSSH_KEYCHECK_OPT, state_options.HV_STATE_OPT, state_options.DISK_STATE_OPT,
+         NONODE_SETUP_OPT] + SUBMIT_OPTS,
         "[-s ip] [--readd] [-g group] [--master-capable yes|no]"
         " [--vm-capable yes|no] [--node-parameters ndparams] [--node-ip ADDRESS]"
         " [--noded-port PORT] [--confd-port PORT] [--no-ssh-key-check]"
+        " [--disk-state diskstate] [--hypervisor-state hvstate] [--no-node-setup]"
         " <node_name>",
         "Add a node to the cluster"),
     "remove": (
@@ -570,7 +588,8 @@ commands: dict[str, cli.CommandDef] = {
         SetNodeParams, [ArgNode(min=1, max=1)],
         [FORCE_OPT, MC_OPT, DRAINED_OPT, OFFLINE_OPT, CAPAB_MASTER_OPT,
          CAPAB_VM_OPT, SECONDARY_IP_OPT, AUTO_PROMOTE_OPT, NODE_PARAMS_OPT,
-         NODE_POWERED_OPT] + SUBMIT_OPTS,
+         NODE_POWERED_OPT, state_options.HV_STATE_OPT,
+         state_options.DISK_STATE_OPT] + SUBMIT_OPTS,
         "<node_name>", "Alters the parameters of a node"),
     "migrate": (
         MigrateNode, [ArgNode(min=1, max=1)],
@@ -616,6 +635,7 @@ commands: dict[str, cli.CommandDef] = {
         [IGNORE_CONSIST_OPT, cli.DRY_RUN_OPT, cli.PRIORITY_OPT] + SUBMIT_OPTS,
         "<node_name> <storage_type> <name>", "Repairs a storage volume on a node"),
 }
+commands["list-drbd"] = node_drbd.COMMAND
 commands.update(node_power.NODE_COMMANDS)
 commands.update(tags.TagCommands(constants.TAG_NODE))
 

@@ -142,7 +142,7 @@ def _Query(cl: Any, resource: str, fields: list[str],
              for status, value in row]
             for row in (result.get("data", []) if isinstance(result, dict) else [])]
     if names:
-        found = [row[0] for row in rows]
+        found = [str(row[0]) for row in rows]
         unknown = [name for name in names
                    if not any(f == name or f.startswith(name + ".") for f in found)]
         if unknown:
@@ -440,7 +440,7 @@ def Epo(opts: Any, args: list[str]) -> int:
 NODE_COMMANDS: dict[str, Any] = {
     "power": (
         PowerNode,
-        [ArgChoice(min=1, max=1, choices=list(POWER_COMMANDS)), ArgNode()],
+        [ArgChoice(min=1, max=1, choices=tuple(POWER_COMMANDS)), ArgNode()],
         [FORCE_OPT, NOHDR_OPT, SEP_OPT, OOB_TIMEOUT_OPT, POWER_DELAY_OPT,
          IGNORE_STATUS_OPT, ALL_OPT, AUTO_PROMOTE_OPT, cli.PRIORITY_OPT],
         "[--force] [--ignore-status] [--all] [--power-delay SECONDS]"

@@ -1,4 +1,4 @@
-"""Exports of instances (``gnt-backup``): LUBackupQuery, LUBackupPrepare,
+"""Exports of instances (``gnt-backup``): LUBackupPrepare,
 LUBackupExport and LUBackupRemove.
 
 A local export (``gnt-backup export -n NODE``) writes the instance's disks
@@ -61,46 +61,12 @@ def ExportPath(name: str, dump: str | None = None, new: bool = False) -> str:
     return os.path.join(directory, dump) if dump else directory
 
 
-class LUBackupQuery(NoHooksLU):
-    """The exports of each node: a list of names, or False when the node
-    could not be asked."""
-
-    REQ_BGL = False
-
-    def ExpandNames(self) -> None:
-        """The named nodes (default: all), shared unless ``use_locking``."""
-        cfg: Any = self.cfg
-        if self.op.nodes:
-            self.node_uuids = [ExpandNode(cfg, name).uuid for name in self.op.nodes]
-        else:
-            self.node_uuids = sorted(cfg.GetNodeList())
-        self.needed_locks = {}
-        if self.op.use_locking:
-            self.needed_locks[locking.LEVEL_NODE] = list(self.node_uuids)
-            self.share_locks[locking.LEVEL_NODE] = 1
-
-    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
-        """Ask the online nodes for their exports."""
-        cfg: Any = self.cfg
-        nodes = [cfg.GetNodeInfo(uuid) for uuid in self.node_uuids]
-        nodes = [node for node in nodes if node is not None]
-        online = [node.uuid for node in nodes if not node.offline]
-        results = self.rpc.call_export_list(online) if online else {}
-        answer: dict[str, Any] = {}
-        for node in nodes:
-            res = results.get(node.uuid)
-            if node.offline or res is None or res.fail_msg:
-                answer[node.name] = False
-            else:
-                answer[node.name] = list(res.payload or [])
-        return answer
-
-
 class LUBackupPrepare(NoHooksLU):
     """Prepare an export: nothing for local exports; keys and certificates
     for remote ones."""
 
     REQ_BGL = False
+    cfg: Any
 
     def ExpandNames(self) -> None:
         """The instance."""
@@ -128,6 +94,10 @@ class LUBackupExport(iu.InstanceLU):
     """Export an instance to a node's export directory (or another cluster)."""
 
     HPATH = "instance-export"
+    _hooks_env: dict[str, Any] | None = None
+    snapshots: list[objects.Disk]
+    assembled: bool = False
+    was_down_by_us: bool = False
 
     def CheckArguments(self) -> None:
         """Mode and target fit together; removal needs the shutdown."""
@@ -146,6 +116,7 @@ class LUBackupExport(iu.InstanceLU):
         if self.op.mode == constants.EXPORT_MODE_LOCAL:
             node = ExpandNode(self.cfg, self.op.target_node)
             self.op.target_node, self.op.target_node_uuid = node.name, node.uuid
+            assert self.needed_locks is not None
             self.needed_locks[locking.LEVEL_NODE] = locking.ALL_SET
         if self.op.remove_instance:
             self.remove_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
@@ -180,7 +151,7 @@ class LUBackupExport(iu.InstanceLU):
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's export variables (computed once: with --remove-instance
         the instance is gone for the post hooks)."""
-        if getattr(self, "_hooks_env", None) is not None:
+        if self._hooks_env is not None:
             return dict(self._hooks_env)
         env = super().BuildHooksEnv()
         self._hooks_env = env
@@ -337,12 +308,13 @@ class LUBackupExport(iu.InstanceLU):
     def Exec(self, feedback_fn: FeedbackFn) -> tuple[bool, list[bool]]:
         """Shut down, snapshot, copy, finalize; undo on failure."""
         inst = self.instance
-        self.snapshots: list[objects.Disk] = []
+        self.snapshots = []
         self.assembled = False
         self.was_down_by_us = False
         if self.op.shutdown:
             self._Shutdown(feedback_fn)
             self.was_down_by_us = True
+        results: list[bool]
         if self.op.mode == constants.EXPORT_MODE_REMOTE:
             try:
                 results = self.exporter(self, feedback_fn, self.remote_state)
@@ -354,7 +326,7 @@ class LUBackupExport(iu.InstanceLU):
                 self._FailAfterUndo(feedback_fn, results)
             return self._Done(feedback_fn, False, results)
         self._RemovePartial()
-        results: list[bool] = []
+        results = []
         try:
             sources = self._Sources(feedback_fn)
             results = self._Transfer(feedback_fn, sources)

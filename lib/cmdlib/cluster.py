@@ -395,23 +395,75 @@ class LUClusterRedistConf(ClusterLU):
 
 
 class LUClusterRenewCrypto(ClusterLU):
-    """Renew node certificates or SSH keys: not supported yet.
+    """Renew the nodes' SSH keys (node certificates: not supported yet).
 
-    The confd HMAC key, RAPI certificate and cluster domain secret are
-    renewed by ``gnt-cluster renew-crypto`` itself (on the master, then
-    uploaded), as in Ganeti; this opcode only carries the node-side parts.
+    The confd HMAC key, RAPI and SPICE certificates and cluster domain
+    secret are renewed by ``gnt-cluster renew-crypto`` itself (on the
+    master, then uploaded), as in Ganeti; this opcode carries the parts
+    that touch every node. SSH keys are renewed through the runner of
+    :mod:`ganeti.ssh` (:mod:`ganeti.ssh_keys`); the cluster then records
+    the new key type and size.
     """
 
     def CheckArguments(self) -> None:
-        if self.op.node_certificates or self.op.renew_ssh_keys:
+        if self.op.node_certificates:
             raise errors.OpPrereqError(
-                "Renewing node certificates or SSH keys is not supported yet",
-                errors.ECODE_INVAL)
+                "Renewing node certificates is not supported yet", errors.ECODE_INVAL)
 
     def ExpandNames(self) -> None:
         self.needed_locks = {}
 
+    def CheckPrereq(self) -> None:
+        from ganeti import ssh_keys
+        cluster = self.cfg.GetClusterInfo()
+        self.ssh_key_type = self.op.ssh_key_type or cluster.ssh_key_type
+        self.ssh_key_bits = ssh_keys.DetermineKeyBits(
+            self.ssh_key_type, self.op.ssh_key_bits, cluster.ssh_key_type,
+            cluster.ssh_key_bits)
+
+    def _KeyNodes(self) -> list[Any]:
+        from ganeti import ssh, ssh_keys
+        master = self.cfg.GetMasterNode()
+        result = []
+        for node in self.cfg.GetAllNodesInfo().values():
+            if node.offline:
+                self.LogWarning("Node %s is offline: its SSH key is not renewed",
+                                node.name)
+                continue
+            port = int(self.cfg.GetNdParams(node).get(constants.ND_SSH_PORT) or 22)
+            result.append(ssh_keys.KeyNode(
+                ssh.NodeTarget(node.name, node.primary_ip, port), node.uuid,
+                node.master_candidate or node.uuid == master, node.uuid == master))
+        return sorted(result, key=lambda n: n.target.name)
+
+    def _GetRunner(self) -> Any:
+        """How the master reaches the nodes (tests replace it)."""
+        from ganeti import ssh
+        return ssh.GetRunner(self.cfg.GetClusterName())
+
+    def _RenewSshKeys(self, feedback_fn: FeedbackFn) -> None:
+        from ganeti import ssh_keys
+        cluster = self.cfg.GetClusterInfo()
+        nodes = self._KeyNodes()
+        runner = self._GetRunner()
+        new_keys = ssh_keys.RenewKeys(runner, nodes, self.ssh_key_type,
+                                      self.ssh_key_bits, cluster.ssh_key_type,
+                                      ssh_keys.ReadPubKeyFile(), feedback_fn)
+        for failure in ssh_keys.WritePubKeyFile(
+                new_keys, runner, [n for n in nodes if n.master_candidate]):
+            self.LogWarning("Cannot copy the public key file to %s", failure)
+        cluster.ssh_key_type = self.ssh_key_type
+        cluster.ssh_key_bits = self.ssh_key_bits
+        self.cfg.Update(cluster, feedback_fn)
+
     def Exec(self, feedback_fn: FeedbackFn) -> None:
+        if self.op.renew_ssh_keys:
+            if self.cfg.GetClusterInfo().modify_ssh_setup:
+                feedback_fn("Renewing SSH keys")
+                self._RenewSshKeys(feedback_fn)
+            else:
+                feedback_fn("Cannot renew SSH keys if the cluster is configured to not"
+                            " modify the SSH setup.")
         return None
 
 
@@ -582,9 +634,15 @@ class LUClusterSetParams(ClusterLU):
                     collectors.setdefault(name, {})[key] = setting
                 new.data_collectors = collectors
                 self.changes.append(param)
-        for param in ("hv_state", "disk_state"):
-            if getattr(op, param):
-                raise _Inval(f"Changing {param} is not supported yet")
+        from ganeti.cmdlib import resource_state
+        if op.hv_state:
+            new.hv_state_static = resource_state.MergeHvState(
+                op.hv_state, new.hv_state_static)
+            self.changes.append("hv_state")
+        if op.disk_state:
+            new.disk_state_static = resource_state.MergeDiskState(
+                op.disk_state, new.disk_state_static)
+            self.changes.append("disk_state")
 
     def _CheckDiskTemplatesInUse(self, enabled: list[str]) -> None:
         in_use = set()

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ganeti import constants, errors, ht, locking, objects, utils
+from ganeti.cmdlib import resource_state
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 from ganeti.cmdlib.cluster import CheckDiskParams, CheckNdParams, MergeParams
 from ganeti.objects.params import CheckIPolicySyntax, FillIPolicy
@@ -240,13 +241,6 @@ def _WarnDisabledTemplates(lu: Any, cluster: Any, ipolicy: Mapping[str, Any]) ->
                       f" not enabled on the cluster: {', '.join(disabled)}")
 
 
-def _CheckStateDict(value: Any, what: str) -> dict[str, dict[str, Any]]:
-    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping)
-                                                 for v in value.values()):
-        raise _Inval(f"The {what} must be a dict of dicts, got {ht.ShortRepr(value)}")
-    return {key: dict(item) for key, item in value.items()}
-
-
 # --- The LUs ------------------------------------------------------------------------------
 
 class _GroupLU(NoHooksLU):
@@ -275,10 +269,8 @@ class LUGroupAdd(_GroupLU):
         op = self.op
         self.ndparams = CheckNdParams(op.ndparams) if op.ndparams else {}
         self.diskparams = CheckDiskParams(op.diskparams) if op.diskparams else {}
-        self.hv_state = _CheckStateDict(op.hv_state, "hypervisor state") \
-            if op.hv_state else {}
-        self.disk_state = _CheckStateDict(op.disk_state, "disk state") \
-            if op.disk_state else {}
+        self.hv_state = resource_state.MergeHvState(op.hv_state) or {}
+        self.disk_state = resource_state.MergeDiskState(op.disk_state) or {}
 
     def CheckPrereq(self) -> None:
         """The name must be free; the policy valid over the cluster's."""
@@ -376,10 +368,8 @@ class LUGroupSetParams(_GroupLU):
         if op.ndparams:
             CheckNdParams({key: value for key, value in op.ndparams.items()
                            if value != constants.VALUE_DEFAULT})
-        if op.hv_state:
-            _CheckStateDict(op.hv_state, "hypervisor state")
-        if op.disk_state:
-            _CheckStateDict(op.disk_state, "disk state")
+        resource_state.MergeHvState(op.hv_state)
+        resource_state.MergeDiskState(op.disk_state)
 
     def CheckPrereq(self) -> None:
         """Compute the new values; warn about instances the policy breaks."""
@@ -426,10 +416,12 @@ class LUGroupSetParams(_GroupLU):
             group.alloc_policy = op.alloc_policy
             changes.append(["alloc_policy", op.alloc_policy])
         if op.hv_state is not None:
-            group.hv_state_static = _CheckStateDict(op.hv_state, "hypervisor state")
+            group.hv_state_static = resource_state.MergeHvState(
+                op.hv_state, group.hv_state_static) or group.hv_state_static
             changes.append(["hv_state", str(group.hv_state_static)])
         if op.disk_state is not None:
-            group.disk_state_static = _CheckStateDict(op.disk_state, "disk state")
+            group.disk_state_static = resource_state.MergeDiskState(
+                op.disk_state, group.disk_state_static) or group.disk_state_static
             changes.append(["disk_state", str(group.disk_state_static)])
         if self.new_ipolicy is not None:
             group.ipolicy = self.new_ipolicy

@@ -33,6 +33,11 @@ creations on different nodes run in parallel. With an allocator (``-I``,
 or the cluster's default one when no node is given) every node is locked
 until the allocator has chosen, in CheckPrereq; the others are released
 then (:mod:`ganeti.cmdlib.instance_alloc`). Import modes come later.
+
+Reserving an instance (``forthcoming``) and committing a reservation
+(``commit``) are :mod:`ganeti.cmdlib.instance_forthcoming`'s; the
+instance communication NIC (``instance_communication``) is
+:mod:`ganeti.cmdlib.instance_communication`'s.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from ganeti.cmdlib.cluster import CheckBeParams, CheckHvParams, CheckNicParams
 from ganeti.cmdlib.node import ExpandNode
 from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import instance_alloc
+from ganeti.cmdlib import instance_communication as comm
+from ganeti.cmdlib import instance_forthcoming as forthcoming
 from ganeti.cmdlib import instance_remote_import
 from ganeti.cmdlib import instance_nics as nics_mod
 from ganeti.cmdlib.extstorage import CheckExtStorageProvider
@@ -174,6 +181,8 @@ class LUInstanceCreate(LogicalUnit):
         elif op.mode != constants.INSTANCE_CREATE:
             raise _Inval(f"Instance creation mode '{op.mode}' is not supported yet"
                          " (only 'create')")
+        if op.forthcoming or op.commit:
+            forthcoming.CheckArguments(self)
         # The nodes, or the allocator choosing them (-I, or the cluster's
         # default when no node is given)
         self.iallocator = instance_alloc.ChooseIallocator(
@@ -195,10 +204,6 @@ class LUInstanceCreate(LogicalUnit):
         if op.no_install and op.start:
             self.LogInfo("No-installation mode selected, disabling startup")
             op.start = False
-        if op.forthcoming or op.commit:
-            raise _Inval("Forthcoming instances are not supported yet")
-        if op.instance_communication:
-            raise _Inval("The instance communication NIC is not supported yet")
         # The checks gnt-instance add-tags applies (length, characters, count)
         try:
             for tag in op.tags:
@@ -231,6 +236,9 @@ class LUInstanceCreate(LogicalUnit):
             raise _Inval(f"Instances with the {op.disk_template} disk template need at"
                          " least one disk (--disk 0:size=... or -s SIZE)")
         self.nic_specs = ParseNicSpecs(op.nics)
+        if op.instance_communication:
+            self.nic_specs += ParseNicSpecs(
+                [comm.CreationNicSpec(self.cfg, op.instance_name)])
         self.beparams = CheckBeParams(op.beparams)
         if op.file_storage_dir and op.disk_template not in constants.DTS_FILEBASED:
             raise _Inval("A file storage directory is only valid for file-based disk"
@@ -266,6 +274,8 @@ class LUInstanceCreate(LogicalUnit):
         self.add_locks[locking.LEVEL_INSTANCE] = [self.op.instance_name]
         self.needed_locks = {locking.LEVEL_NODE: list(nodes),
                              locking.LEVEL_NODE_RES: list(nodes)}
+        if self.op.commit:
+            forthcoming.LockReservation(self)
         # Re-checked in CheckPrereq: the node may change group until locked
         nics_mod.DeclareNetworkLocks(
             self, self._NicNetworks(),
@@ -279,6 +289,10 @@ class LUInstanceCreate(LogicalUnit):
     def _CheckNameFree(self) -> None:
         """OpPrereqError (ECODE_EXISTS) if the instance name is used."""
         name = self.op.instance_name
+        if self.op.commit:
+            # The name is that of the reservation to commit
+            forthcoming.CheckName(self)
+            return
         if self.cfg.GetInstanceInfoByName(name) is not None:
             raise errors.OpPrereqError(f"Instance '{name}' is already in the cluster",
                                        errors.ECODE_EXISTS)
@@ -352,7 +366,9 @@ class LUInstanceCreate(LogicalUnit):
         vcpus = int(self.filled_bep[constants.BE_VCPUS])
 
         # NICs: a default one when none is given
-        self.nics = self._BuildNics(cluster, self.nic_specs, group)
+        # A commit keeps the reserved NICs (MACs, addresses)
+        self.nics = forthcoming.CheckCommit(self) if op.commit else \
+            self._BuildNics(cluster, self.nic_specs, group)
         iu.CheckNicsBridgesExist(self, self.nics, pnode.uuid)
 
         # File storage
@@ -402,7 +418,12 @@ class LUInstanceCreate(LogicalUnit):
                 self, pnode.uuid, f"starting instance {op.instance_name}", maxmem,
                 self.hvname, self.filled_hvp, hv_info=hv_info)
         if op.disk_template in constants.DTS_FILEBASED:
-            iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes))
+            # Beside the disks reserved by forthcoming instances
+            iu.CheckNodeFreeStorage(self, pnode, op.disk_template, sum(disk_sizes) +
+                                    forthcoming.ReservedSize(
+                                        cfg, [pnode.uuid], [op.disk_template],
+                                        getattr(getattr(self, "reservation", None),
+                                                "uuid", None)))
         if op.disk_template in constants.DTS_LVM and not self.adopt_disks:
             if not cfg.GetVGName() and not all(spec.get(constants.IDISK_VG)
                                                for spec in self.disk_specs):
@@ -415,7 +436,8 @@ class LUInstanceCreate(LogicalUnit):
                     cfg, op.disk_template, self.disk_specs, self.diskparams))
         # Last, as nothing else can fail now: the addresses from the networks,
         # reserved for this job (committed with the instance, else dropped)
-        self._ReserveNicIps()
+        if not op.commit:
+            self._ReserveNicIps()
         # As in Ganeti, a dry run answers the nodes the instance would use
         self.dry_run_result = [pnode.name] + ([self.snode.name] if self.snode else [])
 
@@ -588,6 +610,10 @@ class LUInstanceCreate(LogicalUnit):
         cfg, op = self.cfg, self.op
         ec_id = self.proc.GetECId() if self.proc is not None else "instance-create"
         try:
+            if op.forthcoming:
+                return forthcoming.Reserve(self, ec_id, feedback_fn)
+            if op.commit:
+                return forthcoming.Commit(self, ec_id, feedback_fn)
             return self._Create(cfg, op, ec_id, feedback_fn)
         finally:
             cfg.DropECReservations(ec_id)
@@ -778,6 +804,11 @@ class LUInstanceCreate(LogicalUnit):
         not there left nothing behind (disks are made only after the
         instance entered the configuration)."""
         inst = _FindCreated(cfg, op)
+        if inst is not None and (getattr(op, "forthcoming", False) or
+                                 getattr(op, "commit", False)):
+            answer = forthcoming.Interrupted(cfg, op, inst)
+            if answer is not None:
+                return answer
         if inst is None:
             return Interruption(False, f"instance {op.instance_name} was not created")
         if inst.forthcoming:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganeti import errors, locking
+from ganeti.cmdlib import instance_forthcoming as forthcoming
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, Interruption
 
@@ -63,6 +64,12 @@ class LUInstanceRemove(iu.InstanceLU):
     def Exec(self, feedback_fn: FeedbackFn) -> None:
         """Shut down, remove the disks, remove from the configuration."""
         inst, op = self.instance, self.op
+        if forthcoming.IsReservation(inst):
+            # Nothing of it exists on the nodes
+            feedback_fn(f"Removing forthcoming instance {inst.name} out of cluster"
+                        " config")
+            self.cfg.RemoveInstance(inst.uuid)
+            return
         pnode = iu.NodeName(self.cfg, inst.primary_node)
         feedback_fn(f"Shutting down instance {inst.name} on node {pnode}")
         result = self.rpc.call_instance_shutdown(

@@ -25,8 +25,12 @@ and dropped if the job fails (:mod:`ganeti.cmdlib.instance_nics`). A NIC
 leaving a network, or changing its address, gives the old one back; so
 does a removed NIC.
 
-Not supported yet: conversions other than plain <-> drbd, a new primary
-node, attaching or detaching disks, the instance communication NIC.
+``instance_communication`` adds or removes the instance communication NIC
+as a NIC modification (:mod:`ganeti.cmdlib.instance_communication`); a new
+primary node (``pnode``) is :mod:`ganeti.cmdlib.instance_new_primary`'s.
+
+Not supported yet: conversions other than plain <-> drbd, attaching or
+detaching disks.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import os
 from typing import Any
 
 from ganeti import constants, errors, hooksmaster, locking, objects
+from ganeti.cmdlib import instance_communication as comm
 from ganeti.cmdlib import instance_convert as convert
+from ganeti.cmdlib import instance_new_primary as new_primary
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
 from ganeti.cmdlib import instance_hotplug as hotplug
@@ -193,15 +199,12 @@ class LUInstanceSetParams(iu.InstanceLU):
                 or op.instance_communication is not None):
             raise _Inval("No changes submitted")
         if op.pnode or op.pnode_uuid:
-            raise _Inval("Changing the primary node (--new-primary) is not supported"
-                         " yet")
+            new_primary.CheckArguments(self)
         global_hvp = sorted(set(op.hvparams or {}) & constants.HVC_GLOBALS)
         if global_hvp:
             raise _Inval(f"Hypervisor parameter(s) {', '.join(global_hvp)} are global:"
                          " they cannot be set per instance; change them at cluster"
                          " level (gnt-cluster modify -H)")
-        if op.instance_communication is not None:
-            raise _Inval("The instance communication NIC is not supported yet")
         if op.offline is not None and (op.nics or op.disks or op.beparams or
                                        op.hvparams or op.runtime_mem or op.os_name or
                                        op.osparams or op.osparams_private or
@@ -251,6 +254,18 @@ class LUInstanceSetParams(iu.InstanceLU):
             name = op.remote_node or iu.NodeName(self.cfg, op.remote_node_uuid)
             node = ExpandNode(self.cfg, name)
             op.remote_node, op.remote_node_uuid = node.name, node.uuid
+        if op.pnode or op.pnode_uuid:
+            new_primary.ExpandNames(self)
+        if op.instance_communication is not None:
+            # Read unlocked; applied under the locks like any NIC change
+            mod = comm.NicModification(
+                self.cfg, self.cfg.GetInstanceInfo(op.instance_uuid),
+                op.instance_communication)
+            if mod is not None:
+                action, ident, params = mod
+                if action == constants.DDM_ADD:
+                    params = _CheckNicParams(params, True)
+                self.nic_mods.append((action, ident, params))
 
     def DeclareLocks(self, level: int) -> None:
         """The instance's nodes, plus the new secondary node; with NIC
@@ -258,6 +273,8 @@ class LUInstanceSetParams(iu.InstanceLU):
         primary node's group (shared), whose connections give the NICs'
         parameters."""
         super().DeclareLocks(level)
+        if self.op.pnode_uuid:
+            new_primary.DeclareLocks(self, level)
         if level == locking.LEVEL_NODEGROUP and self.nic_mods and \
                 self.needed_locks is not None:
             inst = self.cfg.GetInstanceInfo(self.op.instance_uuid)
@@ -281,6 +298,9 @@ class LUInstanceSetParams(iu.InstanceLU):
         """Apply every change to copies and check the result."""
         super().CheckPrereq()
         cfg, op, inst = self.cfg, self.op, self.instance
+        if op.pnode_uuid:
+            new_primary.CheckPrereq(self)
+            return
         cluster = cfg.GetClusterInfo()
         pnode_uuid = inst.primary_node
         pnode_name = iu.NodeName(cfg, pnode_uuid)
@@ -672,6 +692,8 @@ class LUInstanceSetParams(iu.InstanceLU):
         """Balloon, convert the disk template, create disks, change the
         configuration, remove disks."""
         cfg, op, inst = self.cfg, self.op, self.instance
+        if op.pnode_uuid:
+            return new_primary.Exec(self, feedback_fn)
         result: list[tuple[str, Any]] = []
         if op.offline is not None:
             if op.offline:

@@ -174,6 +174,13 @@ class InstanceLU(LogicalUnit):
 def CheckNotForthcoming(instance: objects.Instance) -> None:
     """OpPrereqError (ECODE_STATE) for an instance whose creation did not
     finish: the master daemon removes it (:mod:`ganeti.instance_cleanup`)."""
+    if instance.forthcoming and \
+            instance.admin_state == constants.ADMINST_OFFLINE:
+        # A reservation (cmdlib/instance_forthcoming.py)
+        raise errors.OpPrereqError(
+            f"Instance '{instance.name}' is forthcoming (reserved, not created):"
+            " create it with gnt-instance add --commit, or remove it",
+            errors.ECODE_STATE)
     if instance.forthcoming:
         raise errors.OpPrereqError(
             f"Instance '{instance.name}' was never completely created: its creation"

@@ -28,6 +28,7 @@ import ipaddress
 from typing import Any
 
 from ganeti import constants, errors, locking, objects, utils
+from ganeti.cmdlib import resource_state
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, NoHooksLU
 from ganeti.cmdlib.cluster import CheckNdParams, MergeParams
 
@@ -151,6 +152,8 @@ class LUNodeAdd(_NodeLU):
         self.secondary_ip = _CheckIp(op.secondary_ip, "secondary IP") \
             if op.secondary_ip else None
         self.ndparams = CheckNdParams(op.ndparams) if op.ndparams else None
+        self.hv_state = resource_state.MergeHvState(op.hv_state)
+        self.disk_state = resource_state.MergeDiskState(op.disk_state)
 
     def ExpandNames(self) -> None:
         """No node locks: the Big Ganeti Lock is held exclusively."""
@@ -227,6 +230,10 @@ class LUNodeAdd(_NodeLU):
             node.confd_port = self.confd_port
             if self.ndparams is not None:
                 node.ndparams = self.ndparams
+            if self.hv_state is not None:
+                node.hv_state_static = self.hv_state
+            if self.disk_state is not None:
+                node.disk_state_static = self.disk_state
             if self.master_candidate:
                 feedback_fn(f"Re-added node {node.name} becomes a master candidate")
             cfg.Update(node, feedback_fn)
@@ -239,7 +246,7 @@ class LUNodeAdd(_NodeLU):
             vm_capable=True if vm_capable is None else vm_capable,
             ndparams=self.ndparams or {}, powered=True,
             noded_port=self.noded_port, confd_port=self.confd_port,
-            hv_state_static=op.hv_state or {}, disk_state_static=op.disk_state or {})
+            hv_state_static=self.hv_state or {}, disk_state_static=self.disk_state or {})
         cfg.AddNode(node, self.proc.GetECId() if self.proc is not None else None)
         added = cfg.GetNodeInfoByName(self.node_name)
         if self.glm is not None and added is not None:
@@ -373,6 +380,10 @@ class LUNodeSetParams(_NodeLU):
         self.new_ndparams = None
         if op.ndparams:
             self.new_ndparams = CheckNdParams(MergeParams(node.ndparams, op.ndparams))
+        self.new_hv_state = resource_state.MergeHvState(op.hv_state,
+                                                        node.hv_state_static)
+        self.new_disk_state = resource_state.MergeDiskState(op.disk_state,
+                                                            node.disk_state_static)
 
     def Exec(self, feedback_fn: FeedbackFn) -> list[list[Any]]:
         """Apply the changes; returns Ganeti's ``[[parameter, new value]]``."""
@@ -407,12 +418,12 @@ class LUNodeSetParams(_NodeLU):
         if op.powered is not None and op.powered != node.powered:
             node.powered = op.powered
             changes.append(["powered", str(op.powered)])
-        if op.hv_state is not None:
-            node.hv_state_static = dict(op.hv_state)
-            changes.append(["hv_state", str(op.hv_state)])
-        if op.disk_state is not None:
-            node.disk_state_static = dict(op.disk_state)
-            changes.append(["disk_state", str(op.disk_state)])
+        if self.new_hv_state is not None:
+            node.hv_state_static = self.new_hv_state
+            changes.append(["hv_state", str(self.new_hv_state)])
+        if self.new_disk_state is not None:
+            node.disk_state_static = self.new_disk_state
+            changes.append(["disk_state", str(self.new_disk_state)])
         if changes:
             cfg.Update(node, feedback_fn)
         if self.demote and op.auto_promote:

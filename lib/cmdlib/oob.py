@@ -108,6 +108,7 @@ class LUOobCommand(NoHooksLU):
     """Run an out-of-band command for nodes; one result row per node."""
 
     REQ_BGL = False
+    cfg: Any
 
     def CheckArguments(self) -> None:
         """Positive timeout, non-negative delay."""
@@ -259,6 +260,7 @@ class LUNodePowercycle(NoHooksLU):
     """Hard-reset a node through its hypervisor."""
 
     REQ_BGL = False
+    cfg: Any
 
     def CheckArguments(self) -> None:
         """Resolve the node; the master needs force."""

@@ -35,14 +35,18 @@ instances leave it.
 
 Speed: a move changes at most three nodes, and each ends in a state that
 depends only on that node and its new role (primary, or secondary of a
-given primary). The search scores each node state once per instance
-(``primary_delta``/``secondary_delta`` set the fields the score reads as
-``Node.add_pri``/``add_sec`` would, without their bookkeeping), adds the
-sparse deltas of a move's nodes, and keeps the result across steps until
-one of its nodes changes (per-node version counters): after the first
-step only the moves touching the last step's nodes are computed again
-(unless there are more than ``CACHE_LIMIT``), and scoring a move costs
-the components it changes (``GroupScore.score_sparse``).
+given primary). ``primary_delta``/``secondary_delta`` give the sparse
+score delta of such a state (setting the fields the score reads as
+``Node.add_pri``/``add_sec`` would, without their bookkeeping); a move's
+delta is the merge of its nodes' and scores in the components it
+changes (``GroupScore.score_sparse``).
+
+``best_move`` finds each step's move by branch and bound
+(``balance_bound.BoundSearch``): it scores exactly only the moves that
+may be the best, and gives the move and score ``exhaustive_move`` gives.
+``exhaustive_move``, the reference, scores every move; it keeps the
+moves' deltas across steps until one of their nodes changes (per-node
+version counters) while there are at most ``CACHE_LIMIT`` of them.
 """
 
 from __future__ import annotations

@@ -40,15 +40,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
 
-from ganeti.htools import model, score
+# balance imports this module: only its functions are used here, at run time
+from ganeti.htools import balance, model, score
 from ganeti.htools.model import Instance, Node
 from ganeti.htools.score import GroupScore, Sparse
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ganeti.htools.balance import Balancer, _Cand
 
 #: moves whose lower bound is this close to the best score (relative to the
 #: score, at least this much) are scored exactly: far beyond rounding
@@ -115,9 +112,10 @@ def _sec_key(node: Node, r_mem: int, inst: Instance, pname: str) -> int | None:
 
 
 def _sec_variants(node: Node, r_mem: int, inst: Instance, soft: bool,
-                  delta: object) -> dict[int | None, Sparse | None]:
+                  delta: Callable[[Node, Instance, str], Sparse]
+                  ) -> dict[int | None, Sparse | None]:
     """``node`` as secondary of each kind of primary: by reservation, the
-    delta or None if refused (``delta``: balance.secondary_delta)."""
+    delta or None if refused (``delta``: secondary_delta for the group)."""
     out: dict[int | None, Sparse | None] = {}
     names = _peer_names(node) if _reserves(inst) else {0: _NO_PEER}
     for pname in names.values():
@@ -125,7 +123,7 @@ def _sec_variants(node: Node, r_mem: int, inst: Instance, soft: bool,
         if key in out:
             continue
         ok = not node.available or node.check_add_sec(inst, pname, soft) is None
-        out[key] = delta(node, inst, pname) if ok else None  # type: ignore[operator]
+        out[key] = delta(node, inst, pname) if ok else None
     return out
 
 
@@ -141,7 +139,7 @@ class _Own:
 
     def __init__(self, versions: tuple[int, int]) -> None:
         self.versions = versions
-        self.fixed: list[_Cand] = []
+        self.fixed: list[balance._Cand] = []
         self.removed_p: Sparse | None = None
         self.removed_s: Sparse | None = None
         self.pkeep: dict[bool, Sparse] = {}
@@ -252,7 +250,7 @@ class _Lower:
 class BoundSearch:
     """The exhaustive search's best move, by branch and bound."""
 
-    def __init__(self, balancer: Balancer) -> None:
+    def __init__(self, balancer: balance.Balancer) -> None:
         self.bal = balancer
         gs = balancer.gs
         self.tindex = {t.name: i for i, t in enumerate(balancer.targets)}
@@ -280,7 +278,6 @@ class BoundSearch:
         if own is not None and own.versions == versions:
             return own
         own = self.own[idx] = _Own(versions)
-        from ganeti.htools import balance  # the parts are computed as it does
         gs, soft = bal.gs, bal.opts.soft_checks
         pnode = bal.nodes[inst.pnode or ""]
         with bal._lift(inst) as lifted:
@@ -311,7 +308,6 @@ class BoundSearch:
         rec = self.targets[key].get(node.name)
         if rec is not None and rec.version == version:
             return rec
-        from ganeti.htools import balance
         rec = self.targets[key][node.name] = _Target(version)
         rep = self.shapes[key]
         gs, soft = bal.gs, bal.opts.soft_checks
@@ -354,9 +350,8 @@ class BoundSearch:
         return lows
 
     def _exact(self, inst: Instance, own: _Own, kind: int, target: Node,
-               rec: _Target) -> _Cand | None:
+               rec: _Target) -> balance._Cand | None:
         """The move as the exhaustive search scores it, or None if refused."""
-        from ganeti.htools import balance
         merge = GroupScore.merge_sparse
         pname = inst.pnode or ""
         tname = target.name
@@ -403,7 +398,7 @@ class BoundSearch:
                 merge((spri, own.removed_p, tsec)))
 
     def best_move(self, limit: float = math.inf
-                  ) -> tuple[Instance, _Cand, float] | None:
+                  ) -> tuple[Instance, balance._Cand, float] | None:
         """The move with the lowest score if it scores at most ``limit``
         (None otherwise), ties as the exhaustive search breaks them."""
         bal = self.bal
@@ -438,13 +433,14 @@ class BoundSearch:
             order[key, _PRI] = pri
             order[key, _SEC] = sec
 
-        margin = MARGIN * max(1.0, abs(gs.score()))
+        base = gs.score()
+        margin = MARGIN * max(1.0, abs(base))
         best_value = math.inf
-        best: tuple[tuple[int, int, int], Instance, _Cand] | None = None
+        best: tuple[tuple[int, int, int], Instance, balance._Cand] | None = None
         scored = 0
 
         def consider(value: float, rank: tuple[int, int, int], inst: Instance,
-                     cand: _Cand) -> None:
+                     cand: balance._Cand) -> None:
             nonlocal best_value, best
             if value < best_value or (value == best_value and best is not None
                                       and rank < best[0]):
@@ -468,7 +464,7 @@ class BoundSearch:
                 role = _PRI if inst.mirror == model.MIRROR_EXTERNAL else internal_roles[kind]
                 row = order[key, role]
                 if row:
-                    lb = own_low + low.const + row[0][0]
+                    lb = base + own_low + low.const + row[0][0]
                     if lb <= threshold:
                         heap.append((lb, idx, kind, 0))
             own.lows = lows
@@ -485,7 +481,7 @@ class BoundSearch:
             if pos + 1 < len(row):
                 own_low = own.lows[kind]
                 assert own_low is not None
-                lb = own_low + low.const + row[pos + 1][0]
+                lb = base + own_low + low.const + row[pos + 1][0]
                 if lb <= threshold:
                     heapq.heappush(heap, (lb, idx, kind, pos + 1))
             if target.name == inst.pnode or target.name == inst.snode:

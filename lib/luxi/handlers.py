@@ -321,6 +321,10 @@ class MasterHandlers:
             "watcher_pause": ReadWatcherPause(),
             "cluster_tags": values["tags"],
         })
+        # Not in QueryClusterInfo (nor RAPI's /2/info), as Ganeti's
+        cluster = self._Cfg().GetClusterInfo()
+        values["hv_state"] = cluster.hv_state_static or {}
+        values["disk_state"] = cluster.disk_state_static or {}
         unknown = [f for f in fields if f not in values]
         if unknown:
             raise errors.OpPrereqError(

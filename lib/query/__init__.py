@@ -71,6 +71,7 @@ from ganeti.query import instances as _instances  # noqa: E402,F401
 from ganeti.query import os as _os  # noqa: E402,F401
 from ganeti.query import extstorage as _extstorage  # noqa: E402,F401
 from ganeti.query import networks as _networks  # noqa: E402,F401
+from ganeti.query import exports as _exports  # noqa: E402,F401
 
 __all__ = [
     "JOB_FIELDS",

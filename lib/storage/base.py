@@ -32,6 +32,10 @@ class BlockDev:
     ``attached`` tells whether :meth:`Attach` found it.
     """
 
+    #: Whether :meth:`Create` takes the ``info`` of :meth:`SetInfo` and
+    #: records it with the new storage (one command less)
+    CREATE_TAKES_INFO = False
+
     def __init__(self, unique_id: tuple[Any, ...], children: list[BlockDev],
                  size: int, params: dict[str, Any],
                  dyn_params: dict[str, Any] | None = None, **kwargs: Any):

@@ -26,7 +26,7 @@ DEV_MAP: dict[str, type[base.BlockDev]] = {
 }
 
 
-def _DeviceClass(disk: objects.Disk) -> type[base.BlockDev]:
+def DeviceClass(disk: objects.Disk) -> type[base.BlockDev]:
     dev_type = base.DiskTypeOf(disk)
     cls = DEV_MAP.get(dev_type)
     if cls is None:
@@ -55,7 +55,7 @@ def _Names(disk: objects.Disk) -> dict[str, Any]:
 
 
 def _Make(disk: objects.Disk, children: list[base.BlockDev]) -> base.BlockDev:
-    cls = _DeviceClass(disk)
+    cls = DeviceClass(disk)
     return cls(tuple(disk.logical_id), children, disk.size, disk.params or {},
                getattr(disk, "dynamic_params", None), **_Names(disk))
 
@@ -81,7 +81,7 @@ def Assemble(disk: objects.Disk, children: list[base.BlockDev] | None = None
 def Create(disk: objects.Disk, children: list[base.BlockDev], excl_stor: bool,
            **kwargs: Any) -> base.BlockDev:
     """Create the storage of ``disk`` and return its device."""
-    cls = _DeviceClass(disk)
+    cls = DeviceClass(disk)
     return cls.Create(tuple(disk.logical_id), children, disk.size, disk.spindles,
                       disk.params or {}, excl_stor,
                       dyn_params=getattr(disk, "dynamic_params", None),

@@ -500,6 +500,8 @@ class LogicalVolume(base.BlockDev):
     loop device (its ``dev_path`` then), shutting down detaches it.
     """
 
+    CREATE_TAKES_INFO = True
+
     def __init__(self, unique_id: tuple[Any, ...], children: list[base.BlockDev],
                  size: int, params: dict[str, Any],
                  dyn_params: dict[str, Any] | None = None, **kwargs: Any):
@@ -551,7 +553,8 @@ class LogicalVolume(base.BlockDev):
                dyn_params=None, **kwargs):
         """Create the LV (``size`` MiB, ``params[stripes]`` stripes at most,
         one per PV); with exclusive storage on its own empty PVs, as many as
-        ``spindles`` (or as needed), striped over all of them."""
+        ``spindles`` (or as needed), striped over all of them. An ``info``
+        keyword argument becomes its tag at once (see :meth:`SetInfo`)."""
         vg_name, lv_name = _CheckUniqueId(unique_id)
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             base.ThrowError("Invalid size %r for logical volume %s/%s: must be a"
@@ -588,6 +591,9 @@ class LogicalVolume(base.BlockDev):
             pv_list = [pv["name"] for pv in
                        sorted(pvs, key=lambda pv: pv["free"], reverse=True)]
         flags = [] if ActivationEnabled() else ["-an", "-Zn"]
+        tag = SanitizeTag(kwargs.get("info") or "")
+        if tag:
+            flags += ["--addtag", tag]
         if _LoopViewRoot():
             # Only a contiguous volume can be mapped onto a loop device
             flags += ["--alloc", "contiguous"]

@@ -257,7 +257,8 @@ def test_start_failure_is_reported_and_cleaned(node):
 
 
 @pytest.mark.parametrize("opts, ieio, message", [
-    ({}, (constants.IEIO_SCRIPT, [{}, 0]), "not supported yet"),
+    ({}, (constants.IEIO_SCRIPT, [{}]), r"takes \[disk, index\]"),
+    ({}, (constants.IEIO_SCRIPT, [_FileDisk("missing"), 0]), "not found"),
     ({}, ("tape", []), "Unknown import/export I/O type"),
     ({}, (constants.IEIO_FILE, ["/etc/passwd"]), "not below the export directory"),
     ({}, (constants.IEIO_FILE, [f"{EXPORTS}/../x"]), "normalised absolute path"),

@@ -168,9 +168,13 @@ def test_renew_crypto_refuses_both_rapi_options(tmp_path):
     opts = types.SimpleNamespace(new_cluster_cert=False, new_confd_hmac_key=False,
                                  new_rapi_cert=True, rapi_cert=str(tmp_path / "x"),
                                  new_cds=False, cds_file=None, new_node_certs=False,
-                                 force=True)
+                                 new_spice_cert=False, spice_cert=None,
+                                 spice_cacert=None, new_ssh_keys=False,
+                                 ssh_key_check=True, ssh_key_type=None,
+                                 ssh_key_bits=None, force=True)
+    renew = gnt_cluster.commands["renew-crypto"][0]
     with pytest.raises(errors.OpPrereqError, match="Only one of"):
-        gnt_cluster.RenewCrypto(opts, [])
+        renew(opts, [])
     opts.new_rapi_cert = False
     with pytest.raises(errors.OpPrereqError, match="Cannot read RAPI certificate"):
-        gnt_cluster.RenewCrypto(opts, [])
+        renew(opts, [])

@@ -255,6 +255,8 @@ def test_secret_os_params_reach_the_scripts_only(ctx):
     assert inst.osparams == {"message": "hi"} and "key" not in inst.osparams_private
 
 
-def test_instance_communication_is_refused(ctx):
-    _Refused(ctx, _CreateOp(instance_communication=True), errors.ECODE_INVAL,
-             "communication NIC is not supported")
+def test_instance_communication_needs_the_network(ctx):
+    """-c yes on a cluster without an instance communication network
+    (more in test_instance_communication.py)."""
+    _Refused(ctx, _CreateOp(instance_communication=True), errors.ECODE_STATE,
+             "no instance communication network")

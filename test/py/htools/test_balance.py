@@ -6,7 +6,8 @@ import random
 import htoolshelpers as h
 import pytest
 
-from ganeti.htools import balance, evacuate, hbal, loader_iallocator, loader_text, score
+from ganeti.htools import (balance, balance_bound, evacuate, hbal, loader_iallocator,
+                            loader_text, score)
 from ganeti.htools.balance import Balancer, Move, Options
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -327,8 +328,13 @@ def test_larger_cluster_improves():
 
 
 def test_same_solution_without_the_cache(monkeypatch):
+    """The branch and bound search, the exhaustive search with its cache
+    and without it agree."""
     cluster, group = _generated(8, 60, seed=13)
-    cached = _run(cluster, group, max_length=5)
+    bound = _run(cluster, group, max_length=5)
+    monkeypatch.setattr(balance_bound, "PART_LIMIT", 0)
+    cluster, group = _generated(8, 60, seed=13)
+    assert _run(cluster, group, max_length=5) == bound
     monkeypatch.setattr(balance, "CACHE_LIMIT", 0)
     cluster, group = _generated(8, 60, seed=13)
-    assert _run(cluster, group, max_length=5) == cached
+    assert _run(cluster, group, max_length=5) == bound

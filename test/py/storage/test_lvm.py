@@ -308,6 +308,17 @@ def test_create_command(fake_lvm):
     assert not any("lv_name" in arg for arg in fake.calls[0])
 
 
+def test_create_tags_the_volume(fake_lvm):
+    fake = fake_lvm({"pvs": TWO_PVS, "lvs": DISK0_INFO})
+    assert lvm.LogicalVolume.CREATE_TAKES_INFO
+    lvm.LogicalVolume.Create(("xenvg", "disk0"), [], 16, None, {}, False,
+                             info="originstname+inst1.example.com")
+    # the tag comes with lvcreate: no lvchange --addtag afterwards
+    assert fake.Names() == ["pvs", "lvcreate", "lvs"]
+    create = fake.calls[1]
+    assert create[create.index("--addtag") + 1] == "originstname+inst1.example.com"
+
+
 def test_create_falls_back_to_fewer_stripes(fake_lvm):
     fake = fake_lvm({"vgs": XENVG, "pvs": TWO_PVS, "lvs": DISK0_INFO,
                      "lvcreate": [(5, "", "Insufficient suitable allocatable extents"),

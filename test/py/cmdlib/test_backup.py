@@ -1,0 +1,202 @@
+"""Tests for the export LUs (lib/cmdlib/backup.py) and instance creation
+from an export (lib/cmdlib/instance_import.py), through mcpu on a one-node
+configuration with a fake RPC runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import instancehelpers as ih  # noqa: E402
+
+from ganeti import constants, errors, export_config, opcodes  # noqa: E402
+from ganeti.cmdlib import backup_remote  # noqa: E402
+
+NAME = "inst1.example.com"
+
+
+class BackupRpc(ih.FakeRpc):
+    """Also: the exports of each node (``exports``) and the config.ini text
+    ``export_info`` answers."""
+
+    def __init__(self):
+        super().__init__()
+        self.exports: dict[str, list[str]] = {}
+        self.info_text: str | None = None
+
+    def call_export_list(self, nodes):
+        self.calls.append(("export_list", tuple(nodes)))
+        return {node: self._Answer("export_list", list(self.exports.get(node, [])))
+                for node in nodes}
+
+    def call_export_info(self, node, path):
+        self.calls.append(("export_info", node, path))
+        if self.info_text is None:
+            return ih._Fail(f"No export found in {path}")
+        return self._Answer("export_info", self.info_text)
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    context = ih.MakeContext(tmp_path)
+    context.rpc = BackupRpc()
+    return context
+
+
+def _Master(ctx):
+    return ctx.cfg.GetMasterNode()
+
+
+def _Create(ctx, start=False):
+    ih.Run(ctx, ih.CreateOp(NAME, start=start, beparams={"maxmem": 128, "minmem": 128}))
+
+
+def test_prepare_local_is_none(ctx):
+    _Create(ctx)
+    result, _ = ih.Run(ctx, opcodes.OpBackupPrepare(instance_name=NAME,
+                                                    mode=constants.EXPORT_MODE_LOCAL))
+    assert result is None
+
+
+def test_remote_mode_unavailable(ctx, monkeypatch):
+    _Create(ctx)
+    monkeypatch.delattr(backup_remote, "PrepareRemoteExport")
+    monkeypatch.delattr(backup_remote, "CheckRemoteExport")
+    with pytest.raises(errors.OpPrereqError,
+                       match="Remote exports are not supported yet") as info:
+        ih.Run(ctx, opcodes.OpBackupPrepare(instance_name=NAME,
+                                            mode=constants.EXPORT_MODE_REMOTE))
+    assert info.value.args[1] == errors.ECODE_INVAL
+    with pytest.raises(errors.OpPrereqError, match="not supported yet"):
+        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=[],
+                                           mode=constants.EXPORT_MODE_REMOTE))
+
+
+@pytest.mark.parametrize("kwargs,code,match", [
+    (dict(target_node="nosuch.example.com"), errors.ECODE_NOENT, "nosuch"),
+    (dict(target_node=ih.MASTER, compress="bzip9"), errors.ECODE_INVAL, "bzip9"),
+    (dict(target_node=ih.MASTER, shutdown=False, remove_instance=True),
+     errors.ECODE_INVAL, "without shutting it down"),
+    (dict(target_node=[]), errors.ECODE_INVAL, "needs a target node name"),
+])
+def test_export_refused(ctx, kwargs, code, match):
+    _Create(ctx)
+    ctx.rpc.calls.clear()
+    with pytest.raises(errors.OpPrereqError, match=match) as info:
+        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, **kwargs))
+    assert info.value.args[1] == code
+    assert "instance_shutdown" not in ctx.rpc.names()
+
+
+def test_export_of_a_running_diskless_instance(ctx):
+    _Create(ctx, start=True)
+    ctx.rpc.calls.clear()
+    result, _ = ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME,
+                                                   target_node=ih.MASTER))
+    assert result == (True, [])
+    names = ctx.rpc.names()
+    # Nothing to snapshot: the instance runs again before the copy
+    assert names.index("instance_shutdown") < names.index("instance_start") < \
+        names.index("finalize_export")
+    finalize = next(c for c in ctx.rpc.calls if c[0] == "finalize_export")
+    inst_dict, snap_disks = finalize[2], finalize[3]
+    assert inst_dict["name"] == NAME and inst_dict["disk_template"] == "diskless"
+    assert snap_disks == []
+    # A stale partial export is cleared first
+    assert ("export_remove", _Master(ctx), NAME + ".new") in ctx.rpc.calls
+    assert NAME in ctx.rpc.running
+
+
+def test_failed_finalize_undoes(ctx):
+    _Create(ctx, start=True)
+    ctx.rpc.fail["finalize_export"] = "disk full"
+    ctx.rpc.calls.clear()
+    with pytest.raises(errors.OpExecError, match="no partial export remains"):
+        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER))
+    removes = [c for c in ctx.rpc.calls if c[0] == "export_remove"]
+    assert len(removes) == 2 and all(c[2] == NAME + ".new" for c in removes)
+    assert NAME in ctx.rpc.running
+    assert ctx.cfg.GetInstanceInfoByName(NAME) is not None
+
+
+def test_export_remove_instance(ctx):
+    _Create(ctx)
+    ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER,
+                                       remove_instance=True))
+    assert ctx.cfg.GetInstanceInfoByName(NAME) is None
+
+
+def test_remove(ctx):
+    ctx.rpc.exports[_Master(ctx)] = [NAME]
+    ih.Run(ctx, opcodes.OpBackupRemove(instance_name=NAME))
+    assert ("export_remove", _Master(ctx), NAME) in ctx.rpc.calls
+    ctx.rpc.exports.clear()
+    with pytest.raises(errors.OpExecError, match="No export found"):
+        ih.Run(ctx, opcodes.OpBackupRemove(instance_name=NAME))
+
+
+# --- import ---------------------------------------------------------------------------
+
+def _ExportText(**changes):
+    instance = {"name": "old.example.com", "os": "noop+default",
+                "hypervisor": constants.HT_FAKE, "disk_template": "diskless",
+                "tags": ["from-export"],
+                "beparams": {constants.BE_MAXMEM: 160, constants.BE_MINMEM: 128,
+                             constants.BE_VCPUS: 1},
+                "hvparams": {}, "osparams": {}, "nics": [
+                    {"mac": "aa:00:00:00:00:01", "nicparams": {}}]}
+    instance.update(changes)
+    return export_config.Build(instance, [], "node1")
+
+
+def _ImportOp(**kwargs):
+    params = dict(instance_name=NAME, mode=constants.INSTANCE_IMPORT, disks=[], nics=[],
+                  pnode=ih.MASTER, src_node=ih.MASTER,
+                  src_path="/srv/ganeti/export/old.example.com", name_check=False,
+                  ip_check=False, start=False)
+    params.update(kwargs)
+    return opcodes.OpInstanceCreate(**params)
+
+
+def test_import_fills_from_export(ctx):
+    ctx.rpc.info_text = _ExportText()
+    ih.Run(ctx, _ImportOp())
+    inst = ctx.cfg.GetInstanceInfoByName(NAME)
+    assert inst.os == "noop+default"
+    assert ctx.cfg.GetInstanceDiskTemplate(inst.uuid) == "diskless"
+    assert inst.beparams[constants.BE_MAXMEM] == 160
+    assert set(inst.tags) == {"from-export"}
+    # Another name: the exported instance may still use its MAC
+    assert len(inst.nics) == 1 and inst.nics[0].mac != "aa:00:00:00:00:01"
+
+
+def test_import_same_name_keeps_mac(ctx):
+    ctx.rpc.info_text = _ExportText(name=NAME)
+    ih.Run(ctx, _ImportOp(src_path=f"/srv/ganeti/export/{NAME}"))
+    inst = ctx.cfg.GetInstanceInfoByName(NAME)
+    assert inst.nics[0].mac == "aa:00:00:00:00:01"
+
+
+def test_import_finds_export_by_name(ctx):
+    ctx.rpc.info_text = _ExportText()
+    ctx.rpc.exports[_Master(ctx)] = ["old.example.com"]
+    ih.Run(ctx, _ImportOp(src_node=None, src_path="/srv/ganeti/export/old.example.com"))
+    assert ctx.cfg.GetInstanceInfoByName(NAME) is not None
+
+
+def test_import_refused(ctx):
+    text = _ExportText().replace("version = 0", "version = 1")
+    ctx.rpc.info_text = text
+    ih.Refused(ctx, _ImportOp(), errors.ECODE_INVAL, "newer")
+    ctx.rpc.info_text = None
+    ih.Refused(ctx, _ImportOp(), errors.ECODE_INVAL, "No export found")
+    ctx.rpc.info_text = "[export]\nversion = 0\n"
+    ih.Refused(ctx, _ImportOp(), errors.ECODE_INVAL, "no \\[instance\\] section")
+    ctx.rpc.info_text = _ExportText()
+    ih.Refused(ctx, _ImportOp(src_node=None, src_path="/srv/ganeti/export/other"),
+               errors.ECODE_NOENT, "No export named 'other'")
+    ih.Refused(ctx, _ImportOp(compress="bzip9"), errors.ECODE_INVAL, "bzip9")
