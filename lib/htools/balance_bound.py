@@ -73,6 +73,8 @@ _NO_PEER = "\0"
 _R, _RF, _FRF, _FR = 0, 1, 2, 3
 _FA = 0
 _PRI, _SEC = 0, 1
+#: the target's role in each kind of move of a DRBD instance
+_ROLES = (_SEC, _PRI, _PRI, _SEC)
 
 
 def shape_key(inst: Instance, use_locations: bool) -> tuple[object, ...]:
@@ -135,7 +137,7 @@ class _Own:
     """The parts of an instance's own nodes, computed with it lifted."""
 
     __slots__ = ("versions", "fixed", "removed_p", "removed_s", "pkeep", "psec",
-                 "spri", "ssec", "s_rmem", "lows")
+                 "spri", "ssec", "s_rmem", "combos", "lows")
 
     def __init__(self, versions: tuple[int, int]) -> None:
         self.versions = versions
@@ -147,26 +149,51 @@ class _Own:
         self.spri: dict[bool, Sparse] = {}
         self.ssec: dict[int | None, Sparse | None] = {}
         self.s_rmem = 0
+        #: per kind of move, the own nodes' parts merged, one per variant
+        self.combos: list[list[Sparse]] = []
         #: per kind, the least bound of the own parts (None: impossible)
         self.lows: list[float | None] = []
 
-    def parts(self) -> Iterator[Sparse]:
-        """Every part, for the ranges of the bounds."""
-        for part in (self.removed_p, self.removed_s):
-            if part is not None:
-                yield part
-        yield from self.pkeep.values()
-        yield from self.spri.values()
-        for variants in (self.psec, self.ssec):
-            for part in variants.values():
-                if part is not None:
-                    yield part
+    def combine(self, external: bool) -> None:
+        """Merge the parts of each kind of move, in every variant."""
+        merge = GroupScore.merge_sparse
+        rp, rs = self.removed_p, self.removed_s
+        assert rp is not None
+        if external:
+            self.combos = [[rp]]
+            return
+        assert rs is not None
+        combos: list[list[Sparse]] = [[], [], [], []]
+        combos[_R] = [merge((p, rs)) for p in self.pkeep.values()]
+        combos[_RF] = [merge((p, rs)) for p in self.psec.values() if p is not None]
+        if self.spri:
+            combos[_FRF] = [merge((rp, p)) for p in self.ssec.values() if p is not None]
+            combos[_FR] = [merge((p, rp)) for p in self.spri.values()]
+        self.combos = combos
+
+
+def _d_range(parts: Iterable[Sparse]) -> tuple[list[float], list[float]]:
+    """Per component, the least and greatest sum change of the parts (zero
+    for the parts not changing it)."""
+    lo = [0.0] * _K
+    hi = [0.0] * _K
+    first = True
+    for keys, values, *_ in parts:
+        seen = dict(zip(keys, values[::2]))
+        for k in _CV_IDX:
+            d = seen.get(k, 0.0)
+            if first or d < lo[k]:
+                lo[k] = d
+            if first or d > hi[k]:
+                hi[k] = d
+        first = False
+    return lo, hi
 
 
 class _Target:
     """A target node's parts for one shape."""
 
-    __slots__ = ("version", "pri", "sec")
+    __slots__ = ("version", "pri", "sec", "ranges")
 
     def __init__(self, version: int) -> None:
         self.version = version
@@ -174,6 +201,16 @@ class _Target:
         self.pri: dict[bool, Sparse] | None = None
         #: as secondary, by resulting reservation
         self.sec: dict[int | None, Sparse | None] = {}
+        #: per role, the range of the parts' sum changes (None: no part)
+        self.ranges: list[tuple[list[float], list[float]] | None] = [None, None]
+
+    def finish(self) -> None:
+        """Compute the ranges, once the parts are known."""
+        if self.pri:
+            self.ranges[_PRI] = _d_range(self.pri.values())
+        secs = [p for p in self.sec.values() if p is not None]
+        if secs:
+            self.ranges[_SEC] = _d_range(secs)
 
     def parts(self) -> Iterator[Sparse]:
         """Every part, for the ranges of the bounds."""
@@ -184,29 +221,62 @@ class _Target:
                 yield part
 
 
-class _Lower:
-    """The lower bounds of one step: part -> bound of its score change."""
+#: per component, the least and greatest sum change of some target parts
+_Range = tuple[list[float], list[float]]
 
-    def __init__(self, gs: GroupScore, parts: Iterable[Sparse]) -> None:
+
+def _merge_ranges(ranges: Iterable[_Range]) -> _Range:
+    los, his = zip(*ranges)
+    return list(map(min, zip(*los))), list(map(max, zip(*his)))
+
+
+class _Lower:
+    """The lower bounds of one step.
+
+    A move's variance change in component k splits exactly into its own
+    nodes' part, ``dq_o/n - (2 S ds_o + ds_o² + 2 ds_o ds_t)/n²``, and its
+    target's, ``dq_t/n - (2 S ds_t + ds_t²)/n²``; the target's sum change
+    ds_t lies in a known range, which bounds the cross term. Each part is
+    bounded through the chords (see the module's docstring).
+    """
+
+    def __init__(self, gs: GroupScore, owns: Iterable[Sparse], targets: Iterable[Sparse],
+                 zall: _Range) -> None:
         n = gs.count
         self.inv_n = inv_n = 1.0 / n
         self.inv_n2 = inv_n2 = inv_n * inv_n
         self.two_s = two_s = [2.0 * s for s in gs.sums]
-        lo = [0.0] * _K
-        hi = [0.0] * _K
         cv = _CV
-        for keys, values, *_ in parts:
+        # the range of each side's variance change over all moves
+        tlo = [0.0] * _K
+        thi = [0.0] * _K
+        for keys, values, *_ in targets:
             pairs = iter(values)
             for k, dsum, dsq in zip(keys, pairs, pairs):
                 if cv[k]:
-                    up = dsq * inv_n - two_s[k] * dsum * inv_n2
-                    down = up - 3.0 * dsum * dsum * inv_n2
-                    if down < lo[k]:
-                        lo[k] = down
-                    if up > hi[k]:
-                        hi[k] = up
-        self.neg = neg = list(_W)
-        self.pos = pos = list(_W)
+                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                    if change < tlo[k]:
+                        tlo[k] = change
+                    if change > thi[k]:
+                        thi[k] = change
+        olo = [0.0] * _K
+        ohi = [0.0] * _K
+        zlo, zhi = zall
+        for keys, values, *_ in owns:
+            pairs = iter(values)
+            for k, dsum, dsq in zip(keys, pairs, pairs):
+                if cv[k]:
+                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                    cross_a = 2.0 * dsum * zlo[k] * inv_n2
+                    cross_b = 2.0 * dsum * zhi[k] * inv_n2
+                    low = change - max(cross_a, cross_b)
+                    high = change - min(cross_a, cross_b)
+                    if low < olo[k]:
+                        olo[k] = low
+                    if high > ohi[k]:
+                        ohi[k] = high
+        self.neg = neg = [0.0] * _K
+        self.pos = pos = [0.0] * _K
         self.const = 0.0
         for k in _CV_IDX:
             mean = gs.sums[k] * inv_n
@@ -216,35 +286,51 @@ class _Lower:
             if w * sigma <= _TINY:
                 # the term is at least zero: it can lose at most w * sigma
                 self.const -= w * sigma
-                neg[k] = pos[k] = 0.0
                 continue
-            # a move's variance change lies in [dmin, dmax] (three parts)
-            dmin = max(-var, 3.0 * lo[k])
-            dmax = 3.0 * hi[k]
+            dmin = max(-var, olo[k] + tlo[k])
+            dmax = ohi[k] + thi[k]
             neg[k] = w * (sigma - math.sqrt(max(var + dmin, 0.0))) / -dmin \
                 if dmin < 0.0 else 0.0
             pos[k] = w * (math.sqrt(var + dmax) - sigma) / dmax if dmax > 0.0 else 0.0
 
-    def __call__(self, part: Sparse) -> float:
-        keys, values, doff0, doff1, dloc = part
+    @staticmethod
+    def _linear(part: Sparse) -> float:
+        _, _, doff0, doff1, dloc = part
         total = _OFF_W[0] * doff0 + _OFF_W[1] * doff1
         if dloc:
             total -= _LOC_W * sum(abs(c) for c in dloc.values())
+        return total
+
+    def target(self, part: Sparse) -> float:
+        """The bound of a target's part."""
+        total = self._linear(part) if part[2] or part[3] or part[4] else 0.0
         inv_n, inv_n2, two_s = self.inv_n, self.inv_n2, self.two_s
         neg, pos, cv = self.neg, self.pos, _CV
-        pairs = iter(values)
-        for k, dsum, dsq in zip(keys, pairs, pairs):
+        pairs = iter(part[1])
+        for k, dsum, dsq in zip(part[0], pairs, pairs):
             if cv[k]:
-                change = dsq * inv_n - (two_s[k] * dsum + 3.0 * dsum * dsum) * inv_n2
+                change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
                 total += (neg[k] if change < 0.0 else pos[k]) * change
             else:
                 total += _W[k] * dsum
         return total
 
-    def least(self, parts: Iterable[Sparse | None]) -> float | None:
-        """The least bound of the parts that are not None (None if none)."""
-        found = [self(p) for p in parts if p is not None]
-        return min(found) if found else None
+    def own(self, part: Sparse, zrange: _Range) -> float:
+        """The bound of an instance's own parts, for targets whose sum
+        changes lie in ``zrange``."""
+        total = self._linear(part) if part[2] or part[3] or part[4] else 0.0
+        inv_n, inv_n2, two_s = self.inv_n, self.inv_n2, self.two_s
+        neg, pos, cv = self.neg, self.pos, _CV
+        zlo, zhi = zrange
+        pairs = iter(part[1])
+        for k, dsum, dsq in zip(part[0], pairs, pairs):
+            if cv[k]:
+                cross = zhi[k] if dsum > 0.0 else zlo[k]
+                change = dsq * inv_n - (two_s[k] + dsum + 2.0 * cross) * dsum * inv_n2
+                total += (neg[k] if change < 0.0 else pos[k]) * change
+            else:
+                total += _W[k] * dsum
+        return total
 
 
 class BoundSearch:
@@ -256,6 +342,7 @@ class BoundSearch:
         self.tindex = {t.name: i for i, t in enumerate(balancer.targets)}
         self.shapes: dict[tuple[object, ...], Instance] = {}
         self.inst_shape: list[tuple[object, ...]] = []
+        self.external = [i.mirror == model.MIRROR_EXTERNAL for i in balancer.instances]
         for inst in balancer.instances:
             key = shape_key(inst, gs.use_locations)
             self.shapes.setdefault(key, inst)
@@ -300,6 +387,7 @@ class BoundSearch:
                         for conflict in _conflicts(snode):
                             own.spri[conflict] = balance.primary_delta(
                                 gs, snode, inst, conflict)
+        own.combine(inst.mirror == model.MIRROR_EXTERNAL)
         return own
 
     def _target(self, key: tuple[object, ...], node: Node) -> _Target:
@@ -319,34 +407,37 @@ class BoundSearch:
 
         if rep.mirror == model.MIRROR_INTERNAL:
             rec.sec = _sec_variants(node, node.r_mem, rep, soft, sec)
+        rec.finish()
         return rec
 
     # -- the search ----------------------------------------------------------
 
-    def _kinds(self, inst: Instance, own: _Own, low: _Lower) -> list[float | None]:
-        """Per kind of move with a target, the least bound of the own parts."""
+    def _kinds(self, idx: int, own: _Own, low: _Lower,
+               zranges: dict[tuple[tuple[object, ...], int], _Range]) -> list[float | None]:
+        """Per kind of move with a target, the least bound of the own parts
+        (None: no such move)."""
         opts = self.bal.opts
-        rp = low(own.removed_p) if own.removed_p is not None else 0.0
-        if inst.mirror == model.MIRROR_EXTERNAL:
-            return [rp if opts.instance_moves else None]
-        if not opts.disk_moves or own.removed_s is None:
+        key = self.inst_shape[idx]
+        if self.external[idx]:
+            zrange = zranges.get((key, _PRI))
+            if not opts.instance_moves or zrange is None:
+                return []
+            return [low.own(own.combos[0][0], zrange)]
+        if not opts.disk_moves:
             return []
-        rs = low(own.removed_s)
-        lows: list[float | None] = [None, None, None, None]
-        lows[_R] = min(low(p) for p in own.pkeep.values()) + rs
-        if not opts.instance_moves:
-            return lows
+        inst = self.bal.instances[idx]
         pnode = self.bal.nodes[inst.pnode or ""]
         snode = self.bal.nodes[inst.snode or ""]
-        if not (opts.restricted_migration and pnode.available):
-            psec = low.least(own.psec.values())
-            lows[_RF] = None if psec is None else psec + rs
-        if snode.available:
-            if not opts.restricted_migration and own.spri:
-                ssec = low.least(own.ssec.values())
-                lows[_FRF] = None if ssec is None else ssec + rp
-            if own.spri:
-                lows[_FR] = min(low(p) for p in own.spri.values()) + rp
+        allowed = [True, opts.instance_moves
+                   and not (opts.restricted_migration and pnode.available),
+                   opts.instance_moves and snode.available
+                   and not opts.restricted_migration,
+                   opts.instance_moves and snode.available]
+        lows: list[float | None] = [None, None, None, None]
+        for kind, combos in enumerate(own.combos):
+            zrange = zranges.get((key, _ROLES[kind]))
+            if allowed[kind] and combos and zrange is not None:
+                lows[kind] = min(low.own(c, zrange) for c in combos)
         return lows
 
     def _exact(self, inst: Instance, own: _Own, kind: int, target: Node,
@@ -408,26 +499,38 @@ class BoundSearch:
         owns = [self._own(idx, inst) for idx, inst in enumerate(instances)]
         recs = {key: [self._target(key, t) for t in targets] for key in self.shapes}
 
-        def all_parts() -> Iterator[Sparse]:
+        zranges: dict[tuple[tuple[object, ...], int], _Range] = {}
+        for key, rows in recs.items():
+            for role in (_PRI, _SEC):
+                found = [r for rec in rows if (r := rec.ranges[role]) is not None]
+                if found:
+                    zranges[key, role] = _merge_ranges(found)
+        zall = _merge_ranges(zranges.values()) if zranges else ([0.0] * _K, [0.0] * _K)
+
+        def own_parts() -> Iterator[Sparse]:
             for own in owns:
-                yield from own.parts()
+                for combos in own.combos:
+                    yield from combos
+
+        def target_parts() -> Iterator[Sparse]:
             for rows in recs.values():
                 for rec in rows:
                     yield from rec.parts()
 
-        low = _Lower(gs, all_parts())
+        low = _Lower(gs, own_parts(), target_parts(), zall)
         score_sparse = gs.score_sparse
         # the targets of each shape and role, by bound
         order: dict[tuple[tuple[object, ...], int], list[tuple[float, int]]] = {}
+        bound = low.target
         for key, rows in recs.items():
             pri = []
             sec = []
             for tidx, rec in enumerate(rows):
                 if rec.pri:
-                    pri.append((min(low(p) for p in rec.pri.values()), tidx))
-                least = low.least(rec.sec.values())
-                if least is not None:
-                    sec.append((least, tidx))
+                    pri.append((min(bound(p) for p in rec.pri.values()), tidx))
+                secs = [bound(p) for p in rec.sec.values() if p is not None]
+                if secs:
+                    sec.append((min(secs), tidx))
             pri.sort()
             sec.sort()
             order[key, _PRI] = pri
@@ -452,17 +555,16 @@ class BoundSearch:
                 scored += 1
                 consider(score_sparse(cand[4]), (idx, -1, 0), inst, cand)
 
-        internal_roles = (_SEC, _PRI, _PRI, _SEC)
         heap: list[tuple[float, int, int, int]] = []
         threshold = min(limit, best_value) + margin
-        for idx, (inst, own) in enumerate(zip(instances, owns)):
-            lows = self._kinds(inst, own, low)
+        external = self.external
+        for idx, own in enumerate(owns):
+            lows = self._kinds(idx, own, low, zranges)
             key = self.inst_shape[idx]
             for kind, own_low in enumerate(lows):
                 if own_low is None:
                     continue
-                role = _PRI if inst.mirror == model.MIRROR_EXTERNAL else internal_roles[kind]
-                row = order[key, role]
+                row = order[key, _PRI if external[idx] else _ROLES[kind]]
                 if row:
                     lb = base + own_low + low.const + row[0][0]
                     if lb <= threshold:
@@ -474,8 +576,7 @@ class BoundSearch:
             inst = instances[idx]
             own = owns[idx]
             key = self.inst_shape[idx]
-            role = _PRI if inst.mirror == model.MIRROR_EXTERNAL else internal_roles[kind]
-            row = order[key, role]
+            row = order[key, _PRI if external[idx] else _ROLES[kind]]
             tidx = row[pos][1]
             target = targets[tidx]
             if pos + 1 < len(row):

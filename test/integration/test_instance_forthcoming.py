@@ -52,14 +52,14 @@ def test_forthcoming_commit_communication_new_primary(vc):
     # a reservation: in the configuration only
     _Gnt(vc, *add, "-c", "yes", "--forthcoming", NAME)
     assert _Row(vc, "forthcoming,status,nic.names") == [
-        "Y", "ADMIN_offline", f"-,{NIC_NAME}"]
+        "Y", "ADMIN_offline", f"None,{NIC_NAME}"]
     image = vc.path(node1, f"/srv/ganeti/shared-file-storage/{NAME}/disk0")
     assert not image.exists()
     result = _Gnt(vc, "startup", NAME, check=False)
     assert result.returncode != 0 and "forthcoming" in result.stderr
 
     # the commit must fit the reservation, then creates it
-    result = _Gnt(vc, *add[:3], "2G", *add[4:], "-c", "yes", "--commit", NAME,
+    result = _Gnt(vc, *add[:4], "2G", *add[5:], "-c", "yes", "--commit", NAME,
                   check=False)
     assert result.returncode != 0 and "disk sizes" in result.stderr
     _Gnt(vc, *add, "-c", "yes", "--commit", NAME)
@@ -68,9 +68,9 @@ def test_forthcoming_commit_communication_new_primary(vc):
 
     # the communication NIC goes and comes back
     _Gnt(vc, "modify", "-c", "no", NAME)
-    assert _Row(vc, "nic.names") == ["-"]
+    assert _Row(vc, "nic.names") == ["None"]
     _Gnt(vc, "modify", "-c", "yes", NAME)
-    assert _Row(vc, "nic.names") == [f"-,{NIC_NAME}"]
+    assert _Row(vc, "nic.names") == [f"None,{NIC_NAME}"]
 
     # a new primary node: refused while running, then recorded
     result = _Gnt(vc, "modify", "--new-primary", node2, NAME, check=False)

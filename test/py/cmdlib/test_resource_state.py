@@ -206,10 +206,8 @@ def test_lu_renew_ssh_keys_records_type_and_bits(cfg, tmp_path, monkeypatch):  #
     runner = FakeNodes(str(tmp_path))
     monkeypatch.setattr(cluster_lu.LUClusterRenewCrypto, "_GetRunner",
                         lambda self: runner)
-    monkeypatch.setattr(ssh_keys, "ReadPubKeyFile", lambda path=None: {})
-    written = {}
-    monkeypatch.setattr(ssh_keys.utils, "WriteFile",
-                        lambda path, data, mode: written.update({path: data}))
+    pub_file = tmp_path / "ganeti_pub_keys"
+    monkeypatch.setattr(ssh_keys.pathutils, "SSH_PUB_KEYS", str(pub_file))
     ctx = _Context(cfg)
     cluster = cfg.GetClusterInfo()
     cluster.modify_ssh_setup = False
@@ -225,8 +223,7 @@ def test_lu_renew_ssh_keys_records_type_and_bits(cfg, tmp_path, monkeypatch):  #
     _Run(ctx, opcodes.OpClusterRenewCrypto(renew_ssh_keys=True, ssh_key_type="ecdsa"))
     info = cfg.GetClusterInfo()
     assert (info.ssh_key_type, info.ssh_key_bits) == ("ecdsa", 384)
-    (content,) = written.values()
-    uuids = {line.split()[0] for line in content.splitlines()}
+    uuids = {line.split()[0] for line in pub_file.read_text().splitlines()}
     assert uuids == {cfg.GetMasterNode(), node.uuid}
-    assert ("node2.example.com", "copy " + next(iter(written))) in runner.log
+    assert ("node2.example.com", "copy " + str(pub_file)) in runner.log
     assert re.search("ecdsa-sha2-nistp384", runner.Read(MASTER, "authorized_keys"))
