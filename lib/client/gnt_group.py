@@ -50,17 +50,6 @@ def ParseDiskParams(text: str) -> tuple[str, dict[str, Any]]:
     return template, ParseKeyVal(rest)
 
 
-def _Grouped(values: list[tuple[str, dict[str, Any]]] | None
-             ) -> dict[str, dict[str, Any]] | None:
-    """The list of (name, params) of a repeated option as one dict."""
-    if not values:
-        return None
-    result: dict[str, dict[str, Any]] = {}
-    for name, params in values:
-        result.setdefault(name, {}).update(params)
-    return result
-
-
 # --- add / remove / rename / assign-nodes ----------------------------------------------------
 
 def AddGroup(opts: Any, args: list[str]) -> int:
@@ -68,7 +57,7 @@ def AddGroup(opts: Any, args: list[str]) -> int:
     ipolicy = cli_ipolicy.CreateIPolicyFromOpts(opts)
     op = opcodes.OpGroupAdd(
         group_name=args[0], alloc_policy=opts.alloc_policy, ndparams=opts.ndparams,
-        diskparams=_Grouped(opts.diskparams), ipolicy=ipolicy or None,
+        diskparams=state_options.Grouped(opts.diskparams), ipolicy=ipolicy or None,
         hv_state=state_options.HvStateFromOpts(opts.hv_state),
         disk_state=state_options.DiskStateFromOpts(opts.disk_state))
     cli.SubmitOrSend(op, opts)
@@ -198,7 +187,7 @@ def GroupInfo(opts: Any, args: list[str]) -> int:
 def SetGroupParams(opts: Any, args: list[str]) -> int:
     """Change a node group's parameters."""
     ipolicy = cli_ipolicy.CreateIPolicyFromOpts(opts, allow_default=True)
-    diskparams = _Grouped(opts.diskparams)
+    diskparams = state_options.Grouped(opts.diskparams)
     hv_state = state_options.HvStateFromOpts(opts.hv_state)
     disk_state = state_options.DiskStateFromOpts(opts.disk_state)
     if all(value is None for value in (opts.ndparams, opts.alloc_policy, diskparams,

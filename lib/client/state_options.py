@@ -43,15 +43,20 @@ def ParseDiskState(text: str) -> tuple[tuple[str, str], dict[str, Any]]:
     return (storage_type, name), _ParseKeyVal(rest)
 
 
-def HvStateFromOpts(values: list[tuple[str, dict[str, Any]]] | None
-                    ) -> dict[str, dict[str, Any]] | None:
-    """The repeated ``--hypervisor-state`` values as one dict (None: none given)."""
+def Grouped(values: list[tuple[str, dict[str, Any]]] | None
+            ) -> dict[str, dict[str, Any]] | None:
+    """The values of a repeated ``name:key=value,...`` option as one dict
+    (None: none given): ``--hypervisor-state``, gnt-group's ``-D``."""
     if not values:
         return None
     result: dict[str, dict[str, Any]] = {}
     for name, params in values:
         result.setdefault(name, {}).update(params)
     return result
+
+
+#: The repeated ``--hypervisor-state`` values as one dict
+HvStateFromOpts = Grouped
 
 
 def DiskStateFromOpts(values: list[tuple[tuple[str, str], dict[str, Any]]] | None

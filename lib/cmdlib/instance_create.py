@@ -685,28 +685,12 @@ class LUInstanceCreate(LogicalUnit):
                 feedback_fn("* adopted disks are used as they are: the OS create"
                             " scripts do not run")
             elif not op.no_install:
-                feedback_fn("* running the instance OS create scripts...")
-                inst_dict = iu.InstanceRpcDict(cfg, instance)
-                if op.osparams_secret:
-                    inst_dict["osparams"] = dict(inst_dict.get("osparams") or {},
-                                                 **op.osparams_secret)
-                result = self.rpc.call_instance_os_add(
-                    pnode.uuid, inst_dict, False, getattr(op, "debug_level", 0) or 0)
-                if result.fail_msg:
-                    raise errors.OpExecError(
-                        f"Could not add OS '{op.os_type}' for instance {instance.name}"
-                        f" on node {pnode.name}: {result.fail_msg}")
+                self.InstallOs(instance, feedback_fn)
             if op.start:
                 feedback_fn("* starting instance...")
                 started = True
                 iu.StartInstanceOnNode(self, instance)
-            # The commit: from here on the instance exists for good
-            instance = cfg.GetInstanceInfo(instance.uuid)
-            instance.forthcoming = False
-            if op.start:
-                instance.admin_state = constants.ADMINST_UP
-                instance.disks_active = True
-            cfg.Update(instance, feedback_fn)
+            self.FinishCreation(instance, feedback_fn)
         except Exception:
             if self.adopt_disks:
                 self._UndoAdoption(instance, started)
@@ -731,6 +715,34 @@ class LUInstanceCreate(LogicalUnit):
                     cleanup.Wake(instance.name)
             raise
         return cfg.GetNodeNames(cfg.GetInstanceNodes(instance.uuid))
+
+    def InstallOs(self, instance: objects.Instance, feedback_fn: FeedbackFn) -> None:
+        """Run the OS create scripts on the primary node, with the secret OS
+        parameters (given to the scripts, never stored)."""
+        op = self.op
+        pnode = self.pnode
+        feedback_fn("* running the instance OS create scripts...")
+        inst_dict = iu.InstanceRpcDict(self.cfg, instance)
+        if op.osparams_secret:
+            inst_dict["osparams"] = dict(inst_dict.get("osparams") or {},
+                                         **op.osparams_secret)
+        result = self.rpc.call_instance_os_add(
+            pnode.uuid, inst_dict, False, getattr(op, "debug_level", 0) or 0)
+        if result.fail_msg:
+            raise errors.OpExecError(
+                f"Could not add OS '{op.os_type}' for instance {instance.name}"
+                f" on node {pnode.name}: {result.fail_msg}")
+
+    def FinishCreation(self, instance: objects.Instance, feedback_fn: FeedbackFn) -> None:
+        """The commit: from here on the instance exists for good (and is
+        marked up when it was started)."""
+        cfg = self.cfg
+        instance = cfg.GetInstanceInfo(instance.uuid)
+        instance.forthcoming = False
+        if self.op.start:
+            instance.admin_state = constants.ADMINST_UP
+            instance.disks_active = True
+        cfg.Update(instance, feedback_fn)
 
     def _RenameAdopted(self, instance: objects.Instance, disks: list[objects.Disk]
                        ) -> None:

@@ -276,27 +276,12 @@ def Commit(lu: Any, ec_id: Any, feedback_fn: FeedbackFn) -> list[str]:
             created = True
             lu._WaitForMirrors(inst, feedback_fn)
         if not op.no_install:
-            feedback_fn("* running the instance OS create scripts...")
-            inst_dict = iu.InstanceRpcDict(cfg, inst)
-            if op.osparams_secret:
-                inst_dict["osparams"] = dict(inst_dict.get("osparams") or {},
-                                             **op.osparams_secret)
-            result = lu.rpc.call_instance_os_add(
-                pnode.uuid, inst_dict, False, getattr(op, "debug_level", 0) or 0)
-            if result.fail_msg:
-                raise errors.OpExecError(
-                    f"Could not add OS '{op.os_type}' for instance {inst.name} on node"
-                    f" {pnode.name}: {result.fail_msg}")
+            lu.InstallOs(inst, feedback_fn)
         if op.start:
             feedback_fn("* starting instance...")
             started = True
             iu.StartInstanceOnNode(lu, inst)
-        inst = cfg.GetInstanceInfo(inst.uuid)
-        inst.forthcoming = False
-        if op.start:
-            inst.admin_state = constants.ADMINST_UP
-            inst.disks_active = True
-        cfg.Update(inst, feedback_fn)
+        lu.FinishCreation(inst, feedback_fn)
     except Exception:
         lu.LogWarning(f"Commit of instance {inst.name} failed; removing what it"
                       " created and keeping the reservation")

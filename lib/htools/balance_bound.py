@@ -62,10 +62,6 @@ _CV_IDX = tuple(k for k in range(_K) if _CV[k])
 _OFF_W = tuple(c[1] for c in score.OFFLINE_COMPONENTS)
 _LOC_W = score.LOC_EXCL_COMPONENT[1]
 
-#: below this deviation (times weight) a component is bounded by minus its
-#: term (it cannot drop below zero) rather than by chords
-_TINY = 1e-9
-
 #: the name of no node: a secondary of a primary it reserves nothing for
 _NO_PEER = "\0"
 
@@ -283,15 +279,25 @@ class _Lower:
             var = max(gs.sqs[k] * inv_n - mean * mean, 0.0)
             sigma = math.sqrt(var)
             w = _W[k]
-            if w * sigma <= _TINY:
-                # the term is at least zero: it can lose at most w * sigma
-                self.const -= w * sigma
-                continue
-            dmin = max(-var, olo[k] + tlo[k])
+            # the term's change g(x) = w (√(var + x) - sigma) is concave on
+            # [-var, dmax], where any move's variance change x lies
             dmax = ohi[k] + thi[k]
-            neg[k] = w * (sigma - math.sqrt(max(var + dmin, 0.0))) / -dmin \
-                if dmin < 0.0 else 0.0
-            pos[k] = w * (math.sqrt(var + dmax) - sigma) / dmax if dmax > 0.0 else 0.0
+            up = w * (math.sqrt(var + dmax) - sigma) / dmax if dmax > 0.0 else 0.0
+            dmin = olo[k] + tlo[k]
+            # either g(x) >= min(down x, up x), down the chord slope to the
+            # least change (and at least up: the bound must be superadditive)
+            down = up
+            if dmin < 0.0 and var > 0.0:
+                clipped = max(dmin, -var)
+                down = max(up, w * (sigma - math.sqrt(var + clipped)) / -clipped)
+            # or g(x) >= up x - (w sigma - up var), the chord's line lowered
+            # to hold down to x = -var: better for a deviation near zero
+            lowered = w * sigma - up * var
+            if lowered < (down - up) * -dmin:
+                down = up
+                self.const -= lowered
+            neg[k] = down
+            pos[k] = up
 
     @staticmethod
     def _linear(part: Sparse) -> float:

@@ -376,3 +376,35 @@ def test_virtual_node_refuses_a_real_drbdsetup(pair, tmp_path):
     pair.On("node-a")
     with pytest.raises(errors.BlockDeviceError, match="DRBD stand-in"):
         drbd.RunDrbdCommand(["drbdsetup", "show", "all"])
+
+
+def test_status_runs_the_standin_only_when_not_current(pair, monkeypatch):
+    runs = []
+    real = drbd.RunDrbdCommand
+
+    def _Counting(cmd):
+        runs.append(cmd[1])
+        return real(cmd)
+
+    monkeypatch.setattr(drbd, "RunDrbdCommand", _Counting)
+    dev_a, _ = _Mirror(pair)
+    # both ends connected, no resync: the status file is current
+    runs.clear()
+    assert pair.Status("node-a").is_connected
+    assert drbd.GetUsermodeHelper() == "/bin/true"
+    dev_a = pair.Dev("node-a")
+    assert dev_a.attached
+    assert runs == ["show"]  # the configuration of the minor, for Attach
+    # a resync's progress is computed by the stand-in: it runs first
+    pair.On("node-a")
+    dev_a.Open(force=True)
+    pair.Tick(4)
+    runs.clear()
+    assert pair.Status("node-b", minor=1).sync_percent == pytest.approx(40.0)
+    assert runs == ["show"]
+    pair.Tick(10)
+    assert pair.Status("node-b", minor=1).is_connected
+    runs.clear()
+    assert pair.Status("node-b", minor=1).is_disk_uptodate and runs == []
+    # a minor not in use needs no command at all
+    assert not pair.Dev("node-a", minor=7, peer_minor=8).attached and runs == []
