@@ -2,7 +2,7 @@
 diskless, file and plain instances, the data copied for real through the
 import/export daemons and the noop OS's export/import scripts, checked
 byte for byte after the import; list and remove; failures that must leave
-nothing behind (an unusable export directory, an importer killed midway,
+nothing behind (an unusable or full export directory, an importer killed midway,
 an export of a newer version).
 
 Needs root (loop devices, for the plain instances); skipped otherwise.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -200,6 +201,28 @@ def test_export_to_unusable_dir_fails_cleanly(vc):
         assert result.returncode != 0
         assert text in result.stdout + result.stderr
     assert _Status(vc, name) == [n1, "running"]
+    _Gnt(vc, "gnt-instance", "remove", "-f", name)
+
+
+def test_export_to_full_dir_fails_cleanly(vc):
+    """An export directory that fills up (a 1 MiB tmpfs for 48 MiB of
+    disks): the job fails, no partial export stays, the instance runs."""
+    name = "bk-full.vcluster.test"
+    n1, n2 = vc.names[:2]
+    _Add(vc, name, "file", n1, start=True)
+    export_dir = _ExportDir(vc, n2)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(export_dir)],
+                   check=True)
+    try:
+        result = _Gnt(vc, "gnt-backup", "export", "-n", n2, name, check=False)
+        assert result.returncode != 0
+        assert "failed" in result.stdout + result.stderr
+        assert list(export_dir.iterdir()) == []
+        assert _Status(vc, name) == [n1, "running"]
+    finally:
+        subprocess.run(["umount", str(export_dir)], check=True)
+    _NoDaemonsLeft(vc)
     _Gnt(vc, "gnt-instance", "remove", "-f", name)
 
 
