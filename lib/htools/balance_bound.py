@@ -38,6 +38,7 @@ scoring exactly only the few moves that may be the best:
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -69,6 +70,10 @@ _NO_PEER = "\0"
 _R, _RF, _FRF, _FR = 0, 1, 2, 3
 _FA = 0
 _PRI, _SEC = 0, 1
+
+#: how much steeper than the chord the bound's slope for decreases is: room
+#: for the variances to fall before the bounds must be computed again
+_STEEPER = 1.15
 #: the target's role in each kind of move of a DRBD instance
 _ROLES = (_SEC, _PRI, _PRI, _SEC)
 
@@ -133,7 +138,7 @@ class _Own:
     """The parts of an instance's own nodes, computed with it lifted."""
 
     __slots__ = ("versions", "fixed", "removed_p", "removed_s", "pkeep", "psec",
-                 "spri", "ssec", "s_rmem", "combos", "lows")
+                 "spri", "ssec", "s_rmem", "combos", "lows", "fixed_lows", "frame")
 
     def __init__(self, versions: tuple[int, int]) -> None:
         self.versions = versions
@@ -147,8 +152,11 @@ class _Own:
         self.s_rmem = 0
         #: per kind of move, the own nodes' parts merged, one per variant
         self.combos: list[list[Sparse]] = []
-        #: per kind, the least bound of the own parts (None: impossible)
+        #: per kind, the least bound of the own parts (None: impossible),
+        #: the bounds of the fixed moves, and the frame they are from
         self.lows: list[float | None] = []
+        self.fixed_lows: list[float] = []
+        self.frame: _Frame | None = None
 
     def combine(self, external: bool) -> None:
         """Merge the parts of each kind of move, in every variant."""
@@ -189,7 +197,7 @@ def _d_range(parts: Iterable[Sparse]) -> tuple[list[float], list[float]]:
 class _Target:
     """A target node's parts for one shape."""
 
-    __slots__ = ("version", "pri", "sec", "ranges")
+    __slots__ = ("version", "pri", "sec", "ranges", "lows", "frame")
 
     def __init__(self, version: int) -> None:
         self.version = version
@@ -199,6 +207,10 @@ class _Target:
         self.sec: dict[int | None, Sparse | None] = {}
         #: per role, the range of the parts' sum changes (None: no part)
         self.ranges: list[tuple[list[float], list[float]] | None] = [None, None]
+        #: per role, the least bound of the parts (None: refused), and the
+        #: frame it is from
+        self.lows: list[float | None] = [None, None]
+        self.frame: _Frame | None = None
 
     def finish(self) -> None:
         """Compute the ranges, once the parts are known."""
@@ -226,38 +238,48 @@ def _merge_ranges(ranges: Iterable[_Range]) -> _Range:
     return list(map(min, zip(*los))), list(map(max, zip(*his)))
 
 
-class _Lower:
-    """The lower bounds of one step.
+class _Frame:
+    """Lower bounds of the parts, valid for as long as ``valid`` says.
 
     A move's variance change in component k splits exactly into its own
     nodes' part, ``dq_o/n - (2 S ds_o + ds_o² + 2 ds_o ds_t)/n²``, and its
     target's, ``dq_t/n - (2 S ds_t + ds_t²)/n²``; the target's sum change
-    ds_t lies in a known range, which bounds the cross term. Each part is
-    bounded through the chords (see the module's docstring).
+    ds_t lies in the range of its shape and role, which bounds the cross
+    term. Each part is bounded through the chords (see the module's
+    docstring), computed at the state the frame is made in; they stay
+    valid while the variances change as long as the term's change stays
+    above them at the ends of the range of changes (checked each step),
+    and the sums S move their parts' bounds by a little, added as slack.
+    The slope for decreases is taken a bit steeper than the chord so that
+    the frame outlives the variances falling.
     """
 
     def __init__(self, gs: GroupScore, owns: Iterable[Sparse], targets: Iterable[Sparse],
-                 zall: _Range) -> None:
+                 wholes: Iterable[Sparse],
+                 zranges: dict[tuple[tuple[object, ...], int], _Range]) -> None:
         n = gs.count
+        self.zranges = zranges
+        self.zall = zlo, zhi = _merge_ranges(zranges.values()) if zranges \
+            else ([0.0] * _K, [0.0] * _K)
         self.inv_n = inv_n = 1.0 / n
         self.inv_n2 = inv_n2 = inv_n * inv_n
+        self.sums = list(gs.sums)
         self.two_s = two_s = [2.0 * s for s in gs.sums]
         cv = _CV
+        self.dabs = dabs = [0.0] * _K
         # the range of each side's variance change over all moves
-        tlo = [0.0] * _K
-        thi = [0.0] * _K
+        self.tlo = tlo = [0.0] * _K
+        self.thi = thi = [0.0] * _K
         for keys, values, *_ in targets:
             pairs = iter(values)
             for k, dsum, dsq in zip(keys, pairs, pairs):
                 if cv[k]:
                     change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
-                    if change < tlo[k]:
-                        tlo[k] = change
-                    if change > thi[k]:
-                        thi[k] = change
-        olo = [0.0] * _K
-        ohi = [0.0] * _K
-        zlo, zhi = zall
+                    tlo[k] = min(tlo[k], change)
+                    thi[k] = max(thi[k], change)
+                    dabs[k] = max(dabs[k], abs(dsum))
+        self.olo = olo = [0.0] * _K
+        self.ohi = ohi = [0.0] * _K
         for keys, values, *_ in owns:
             pairs = iter(values)
             for k, dsum, dsq in zip(keys, pairs, pairs):
@@ -265,15 +287,22 @@ class _Lower:
                     change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
                     cross_a = 2.0 * dsum * zlo[k] * inv_n2
                     cross_b = 2.0 * dsum * zhi[k] * inv_n2
-                    low = change - max(cross_a, cross_b)
-                    high = change - min(cross_a, cross_b)
-                    if low < olo[k]:
-                        olo[k] = low
-                    if high > ohi[k]:
-                        ohi[k] = high
+                    olo[k] = min(olo[k], change - max(cross_a, cross_b))
+                    ohi[k] = max(ohi[k], change - min(cross_a, cross_b))
+                    dabs[k] = max(dabs[k], abs(dsum))
+        self.dmin = dmin = [olo[k] + tlo[k] for k in range(_K)]
+        self.dmax = dmax = [ohi[k] + thi[k] for k in range(_K)]
+        for keys, values, *_ in wholes:
+            pairs = iter(values)
+            for k, dsum, dsq in zip(keys, pairs, pairs):
+                if cv[k]:
+                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                    dmin[k] = min(dmin[k], change)
+                    dmax[k] = max(dmax[k], change)
+                    dabs[k] = max(dabs[k], abs(dsum))
         self.neg = neg = [0.0] * _K
         self.pos = pos = [0.0] * _K
-        self.const = 0.0
+        self.lowered = [0.0] * _K
         for k in _CV_IDX:
             mean = gs.sums[k] * inv_n
             var = max(gs.sqs[k] * inv_n - mean * mean, 0.0)
@@ -281,23 +310,52 @@ class _Lower:
             w = _W[k]
             # the term's change g(x) = w (√(var + x) - sigma) is concave on
             # [-var, dmax], where any move's variance change x lies
-            dmax = ohi[k] + thi[k]
-            up = w * (math.sqrt(var + dmax) - sigma) / dmax if dmax > 0.0 else 0.0
-            dmin = olo[k] + tlo[k]
+            top = dmax[k]
+            up = w * (math.sqrt(var + top) - sigma) / top if top > 0.0 else 0.0
             # either g(x) >= min(down x, up x), down the chord slope to the
-            # least change (and at least up: the bound must be superadditive)
+            # least change (at least up: the bound must be superadditive)
             down = up
-            if dmin < 0.0 and var > 0.0:
-                clipped = max(dmin, -var)
-                down = max(up, w * (sigma - math.sqrt(var + clipped)) / -clipped)
+            if dmin[k] < 0.0 and var > 0.0:
+                low = max(dmin[k], -var)
+                down = max(up, w * (sigma - math.sqrt(var + low)) / -low * _STEEPER)
             # or g(x) >= up x - (w sigma - up var), the chord's line lowered
             # to hold down to x = -var: better for a deviation near zero
             lowered = w * sigma - up * var
-            if lowered < (down - up) * -dmin:
+            if lowered < (down - up) * -dmin[k]:
                 down = up
-                self.const -= lowered
+                self.lowered[k] = lowered
             neg[k] = down
             pos[k] = up
+        self.const = -sum(self.lowered)
+        #: a part out of the ranges was bounded: the frame must be made again
+        self.violated = False
+
+    def valid(self, gs: GroupScore) -> float | None:
+        """The slack to allow for the sums' moves, or None if the bounds no
+        longer hold for the group's current state."""
+        inv_n, inv_n2 = self.inv_n, self.inv_n2
+        slack = 0.0
+        for k in _CV_IDX:
+            w = _W[k]
+            # each part's variance change moves by 2 |dS| |ds| / n²
+            shift = 2.0 * abs(gs.sums[k] - self.sums[k]) * self.dabs[k] * inv_n2
+            slack += 2.0 * self.neg[k] * shift
+            mean = gs.sums[k] * inv_n
+            var = max(gs.sqs[k] * inv_n - mean * mean, 0.0)
+            sigma = math.sqrt(var)
+            lowered = self.lowered[k]
+            tolerance = 1e-12 * w
+            low = max(self.dmin[k] - 2.0 * shift, -var)
+            if low < 0.0:
+                change = w * (math.sqrt(max(var + low, 0.0)) - sigma)
+                if change < self.neg[k] * low - lowered - tolerance:
+                    return None
+            high = self.dmax[k] + 2.0 * shift
+            if high > 0.0:
+                change = w * (math.sqrt(var + high) - sigma)
+                if change < self.pos[k] * high - lowered - tolerance:
+                    return None
+        return slack
 
     @staticmethod
     def _linear(part: Sparse) -> float:
@@ -307,15 +365,23 @@ class _Lower:
             total -= _LOC_W * sum(abs(c) for c in dloc.values())
         return total
 
+    def _check(self, k: int, dsum: float, low: float, high: float, los: list[float],
+               his: list[float]) -> None:
+        if low < los[k] or high > his[k] or abs(dsum) > self.dabs[k]:
+            self.violated = True
+
     def target(self, part: Sparse) -> float:
         """The bound of a target's part."""
         total = self._linear(part) if part[2] or part[3] or part[4] else 0.0
         inv_n, inv_n2, two_s = self.inv_n, self.inv_n2, self.two_s
         neg, pos, cv = self.neg, self.pos, _CV
+        tlo, thi = self.tlo, self.thi
         pairs = iter(part[1])
         for k, dsum, dsq in zip(part[0], pairs, pairs):
             if cv[k]:
                 change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                if change < tlo[k] or change > thi[k] or abs(dsum) > self.dabs[k]:
+                    self.violated = True
                 total += (neg[k] if change < 0.0 else pos[k]) * change
             else:
                 total += _W[k] * dsum
@@ -328,11 +394,32 @@ class _Lower:
         inv_n, inv_n2, two_s = self.inv_n, self.inv_n2, self.two_s
         neg, pos, cv = self.neg, self.pos, _CV
         zlo, zhi = zrange
+        alo, ahi = self.zall
         pairs = iter(part[1])
         for k, dsum, dsq in zip(part[0], pairs, pairs):
             if cv[k]:
+                base = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                cross_a = 2.0 * dsum * alo[k] * inv_n2
+                cross_b = 2.0 * dsum * ahi[k] * inv_n2
+                self._check(k, dsum, base - max(cross_a, cross_b),
+                            base - min(cross_a, cross_b), self.olo, self.ohi)
                 cross = zhi[k] if dsum > 0.0 else zlo[k]
-                change = dsq * inv_n - (two_s[k] + dsum + 2.0 * cross) * dsum * inv_n2
+                change = base - 2.0 * cross * dsum * inv_n2
+                total += (neg[k] if change < 0.0 else pos[k]) * change
+            else:
+                total += _W[k] * dsum
+        return total
+
+    def whole(self, part: Sparse) -> float:
+        """The bound of a whole move's delta."""
+        total = self._linear(part) if part[2] or part[3] or part[4] else 0.0
+        inv_n, inv_n2, two_s = self.inv_n, self.inv_n2, self.two_s
+        neg, pos, cv = self.neg, self.pos, _CV
+        pairs = iter(part[1])
+        for k, dsum, dsq in zip(part[0], pairs, pairs):
+            if cv[k]:
+                change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                self._check(k, dsum, change, change, self.dmin, self.dmax)
                 total += (neg[k] if change < 0.0 else pos[k]) * change
             else:
                 total += _W[k] * dsum
@@ -349,17 +436,25 @@ class BoundSearch:
         self.shapes: dict[tuple[object, ...], Instance] = {}
         self.inst_shape: list[tuple[object, ...]] = []
         self.external = [i.mirror == model.MIRROR_EXTERNAL for i in balancer.instances]
+        #: the shapes of one instance each (see shape_key)
+        self.own_shapes: set[tuple[object, ...]] = set()
         for inst in balancer.instances:
             key = shape_key(inst, gs.use_locations)
             self.shapes.setdefault(key, inst)
             self.inst_shape.append(key)
+            if gs.use_locations and inst.excl_tags:
+                self.own_shapes.add(key)
         self.usable = bool(balancer.targets) and gs.count > 0 \
             and len(self.shapes) * len(balancer.targets) <= PART_LIMIT
         self.own: list[_Own | None] = [None] * len(balancer.instances)
         self.targets: dict[tuple[object, ...], dict[str, _Target]] = \
             {key: {} for key in self.shapes}
-        #: moves scored exactly by the last search (for tests and tuning)
+        self.frame: _Frame | None = None
+        #: per shape and role, the targets by bound: (bound, target index)
+        self.order: dict[tuple[tuple[object, ...], int], list[tuple[float, int]]] = {}
+        #: moves scored exactly by the last search, frames made (for tests)
         self.scored = 0
+        self.frames = 0
 
     # -- parts ---------------------------------------------------------------
 
@@ -404,6 +499,9 @@ class BoundSearch:
             return rec
         rec = self.targets[key][node.name] = _Target(version)
         rep = self.shapes[key]
+        if key in self.own_shapes and node.name in (rep.pnode, rep.snode):
+            # trying the instance really adds it: not on its own nodes
+            return rec
         gs, soft = bal.gs, bal.opts.soft_checks
         if node.check_add_pri(rep, soft) is None:
             rec.pri = {c: balance.primary_delta(gs, node, rep, c) for c in _conflicts(node)}
@@ -418,17 +516,17 @@ class BoundSearch:
 
     # -- the search ----------------------------------------------------------
 
-    def _kinds(self, idx: int, own: _Own, low: _Lower,
-               zranges: dict[tuple[tuple[object, ...], int], _Range]) -> list[float | None]:
+    def _kinds(self, idx: int, own: _Own, frame: _Frame) -> list[float | None]:
         """Per kind of move with a target, the least bound of the own parts
         (None: no such move)."""
         opts = self.bal.opts
         key = self.inst_shape[idx]
+        zranges = frame.zranges
         if self.external[idx]:
             zrange = zranges.get((key, _PRI))
             if not opts.instance_moves or zrange is None:
                 return []
-            return [low.own(own.combos[0][0], zrange)]
+            return [frame.own(own.combos[0][0], zrange)]
         if not opts.disk_moves:
             return []
         inst = self.bal.instances[idx]
@@ -443,8 +541,78 @@ class BoundSearch:
         for kind, combos in enumerate(own.combos):
             zrange = zranges.get((key, _ROLES[kind]))
             if allowed[kind] and combos and zrange is not None:
-                lows[kind] = min(low.own(c, zrange) for c in combos)
+                lows[kind] = min(frame.own(c, zrange) for c in combos)
         return lows
+
+    def _bound_own(self, idx: int, own: _Own, frame: _Frame) -> None:
+        own.lows = self._kinds(idx, own, frame)
+        own.fixed_lows = [frame.whole(c[4]) for c in own.fixed]
+        own.frame = frame
+
+    @staticmethod
+    def _bound_target(rec: _Target, frame: _Frame) -> None:
+        bound = frame.target
+        rec.lows = [min(bound(p) for p in rec.pri.values()) if rec.pri else None,
+                    min((bound(p) for p in rec.sec.values() if p is not None),
+                        default=None)]
+        rec.frame = frame
+
+    def _new_frame(self, owns: list[_Own], recs: dict[tuple[object, ...], list[_Target]]
+                   ) -> _Frame:
+        """Bound every part afresh."""
+        zranges: dict[tuple[tuple[object, ...], int], _Range] = {}
+        for key, rows in recs.items():
+            for role in (_PRI, _SEC):
+                found = [r for rec in rows if (r := rec.ranges[role]) is not None]
+                if found:
+                    zranges[key, role] = _merge_ranges(found)
+        frame = _Frame(self.bal.gs,
+                       (c for own in owns for combos in own.combos for c in combos),
+                       (p for rows in recs.values() for rec in rows for p in rec.parts()),
+                       (c[4] for own in owns for c in own.fixed), zranges)
+        for idx, own in enumerate(owns):
+            self._bound_own(idx, own, frame)
+        self.order = {}
+        for key, rows in recs.items():
+            for rec in rows:
+                self._bound_target(rec, frame)
+            for role in (_PRI, _SEC):
+                row = [(low, tidx) for tidx, rec in enumerate(rows)
+                       if (low := rec.lows[role]) is not None]
+                row.sort()
+                self.order[key, role] = row
+        self.frames += 1
+        return frame
+
+    def _update(self, frame: _Frame, owns: list[_Own],
+                changed: list[tuple[tuple[object, ...], int, _Target, _Target | None]]
+                ) -> bool:
+        """Bound the parts made since the frame; False if out of its ranges."""
+        for key, _, rec, _ in changed:
+            for role in (_PRI, _SEC):
+                rng = rec.ranges[role]
+                if rng is None:
+                    continue
+                frange = frame.zranges.get((key, role))
+                if frange is None or any(
+                        a < b for a, b in zip(rng[0], frange[0])) or any(
+                        a > b for a, b in zip(rng[1], frange[1])):
+                    return False
+            self._bound_target(rec, frame)
+        for idx, own in enumerate(owns):
+            if own.frame is not frame:
+                self._bound_own(idx, own, frame)
+        if frame.violated:
+            return False
+        for key, tidx, rec, old in changed:
+            for role in (_PRI, _SEC):
+                row = self.order[key, role]
+                if old is not None and old.lows[role] is not None:
+                    del row[bisect.bisect_left(row, (old.lows[role], tidx))]
+                low = rec.lows[role]
+                if low is not None:
+                    bisect.insort(row, (low, tidx))
+        return True
 
     def _exact(self, inst: Instance, own: _Own, kind: int, target: Node,
                rec: _Target) -> balance._Cand | None:
@@ -503,102 +671,79 @@ class BoundSearch:
         instances = bal.instances
         targets = bal.targets
         owns = [self._own(idx, inst) for idx, inst in enumerate(instances)]
-        recs = {key: [self._target(key, t) for t in targets] for key in self.shapes}
-
-        zranges: dict[tuple[tuple[object, ...], int], _Range] = {}
-        for key, rows in recs.items():
-            for role in (_PRI, _SEC):
-                found = [r for rec in rows if (r := rec.ranges[role]) is not None]
-                if found:
-                    zranges[key, role] = _merge_ranges(found)
-        zall = _merge_ranges(zranges.values()) if zranges else ([0.0] * _K, [0.0] * _K)
-
-        def own_parts() -> Iterator[Sparse]:
-            for own in owns:
-                for combos in own.combos:
-                    yield from combos
-
-        def target_parts() -> Iterator[Sparse]:
-            for rows in recs.values():
-                for rec in rows:
-                    yield from rec.parts()
-
-        low = _Lower(gs, own_parts(), target_parts(), zall)
+        changed: list[tuple[tuple[object, ...], int, _Target, _Target | None]] = []
+        recs: dict[tuple[object, ...], list[_Target]] = {}
+        for key in self.shapes:
+            rows = recs[key] = []
+            known = self.targets[key]
+            for tidx, target in enumerate(targets):
+                old = known.get(target.name)
+                rec = self._target(key, target)
+                if rec is not old:
+                    changed.append((key, tidx, rec, old))
+                rows.append(rec)
+        frame = self.frame
+        slack = frame.valid(gs) if frame is not None else None
+        if frame is None or slack is None or not self._update(frame, owns, changed):
+            frame = self.frame = self._new_frame(owns, recs)
+            slack = 0.0
+        order = self.order
         score_sparse = gs.score_sparse
-        # the targets of each shape and role, by bound
-        order: dict[tuple[tuple[object, ...], int], list[tuple[float, int]]] = {}
-        bound = low.target
-        for key, rows in recs.items():
-            pri = []
-            sec = []
-            for tidx, rec in enumerate(rows):
-                if rec.pri:
-                    pri.append((min(bound(p) for p in rec.pri.values()), tidx))
-                secs = [bound(p) for p in rec.sec.values() if p is not None]
-                if secs:
-                    sec.append((min(secs), tidx))
-            pri.sort()
-            sec.sort()
-            order[key, _PRI] = pri
-            order[key, _SEC] = sec
-
         base = gs.score()
         margin = MARGIN * max(1.0, abs(base))
+        offset = base + frame.const - slack
         best_value = math.inf
         best: tuple[tuple[int, int, int], Instance, balance._Cand] | None = None
         scored = 0
-
-        def consider(value: float, rank: tuple[int, int, int], inst: Instance,
-                     cand: balance._Cand) -> None:
-            nonlocal best_value, best
-            if value < best_value or (value == best_value and best is not None
-                                      and rank < best[0]):
-                best_value = value
-                best = (rank, inst, cand)
-
-        for idx, (inst, own) in enumerate(zip(instances, owns)):
-            for cand in own.fixed:
-                scored += 1
-                consider(score_sparse(cand[4]), (idx, -1, 0), inst, cand)
-
         heap: list[tuple[float, int, int, int]] = []
-        threshold = min(limit, best_value) + margin
+        threshold = limit + margin
         external = self.external
         for idx, own in enumerate(owns):
-            lows = self._kinds(idx, own, low, zranges)
             key = self.inst_shape[idx]
-            for kind, own_low in enumerate(lows):
+            for fidx, low in enumerate(own.fixed_lows):
+                lb = offset + low
+                if lb <= threshold:
+                    heap.append((lb, idx, -1, fidx))
+            for kind, own_low in enumerate(own.lows):
                 if own_low is None:
                     continue
                 row = order[key, _PRI if external[idx] else _ROLES[kind]]
                 if row:
-                    lb = base + own_low + low.const + row[0][0]
+                    lb = offset + own_low + row[0][0]
                     if lb <= threshold:
                         heap.append((lb, idx, kind, 0))
-            own.lows = lows
         heapq.heapify(heap)
         while heap and heap[0][0] <= threshold:
             _, idx, kind, pos = heapq.heappop(heap)
             inst = instances[idx]
             own = owns[idx]
-            key = self.inst_shape[idx]
-            row = order[key, _PRI if external[idx] else _ROLES[kind]]
-            tidx = row[pos][1]
-            target = targets[tidx]
-            if pos + 1 < len(row):
-                own_low = own.lows[kind]
-                assert own_low is not None
-                lb = base + own_low + low.const + row[pos + 1][0]
-                if lb <= threshold:
-                    heapq.heappush(heap, (lb, idx, kind, pos + 1))
-            if target.name == inst.pnode or target.name == inst.snode:
-                continue
-            cand = self._exact(inst, own, kind, target, recs[key][tidx])
+            if kind < 0:
+                cand: balance._Cand | None = own.fixed[pos]
+                rank = (idx, -1, pos)
+            else:
+                key = self.inst_shape[idx]
+                row = order[key, _PRI if external[idx] else _ROLES[kind]]
+                tidx = row[pos][1]
+                target = targets[tidx]
+                if pos + 1 < len(row):
+                    own_low = own.lows[kind]
+                    assert own_low is not None
+                    lb = offset + own_low + row[pos + 1][0]
+                    if lb <= threshold:
+                        heapq.heappush(heap, (lb, idx, kind, pos + 1))
+                if target.name == inst.pnode or target.name == inst.snode:
+                    continue
+                cand = self._exact(inst, own, kind, target, recs[key][tidx])
+                rank = (idx, tidx, kind)
             if cand is None:
                 continue
             scored += 1
-            consider(score_sparse(cand[4]), (idx, tidx, kind), inst, cand)
-            threshold = min(limit, best_value) + margin
+            value = score_sparse(cand[4])
+            if value < best_value or (value == best_value and best is not None
+                                      and rank < best[0]):
+                best_value = value
+                best = (rank, inst, cand)
+                threshold = min(limit, best_value) + margin
         self.scored = scored
         if best is None or best_value > limit:
             return None

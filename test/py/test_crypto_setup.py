@@ -97,6 +97,8 @@ def test_no_client_cert_without_node_name(data_dir):
 def test_owners():
     uid, gid = crypto_setup.GetOwner(constants.SERVER_PEM_NAME)
     assert uid == -1 or uid >= 0
-    assert set(crypto_setup.CRYPTO_FILES) == set(NAMES)
+    assert set(crypto_setup.CRYPTO_FILES) == set(NAMES) | {
+        constants.SPICE_CERT_NAME, constants.SPICE_CACERT_NAME}
+    assert crypto_setup.CRYPTO_FILES[constants.SPICE_CERT_NAME].mode == 0o440
     assert crypto_setup.CRYPTO_FILES[constants.RAPI_PEM_NAME].user == "rapi"
     assert crypto_setup.CRYPTO_FILES[constants.CONFD_HMAC_KEY_NAME].user == "confd"

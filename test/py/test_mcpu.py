@@ -113,6 +113,10 @@ def run(context, lu_class, op=None, cbs=None, **kwargs):
     return proc.ExecOpCode(op, cbs, **kwargs), cbs
 
 
+
+class OpTestNotImplemented(opcodes.OpCode):
+    """An opcode no logical unit implements (not in OP_MAPPING)."""
+
 def test_lifecycle_order_locks_and_hooks(context):
     calls = []
     RecordingHooks.phases = []
@@ -358,8 +362,8 @@ def test_bad_lu_declarations(context):
 
 def test_unknown_opcode_and_not_an_opcode(context):
     proc = mcpu.Processor(context)
-    with pytest.raises(errors.OpCodeUnknown, match="OP_NODE_POWERCYCLE"):
-        proc.ExecOpCode(opcodes.OpNodePowercycle(node_name="node1"), Callbacks())
+    with pytest.raises(errors.OpCodeUnknown, match="OP_TEST_NOT_IMPLEMENTED"):
+        proc.ExecOpCode(OpTestNotImplemented(), Callbacks())
     with pytest.raises(errors.ProgrammerError, match="Not an opcode"):
         proc.ExecOpCode({"OP_ID": "OP_TEST_DELAY"}, Callbacks())
 

@@ -10,6 +10,10 @@ from ganeti import cmdlib, errors, locking, opcodes
 from ganeti.cmdlib import base
 
 
+
+class OpTestNotImplemented(opcodes.OpCode):
+    """An opcode no logical unit implements (not in OP_MAPPING)."""
+
 def test_lookup_by_opcode_name():
     assert cmdlib.GetLuClass(opcodes.OpTestDelay(duration=1)).__name__ == "LUTestDelay"
     assert cmdlib.GetLuClass(opcodes.OpTestJqueue).__name__ == "LUTestJqueue"
@@ -23,8 +27,8 @@ def test_lookup_by_opcode_name():
 
 def test_lookup_errors():
     with pytest.raises(errors.OpCodeUnknown,
-                       match="OP_NODE_POWERCYCLE is not implemented"):
-        cmdlib.GetLuClass(opcodes.OpNodePowercycle)
+                       match="OP_TEST_NOT_IMPLEMENTED is not implemented"):
+        cmdlib.GetLuClass(OpTestNotImplemented)
     with pytest.raises(errors.ProgrammerError, match="Not an opcode"):
         cmdlib.GetLuClass(dict)  # type: ignore[arg-type]
     with pytest.raises(errors.ProgrammerError, match="start with 'Op'"):

@@ -234,6 +234,14 @@ def submitted(monkeypatch):
     ops = []
     monkeypatch.setattr(gnt_instance.cli, "SubmitOrSend",
                         lambda op, opts, **kw: ops.append(op))
+    # reinstall looks the instances up, then submits their jobs together
+    monkeypatch.setattr(gnt_instance.cli, "GetClient", lambda *a, **kw: None)
+    monkeypatch.setattr(gnt_instance.selectors, "ExpandMultiNames",
+                        lambda mode, names, cl=None: list(names))
+    monkeypatch.setattr(gnt_instance.selectors, "RunManyOps",
+                        lambda names, build, opts, cl=None, verbose=True:
+                        ops.extend(build(name, opts) for name in names)
+                        or constants.EXIT_SUCCESS)
     monkeypatch.setattr(gnt_instance.cli, "SubmitOpCode",
                         lambda op, **kw: [["noop", ["default", "small"]], ["plain", []]])
     return ops
