@@ -396,9 +396,10 @@ class Transfer:
         port = self._WaitFor(lambda: monitor.listen_port,
                              time.monotonic() + LISTEN_TIMEOUT,
                              "socat did not report its listening port")
+        # Logged first: whoever sees the port in the status finds the line
+        logging.info("Listening on %s port %d", opts.bind, port)
         self.status.Set(listen_port=port)
         self.status.Write(force=True)
-        logging.info("Listening on %s port %d", opts.bind, port)
         self._WaitFor(lambda: monitor.connected, started + opts.connect_timeout,
                       f"no connection within {opts.connect_timeout} seconds")
         self.status.Set(connected=True)

@@ -76,11 +76,30 @@ def test_same_moves_as_the_exhaustive_search(seed):
     assert _same_steps(cluster, group) > 3
 
 
+def _consistent(cluster):
+    """Each node lists exactly the instances placed on it."""
+    for node in cluster.nodes.values():
+        assert node.plist == {i.name for i in cluster.instances.values()
+                              if i.pnode == node.name}, node.name
+        assert node.slist == {i.name for i in cluster.instances.values()
+                              if i.snode == node.name}, node.name
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_same_moves_with_locations_offline_and_drained_nodes(seed):
     cluster, group = _random_cluster(100 + seed, locations=True, offline=1,
                                      drained=seed % 2, util=True)
     assert _same_steps(cluster, group) > 3
+    _consistent(cluster)
+
+
+def test_bounds_outlive_steps():
+    """The bounds are computed again only now and then, not at each step."""
+    cluster, group = _random_cluster(9, n_nodes=12, n_instances=120, util=True)
+    bal = Balancer(cluster, group)
+    moves = bal.run()
+    assert len(moves) > 10
+    assert bal._search.frames < len(moves) / 2
 
 
 @pytest.mark.parametrize("opts", [
