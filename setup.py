@@ -16,7 +16,7 @@ from setuptools.command.build_py import build_py
 #: prefix installs without privilege separation (ganeti.runtime)
 #: The tools an installed copy needs (the others serve development)
 _INSTALLED_TOOLS = ("cluster-merge", "ensure-dirs", "ensure-users", "kvm-nic-setup",
-                    "master-ip-setup")
+                    "master-ip-setup", "move-instance")
 
 _PREFIX_ENV = ("GANETI_BUILD_USER_PREFIX", "GANETI_BUILD_GROUP_PREFIX")
 

@@ -71,9 +71,11 @@ _R, _RF, _FRF, _FR = 0, 1, 2, 3
 _FA = 0
 _PRI, _SEC = 0, 1
 
-#: how much steeper than the chord the bound's slope for decreases is: room
-#: for the variances to fall before the bounds must be computed again
-_STEEPER = 1.15
+#: room for the state to change before the bounds must be computed again:
+#: the chords span this much more than the range of the variance changes,
+#: and their slopes are this much steeper (decreases) or flatter (increases)
+_WIDER = 1.25
+_STEEPER = 1.05
 #: the target's role in each kind of move of a DRBD instance
 _ROLES = (_SEC, _PRI, _PRI, _SEC)
 
@@ -310,13 +312,13 @@ class _Frame:
             w = _W[k]
             # the term's change g(x) = w (√(var + x) - sigma) is concave on
             # [-var, dmax], where any move's variance change x lies
-            top = dmax[k]
-            up = w * (math.sqrt(var + top) - sigma) / top if top > 0.0 else 0.0
+            top = dmax[k] * _WIDER
+            up = w * (math.sqrt(var + top) - sigma) / top / _STEEPER if top > 0.0 else 0.0
             # either g(x) >= min(down x, up x), down the chord slope to the
             # least change (at least up: the bound must be superadditive)
             down = up
             if dmin[k] < 0.0 and var > 0.0:
-                low = max(dmin[k], -var)
+                low = max(dmin[k] * _WIDER, -var)
                 down = max(up, w * (sigma - math.sqrt(var + low)) / -low * _STEEPER)
             # or g(x) >= up x - (w sigma - up var), the chord's line lowered
             # to hold down to x = -var: better for a deviation near zero
@@ -349,11 +351,13 @@ class _Frame:
             if low < 0.0:
                 change = w * (math.sqrt(max(var + low, 0.0)) - sigma)
                 if change < self.neg[k] * low - lowered - tolerance:
+                    self.why = ("left", k, lowered > 0)
                     return None
             high = self.dmax[k] + 2.0 * shift
             if high > 0.0:
                 change = w * (math.sqrt(var + high) - sigma)
                 if change < self.pos[k] * high - lowered - tolerance:
+                    self.why = ("right", k, lowered > 0)
                     return None
         return slack
 
