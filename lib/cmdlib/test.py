@@ -1,4 +1,5 @@
-"""LUs for testing the master itself: OpTestDelay and OpTestJqueue."""
+"""LUs for testing the master itself (OpTestDelay, OpTestJqueue, OpTestAllocator,
+OpTestOsParams, OpTestDummy) and the query opcodes (OpQuery, OpQueryFields)."""
 
 from __future__ import annotations
 
@@ -288,3 +289,64 @@ class LUTestOsParams(NoHooksLU):
         feedback_fn(f"Received {len(secret)} secret OS parameter(s):"
                     f" {', '.join(sorted(secret))}")
         return None
+
+
+class LUTestDummy(NoHooksLU):
+    """Do nothing with a given outcome (``OpTestDummy``, for testing the
+    job queue and its clients): log ``messages``, fail when ``fail`` is
+    true, submit ``submit_jobs`` (a list of jobs, each a list of opcodes)
+    and answer their IDs, else answer ``result``."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def CheckArguments(self) -> None:
+        jobs = self.op.submit_jobs
+        if jobs is not None and not (isinstance(jobs, list)
+                                     and all(isinstance(job, list) for job in jobs)):
+            raise errors.OpPrereqError("submit_jobs must be a list of jobs (lists of"
+                                       " opcodes)", errors.ECODE_INVAL)
+
+    def Exec(self, feedback_fn: FeedbackFn) -> Any:
+        messages = self.op.messages
+        if messages and not isinstance(messages, list):
+            messages = [messages]
+        for message in messages or []:
+            feedback_fn(str(message))
+        if self.op.fail:
+            raise errors.OpExecError("Opcode failure was requested")
+        if self.op.submit_jobs:
+            from ganeti import opcodes
+            jobs = [[op if isinstance(op, opcodes.OpCode) else opcodes.OpCode.LoadOpCode(op)
+                     for op in job] for job in self.op.submit_jobs]
+            return {constants.JOB_IDS_KEY: self.proc.SubmitManyJobs(jobs)}
+        return self.op.result
+
+
+class LUQuery(NoHooksLU):
+    """A query through a job (``OpQuery``): the same answer as luxi's
+    ``Query`` (queries take no locks here, ``use_locking`` or not)."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        from ganeti import query
+        return query.Query(self.op.what, self.op.fields, self.op.qfilter, self.context)
+
+
+class LUQueryFields(NoHooksLU):
+    """The field descriptions of a resource through a job (``OpQueryFields``)."""
+
+    REQ_BGL = False
+
+    def ExpandNames(self) -> None:
+        self.needed_locks = {}
+
+    def Exec(self, feedback_fn: FeedbackFn) -> dict[str, Any]:
+        from ganeti import query
+        return query.QueryFields(self.op.what, self.op.fields)

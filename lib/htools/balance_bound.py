@@ -71,11 +71,9 @@ _R, _RF, _FRF, _FR = 0, 1, 2, 3
 _FA = 0
 _PRI, _SEC = 0, 1
 
-#: room for the state to change before the bounds must be computed again:
-#: the chords span this much more than the range of the variance changes,
-#: and their slopes are this much steeper (decreases) or flatter (increases)
-_WIDER = 1.25
-_STEEPER = 1.05
+#: the bounds of the parts are computed again once the slack their age
+#: costs exceeds this share of the last step's gain
+_BUDGET = 0.25
 #: the target's role in each kind of move of a DRBD instance
 _ROLES = (_SEC, _PRI, _PRI, _SEC)
 
@@ -240,6 +238,29 @@ def _merge_ranges(ranges: Iterable[_Range]) -> _Range:
     return list(map(min, zip(*los))), list(map(max, zip(*his)))
 
 
+def _chords(w: float, var: float, low: float, high: float) -> tuple[float, float, float]:
+    """Slopes bounding a deviation term's change g(x) = w (√(var + x) - √var)
+    for variance changes x in [low, high]: (down, up, lowered) such that
+    g(x) >= min(down x, up x) - lowered, with down >= up (so that the bound
+    is superadditive).
+
+    g is concave on [-var, high] (no move takes the variance below zero):
+    above the chords from 0 to the ends, or above the upper chord's line
+    lowered to hold down to x = -var, which is better for a deviation near
+    zero; the cheaper of the two at the lower end is taken.
+    """
+    sigma = math.sqrt(var)
+    up = w * (math.sqrt(var + high) - sigma) / high if high > 0.0 else 0.0
+    down = up
+    if low < 0.0 and var > 0.0:
+        end = max(low, -var)
+        down = max(up, w * (sigma - math.sqrt(var + end)) / -end)
+    lowered = max(w * sigma - up * var, 0.0)
+    if lowered < (down - up) * -low:
+        return up, up, lowered
+    return down, up, 0.0
+
+
 class _Frame:
     """Lower bounds of the parts, valid for as long as ``valid`` says.
 
@@ -302,64 +323,40 @@ class _Frame:
                     dmin[k] = min(dmin[k], change)
                     dmax[k] = max(dmax[k], change)
                     dabs[k] = max(dabs[k], abs(dsum))
+        self.wlo, self.whi = list(dmin), list(dmax)
         self.neg = neg = [0.0] * _K
         self.pos = pos = [0.0] * _K
-        self.lowered = [0.0] * _K
         for k in _CV_IDX:
             mean = gs.sums[k] * inv_n
             var = max(gs.sqs[k] * inv_n - mean * mean, 0.0)
-            sigma = math.sqrt(var)
-            w = _W[k]
-            # the term's change g(x) = w (√(var + x) - sigma) is concave on
-            # [-var, dmax], where any move's variance change x lies
-            top = dmax[k] * _WIDER
-            up = w * (math.sqrt(var + top) - sigma) / top / _STEEPER if top > 0.0 else 0.0
-            # either g(x) >= min(down x, up x), down the chord slope to the
-            # least change (at least up: the bound must be superadditive)
-            down = up
-            if dmin[k] < 0.0 and var > 0.0:
-                low = max(dmin[k] * _WIDER, -var)
-                down = max(up, w * (sigma - math.sqrt(var + low)) / -low * _STEEPER)
-            # or g(x) >= up x - (w sigma - up var), the chord's line lowered
-            # to hold down to x = -var: better for a deviation near zero
-            lowered = w * sigma - up * var
-            if lowered < (down - up) * -dmin[k]:
-                down = up
-                self.lowered[k] = lowered
+            down, up, _ = _chords(_W[k], var, dmin[k], dmax[k])
             neg[k] = down
             pos[k] = up
-        self.const = -sum(self.lowered)
-        #: a part out of the ranges was bounded: the frame must be made again
-        self.violated = False
 
-    def valid(self, gs: GroupScore) -> float | None:
-        """The slack to allow for the sums' moves, or None if the bounds no
-        longer hold for the group's current state."""
+    def slack(self, gs: GroupScore) -> float:
+        """What to take off the sum of a move's parts' bounds to bound its
+        score change now.
+
+        The parts were bounded with the chords of the state the frame was
+        made in. For the current state, the chords over the current range
+        of changes bound the term (or the lowered chord, whichever costs
+        less); they differ from the frame's by a slope, which over the
+        parts' changes (at most the range's ends) costs at most that slope
+        times the end. The sums S have moved each part's variance change
+        by at most 2 |dS| |ds| / n².
+        """
         inv_n, inv_n2 = self.inv_n, self.inv_n2
-        slack = 0.0
+        total = 0.0
         for k in _CV_IDX:
-            w = _W[k]
-            # each part's variance change moves by 2 |dS| |ds| / n²
-            shift = 2.0 * abs(gs.sums[k] - self.sums[k]) * self.dabs[k] * inv_n2
-            slack += 2.0 * self.neg[k] * shift
+            shift = 4.0 * abs(gs.sums[k] - self.sums[k]) * self.dabs[k] * inv_n2
+            low = min(self.olo[k] + self.tlo[k], self.wlo[k])
+            high = max(self.ohi[k] + self.thi[k], self.whi[k])
             mean = gs.sums[k] * inv_n
             var = max(gs.sqs[k] * inv_n - mean * mean, 0.0)
-            sigma = math.sqrt(var)
-            lowered = self.lowered[k]
-            tolerance = 1e-12 * w
-            low = max(self.dmin[k] - 2.0 * shift, -var)
-            if low < 0.0:
-                change = w * (math.sqrt(max(var + low, 0.0)) - sigma)
-                if change < self.neg[k] * low - lowered - tolerance:
-                    self.why = ("left", k, lowered > 0)
-                    return None
-            high = self.dmax[k] + 2.0 * shift
-            if high > 0.0:
-                change = w * (math.sqrt(var + high) - sigma)
-                if change < self.pos[k] * high - lowered - tolerance:
-                    self.why = ("right", k, lowered > 0)
-                    return None
-        return slack
+            down, up, lowered = _chords(_W[k], var, low - shift, high + shift)
+            total += (lowered + max(down - self.neg[k], 0.0) * max(-low, 0.0)
+                      + max(self.pos[k] - up, 0.0) * max(high, 0.0) + down * shift)
+        return total
 
     @staticmethod
     def _linear(part: Sparse) -> float:
@@ -369,10 +366,14 @@ class _Frame:
             total -= _LOC_W * sum(abs(c) for c in dloc.values())
         return total
 
-    def _check(self, k: int, dsum: float, low: float, high: float, los: list[float],
-               his: list[float]) -> None:
-        if low < los[k] or high > his[k] or abs(dsum) > self.dabs[k]:
-            self.violated = True
+    def _extend(self, k: int, dsum: float, low: float, high: float, los: list[float],
+                his: list[float]) -> None:
+        if low < los[k]:
+            los[k] = low
+        if high > his[k]:
+            his[k] = high
+        if abs(dsum) > self.dabs[k]:
+            self.dabs[k] = abs(dsum)
 
     def target(self, part: Sparse) -> float:
         """The bound of a target's part."""
@@ -385,7 +386,7 @@ class _Frame:
             if cv[k]:
                 change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
                 if change < tlo[k] or change > thi[k] or abs(dsum) > self.dabs[k]:
-                    self.violated = True
+                    self._extend(k, dsum, change, change, tlo, thi)
                 total += (neg[k] if change < 0.0 else pos[k]) * change
             else:
                 total += _W[k] * dsum
@@ -405,7 +406,7 @@ class _Frame:
                 base = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
                 cross_a = 2.0 * dsum * alo[k] * inv_n2
                 cross_b = 2.0 * dsum * ahi[k] * inv_n2
-                self._check(k, dsum, base - max(cross_a, cross_b),
+                self._extend(k, dsum, base - max(cross_a, cross_b),
                             base - min(cross_a, cross_b), self.olo, self.ohi)
                 cross = zhi[k] if dsum > 0.0 else zlo[k]
                 change = base - 2.0 * cross * dsum * inv_n2
@@ -423,7 +424,7 @@ class _Frame:
         for k, dsum, dsq in zip(part[0], pairs, pairs):
             if cv[k]:
                 change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
-                self._check(k, dsum, change, change, self.dmin, self.dmax)
+                self._extend(k, dsum, change, change, self.wlo, self.whi)
                 total += (neg[k] if change < 0.0 else pos[k]) * change
             else:
                 total += _W[k] * dsum
@@ -459,6 +460,8 @@ class BoundSearch:
         #: moves scored exactly by the last search, frames made (for tests)
         self.scored = 0
         self.frames = 0
+        #: how much the last search's best move lowered the score
+        self.last_gain = 0.0
 
     # -- parts ---------------------------------------------------------------
 
@@ -606,8 +609,6 @@ class BoundSearch:
         for idx, own in enumerate(owns):
             if own.frame is not frame:
                 self._bound_own(idx, own, frame)
-        if frame.violated:
-            return False
         for key, tidx, rec, old in changed:
             for role in (_PRI, _SEC):
                 row = self.order[key, role]
@@ -687,15 +688,15 @@ class BoundSearch:
                     changed.append((key, tidx, rec, old))
                 rows.append(rec)
         frame = self.frame
-        slack = frame.valid(gs) if frame is not None else None
-        if frame is None or slack is None or not self._update(frame, owns, changed):
+        if frame is None or not self._update(frame, owns, changed) \
+                or frame.slack(gs) > _BUDGET * self.last_gain:
             frame = self.frame = self._new_frame(owns, recs)
-            slack = 0.0
+        slack = frame.slack(gs)
         order = self.order
         score_sparse = gs.score_sparse
         base = gs.score()
         margin = MARGIN * max(1.0, abs(base))
-        offset = base + frame.const - slack
+        offset = base - slack
         best_value = math.inf
         best: tuple[tuple[int, int, int], Instance, balance._Cand] | None = None
         scored = 0
@@ -749,6 +750,7 @@ class BoundSearch:
                 best = (rank, inst, cand)
                 threshold = min(limit, best_value) + margin
         self.scored = scored
+        self.last_gain = base - best_value if best is not None else 0.0
         if best is None or best_value > limit:
             return None
         return best[1], best[2], best_value
