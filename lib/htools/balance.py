@@ -506,7 +506,7 @@ class Balancer:
         if self._search is None:
             search = balance_bound.BoundSearch(self)
             self._search = search if search.usable else False
-        if self._search:
+        if isinstance(self._search, balance_bound.BoundSearch):
             return self._search.best_move(limit)
         return self.exhaustive_move(limit)
 

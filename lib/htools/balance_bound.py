@@ -18,22 +18,31 @@ scoring exactly only the few moves that may be the best:
 - Each part gets a lower bound of what it adds to a move's score change,
   and the bounds of a move's parts add up to a lower bound of the move's
   change. For a standard deviation component with variance v, a move
-  changes the variance by
-  ``dq/n - (2 S ds + ds²)/n²`` (S: the sum, ds, dq: the move's sum and
-  square sum changes, the sums of its parts'); with ``ds² <= 3 Σ dsᵢ²``
-  that is at least the sum of the parts' ``dqᵢ/n - (2 S dsᵢ + 3 dsᵢ²)/n²``.
-  On the range of variance changes the parts allow, the term's change
-  ``w (√(v + x) - √v)`` is concave in x with value 0 at 0, so above the
-  two chords from 0 to the range's ends: ``min(a x, b x)``, which is
-  increasing and superadditive; each part contributes that of its own
-  change. Sums, offline counts and location conflicts are linear (the
-  exclusion-by-location count changes by at most its count changes).
+  changes the variance by ``dq/n - (2 S ds + ds²)/n²`` (S: the sum, ds,
+  dq: the move's sum and square sum changes, the sums of its parts'). The
+  own nodes' parts (merged per kind of move) take
+  ``dq_o/n - (2 S ds_o + ds_o² + 2 ds_o ds_t)/n²`` with the cross term at
+  its worst over the range of the target parts' ds_t of the shape, the
+  target's part ``dq_t/n - (2 S ds_t + ds_t²)/n²``. On the range of
+  variance changes x of all moves, the term's change ``w (√(v + x) - √v)``
+  is concave with value 0 at 0, so above the chords from 0 to the ends,
+  ``min(a x, b x)`` (increasing and superadditive: each part contributes
+  that of its own change), or above the upper chord's line lowered to
+  hold down to x = -v (for deviations near zero). Sums, offline counts
+  and location conflicts are linear (the exclusion-by-location count
+  changes by at most its count changes).
+- The parts' bounds are kept across steps ("frame"): for the current
+  state, the chords differ by a slope and the sums S have moved a little,
+  which a slack per move covers (``_Frame.slack``). They are computed
+  again once that slack exceeds a share of the last step's gain, or a
+  new target part leaves its shape's range.
 - Per step, the targets of each shape are sorted by their part's bound;
   a heap takes the (instance, kind of move) pairs by their own parts'
-  bound plus the bound of their next target, and scores moves exactly,
-  as the exhaustive search does, until the least bound left exceeds the
-  best score found by ``MARGIN`` (relative): whatever the rounding, no
-  move left can be the best or tie with it.
+  bound plus the bound of their next target (and the failovers by their
+  own), and scores moves exactly, as the exhaustive search does, until
+  the least bound left exceeds the best score found by ``MARGIN``
+  (relative): whatever the rounding, no move left can be the best or tie
+  with it.
 """
 
 from __future__ import annotations
@@ -68,7 +77,6 @@ _NO_PEER = "\0"
 
 # kinds of moves with a target, in the tie-break order of each target
 _R, _RF, _FRF, _FR = 0, 1, 2, 3
-_FA = 0
 _PRI, _SEC = 0, 1
 
 #: the bounds of the parts are computed again once the slack their age
@@ -140,7 +148,8 @@ class _Own:
     __slots__ = ("versions", "fixed", "removed_p", "removed_s", "pkeep", "psec",
                  "spri", "ssec", "s_rmem", "combos", "lows", "fixed_lows", "frame")
 
-    def __init__(self, versions: tuple[int, int]) -> None:
+    def __init__(self, versions: tuple[str, int, str | None, int]) -> None:
+        #: the nodes and their versions the parts are from
         self.versions = versions
         self.fixed: list[balance._Cand] = []
         self.removed_p: Sparse | None = None
@@ -279,7 +288,7 @@ class _Frame:
 
     def __init__(self, gs: GroupScore, owns: Iterable[Sparse], targets: Iterable[Sparse],
                  wholes: Iterable[Sparse],
-                 zranges: dict[tuple[tuple[object, ...], int], _Range]) -> None:
+                 zranges: dict[tuple[int, int], _Range]) -> None:
         n = gs.count
         self.zranges = zranges
         self.zall = zlo, zhi = _merge_ranges(zranges.values()) if zranges \
@@ -437,26 +446,30 @@ class BoundSearch:
     def __init__(self, balancer: balance.Balancer) -> None:
         self.bal = balancer
         gs = balancer.gs
-        self.tindex = {t.name: i for i, t in enumerate(balancer.targets)}
-        self.shapes: dict[tuple[object, ...], Instance] = {}
-        self.inst_shape: list[tuple[object, ...]] = []
+        #: one instance of each shape; the shape (index) of each instance
+        self.shapes: list[Instance] = []
+        self.inst_shape: list[int] = []
         self.external = [i.mirror == model.MIRROR_EXTERNAL for i in balancer.instances]
         #: the shapes of one instance each (see shape_key)
-        self.own_shapes: set[tuple[object, ...]] = set()
+        self.own_shapes: set[int] = set()
+        ids: dict[tuple[object, ...], int] = {}
         for inst in balancer.instances:
-            key = shape_key(inst, gs.use_locations)
-            self.shapes.setdefault(key, inst)
-            self.inst_shape.append(key)
+            sid = ids.setdefault(shape_key(inst, gs.use_locations), len(ids))
+            if sid == len(self.shapes):
+                self.shapes.append(inst)
+            self.inst_shape.append(sid)
             if gs.use_locations and inst.excl_tags:
-                self.own_shapes.add(key)
+                self.own_shapes.add(sid)
         self.usable = bool(balancer.targets) and gs.count > 0 \
             and len(self.shapes) * len(balancer.targets) <= PART_LIMIT
         self.own: list[_Own | None] = [None] * len(balancer.instances)
-        self.targets: dict[tuple[object, ...], dict[str, _Target]] = \
-            {key: {} for key in self.shapes}
+        #: per shape, per target (index), its parts
+        self.targets: list[list[_Target]] = []
+        #: the version of each target the parts are from
+        self.tversions = [-1] * len(balancer.targets)
         self.frame: _Frame | None = None
         #: per shape and role, the targets by bound: (bound, target index)
-        self.order: dict[tuple[tuple[object, ...], int], list[tuple[float, int]]] = {}
+        self.order: dict[tuple[int, int], list[tuple[float, int]]] = {}
         #: moves scored exactly by the last search, frames made (for tests)
         self.scored = 0
         self.frames = 0
@@ -468,7 +481,8 @@ class BoundSearch:
     def _own(self, idx: int, inst: Instance) -> _Own:
         bal = self.bal
         ver = bal._version
-        versions = (ver[inst.pnode or ""], ver[inst.snode] if inst.snode else -1)
+        versions = (inst.pnode or "", ver[inst.pnode or ""],
+                    inst.snode, ver[inst.snode] if inst.snode else -1)
         own = self.own[idx]
         if own is not None and own.versions == versions:
             return own
@@ -498,15 +512,12 @@ class BoundSearch:
         own.combine(inst.mirror == model.MIRROR_EXTERNAL)
         return own
 
-    def _target(self, key: tuple[object, ...], node: Node) -> _Target:
+    def _target(self, sid: int, node: Node) -> _Target:
+        """A target's parts for a shape."""
         bal = self.bal
-        version = bal._version[node.name]
-        rec = self.targets[key].get(node.name)
-        if rec is not None and rec.version == version:
-            return rec
-        rec = self.targets[key][node.name] = _Target(version)
-        rep = self.shapes[key]
-        if key in self.own_shapes and node.name in (rep.pnode, rep.snode):
+        rec = _Target(bal._version[node.name])
+        rep = self.shapes[sid]
+        if sid in self.own_shapes and node.name in (rep.pnode, rep.snode):
             # trying the instance really adds it: not on its own nodes
             return rec
         gs, soft = bal.gs, bal.opts.soft_checks
@@ -564,23 +575,23 @@ class BoundSearch:
                         default=None)]
         rec.frame = frame
 
-    def _new_frame(self, owns: list[_Own], recs: dict[tuple[object, ...], list[_Target]]
+    def _new_frame(self, owns: list[_Own], recs: list[list[_Target]]
                    ) -> _Frame:
         """Bound every part afresh."""
-        zranges: dict[tuple[tuple[object, ...], int], _Range] = {}
-        for key, rows in recs.items():
+        zranges: dict[tuple[int, int], _Range] = {}
+        for key, rows in enumerate(recs):
             for role in (_PRI, _SEC):
                 found = [r for rec in rows if (r := rec.ranges[role]) is not None]
                 if found:
                     zranges[key, role] = _merge_ranges(found)
         frame = _Frame(self.bal.gs,
                        (c for own in owns for combos in own.combos for c in combos),
-                       (p for rows in recs.values() for rec in rows for p in rec.parts()),
+                       (p for rows in recs for rec in rows for p in rec.parts()),
                        (c[4] for own in owns for c in own.fixed), zranges)
         for idx, own in enumerate(owns):
             self._bound_own(idx, own, frame)
         self.order = {}
-        for key, rows in recs.items():
+        for key, rows in enumerate(recs):
             for rec in rows:
                 self._bound_target(rec, frame)
             for role in (_PRI, _SEC):
@@ -592,7 +603,7 @@ class BoundSearch:
         return frame
 
     def _update(self, frame: _Frame, owns: list[_Own],
-                changed: list[tuple[tuple[object, ...], int, _Target, _Target | None]]
+                changed: list[tuple[int, int, _Target, _Target | None]]
                 ) -> bool:
         """Bound the parts made since the frame; False if out of its ranges."""
         for key, _, rec, _ in changed:
@@ -676,17 +687,20 @@ class BoundSearch:
         instances = bal.instances
         targets = bal.targets
         owns = [self._own(idx, inst) for idx, inst in enumerate(instances)]
-        changed: list[tuple[tuple[object, ...], int, _Target, _Target | None]] = []
-        recs: dict[tuple[object, ...], list[_Target]] = {}
-        for key in self.shapes:
-            rows = recs[key] = []
-            known = self.targets[key]
-            for tidx, target in enumerate(targets):
-                old = known.get(target.name)
-                rec = self._target(key, target)
-                if rec is not old:
-                    changed.append((key, tidx, rec, old))
-                rows.append(rec)
+        changed: list[tuple[int, int, _Target, _Target | None]] = []
+        recs = self.targets
+        if not recs:
+            recs.extend([self._target(sid, t) for t in targets]
+                        for sid in range(len(self.shapes)))
+            self.tversions = [bal._version[t.name] for t in targets]
+        for tidx, target in enumerate(targets):
+            version = bal._version[target.name]
+            if self.tversions[tidx] != version:
+                self.tversions[tidx] = version
+                for sid, rows in enumerate(recs):
+                    old = rows[tidx]
+                    rows[tidx] = self._target(sid, target)
+                    changed.append((sid, tidx, rows[tidx], old))
         frame = self.frame
         if frame is None or not self._update(frame, owns, changed) \
                 or frame.slack(gs) > _BUDGET * self.last_gain:

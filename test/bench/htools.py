@@ -128,7 +128,7 @@ def BenchHbalHspace(n_nodes: int, n_instances: int, steps: int | None,
         secs, out = _Tool("hbal", "-t", fd.name,
                           *(["-l", str(steps)] if steps else []))
         init = re.search(r"[Ii]nitial score:\s*([0-9.]+)", out)
-        final = re.search(r"[Ff]inal score:\s*([0-9.]+)", out)
+        final = re.search(r"(?:[Ff]inal score:|improved from [0-9.]+ to)\s*([0-9.]+)", out)
         moves = len(re.findall(r"^\s*\d+\.\s", out, re.M))
         print(f"  {secs:.1f} s to the solution; score {init.group(1) if init else '?'}"
               f" -> {final.group(1) if final else '?'} in {moves} moves", flush=True)

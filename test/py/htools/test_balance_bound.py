@@ -1,13 +1,16 @@
 """Tests for ganeti.htools.balance_bound: the branch and bound hbal step
 finds the move the exhaustive search finds, with the same score."""
 
+import os
 import random
 
 import htoolshelpers as h
 import pytest
 
-from ganeti.htools import balance, balance_bound, hbal, loader_iallocator
+from ganeti.htools import balance, balance_bound, hbal, loader_iallocator, loader_text
 from ganeti.htools.balance import Balancer, Options
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
 def _random_cluster(seed, n_nodes=8, n_instances=50, *, equal=False, locations=False,
@@ -70,6 +73,15 @@ def _same_steps(cluster, group, steps=12, **opts):
     return made
 
 
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(DATA)
+                                         if n.startswith("hbal-") and n.endswith(".data")))
+def test_same_moves_on_the_hbal_data_files(name):
+    cluster = loader_text.load(os.path.join(DATA, name))
+    hbal.apply_utilisation(cluster, {})
+    for group in sorted(cluster.groups):
+        _same_steps(cluster, group, steps=30)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_same_moves_as_the_exhaustive_search(seed):
     cluster, group = _random_cluster(seed, equal=seed % 2 == 0, util=seed % 3 == 0)
@@ -95,10 +107,10 @@ def test_same_moves_with_locations_offline_and_drained_nodes(seed):
 
 def test_bounds_outlive_steps():
     """The bounds are computed again only now and then, not at each step."""
-    cluster, group = _random_cluster(9, n_nodes=12, n_instances=120, util=True)
+    cluster, group = _random_cluster(9, n_nodes=30, n_instances=400, equal=True)
     bal = Balancer(cluster, group)
     moves = bal.run()
-    assert len(moves) > 10
+    assert len(moves) > 20
     assert bal._search.frames < len(moves) / 2
 
 
