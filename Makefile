@@ -105,11 +105,17 @@ lint: deps
 typecheck: deps
 	MYPYPATH=$(PYLIB) $(VENV)/bin/mypy -p ganeti
 
+# Test modules run side by side in TEST_JOBS processes (pytest-xdist; "auto":
+# one per CPU; 0: all in this process); a module stays in one process, so
+# its fixtures (virtual clusters) are set up once
+TEST_JOBS ?= auto
+XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
+
 test: deps
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-quick: deps
-	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(VPY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 # A virtual cluster of VCLUSTER_NODES nodes on this machine (tools/vcluster-setup);
 # `. $(VCLUSTER_DIR)/env` then makes the gnt-* tools talk to it. Needs no root:
