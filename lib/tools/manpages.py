@@ -94,6 +94,8 @@ PAGES: tuple[Page, ...] = (
     Page("master-ip-setup", 8, "prose"),
     Page("kvm-nic-setup", 8, "prose"),
     Page("oob-test-helper", 8, "prose"),
+    Page("install-debian-deps", 8, "prose"),
+    Page("man-cli-synopsis", 8, "prose"),
 )
 
 PAGES_BY_NAME = {page.name: page for page in PAGES}
