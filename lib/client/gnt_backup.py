@@ -98,7 +98,13 @@ def ImportOpcode(opts: Any, args: list[str]) -> opcodes.OpInstanceCreate:
         ignore_ipolicy=opts.ignore_ipolicy,
         identify_defaults=getattr(opts, "identify_defaults", False),
         compress=getattr(opts, "compress", None) or constants.IEC_NONE,
-        tags=[tag for tag in (getattr(opts, "tags", None) or "").split(",") if tag])
+        tags=[tag for tag in (getattr(opts, "tags", None) or "").split(",") if tag],
+        # Options of gnt-instance add that gnt-backup import has not
+        group_name=getattr(opts, "nodegroup", None),
+        wait_for_sync=getattr(opts, "wait_for_sync", True),
+        conflicts_check=getattr(opts, "conflicts_check", True),
+        osparams_private=getattr(opts, "osparams_private", None) or {},
+        osparams_secret=getattr(opts, "osparams_secret", None) or {})
 
 
 def ImportInstance(opts: Any, args: list[str]) -> int:

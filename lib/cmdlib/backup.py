@@ -108,6 +108,14 @@ class LUBackupExport(iu.InstanceLU):
         if op.remove_instance and not op.shutdown:
             raise errors.OpPrereqError("Can not remove instance without shutting it down"
                                        " before", errors.ECODE_INVAL)
+        if not op.zero_free_space and (op.zeroing_timeout_fixed is not None
+                                       or op.zeroing_timeout_per_mib is not None):
+            raise errors.OpPrereqError("The zeroing timeout options can only be used"
+                                       " with --zero-free-space", errors.ECODE_INVAL)
+        if op.long_sleep and not op.shutdown:
+            raise errors.OpPrereqError("--long-sleep only makes sense when the instance"
+                                       " may be shut down (without --noshutdown)",
+                                       errors.ECODE_INVAL)
 
     def ExpandNames(self) -> None:
         """The instance; in local mode every node (older exports of the
@@ -147,6 +155,43 @@ class LUBackupExport(iu.InstanceLU):
             raise errors.OpPrereqError(
                 f"Cannot export instance {inst.name} without shutting it down: disk(s)"
                 f" {', '.join(unsnappable)} cannot be snapshotted", errors.ECODE_STATE)
+        if unsnappable and self._KeptRunning() and not self.op.long_sleep:
+            raise errors.OpPrereqError(
+                f"Disk(s) {', '.join(unsnappable)} of instance {inst.name} cannot be"
+                " snapshotted, so the instance would stay down for the whole export:"
+                " allow it with --long-sleep", errors.ECODE_STATE)
+        if self.op.zero_free_space:
+            self._CheckZeroing()
+
+    def _KeptRunning(self) -> bool:
+        """Whether the instance is to run again after the export (Ganeti's
+        reason to prefer snapshots)."""
+        return (self.instance.admin_state == constants.ADMINST_UP
+                and not self.op.remove_instance)
+
+    def _CheckZeroing(self) -> None:
+        """``--zero-free-space``, as Ganeti checks it: the instance is shut
+        down, boots from its disk, and the cluster has a zeroing image.
+        The zeroing itself boots the image in a helper VM, which this
+        version cannot run yet: refused before anything happens."""
+        cfg: Any = self.cfg
+        op = self.op
+        if not op.shutdown:
+            raise errors.OpPrereqError("Zeroing the free space needs the instance shut"
+                                       " down (without --noshutdown)", errors.ECODE_INVAL)
+        hvparams = cfg.GetClusterInfo().FillHV(self.instance)
+        boot_order = hvparams.get(constants.HV_BOOT_ORDER)
+        if boot_order is not None and boot_order != constants.HT_BO_DISK:
+            raise errors.OpPrereqError("Zeroing the free space needs the instance to boot"
+                                       f" from its disk (boot_order is {boot_order})",
+                                       errors.ECODE_INVAL)
+        if not cfg.GetClusterInfo().zeroing_image:
+            raise errors.OpPrereqError("A zeroing image must be set for zeroing to work"
+                                       " (gnt-cluster modify --zeroing-image)",
+                                       errors.ECODE_INVAL)
+        raise errors.OpPrereqError("Zeroing the free space boots the zeroing image in a"
+                                   " helper VM, which this version cannot run yet",
+                                   errors.ECODE_ENVIRON)
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's export variables (computed once: with --remove-instance
@@ -238,11 +283,29 @@ class LUBackupExport(iu.InstanceLU):
         if all(disk.dev_type in SNAPSHOT_TYPES for disk in self.disks):
             if self.disks:
                 feedback_fn("Creating snapshots of the disks")
-            sources = [self._Snapshot(idx, disk) for idx, disk in enumerate(self.disks)]
-            if self.was_down_by_us and not self.op.remove_instance:
-                self._Start(feedback_fn)
-                self.was_down_by_us = False
-            return sources
+            try:
+                sources = [self._Snapshot(idx, disk)
+                           for idx, disk in enumerate(self.disks)]
+            except errors.OpExecError as err:
+                # As Ganeti: without snapshots the instance stays down for the
+                # whole export, which a running instance needs --long-sleep for
+                self._RemoveSnapshots()
+                if not self.op.shutdown:
+                    raise errors.OpExecError(
+                        f"{err}; not all disks could be snapshotted, and a live export"
+                        " (--noshutdown) was asked for") from err
+                if self._KeptRunning() and not self.op.long_sleep:
+                    raise errors.OpExecError(
+                        f"{err}; not all disks could be snapshotted, and the instance"
+                        " may not stay down for the whole export (--long-sleep)"
+                        ) from err
+                self.LogWarning(f"{err}; exporting from the disks themselves, the"
+                                " instance staying down")
+            else:
+                if self.was_down_by_us and not self.op.remove_instance:
+                    self._Start(feedback_fn)
+                    self.was_down_by_us = False
+                return sources
         disks_mod.AssembleOnNodes(self, inst, list(enumerate(self.disks)),
                                   inst.primary_node)
         self.assembled = True

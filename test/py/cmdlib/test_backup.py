@@ -82,6 +82,14 @@ def test_remote_mode_unavailable(ctx, monkeypatch):
     (dict(target_node=ih.MASTER, shutdown=False, remove_instance=True),
      errors.ECODE_INVAL, "without shutting it down"),
     (dict(target_node=[]), errors.ECODE_INVAL, "needs a target node name"),
+    (dict(target_node=ih.MASTER, zeroing_timeout_fixed=10), errors.ECODE_INVAL,
+     "only be used with --zero-free-space"),
+    (dict(target_node=ih.MASTER, shutdown=False, long_sleep=True), errors.ECODE_INVAL,
+     "--long-sleep only makes sense"),
+    (dict(target_node=ih.MASTER, zero_free_space=True, shutdown=False),
+     errors.ECODE_INVAL, "needs the instance shut down"),
+    (dict(target_node=ih.MASTER, zero_free_space=True), errors.ECODE_INVAL,
+     "zeroing image must be set"),
 ])
 def test_export_refused(ctx, kwargs, code, match):
     _Create(ctx)
@@ -200,3 +208,34 @@ def test_import_refused(ctx):
     ih.Refused(ctx, _ImportOp(src_node=None, src_path="/srv/ganeti/export/other"),
                errors.ECODE_NOENT, "No export named 'other'")
     ih.Refused(ctx, _ImportOp(compress="bzip9"), errors.ECODE_INVAL, "bzip9")
+
+
+def test_zeroing_needs_helper_vms(ctx):
+    _Create(ctx)
+    cluster = ctx.cfg.GetClusterInfo()
+    cluster.zeroing_image = "/srv/zero.img"
+    ctx.cfg.Update(cluster, None)
+    ctx.rpc.calls.clear()
+    with pytest.raises(errors.OpPrereqError, match="helper VM") as info:
+        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER,
+                                           zero_free_space=True))
+    assert info.value.args[1] == errors.ECODE_ENVIRON
+    assert "instance_shutdown" not in ctx.rpc.names()
+
+
+def test_unsnappable_running_instance_needs_long_sleep(ctx, monkeypatch):
+    # A running instance whose disks cannot be snapshotted stays down for
+    # the whole export: only with --long-sleep
+    from ganeti.cmdlib import backup
+    ih.Run(ctx, ih.CreateOp(NAME, disk_template=constants.DT_FILE,
+                            disks=[{"size": 1024}], beparams={"maxmem": 128,
+                                                            "minmem": 128}))
+    monkeypatch.setattr(backup, "SNAPSHOT_TYPES", frozenset())
+    inst = ctx.cfg.GetInstanceInfoByName(NAME)
+    inst.admin_state = constants.ADMINST_UP
+    ctx.cfg.Update(inst, None)
+    ctx.rpc.calls.clear()
+    with pytest.raises(errors.OpPrereqError, match="--long-sleep") as info:
+        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER))
+    assert info.value.args[1] == errors.ECODE_STATE
+    assert "instance_shutdown" not in ctx.rpc.names()
