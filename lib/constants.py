@@ -1305,6 +1305,16 @@ NV_BRIDGES = "bridges"
 NV_USERSCRIPTS = "user-scripts"
 NV_HOSTNAME = "hostname"
 NV_CLIENT_CERT = "client-cert"
+
+# Crypto tokens of a node (RPC node_crypto_tokens): its client certificate's
+# digest, read or after making a new client certificate
+CRYPTO_TYPE_SSL_DIGEST = "ssl"
+CRYPTO_TYPES = frozenset([CRYPTO_TYPE_SSL_DIGEST])
+CRYPTO_ACTION_GET = "get"
+CRYPTO_ACTION_CREATE = "create"
+CRYPTO_ACTIONS = frozenset([CRYPTO_ACTION_GET, CRYPTO_ACTION_CREATE])
+#: The serial number of a new client certificate (default: the time)
+CRYPTO_OPTION_SERIAL_NO = "serial_no"
 #: Our extension (Ganeti has no such check): the node lists where the owner,
 #: group or mode of its files differs from ensure-dirs' table
 NV_FILEPERMS = "file-permissions"

@@ -97,14 +97,16 @@ def GenerateClusterCert(filename: str) -> None:
 
 
 def GenerateNodeClientCert(filename: str, signing_cert_file: str,
-                           node_name: str) -> None:
+                           node_name: str, serial_no: int | None = None) -> None:
     """Write a node's client certificate (client.pem), signed by server.pem.
 
-    The node's name is the common name; the serial number is the creation
-    time, so that renewed certificates can be told apart.
+    The node's name is the common name; the serial number defaults to the
+    creation time, so that renewed certificates can be told apart.
     """
     uid, gid = GetOwner(constants.CLIENT_PEM_NAME)
-    x509.GenerateSignedSslCert(filename, int(time.time()), signing_cert_file,
+    if serial_no is None:
+        serial_no = int(time.time())
+    x509.GenerateSignedSslCert(filename, serial_no, signing_cert_file,
                                common_name=node_name, uid=uid, gid=gid,
                                mode=CRYPTO_FILES[constants.CLIENT_PEM_NAME].mode)
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from ganeti import pathutils, utils
+from ganeti import constants, errors, pathutils, utils
 from ganeti.backend import Fail
 from ganeti.utils import x509
 
@@ -76,3 +76,56 @@ def RemoveX509Certificate(name: Any) -> None:
         os.rmdir(directory)
     except OSError as err:
         Fail("Cannot remove the certificate directory %s: %s", directory, err)
+
+
+# --- The node's client certificate (``node_crypto_tokens``) ----------------------------
+
+def _CreateClientCert(options: Any) -> None:
+    from ganeti import crypto_setup
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        Fail("Invalid crypto token options %r", options)
+    serial_no = options.get(constants.CRYPTO_OPTION_SERIAL_NO)
+    if serial_no is not None and (not isinstance(serial_no, int)
+                                  or isinstance(serial_no, bool) or serial_no <= 0):
+        Fail("Invalid certificate serial number %r", serial_no)
+    try:
+        crypto_setup.GenerateNodeClientCert(
+            pathutils.NODED_CLIENT_CERT_FILE, pathutils.NODED_CERT_FILE,
+            utils.Hostname.GetSysName(), serial_no=serial_no)
+    except (OSError, ValueError) as err:
+        Fail("Cannot create a new client certificate signed by %s: %s",
+             pathutils.NODED_CERT_FILE, err)
+
+
+def GetCryptoTokens(token_requests: Any) -> list[tuple[str, str]]:
+    """Answer ``node_crypto_tokens``: per request (type, action, options),
+    the token's value.
+
+    The only type is the digest of this node's client certificate
+    (``client.pem``); with the "create" action a new client certificate is
+    made first, signed by this node's cluster certificate (``server.pem``),
+    so that its key never leaves the node.
+    """
+    if not isinstance(token_requests, list):
+        Fail("Invalid crypto token requests %r", token_requests)
+    result = []
+    for request in token_requests:
+        try:
+            token_type, action, options = request
+        except (TypeError, ValueError):
+            Fail("Invalid crypto token request %r", request)
+        if token_type not in constants.CRYPTO_TYPES:
+            Fail("Unknown crypto token type %r", token_type)
+        if action not in constants.CRYPTO_ACTIONS:
+            Fail("Unknown crypto token action %r", action)
+        if action == constants.CRYPTO_ACTION_CREATE:
+            _CreateClientCert(options)
+        try:
+            digest = x509.GetCertificateDigest(pathutils.NODED_CLIENT_CERT_FILE)
+        except errors.X509CertError as err:
+            Fail("Cannot read the client certificate %s: %s",
+                 pathutils.NODED_CLIENT_CERT_FILE, err)
+        result.append((token_type, digest))
+    return result

@@ -12,8 +12,7 @@ of a new one) breaks a policy. Changing a group's policy does not refuse
 instances that break the new one: they are reported as warnings, as
 Ganeti does.
 
-Group evacuation (``OpGroupEvacuate``) needs an instance allocator and is
-not implemented yet.
+Group evacuation (``OpGroupEvacuate``) is in :mod:`.group_evacuate`.
 
 Every LU takes the Big Ganeti Lock exclusively (like the node LUs), so
 no group, node or instance changes under it.

@@ -1,5 +1,5 @@
 """Disk template conversion of a stopped instance (``gnt-instance modify
--t drbd -n SNODE`` and ``-t plain``), a tasklet of LUInstanceSetParams.
+-t TEMPLATE``), a tasklet of LUInstanceSetParams.
 
 plain to drbd, as Ganeti does it:
 
@@ -32,7 +32,30 @@ configuration (which gives the ports back and drops the minors); then the
 volumes of the secondary and the metadata volumes of the primary are
 removed, where a failure is a warning (the volumes are no longer used).
 
-Other conversions are not supported yet.
+Every other conversion (Ganeti 3.0's generic one) copies the data, on the
+primary node, from the old disks into new ones:
+
+1. generate the new disks (same sizes, modes and names; the volume group of
+   LVM disks stays when the old disks are LVM too; file disks go to the
+   instance's directory below the cluster's (shared) file storage
+   directory, or ``--file-storage-dir``; ext disks take ``--ext-params``);
+2. create them: on the primary node, a drbd disk's data and metadata
+   volumes on both nodes (not yet the DRBD device);
+3. copy each disk's data with the ``blockdev_convert`` RPC
+   (:mod:`ganeti.backend.convert`): the node assembles both disks and
+   copies the bytes, from a drbd disk's data volume into a drbd disk's
+   data volume;
+4. for drbd, create the DRBD devices as in plain to drbd (the primary is
+   the sync source of the copied data);
+5. replace the disks in the configuration;
+6. remove the old disks (and the old file directory), where a failure is a
+   warning: the data is no longer referenced; a blockdev disk is only
+   forgotten, never touched. For drbd, wait for the sync.
+
+A failure in steps 1 to 5 removes the new disks (and the new file
+directory) and gives back the DRBD ports and minors; the instance keeps
+its disks. Conversions to or from diskless, to blockdev (adopted devices
+only) and to or from gluster (no gluster storage here) are refused.
 """
 
 from __future__ import annotations

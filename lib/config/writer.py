@@ -354,6 +354,46 @@ class ConfigWriter(AllocationMixin):
         inst.BumpSerial()
         self._WriteConfig()
 
+    @Locked
+    def DetachInstanceDisk(self, inst_uuid: str, disk_uuid: str) -> None:
+        """Detach a disk from its instance; the disk stays in the
+        configuration, attached to no instance."""
+        inst = self._LiveInstance(inst_uuid)
+        if disk_uuid not in inst.disks:
+            raise errors.ConfigurationError(
+                f"Disk {disk_uuid} is not attached to instance {inst.name}")
+        inst.disks.remove(disk_uuid)
+        self._RenumberDisks(inst)
+        now = time.time()
+        self._config_data.disks[disk_uuid].BumpSerial(now)
+        inst.BumpSerial(now)
+        self._WriteConfig()
+
+    @Locked
+    def AttachInstanceDisk(self, inst_uuid: str, disk_uuid: str,
+                           idx: int | None = None) -> None:
+        """Attach a disk of the configuration, used by no instance, to an
+        instance at ``idx`` (or last)."""
+        data = self._config_data
+        inst = self._LiveInstance(inst_uuid)
+        disk = data.disks.get(disk_uuid)
+        if disk is None:
+            raise errors.ConfigurationError(f"Unknown disk '{disk_uuid}'")
+        for other in data.instances.values():
+            if disk_uuid in other.disks:
+                raise errors.ConfigurationError(
+                    f"Disk {disk_uuid} is already attached to instance {other.name}")
+        position = len(inst.disks) if idx is None else idx
+        if not 0 <= position <= len(inst.disks):
+            raise errors.ConfigurationError(
+                f"Invalid disk index {idx} for instance {inst.name}")
+        inst.disks.insert(position, disk_uuid)
+        self._RenumberDisks(inst)
+        now = time.time()
+        disk.BumpSerial(now)
+        inst.BumpSerial(now)
+        self._WriteConfig()
+
     # --- Networks -----------------------------------------------------------------------
 
     @Locked

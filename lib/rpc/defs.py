@@ -414,6 +414,12 @@ _CALL_LIST: list[RpcCall] = [
         _A("snap_size", doc="Size of the snapshot (MiB)"),
     ), "ganeti.backend.storage.BlockdevSnapshot", "Export a given disk to"
         " another node (snapshot); returns its logical_id", single=True),
+    RpcCall("blockdev_convert", TMO_4HRS, (
+        _A("bdev_src", ArgKind.OBJECT_DICT, "Block device to copy from"),
+        _A("bdev_dest", ArgKind.OBJECT_DICT, "Block device to copy to"),
+    ), "ganeti.backend.convert.BlockdevConvert",
+        "Copy a disk's data to a disk of another template on the same node;"
+        " returns the bytes copied", single=True),
     RpcCall("blockdev_setinfo", TMO_NORMAL, (
         _A("disk", ArgKind.OBJECT_DICT, "Block device"),
         _A("info", doc="Metadata"),
@@ -575,6 +581,13 @@ _CALL_LIST: list[RpcCall] = [
     RpcCall("x509_cert_remove", TMO_NORMAL, (_A("name", doc="Key name"),),
             "ganeti.backend.crypto.RemoveX509Certificate",
             "Removes an X509 key and certificate", single=True),
+    # --- The nodes' client certificates (gnt-cluster renew-crypto) --------------------
+    RpcCall("node_crypto_tokens", TMO_NORMAL,
+            (_A("token_requests", doc="List of (type, action, options): the"
+                " digest of the client certificate, after making a new one"
+                " for the 'create' action"),),
+            "ganeti.backend.crypto.GetCryptoTokens",
+            "Return (and optionally renew) the node's crypto tokens", single=True),
 ]
 
 
