@@ -6,6 +6,15 @@ master, :mod:`ganeti.crypto_setup`) and uploaded to the other online
 nodes; node certificates and SSH keys touch every node and are renewed by
 ``OpClusterRenewCrypto`` (``LUClusterRenewCrypto``).
 
+The cluster certificate (``--new-cluster-certificate``) is renewed while
+the cluster is stopped, as Ganeti does: the master daemons, then every
+daemon of the online nodes are stopped (over SSH, or directly in a
+virtual cluster: :func:`ganeti.ssh.GetRunner`), a new ``server.pem`` and
+the master's ``client.pem`` are made and ``server.pem`` is copied to the
+nodes; the daemons are started again, the master last, and the nodes'
+client certificates are renewed by the opcode since the new cluster
+certificate must sign them.
+
 SPICE: ``--new-spice-certificate`` makes a new self-signed certificate
 (``spice.pem``, whose certificate is also ``spice-ca.pem``);
 ``--spice-certificate FILE --spice-ca-certificate FILE`` installs a given
@@ -14,6 +23,8 @@ certificate with its key, and the certificate of the CA that signed it.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from ganeti import cli, constants, errors, opcodes, pathutils, utils
@@ -69,8 +80,6 @@ def ReadSpiceCertificates(cert_file: str, cacert_file: str) -> tuple[str, str]:
 
 
 def _CheckOptions(opts: Any) -> None:
-    if opts.new_cluster_cert:
-        raise _Inval("Renewing the cluster certificate is not supported yet")
     if opts.new_rapi_cert and opts.rapi_cert:
         raise _Inval("Only one of --new-rapi-certificate and --rapi-certificate can"
                      " be given")
@@ -98,6 +107,121 @@ def _ProbeSshHostKeys(cfg: Any) -> None:
         ToStderr("Cannot reach %s", failure)
 
 
+#: Seconds to wait for a running watcher to finish on the master
+WATCHER_LOCK_TIMEOUT = 60.0
+
+
+def _DaemonUtil(action: str) -> str:
+    """The shell command running ``daemon-util <action>`` on a node."""
+    import shlex
+    import sys
+
+    from ganeti.bootstrap import node_setup
+    return shlex.join([sys.executable, node_setup.DefaultDaemonUtil(), action])
+
+
+def _Targets(cfg: Any) -> list[Any]:
+    """How to reach the online nodes but the master."""
+    from ganeti import ssh
+    return [ssh.NodeTarget(node.name, node.primary_ip,
+                           int(cfg.GetNdParams(node).get(constants.ND_SSH_PORT) or 22))
+            for node in _OtherOnlineNodes(cfg)]
+
+
+def _StartDaemons(runner: Any, targets: list[Any], master_name: str,
+                  feedback: Any) -> list[str]:
+    """Start the daemons of the nodes, the master last; return the failures
+    (one message per node)."""
+    from ganeti import daemon_util
+    failures = []
+    for target in targets:
+        feedback(f"Starting the daemons on {target.name}")
+        result = runner.Run(target, _DaemonUtil("start-all"))
+        if result.failed:
+            failures.append(f"{target.name}: {result.output.strip() or 'no output'}"
+                            f" (exit code {result.exit_code})")
+    feedback(f"Starting the daemons on {master_name}")
+    try:
+        for message in daemon_util.StartAll():
+            logging.info("%s", message)
+    except errors.GenericError as err:
+        failures.append(f"{master_name}: {err}")
+    return failures
+
+
+def RenewClusterCertificate(cfg: Any, runner: Any = None,
+                            feedback: Any = ToStdout) -> None:
+    """Make a new cluster certificate while the cluster's daemons are
+    stopped, and copy it to the online nodes.
+
+    The master's client certificate is renewed with it; the other nodes'
+    ones, signed by the old certificate, must be renewed afterwards
+    (``OpClusterRenewCrypto(node_certificates=True)``). The daemons are
+    started again whatever happened, the master last.
+
+    @raise errors.OpExecError: naming the node where stopping, copying or
+        starting failed
+    """
+    from ganeti import crypto_setup, daemon_util, ssh
+    if runner is None:
+        runner = ssh.GetRunner(cfg.GetClusterName())
+    master_name = cfg.GetMasterNodeName()
+    targets = _Targets(cfg)
+    offline = sorted(n.name for n in cfg.GetAllNodesInfo().values() if n.offline)
+    if offline:
+        ToStderr("Offline node(s) %s will not get the new cluster certificate;"
+                 " copy %s to them before they come back", ", ".join(offline),
+                 pathutils.NODED_CERT_FILE)
+    os.makedirs(pathutils.LOCK_DIR, exist_ok=True)
+    # Holding the watcher's lock keeps it from restarting the daemons
+    watcher_lock = utils.FileLock.Open(pathutils.WATCHER_LOCK_FILE)
+    try:
+        watcher_lock.Exclusive(timeout=WATCHER_LOCK_TIMEOUT)
+    except errors.LockError:
+        watcher_lock.Close()
+        raise errors.OpExecError("The watcher is still running on the master; try"
+                                 " again later") from None
+    try:
+        feedback("Stopping the master daemons")
+        for message in daemon_util.StopMaster():
+            logging.info("%s", message)
+        try:
+            for target in targets:
+                feedback(f"Stopping the daemons on {target.name}")
+                result = runner.Run(target, _DaemonUtil("stop-all"))
+                if result.failed:
+                    raise errors.OpExecError(
+                        f"Cannot stop the daemons on {target.name} (exit code"
+                        f" {result.exit_code}): {result.output.strip() or 'no output'}")
+            feedback(f"Stopping the daemons on {master_name}")
+            for message in daemon_util.StopAll():
+                logging.info("%s", message)
+            feedback("Generating a new cluster certificate")
+            crypto_setup.GenerateClusterCrypto(True, False, False,
+                                               master_name=master_name)
+            for target in targets:
+                feedback(f"Copying {pathutils.NODED_CERT_FILE} to {target.name}")
+                try:
+                    runner.CopyFile(target, pathutils.NODED_CERT_FILE)
+                except errors.GenericError as err:
+                    raise errors.OpExecError(
+                        f"Cannot copy the new cluster certificate to {target.name}:"
+                        f" {err}") from err
+        except BaseException:
+            for failure in _StartDaemons(runner, targets, master_name, feedback):
+                ToStderr("Cannot start the daemons on %s", failure)
+            raise
+        failures = _StartDaemons(runner, targets, master_name, feedback)
+    finally:
+        watcher_lock.Close()
+    # The master's kept-open connections still use the old certificate
+    from ganeti.rpc import client as rpc_client
+    rpc_client.CloseConnections()
+    if failures:
+        raise errors.OpExecError("Cannot start the daemons on "
+                                 + "; ".join(failures))
+
+
 def RenewCrypto(opts: Any, args: list[str]) -> int:
     """Renew keys and certificates; upload the master's files to the nodes."""
     if not (opts.new_confd_hmac_key or opts.new_rapi_cert or opts.new_cds
@@ -123,9 +247,14 @@ def RenewCrypto(opts: Any, args: list[str]) -> int:
     cfg = _LocalConfig()
     if opts.new_ssh_keys and not opts.ssh_key_check:
         _ProbeSshHostKeys(cfg)
-    if opts.new_node_certs or opts.new_ssh_keys:
+    if opts.new_cluster_cert:
+        RenewClusterCertificate(cfg)
+        cfg = _LocalConfig()
+    # A new cluster certificate must sign new client certificates
+    node_certs = opts.new_node_certs or opts.new_cluster_cert
+    if node_certs or opts.new_ssh_keys:
         cli.SubmitOpCode(opcodes.OpClusterRenewCrypto(
-            node_certificates=opts.new_node_certs, renew_ssh_keys=opts.new_ssh_keys,
+            node_certificates=node_certs, renew_ssh_keys=opts.new_ssh_keys,
             ssh_key_type=opts.ssh_key_type, ssh_key_bits=opts.ssh_key_bits),
             opts=opts)
     crypto_setup.GenerateClusterCrypto(

@@ -395,23 +395,29 @@ class LUClusterRedistConf(ClusterLU):
 
 
 class LUClusterRenewCrypto(ClusterLU):
-    """Renew the nodes' SSH keys (node certificates: not supported yet).
+    """Renew the nodes' client certificates and/or SSH keys.
 
-    The confd HMAC key, RAPI and SPICE certificates and cluster domain
-    secret are renewed by ``gnt-cluster renew-crypto`` itself (on the
-    master, then uploaded), as in Ganeti; this opcode carries the parts
-    that touch every node. SSH keys are renewed through the runner of
+    The cluster certificate, confd HMAC key, RAPI and SPICE certificates
+    and cluster domain secret are renewed by ``gnt-cluster renew-crypto``
+    itself (on the master, then copied), as in Ganeti; this opcode carries
+    the parts that touch every node.
+
+    Client certificates: each online node makes its own new ``client.pem``
+    signed by its ``server.pem`` (RPC ``node_crypto_tokens``, so the keys
+    never travel), the master last: its RPC client reads ``client.pem`` for
+    every new connection, and its old certificate stays valid until then.
+    The digests of the candidates' new certificates go to the cluster's
+    ``candidate_certs``. SSH keys are renewed through the runner of
     :mod:`ganeti.ssh` (:mod:`ganeti.ssh_keys`); the cluster then records
     the new key type and size.
     """
 
-    def CheckArguments(self) -> None:
-        if self.op.node_certificates:
-            raise errors.OpPrereqError(
-                "Renewing node certificates is not supported yet", errors.ECODE_INVAL)
-
     def ExpandNames(self) -> None:
         self.needed_locks = {}
+        if self.op.node_certificates:
+            # No node joins or leaves while its certificate is renewed
+            self.needed_locks[locking.LEVEL_NODE] = locking.ALL_SET
+            self.share_locks[locking.LEVEL_NODE] = 1
 
     def CheckPrereq(self) -> None:
         from ganeti import ssh_keys
@@ -456,7 +462,56 @@ class LUClusterRenewCrypto(ClusterLU):
         cluster.ssh_key_bits = self.ssh_key_bits
         self.cfg.Update(cluster, feedback_fn)
 
+    def _CertNodes(self) -> list[Any]:
+        """The online nodes in renewal order, the master last; offline ones
+        are skipped with a warning."""
+        master = self.cfg.GetMasterNode()
+        nodes = []
+        for node in utils.NiceSort(self.cfg.GetAllNodesInfo().values(),
+                                   key=lambda n: n.name):
+            if node.offline:
+                self.LogWarning("Node %s is offline: its client certificate is not"
+                                " renewed", node.name)
+                continue
+            nodes.append(node)
+        return sorted(nodes, key=lambda n: n.uuid == master)
+
+    def _RenewNodeCertificates(self, feedback_fn: FeedbackFn) -> None:
+        master = self.cfg.GetMasterNode()
+        request: list[tuple[str, str, dict[str, Any]]] = [
+            (constants.CRYPTO_TYPE_SSL_DIGEST, constants.CRYPTO_ACTION_CREATE, {})]
+        digests: dict[str, str] = {}
+        failed: list[str] = []
+        for node in self._CertNodes():
+            feedback_fn(f"Renewing the client certificate of {node.name}")
+            result = self.rpc.call_node_crypto_tokens(node.uuid, request)
+            msg = result.fail_msg
+            if not msg:
+                try:
+                    ((_, digest),) = result.payload
+                    digests[node.uuid] = str(digest)
+                except (TypeError, ValueError):
+                    msg = f"invalid answer {result.payload!r}"
+            if msg:
+                self.LogWarning("Cannot renew the client certificate of node %s: %s",
+                                node.name, msg)
+                failed.append(node.name)
+        cluster = self.cfg.GetClusterInfo()
+        for uuid, digest in digests.items():
+            node = self.cfg.GetNodeInfo(uuid)
+            if node.master_candidate or uuid == master:
+                cluster.candidate_certs[uuid] = digest
+            else:
+                cluster.candidate_certs.pop(uuid, None)
+        self.cfg.Update(cluster, feedback_fn)
+        if failed:
+            raise errors.OpExecError(
+                "Renewing the client certificate failed on node(s) "
+                f"{', '.join(failed)}; the other nodes have new certificates")
+
     def Exec(self, feedback_fn: FeedbackFn) -> None:
+        if self.op.node_certificates:
+            self._RenewNodeCertificates(feedback_fn)
         if self.op.renew_ssh_keys:
             if self.cfg.GetClusterInfo().modify_ssh_setup:
                 feedback_fn("Renewing SSH keys")

@@ -104,3 +104,58 @@ def test_transfer_refused_with_another_ca(node):
     assert ti._WaitEnd(imp)["exit_status"] != 0
     copy = f"{node}{ti.EXPORTS}/inst1/copy"
     assert not os.path.exists(copy) or os.path.getsize(copy) == 0
+
+
+# --- node_crypto_tokens: the node's client certificate ----------------------------------
+
+def _ServerPem():
+    x509.GenerateSelfSignedSslCert(pathutils.NODED_CERT_FILE, 1)
+    return x509.ReadCertificateFile(pathutils.NODED_CERT_FILE)
+
+
+def test_crypto_tokens_rpc_entry():
+    call = defs.CALLS["node_crypto_tokens"]
+    assert call.single and call.arg_names == ["token_requests"]
+    assert ResolveHandler(call.handler) is crypto.GetCryptoTokens
+
+
+def test_crypto_tokens_get_and_create(node_root):
+    server = _ServerPem()
+    get = [(constants.CRYPTO_TYPE_SSL_DIGEST, constants.CRYPTO_ACTION_GET, None)]
+    create = [(constants.CRYPTO_TYPE_SSL_DIGEST, constants.CRYPTO_ACTION_CREATE,
+               {constants.CRYPTO_OPTION_SERIAL_NO: 42})]
+    with pytest.raises(RPCFail, match="Cannot read the client certificate"):
+        crypto.GetCryptoTokens(get)
+    ((kind, digest),) = crypto.GetCryptoTokens(create)
+    assert kind == constants.CRYPTO_TYPE_SSL_DIGEST
+    cert = x509.ReadCertificateFile(pathutils.NODED_CLIENT_CERT_FILE)
+    assert digest == x509.GetCertDigest(cert)
+    assert x509.IsSignedBy(cert, server)
+    assert cert.serial_number == 42
+    assert x509.GetCommonName(cert) == utils.Hostname.GetSysName()
+    mode = os.stat(pathutils.NODED_CLIENT_CERT_FILE).st_mode
+    assert stat.S_IMODE(mode) == constants.NODED_CLIENT_CERT_MODE
+    assert crypto.GetCryptoTokens(get) == [(kind, digest)]
+    ((_, renewed),) = crypto.GetCryptoTokens(
+        [(constants.CRYPTO_TYPE_SSL_DIGEST, constants.CRYPTO_ACTION_CREATE, {})])
+    assert renewed != digest
+
+
+@pytest.mark.parametrize("requests,match", [
+    ("ssl", "Invalid crypto token requests"),
+    ([("ssl", "get")], "Invalid crypto token request"),
+    ([("ssh", "get", None)], "Unknown crypto token type"),
+    ([("ssl", "delete", None)], "Unknown crypto token action"),
+    ([("ssl", "create", [])], "Invalid crypto token options"),
+    ([("ssl", "create", {"serial_no": "1"})], "Invalid certificate serial number"),
+])
+def test_crypto_tokens_bad_requests(node_root, requests, match):
+    _ServerPem()
+    with pytest.raises(RPCFail, match=match):
+        crypto.GetCryptoTokens(requests)
+    assert not os.path.exists(pathutils.NODED_CLIENT_CERT_FILE)
+
+
+def test_crypto_tokens_without_server_pem(node_root):
+    with pytest.raises(RPCFail, match="Cannot create a new client certificate"):
+        crypto.GetCryptoTokens([("ssl", "create", None)])
