@@ -66,10 +66,60 @@ from ganeti import constants, errors, objects
 from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, LogicalUnit, Tasklet
+from ganeti.cmdlib.extstorage import CheckExtStorageProvider
 
-#: The conversions supported: (from template, to template)
-CONVERSIONS = frozenset([(constants.DT_PLAIN, constants.DT_DRBD8),
-                         (constants.DT_DRBD8, constants.DT_PLAIN)])
+#: The conversions done without copying: (from template, to template)
+SPECIAL_CONVERSIONS = frozenset([(constants.DT_PLAIN, constants.DT_DRBD8),
+                                 (constants.DT_DRBD8, constants.DT_PLAIN)])
+#: Templates with no implementation here
+UNSUPPORTED = frozenset([constants.DT_GLUSTER])
+#: Templates a conversion may start from
+SOURCES = constants.DISK_TEMPLATES - UNSUPPORTED - {constants.DT_DISKLESS}
+#: Templates a conversion may go to (blockdev disks are adopted devices)
+TARGETS = SOURCES - {constants.DT_BLOCK}
+#: Sources whose disks the prerequisites can look for on the primary node
+#: (ext and rbd devices only show once mapped)
+_FINDABLE = frozenset([constants.DT_PLAIN, constants.DT_DRBD8, constants.DT_FILE,
+                       constants.DT_SHARED_FILE, constants.DT_BLOCK])
+
+
+def _Inval(msg: str) -> errors.OpPrereqError:
+    return errors.OpPrereqError(msg, errors.ECODE_INVAL)
+
+
+def CheckArguments(op: Any) -> None:
+    """The opcode alone: the conversion's options belong to the target
+    template (``--file-storage-dir``/``--file-driver`` to file-based ones,
+    ``--ext-params`` to ext, with a provider and no disk parameters)."""
+    new = op.disk_template
+    if (op.file_storage_dir or op.file_driver) and new not in constants.DTS_FILEBASED:
+        raise _Inval("The file storage directory and file driver options are only"
+                     " valid when converting to a file-based disk template ("
+                     + ", ".join(sorted(constants.DTS_FILEBASED)) + ")")
+    if op.ext_params and new != constants.DT_EXT:
+        raise _Inval("The ext parameters (--ext-params) are only valid when converting"
+                     f" to the {constants.DT_EXT} disk template")
+    if not new:
+        return
+    if new == constants.DT_DISKLESS:
+        raise _Inval("Conversion to the diskless disk template is not supported")
+    if new == constants.DT_BLOCK:
+        raise _Inval("Conversion to the blockdev disk template is not supported:"
+                     " blockdev disks are adopted devices (only a source)")
+    if new in UNSUPPORTED:
+        raise _Inval(f"The {new} disk template is not supported by this cluster"
+                     " software; cannot convert to it")
+    if new == constants.DT_EXT:
+        params = op.ext_params or {}
+        if not params.get(constants.IDISK_PROVIDER):
+            raise _Inval(f"Converting to the {constants.DT_EXT} disk template needs the"
+                         " provider: --ext-params provider=NAME[,param=value...]")
+        invalid = sorted(key for key in params if key in constants.IDISK_PARAMS
+                         and key != constants.IDISK_PROVIDER)
+        if invalid:
+            raise _Inval(f"Invalid ext parameter(s) {', '.join(invalid)}: the disks keep"
+                         " their size, mode, name and other disk parameters; give only"
+                         " the provider and its own parameters")
 
 
 def _Name(cfg: Any, uuid: str) -> str:
@@ -110,17 +160,25 @@ class _Undo:
 
 
 class TLConvertDiskTemplate(Tasklet):
-    """Convert the disks of a stopped instance between plain and drbd."""
+    """Convert the disks of a stopped instance to another disk template."""
 
     cfg: Any
 
     def __init__(self, lu: LogicalUnit, instance_uuid: str, new_template: str,
-                 snode_uuid: str | None, wait_for_sync: bool) -> None:
+                 snode_uuid: str | None, wait_for_sync: bool,
+                 file_storage_dir: str | None = None, file_driver: str | None = None,
+                 ext_params: dict[str, Any] | None = None,
+                 ignore_ipolicy: bool = False) -> None:
         super().__init__(lu)
         self.instance_uuid = instance_uuid
         self.new_template = new_template
         self.snode_uuid = snode_uuid
         self.wait_for_sync = wait_for_sync
+        self.file_storage_dir = file_storage_dir
+        self.file_driver = file_driver
+        self.ext_params = dict(ext_params or {})
+        self.ignore_ipolicy = ignore_ipolicy
+        self.file_dir: str | None = None
         #: UUIDs of the new disks that entered the configuration
         self.entered: set[str] = set()
 
@@ -138,11 +196,12 @@ class TLConvertDiskTemplate(Tasklet):
         if old == new:
             raise errors.OpPrereqError(f"Instance {inst.name} already has disk template"
                                        f" {old}", errors.ECODE_INVAL)
-        if (old, new) not in CONVERSIONS:
+        if old not in SOURCES or new not in TARGETS:
             raise errors.OpPrereqError(
-                f"Unsupported disk template conversion from {old} to {new} (supported: "
-                + ", ".join(f"{a} to {b}" for a, b in sorted(CONVERSIONS)) + ")",
-                errors.ECODE_INVAL)
+                f"Unsupported disk template conversion from {old} to {new} (possible"
+                f" sources: {', '.join(sorted(SOURCES))}; targets:"
+                f" {', '.join(sorted(TARGETS))})", errors.ECODE_INVAL)
+        self.generic = (old, new) not in SPECIAL_CONVERSIONS
         cluster = cfg.GetClusterInfo()
         if not cluster.IsDiskTemplateEnabled(new):
             raise errors.OpPrereqError(
@@ -152,12 +211,24 @@ class TLConvertDiskTemplate(Tasklet):
         iu.CheckNodeOnline(cfg, inst.primary_node, "Cannot change the disk template of"
                            " an instance whose primary node is offline")
         iu.CheckInstanceState(lu, inst, iu.INSTANCE_DOWN, "cannot change disk template")
-        if new == constants.DT_DRBD8:
+        if not self.ignore_ipolicy:
+            group = cfg.GetNodeGroup(cfg.GetNodeInfo(inst.primary_node).group)
+            allowed = cfg.GetGroupIPolicy(group).get(constants.IPOLICY_DTS)
+            if allowed is not None and new not in allowed:
+                raise errors.OpPrereqError(
+                    f"Disk template {new} is not allowed by the instance policy of node"
+                    f" group {group.name} (allowed: {', '.join(allowed)}); use"
+                    " --ignore-ipolicy to convert anyway", errors.ECODE_INVAL)
+        if self.generic:
+            self._CheckGeneric()
+        elif new == constants.DT_DRBD8:
             self._CheckToDrbd()
         else:
             self._CheckToPlain()
 
-    def _CheckToDrbd(self) -> None:
+    def _CheckSecondary(self) -> None:
+        """The new secondary node of a conversion to drbd; sets the DRBD
+        disk parameters."""
         cfg, lu, inst = self.cfg, self.lu, self.instance
         pnode = inst.primary_node
         snode = self.snode_uuid
@@ -183,6 +254,12 @@ class TLConvertDiskTemplate(Tasklet):
                           " group will be used")
         self.diskparams = cfg.GetGroupDiskParams(
             cfg.GetNodeGroup(pnode_info.group)).get(constants.DT_DRBD8, {})
+
+    def _CheckToDrbd(self) -> None:
+        cfg, lu, inst = self.cfg, self.lu, self.instance
+        pnode, snode = inst.primary_node, self.snode_uuid
+        self._CheckSecondary()
+        assert snode is not None
         self.specs = [{constants.IDISK_SIZE: disk.size, constants.IDISK_MODE: disk.mode,
                        constants.IDISK_VG: disk.logical_id[0],
                        constants.IDISK_NAME: disk.name} for disk in self.disks]
@@ -216,6 +293,71 @@ class TLConvertDiskTemplate(Tasklet):
                 self.lu.LogWarning(f"Secondary node {_Name(cfg, node)} is offline: its"
                                    " volumes of the instance will be left there")
 
+    @staticmethod
+    def _CopySource(disk: objects.Disk) -> objects.Disk:
+        """The device holding a disk's data on the primary: a drbd disk's
+        data volume, else the disk."""
+        if disk.dev_type == constants.DT_DRBD8:
+            return disk.children[0]
+        return disk
+
+    def _CheckGeneric(self) -> None:
+        """Copying conversions: the old disks, the new disks' parameters
+        and room for them."""
+        cfg, lu, inst = self.cfg, self.lu, self.instance
+        old, new = self.old_template, self.new_template
+        pnode = inst.primary_node
+        cluster = cfg.GetClusterInfo()
+        if old == constants.DT_DRBD8:
+            for disk in self.disks:
+                if len(disk.children or []) != 2:
+                    raise errors.OpPrereqError(
+                        f"Disk {disk.iv_name} of instance {inst.name} is not a DRBD disk"
+                        " with data and metadata volumes; cannot convert it",
+                        errors.ECODE_STATE)
+        if old in _FINDABLE:
+            for idx, disk in enumerate(self.disks):
+                source = self._CopySource(disk)
+                if not disks_mod.DiskExistsOnNode(lu, pnode, source):
+                    raise errors.OpPrereqError(
+                        f"Disk {idx} of instance {inst.name}"
+                        f" ({disks_mod.DescribeDisk(source)}) is missing on node"
+                        f" {_Name(cfg, pnode)}; recreate it first"
+                        " (gnt-instance recreate-disks)", errors.ECODE_STATE)
+        if new == constants.DT_DRBD8:
+            self._CheckSecondary()
+        else:
+            self.diskparams = cfg.GetGroupDiskParams(cfg.GetNodeGroup(
+                cfg.GetNodeInfo(pnode).group)).get(new, {})
+        self.specs = []
+        for disk in self.disks:
+            spec: dict[str, Any] = {constants.IDISK_SIZE: disk.size,
+                                    constants.IDISK_MODE: disk.mode,
+                                    constants.IDISK_NAME: disk.name}
+            source = self._CopySource(disk)
+            if new in constants.DTS_LVM and source.dev_type == constants.DT_PLAIN:
+                spec[constants.IDISK_VG] = source.logical_id[0]
+            if new == constants.DT_EXT:
+                spec.update(self.ext_params)
+            self.specs.append(spec)
+        if new in constants.DTS_LVM:
+            if not cfg.GetVGName() and any(constants.IDISK_VG not in spec
+                                           for spec in self.specs):
+                raise errors.OpPrereqError(
+                    "The cluster has no volume group for LVM disks (gnt-cluster modify"
+                    " --vg-name)", errors.ECODE_STATE)
+            nodes = [pnode] + ([self.snode_uuid] if self.snode_uuid else [])
+            disks_mod.CheckNodesFreeDiskPerVG(lu, nodes, disks_mod.ComputeDiskSizePerVG(
+                cfg, new, self.specs, self.diskparams))
+        elif new in constants.DTS_FILEBASED:
+            self.file_dir = iu.InstanceFileDir(cluster, new, inst.name,
+                                               self.file_storage_dir)
+        elif new == constants.DT_EXT:
+            provider = self.ext_params[constants.IDISK_PROVIDER]
+            CheckExtStorageProvider(lu, [pnode], provider, {
+                key: value for key, value in self.ext_params.items()
+                if key not in constants.IDISK_PARAMS})
+
     # --- execution -----------------------------------------------------------------------
 
     def Exec(self, feedback_fn: FeedbackFn) -> None:
@@ -224,7 +366,9 @@ class TLConvertDiskTemplate(Tasklet):
         if not iu.ShutdownDisks(lu, inst):
             raise errors.OpExecError("Cannot shutdown instance disks, unable to proceed"
                                      " with disk template conversion")
-        if self.new_template == constants.DT_DRBD8:
+        if self.generic:
+            self._Copy(feedback_fn)
+        elif self.new_template == constants.DT_DRBD8:
             self._PlainToDrbd(feedback_fn)
         else:
             self._DrbdToPlain(feedback_fn)
@@ -285,35 +429,126 @@ class TLConvertDiskTemplate(Tasklet):
                          lambda data=data, old=old: rpc.call_blockdev_rename(
                              pnode, [(data.ToDict(),
                                       list(old.logical_id))]))
-            feedback_fn("Initializing DRBD devices...")
-            for new in new_disks:
-                for node in (snode, pnode):
-                    disks_mod.CreateSingleBlockDev(lu, node, inst, new, node == pnode)
-                    minor = new.logical_id[3] if node == pnode else new.logical_id[4]
-                    undo.Add(f"DRBD device {new.iv_name} (minor {minor}) is configured"
-                             f" on node {_Name(cfg, node)} (drbdsetup {minor} down)",
-                             lambda new=new, node=node: rpc.call_blockdev_shutdown(
-                                 node, new.ToDict()))
+            self._InitDrbd(undo, new_disks, feedback_fn)
             feedback_fn("Updating the configuration...")
             self._ReplaceDisks(old_disks, new_disks)
         except Exception as err:
-            feedback_fn(f"Converting to drbd failed ({err}); undoing the conversion")
-            left = undo.Run()
+            self._Failed(err, undo, new_disks, feedback_fn)
+            raise
+        self._WaitForSync(feedback_fn)
+
+    def _InitDrbd(self, undo: _Undo, new_disks: list[objects.Disk],
+                  feedback_fn: FeedbackFn) -> None:
+        """Create the DRBD devices over their volumes, on the secondary and
+        then on the primary (the sync source)."""
+        cfg, lu, rpc, inst = self.cfg, self.lu, self.rpc, self.instance
+        pnode, snode = inst.primary_node, self.snode_uuid
+        assert snode is not None
+        feedback_fn("Initializing DRBD devices...")
+        for new in new_disks:
+            for node in (snode, pnode):
+                disks_mod.CreateSingleBlockDev(lu, node, inst, new, node == pnode)
+                minor = new.logical_id[3] if node == pnode else new.logical_id[4]
+                undo.Add(f"DRBD device {new.iv_name} (minor {minor}) is configured"
+                         f" on node {_Name(cfg, node)} (drbdsetup {minor} down)",
+                         lambda new=new, node=node: rpc.call_blockdev_shutdown(
+                             node, new.ToDict()))
+
+    def _Failed(self, err: Exception, undo: _Undo, new_disks: list[objects.Disk],
+                feedback_fn: FeedbackFn) -> None:
+        """Undo a failed conversion; OpExecError if undoing failed too."""
+        inst, old, new = self.instance, self.old_template, self.new_template
+        feedback_fn(f"Converting to {new} failed ({err}); undoing the conversion")
+        left = undo.Run()
+        if new == constants.DT_DRBD8:
             # A disk that was in the configuration gave its port back when it
             # was removed again; another job may hold that port by now
-            self._ReleaseNew([disk for disk in new_disks if disk.uuid not in self.entered])
-            if left:
-                raise errors.OpExecError(
-                    f"Converting instance {inst.name} to drbd failed: {err}; undoing the"
-                    " conversion failed too, what is left: " + "; ".join(left)) from err
-            feedback_fn(f"Instance {inst.name} keeps its plain disks")
-            raise
+            self._ReleaseNew([disk for disk in new_disks
+                              if disk.uuid not in self.entered])
+        if left:
+            raise errors.OpExecError(
+                f"Converting instance {inst.name} to {new} failed: {err}; undoing the"
+                " conversion failed too, what is left: " + "; ".join(left)) from err
+        feedback_fn(f"Instance {inst.name} keeps its {old} disks")
 
-        inst = cfg.GetInstanceInfo(inst.uuid)
-        if not disks_mod.WaitForSync(lu, inst, oneshot=not self.wait_for_sync,
+    def _WaitForSync(self, feedback_fn: FeedbackFn) -> None:
+        inst = self.cfg.GetInstanceInfo(self.instance.uuid)
+        if not disks_mod.WaitForSync(self.lu, inst, oneshot=not self.wait_for_sync,
                                      feedback_fn=feedback_fn):
             raise errors.OpExecError("There are some degraded disks for this instance,"
                                      " please cleanup manually")
+
+    def _Copy(self, feedback_fn: FeedbackFn) -> None:
+        """Create the new disks, copy the data, switch, remove the old ones."""
+        cfg, lu, rpc, inst = self.cfg, self.lu, self.rpc, self.instance
+        pnode, snode = inst.primary_node, self.snode_uuid
+        pname = _Name(cfg, pnode)
+        old, new = self.old_template, self.new_template
+        old_disks = self.disks
+        feedback_fn(f"Converting disk template of instance {inst.name} from {old} to"
+                    f" {new}" + (f", with {_Name(cfg, snode)} as secondary node"
+                                 if snode and new == constants.DT_DRBD8 else ""))
+        ec_id = self._EcId()
+        if new == constants.DT_DRBD8:
+            new_disks = self._Generate(ec_id)
+        else:
+            new_disks = disks_mod.GenerateDisks(
+                cfg, ec_id, new, inst.name, pnode, None, self.specs, self.file_dir,
+                self.file_driver, self.diskparams)
+        undo = _Undo(lu)
+        try:
+            if self.file_dir:
+                directory = self.file_dir
+                result = rpc.call_file_storage_dir_create(pnode, directory)
+                result.Raise(f"Cannot create directory {directory} on node {pname}")
+                undo.Add(f"directory {directory} exists on node {pname}",
+                         lambda: rpc.call_file_storage_dir_remove(pnode, directory))
+            feedback_fn("Creating the new disks...")
+            for disk in new_disks:
+                if new == constants.DT_DRBD8:
+                    for node in (pnode, snode):
+                        assert node is not None
+                        for child in disk.children:
+                            self._CreateLv(undo, node, child, node == pnode)
+                else:
+                    self._CreateDev(undo, pnode, disk)
+            for idx, (old_disk, new_disk) in enumerate(zip(old_disks, new_disks)):
+                feedback_fn(f"Copying the data of disk {idx} ({old_disk.size} MiB)...")
+                source = self._CopySource(old_disk)
+                target = self._CopySource(new_disk)
+                result = rpc.call_blockdev_convert(pnode, source.ToDict(),
+                                                   target.ToDict())
+                if result.fail_msg:
+                    raise errors.OpExecError(
+                        f"Copying the data of disk {idx} of instance {inst.name} on node"
+                        f" {pname} failed: {result.fail_msg}")
+            if new == constants.DT_DRBD8:
+                self._InitDrbd(undo, new_disks, feedback_fn)
+            feedback_fn("Updating the configuration...")
+            self._ReplaceDisks(old_disks, new_disks)
+        except Exception as err:
+            self._Failed(err, undo, new_disks, feedback_fn)
+            raise
+
+        feedback_fn(f"Removing the old {old} disks...")
+        if old == constants.DT_BLOCK:
+            feedback_fn("The blockdev devices are left untouched: they are no longer"
+                        " used by the instance")
+        elif not iu.RemoveDisks(lu, old_disks, pnode, inst.name):
+            lu.LogWarning(f"Some old {old} disks of instance {inst.name} could not be"
+                          " removed; remove them by hand")
+        if new == constants.DT_DRBD8:
+            self._WaitForSync(feedback_fn)
+
+    def _CreateDev(self, undo: _Undo, node: str, disk: objects.Disk) -> None:
+        """Create a disk without children (plain, file, ext, ...) on the
+        primary node."""
+        cfg, rpc, inst = self.cfg, self.rpc, self.instance
+        disks_mod.CreateSingleBlockDev(self.lu, node, inst, disk, True)
+        undo.Add(f"disk {disks_mod.DescribeDisk(disk)}"
+                 f" ({'/'.join(map(str, disk.logical_id))}) exists on node"
+                 f" {_Name(cfg, node)}",
+                 lambda: rpc.call_blockdev_remove(node, disk.ToDict()))
 
     def _CreateLv(self, undo: _Undo, node: str, lv: objects.Disk, on_primary: bool) -> None:
         cfg, rpc, inst = self.cfg, self.rpc, self.instance

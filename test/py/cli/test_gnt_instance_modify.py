@@ -25,6 +25,10 @@ def _Submitted(fake_client):
     ([("1", {"add": True, "size": "1G"})], [("add", 1, {"size": "1G"})]),
     ([("data", {"remove": True})], [("remove", "data", {})]),
     ([("-1", {"modify": True, "name": "x"})], [("modify", -1, {"name": "x"})]),
+    ([("attach", {"name": "d"})], [("attach", -1, {"name": "d"})]),
+    ([("1", {"attach": True, "uuid": "u-1"})], [("attach", 1, {"uuid": "u-1"})]),
+    ([("detach", {})], [("detach", -1, {})]),
+    ([("data", {"detach": True})], [("detach", "data", {})]),
 ])
 def test_convert_modifications(mods, expected):
     assert gnt_instance.ConvertNicDiskModifications(mods, "disk") == expected
@@ -34,11 +38,17 @@ def test_convert_modifications(mods, expected):
     ([("0", {"add": True, "remove": True})], "at the same time"),
     ([("0", {"modify": True, "remove": True})], "at the same time"),
     ([("0", {"remove": True, "size": "1G"})], "Not accepting parameters"),
-    ([("attach", {"name": "d"})], "not supported yet"),
+    ([("0", {"detach": True, "size": "1G"})], "Not accepting parameters on detaching"),
+    ([("0", {"attach": True, "detach": True})], "at the same time"),
 ])
 def test_convert_modifications_refused(mods, match):
     with pytest.raises(errors.OpPrereqError, match=match):
         gnt_instance.ConvertNicDiskModifications(mods, "disk")
+
+
+def test_nics_cannot_be_attached():
+    with pytest.raises(errors.OpPrereqError, match="only disks"):
+        gnt_instance.ConvertNicDiskModifications([("attach", {"name": "n"})], "NIC")
 
 
 def test_modify_builds_the_opcode(fake_client):
@@ -89,3 +99,18 @@ def test_prints_the_changes(monkeypatch, capsys):
     assert out[0] == "Modified instance inst1"
     assert out[1] == " - be/maxmem -> 512"
     assert out[2] == " - disk/1 -> add:size=1024,mode=rw"
+
+
+def test_modify_conversion_options(fake_client):
+    assert _Run("-t", "ext", "-e", "provider=loopfile,dir=/x", "--no-wait-for-sync",
+                "--submit", "inst1") == 0
+    op = _Submitted(fake_client)
+    assert op["disk_template"] == constants.DT_EXT
+    assert op["ext_params"] == {"provider": "loopfile", "dir": "/x"}
+    assert op["wait_for_sync"] is False
+    fake_client.submitted.clear()
+    assert _Run("-t", "file", "--file-storage-dir", "sub", "--file-driver", "loop",
+                "--submit", "inst1") == 0
+    op = _Submitted(fake_client)
+    assert (op["disk_template"], op["file_storage_dir"], op["file_driver"]) == \
+        (constants.DT_FILE, "sub", "loop")

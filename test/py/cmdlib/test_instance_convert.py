@@ -366,8 +366,8 @@ def test_refusals_change_nothing(ctx):
                disk_template="drbd", remote_node="nosuch")
     _Unchanged(ctx, errors.OpPrereqError, "already has disk template plain",
                errors.ECODE_INVAL, disk_template="plain")
-    _Unchanged(ctx, errors.OpPrereqError, "Unsupported disk template conversion from"
-               " plain to file", errors.ECODE_INVAL, disk_template="file")
+    _Unchanged(ctx, errors.OpPrereqError, "Conversion to the blockdev disk template is"
+               " not supported", errors.ECODE_INVAL, disk_template="blockdev")
     _Unchanged(ctx, errors.OpPrereqError, "not supported at the same time",
                errors.ECODE_INVAL, disk_template="drbd", remote_node=NODE2,
                disks=[["add", -1, {"size": 1024}]])
