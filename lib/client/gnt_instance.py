@@ -512,16 +512,16 @@ def ConvertNicDiskModifications(mods: list[tuple[str, dict[str, Any]]], what: st
     """``--disk``/``--net`` values of modify as ``(action, identifier,
     params)``: ``add:params`` and ``remove`` act on the end (identifier
     -1); ``ID:add,params``, ``ID:remove`` and ``ID:modify,params`` (or
-    ``ID:params``, a modification) name the position, name or UUID."""
+    ``ID:params``, a modification) name the position, name or UUID.
+    Disks also take ``attach:name=NAME`` (or ``uuid=UUID``), ``detach``,
+    ``ID:attach,...`` and ``ID:detach``."""
     result: list[tuple[str, int | str, dict[str, Any]]] = []
     for ident, params in mods:
         params = dict(params)
         ident_value: int | str
-        if ident in (constants.DDM_ADD, constants.DDM_REMOVE):
+        if ident in (constants.DDM_ADD, constants.DDM_REMOVE, constants.DDM_ATTACH,
+                     constants.DDM_DETACH):
             action, ident_value = ident, -1
-        elif ident in (constants.DDM_ATTACH, constants.DDM_DETACH):
-            raise errors.OpPrereqError(f"Attaching or detaching {what}s is not"
-                                       " supported yet", errors.ECODE_INVAL)
         else:
             ident_value = _ModIdent(ident)
             flags = {name: params.pop(name, _MISSING)
@@ -534,12 +534,12 @@ def ConvertNicDiskModifications(mods: list[tuple[str, dict[str, Any]]], what: st
                     f"Cannot {' and '.join(given)} {what} {ident} at the same time",
                     errors.ECODE_INVAL)
             action = given[0] if given else constants.DDM_MODIFY
-            if action in (constants.DDM_ATTACH, constants.DDM_DETACH):
-                raise errors.OpPrereqError(f"Attaching or detaching {what}s is not"
-                                           " supported yet", errors.ECODE_INVAL)
-        if action == constants.DDM_REMOVE and params:
+        if action in (constants.DDM_ATTACH, constants.DDM_DETACH) and what != "disk":
+            raise errors.OpPrereqError(f"Attaching or detaching {what}s is not"
+                                       " supported (only disks)", errors.ECODE_INVAL)
+        if action in (constants.DDM_REMOVE, constants.DDM_DETACH) and params:
             raise errors.OpPrereqError(
-                f"Not accepting parameters on removal of {what} {ident}:"
+                f"Not accepting parameters on {action.rstrip('e')}ing {what} {ident}:"
                 f" {', '.join(sorted(params))}", errors.ECODE_INVAL)
         result.append((action, ident_value, params))
     return result

@@ -118,6 +118,12 @@ class DiskExpectations:
                 result.lvs.setdefault(node_uuid, {})[lv_name] = inst.name
             for disk_uuid in inst.disks:
                 owners[disk_uuid] = inst
+        # A detached disk keeps its volumes: they are no orphans
+        for disk_uuid, disk in snapshot.disks.items():
+            if disk_uuid not in owners and disk.nodes:
+                for node_uuid, lv_name in _TreeLvs(disk, list(disk.nodes[:1])):
+                    result.lvs.setdefault(node_uuid, {})[lv_name] = \
+                        f"detached disk {disk.name or disk_uuid}"
         try:
             drbd_map = cfg.ComputeDRBDMap()
         except errors.ConfigurationError as err:

@@ -219,18 +219,23 @@ def ExpectedFileDisks(cfg: Any) -> dict[str | None, set[str]]:
     disks, None: paths of all ``sharedfile`` disks}."""
     snapshot = cfg.GetReadOnlySnapshot()
     result: dict[str | None, set[str]] = {}
-    for inst in snapshot.instances.values():
-        for disk_uuid in inst.disks:
-            disk = snapshot.disks.get(disk_uuid)
-            if disk is None or disk.dev_type not in constants.DTS_FILEBASED or \
-                    not disk.logical_id or len(disk.logical_id) != 2:
-                continue
-            path = os.path.normpath(disk.logical_id[1])
-            if disk.dev_type == constants.DT_SHARED_FILE:
-                result.setdefault(None, set()).add(path)
-            else:
-                for node_uuid in disk.nodes or [inst.primary_node]:
-                    result.setdefault(node_uuid, set()).add(path)
+    # Disks detached from their instance (on no instance) are no orphans
+    owned = [(disk_uuid, inst.primary_node) for inst in snapshot.instances.values()
+             for disk_uuid in inst.disks]
+    attached = {disk_uuid for disk_uuid, _ in owned}
+    owned += [(disk_uuid, None) for disk_uuid in snapshot.disks
+              if disk_uuid not in attached]
+    for disk_uuid, primary in owned:
+        disk = snapshot.disks.get(disk_uuid)
+        if disk is None or disk.dev_type not in constants.DTS_FILEBASED or \
+                not disk.logical_id or len(disk.logical_id) != 2:
+            continue
+        path = os.path.normpath(disk.logical_id[1])
+        if disk.dev_type == constants.DT_SHARED_FILE:
+            result.setdefault(None, set()).add(path)
+        else:
+            for node_uuid in disk.nodes or ([primary] if primary else []):
+                result.setdefault(node_uuid, set()).add(path)
     return result
 
 

@@ -13,8 +13,8 @@ created (node and configuration) again. Removed disks go from the
 configuration first and from the node afterwards, where a failure is only
 a warning (as in Ganeti: the data is no longer referenced).
 
-Disk template conversion (``-t plain`` / ``-t drbd -n SNODE``) of a
-stopped instance is the tasklet of :mod:`ganeti.cmdlib.instance_convert`;
+Disk template conversion (``-t TEMPLATE``) of a stopped instance is the
+tasklet of :mod:`ganeti.cmdlib.instance_convert`;
 it runs before the other changes of the same modification.
 
 A NIC put on a network (``network=NAME``) takes its mode, link and VLAN
@@ -29,8 +29,8 @@ does a removed NIC.
 as a NIC modification (:mod:`ganeti.cmdlib.instance_communication`); a new
 primary node (``pnode``) is :mod:`ganeti.cmdlib.instance_new_primary`'s.
 
-Not supported yet: conversions other than plain <-> drbd, attaching or
-detaching disks.
+Attaching an existing (detached) disk and detaching one, which keeps it in
+the configuration, are :mod:`ganeti.cmdlib.instance_disk_attach`'s steps.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 from ganeti import constants, errors, hooksmaster, locking, objects
 from ganeti.cmdlib import instance_communication as comm
 from ganeti.cmdlib import instance_convert as convert
+from ganeti.cmdlib import instance_disk_attach as attach
 from ganeti.cmdlib import instance_new_primary as new_primary
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn
@@ -79,12 +80,14 @@ def UpgradeMods(mods: list[Any], kind: str) -> list[tuple[str, Any, dict[str, An
             action, ident, params = mod
             result.append((action, ident, dict(params or {})))
     for action, _ident, params in result:
-        if action in (constants.DDM_ATTACH, constants.DDM_DETACH):
-            raise _Inval(f"Attaching or detaching {kind}s is not supported yet")
-        if action not in (constants.DDM_ADD, constants.DDM_REMOVE, constants.DDM_MODIFY):
+        if action in (constants.DDM_ATTACH, constants.DDM_DETACH) and kind != "disk":
+            raise _Inval(f"Attaching or detaching {kind}s is not supported (only"
+                         " disks can be attached and detached)")
+        if action not in (constants.DDM_ADD, constants.DDM_REMOVE, constants.DDM_MODIFY,
+                          constants.DDM_ATTACH, constants.DDM_DETACH):
             raise _Inval(f"Invalid {kind} modification '{action}'")
-        if action == constants.DDM_REMOVE and params:
-            raise _Inval(f"No parameters allowed when removing a {kind}, got"
+        if action in (constants.DDM_REMOVE, constants.DDM_DETACH) and params:
+            raise _Inval(f"No parameters allowed when {action.rstrip('e')}ing a {kind}, got"
                          f" {', '.join(sorted(params))}")
     return result
 
@@ -145,6 +148,14 @@ def _CheckDiskParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
     return new
 
 
+def _DiskModParams(action: str, params: dict[str, Any]) -> dict[str, Any]:
+    if action in (constants.DDM_REMOVE, constants.DDM_DETACH):
+        return params
+    if action == constants.DDM_ATTACH:
+        return attach.CheckAttachParams(params)
+    return _CheckDiskParams(params, action == constants.DDM_ADD)
+
+
 def _CheckNicParams(params: dict[str, Any], adding: bool) -> dict[str, Any]:
     """Check the parameters of an added or modified NIC (MAC and IP syntax,
     mode and link); an invalid MAC or IP is named."""
@@ -193,6 +204,7 @@ class LUInstanceSetParams(iu.InstanceLU):
     def CheckArguments(self) -> None:
         """The opcode alone: something to change, well-formed modifications."""
         op = self.op
+        convert.CheckArguments(op)
         if not (op.nics or op.disks or op.disk_template or op.beparams or op.hvparams
                 or op.offline is not None or op.runtime_mem or op.pnode
                 or op.pnode_uuid or op.os_name or op.osparams or op.osparams_private
@@ -226,8 +238,7 @@ class LUInstanceSetParams(iu.InstanceLU):
         elif op.remote_node or op.remote_node_uuid:
             raise _Inval("A secondary node is only used when changing the disk template"
                          f" to a mirrored one ({', '.join(sorted(constants.DTS_INT_MIRROR))})")
-        self.disk_mods = [(action, ident, params if action == constants.DDM_REMOVE
-                           else _CheckDiskParams(params, action == constants.DDM_ADD))
+        self.disk_mods = [(action, ident, _DiskModParams(action, params))
                           for action, ident, params in UpgradeMods(op.disks, "disk")]
         self.nic_mods = [(action, ident, params if action == constants.DDM_REMOVE
                           else _CheckNicParams(params, action == constants.DDM_ADD))
@@ -311,7 +322,8 @@ class LUInstanceSetParams(iu.InstanceLU):
         self.converter: convert.TLConvertDiskTemplate | None = None
         if op.disk_template:
             self.converter = convert.TLConvertDiskTemplate(
-                self, inst.uuid, op.disk_template, op.remote_node_uuid, op.wait_for_sync)
+                self, inst.uuid, op.disk_template, op.remote_node_uuid, op.wait_for_sync,
+                op.file_storage_dir, op.file_driver, op.ext_params, op.ignore_ipolicy)
             self.converter.CheckPrereq()
         if inst.admin_state == constants.ADMINST_OFFLINE and op.offline is None:
             raise errors.OpPrereqError(
@@ -557,29 +569,63 @@ class LUInstanceSetParams(iu.InstanceLU):
             self.added_disks: list[tuple[int, objects.Disk]] = []
             self.removed_disks: list[objects.Disk] = []
             self.modified_disks: list[objects.Disk] = []
+            self.attached_disks: list[tuple[int, objects.Disk]] = []
+            self.detached_disks: list[objects.Disk] = []
             self.disk_changes: list[tuple[str, Any]] = []
             return
-        if self.disk_template == constants.DT_DISKLESS:
-            raise _Inval("Disk operations not supported for diskless instances")
-        if self.disk_template not in constants.DTS_FILEBASED:
-            raise _Inval(f"Disk operations on {self.disk_template} instances are not"
-                         " supported yet")
+        # Attaching and detaching only change which disks the instance uses
+        if any(action not in (constants.DDM_ATTACH, constants.DDM_DETACH)
+               for action, _, _ in self.disk_mods):
+            if self.disk_template == constants.DT_DISKLESS:
+                raise _Inval("Disk operations not supported for diskless instances")
+            if self.disk_template not in constants.DTS_FILEBASED:
+                raise _Inval(f"Disk operations on {self.disk_template} instances are"
+                             " not supported yet")
+            file_dir = os.path.dirname(self.disks[0].logical_id[1])
+            driver = self.disks[0].logical_id[0]
         disks = [disk.Copy() for disk in self.disks]
         added: list[objects.Disk] = []
         removed: list[objects.Disk] = []
         modified: list[objects.Disk] = []
+        attached: list[objects.Disk] = []
+        detached: list[objects.Disk] = []
         changes: list[tuple[str, Any]] = []
-        file_dir = os.path.dirname(self.disks[0].logical_id[1])
-        driver = self.disks[0].logical_id[0]
-        used_paths = {disk.logical_id[1] for disk in self.disks}
+        used_paths = {disk.logical_id[1] for disk in self.disks
+                      if disk.dev_type in constants.DTS_FILEBASED}
         for action, ident, params in self.disk_mods:
-            if action == constants.DDM_REMOVE:
+            if action in (constants.DDM_REMOVE, constants.DDM_DETACH):
+                idx = _FindItem(disks, ident, "disk")
+                if any(disks[idx] is other for other in attached):
+                    raise _Inval(f"Cannot {action} disk {idx}: it is attached by the"
+                                 " same modification")
+            if action == constants.DDM_DETACH:
+                attach.CheckNoRunningChange(self, inst, "detach")
+                disk = disks.pop(idx)
+                if any(disk is new for new in added):
+                    raise _Inval(f"Cannot detach disk {idx}: it is added by the same"
+                                 " modification")
+                modified = [old for old in modified if old is not disk]
+                detached.append(disk)
+                changes.append((f"disk/{idx}", "detach"))
+            elif action == constants.DDM_ATTACH:
+                attach.CheckNoRunningChange(self, inst, "attach")
+                idx = _AddPosition(disks, ident, "disk")
+                disk = attach.FindDetachedDisk(self.cfg, params)
+                if any(disk.uuid == other.uuid for other in disks):
+                    raise _Inval(f"Disk '{disk.name or disk.uuid}' is attached twice"
+                                 " by the same modification")
+                attach.CheckAttachable(self.cfg, inst, disk, disks[0].dev_type
+                                       if disks else self.disk_template)
+                disks.insert(idx, disk)
+                attached.append(disk)
+                changes.append((f"disk/{idx}",
+                                f"attach:size={disk.size},mode={disk.mode}"))
+            elif action == constants.DDM_REMOVE:
                 if (self.running or inst.admin_state == constants.ADMINST_UP) \
                         and not self.hotplug:
                     raise errors.OpPrereqError(
                         f"Instance {inst.name} is running, cannot remove disks"
                         " (without hotplug)", errors.ECODE_STATE)
-                idx = _FindItem(disks, ident, "disk")
                 disk = disks.pop(idx)
                 if any(disk is new for new in added):
                     added = [new for new in added if new is not disk]
@@ -614,9 +660,10 @@ class LUInstanceSetParams(iu.InstanceLU):
                 if not any(disk is other for other in added + modified):
                     modified.append(disk)
         if not disks:
-            raise _Inval(f"Cannot remove every disk of instance {inst.name} (a"
-                         f" {self.disk_template} instance needs at least one); remove"
-                         " the instance instead")
+            verb = "detach" if detached else "remove"
+            raise _Inval(f"Cannot {verb} every disk of instance {inst.name}"
+                         f" (a {self.disk_template} instance needs at least one);"
+                         " remove the instance instead")
         if len(disks) > constants.MAX_DISKS:
             raise _Inval(f"Instance has too many disks ({len(disks)}), the maximum is"
                          f" {constants.MAX_DISKS}")
@@ -636,6 +683,9 @@ class LUInstanceSetParams(iu.InstanceLU):
                             if any(disk is new for new in added)]
         self.removed_disks = removed
         self.modified_disks = modified
+        self.attached_disks = [(idx, disk) for idx, disk in enumerate(disks)
+                               if any(disk is new for new in attached)]
+        self.detached_disks = detached
         self.disk_changes = changes
 
     def _CheckIPolicy(self, cfg: Any, inst: objects.Instance, minmem: int,
@@ -724,7 +774,7 @@ class LUInstanceSetParams(iu.InstanceLU):
         """Unplug the disks and NICs going away; a disk still plugged in
         after a failure stops the modification (its file is in use)."""
         inst = self.instance
-        for disk in self.removed_disks:
+        for disk in self.removed_disks + self.detached_disks:
             idx = [old.uuid for old in self.disks].index(disk.uuid)
             if not hotplug.HotplugDevice(self, inst, constants.HOTPLUG_ACTION_REMOVE,
                                          constants.HOTPLUG_TARGET_DISK, disk, None, idx):
@@ -779,13 +829,18 @@ class LUInstanceSetParams(iu.InstanceLU):
             feedback_fn(f"* creating {len(added)} new disk(s)")
             iu.CreateDisks(self, inst, added, pnode_uuid, feedback_fn)
         in_config: list[objects.Disk] = []
+        attached_uuids = {disk.uuid for _, disk in self.attached_disks}
         try:
             # Each new disk goes right after its predecessor in the new order;
             # the disks to remove are still there but leave the others' order
             current = list(cfg.GetInstanceInfo(inst.uuid).disks)
-            for idx, disk in self.added_disks:
+            for idx, disk in sorted(self.added_disks + self.attached_disks,
+                                    key=lambda pair: pair[0]):
                 pos = current.index(self.new_disks[idx - 1].uuid) + 1 if idx else 0
-                cfg.AddInstanceDisk(inst.uuid, disk, idx=pos)
+                if disk.uuid in attached_uuids:
+                    cfg.AttachInstanceDisk(inst.uuid, disk.uuid, idx=pos)
+                else:
+                    cfg.AddInstanceDisk(inst.uuid, disk, idx=pos)
                 current.insert(pos, disk.uuid)
                 in_config.append(disk)
             fresh = cfg.GetInstanceInfo(inst.uuid)
@@ -800,13 +855,17 @@ class LUInstanceSetParams(iu.InstanceLU):
             self.LogWarning(f"Modification of instance {inst.name} failed; removing"
                             " the disks it added")
             for disk in in_config:
-                cfg.RemoveInstanceDisk(inst.uuid, disk.uuid)
+                if disk.uuid in attached_uuids:
+                    cfg.DetachInstanceDisk(inst.uuid, disk.uuid)
+                else:
+                    cfg.RemoveInstanceDisk(inst.uuid, disk.uuid)
             if added:
                 iu.RemoveDisks(self, added, pnode_uuid, inst.name)
             raise
 
         if self.hotplug:
             self._HotAdd()
+        attach.ActivateAttached(self, inst, self.attached_disks)
         for key, value in sorted(op.hvparams.items()):
             result.append((f"hv/{key}", value))
         for key, value in sorted(self.be_changes.items()):
@@ -834,6 +893,10 @@ class LUInstanceSetParams(iu.InstanceLU):
             stored.mode = disk.mode
             stored.name = disk.name
             cfg.Update(stored, feedback_fn)
+        if self.detached_disks:
+            attach.ShutdownDetached(self, inst, self.detached_disks)
+        for disk in self.detached_disks:
+            cfg.DetachInstanceDisk(inst.uuid, disk.uuid)
         for disk in self.removed_disks:
             cfg.RemoveInstanceDisk(inst.uuid, disk.uuid)
             rpc_result = self.rpc.call_blockdev_shutdown(pnode_uuid, disk.ToDict())

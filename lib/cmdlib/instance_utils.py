@@ -289,6 +289,11 @@ def RemoveDisks(lu: LogicalUnit, disks: list[objects.Disk], node_uuid: str,
     ok = disks_mod.RemoveDiskTrees(lu, disks, node_uuid, instance_name, warn)
     dirs = FileDirs(disks)
     dirs.update(file_dirs or [])
+    # A directory still holding another disk of the configuration (one
+    # detached from this instance, or attached elsewhere) stays
+    gone = {disk.uuid for disk in disks}
+    known = lu.cfg.GetAllDisksInfo() if lu.cfg is not None else {}
+    dirs -= FileDirs([disk for uuid, disk in known.items() if uuid not in gone])
     for directory in sorted(dirs):
         result = lu.rpc.call_file_storage_dir_remove(node_uuid, directory)
         if result.fail_msg:

@@ -91,8 +91,12 @@ def test_upgrade_mods():
                                        ("modify", 1, {"mode": "ro"})]
     assert isp.UpgradeMods([["modify", "data", {"mode": "ro"}]], "disk") == \
         [("modify", "data", {"mode": "ro"})]
-    with pytest.raises(errors.OpPrereqError, match="not supported yet"):
-        isp.UpgradeMods([["attach", -1, {}]], "disk")
+    assert isp.UpgradeMods([["attach", -1, {"name": "d"}], ["detach", 0, {}]],
+                           "disk") == [("attach", -1, {"name": "d"}), ("detach", 0, {})]
+    with pytest.raises(errors.OpPrereqError, match="only disks can be attached"):
+        isp.UpgradeMods([["attach", -1, {}]], "NIC")
+    with pytest.raises(errors.OpPrereqError, match="No parameters allowed when detaching"):
+        isp.UpgradeMods([["detach", 0, {"size": 1}]], "disk")
     with pytest.raises(errors.OpPrereqError, match="No parameters allowed"):
         isp.UpgradeMods([["remove", 0, {"size": 1}]], "disk")
 
@@ -249,7 +253,7 @@ def test_disk_refusals(ctx):
     _Unchanged(ctx, "use grow-disk", disks=[("modify", 0, {"size": 2048})])
     _Unchanged(ctx, "Cannot remove every disk", disks=[("remove", 0, {})])
     _Unchanged(ctx, "Invalid disk access mode", disks=[("modify", 0, {"mode": "rx"})])
-    _Unchanged(ctx, "Unsupported disk template conversion from file to diskless",
+    _Unchanged(ctx, "Conversion to the diskless disk template is not supported",
                disk_template="diskless")
     _Unchanged(ctx, "already has disk template file", disk_template="file")
     _Unchanged(ctx, r"disk-size value 100 is not in range \[1024",
