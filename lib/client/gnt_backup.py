@@ -75,7 +75,7 @@ def ExportInstance(opts: Any, args: list[str]) -> int:
 def ImportOpcode(opts: Any, args: list[str]) -> opcodes.OpInstanceCreate:
     """OpInstanceCreate in import mode from the options of gnt-instance add
     plus --src-node and --src-dir: what is not given comes from the export."""
-    hvname, hvparams = gi._HvParams(opts)
+    hvname, hvparams = gi.HvParams(opts)
     pnode, snode = (opts.node.split(":", 1) + [None])[:2] if opts.node else (None, None)
     src_dir = getattr(opts, "src_dir", None)
     if src_dir and not os.path.isabs(src_dir):
@@ -90,7 +90,7 @@ def ImportOpcode(opts: Any, args: list[str]) -> opcodes.OpInstanceCreate:
         disk_template=opts.disk_template, disks=gi.BuildDisks(opts), nics=nics,
         pnode=pnode, snode=snode or None, iallocator=opts.iallocator,
         os_type=getattr(opts, "os", None), osparams=getattr(opts, "osparams", None) or {},
-        beparams=gi._BeParams(opts), hypervisor=hvname, hvparams=hvparams,
+        beparams=gi.BeParams(opts), hypervisor=hvname, hvparams=hvparams,
         start=opts.start, no_install=getattr(opts, "no_install", False),
         name_check=opts.name_check, ip_check=opts.ip_check,
         file_storage_dir=opts.file_storage_dir, file_driver=opts.file_driver,

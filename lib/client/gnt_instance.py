@@ -124,7 +124,7 @@ def BuildNics(opts: Any) -> list[dict[str, Any]]:
     return _IndexedSpecs(opts.nics, "NIC")
 
 
-def _BeParams(opts: Any) -> dict[str, Any]:
+def BeParams(opts: Any) -> dict[str, Any]:
     params = dict(opts.beparams or {})
     for key in (constants.BE_MAXMEM, constants.BE_MINMEM, constants.BE_MEMORY):
         if key in params and isinstance(params[key], str):
@@ -136,7 +136,7 @@ def _BeParams(opts: Any) -> dict[str, Any]:
     return params
 
 
-def _HvParams(opts: Any) -> tuple[str | None, dict[str, Any]]:
+def HvParams(opts: Any) -> tuple[str | None, dict[str, Any]]:
     hvname = opts.hypervisor
     params: dict[str, Any] = {}
     if opts.hvparams:
@@ -156,14 +156,14 @@ def AddInstance(opts: Any, args: list[str]) -> int:
         # From an export: gnt-backup import
         from ganeti.client import gnt_backup
         return gnt_backup.ImportInstance(opts, args)
-    hvname, hvparams = _HvParams(opts)
+    hvname, hvparams = HvParams(opts)
     # -n PRIMARY[:SECONDARY], as Ganeti's
     pnode, snode = (opts.node.split(":", 1) + [None])[:2] if opts.node else (None, None)
     op = opcodes.OpInstanceCreate(
         instance_name=args[0], mode=constants.INSTANCE_CREATE,
         disk_template=opts.disk_template, disks=BuildDisks(opts), nics=BuildNics(opts),
         pnode=pnode, snode=snode or None, iallocator=opts.iallocator, os_type=opts.os,
-        osparams=opts.osparams or {}, beparams=_BeParams(opts), hypervisor=hvname,
+        osparams=opts.osparams or {}, beparams=BeParams(opts), hypervisor=hvname,
         hvparams=hvparams, start=opts.start, no_install=opts.no_install,
         name_check=opts.name_check, ip_check=opts.ip_check,
         file_storage_dir=opts.file_storage_dir, file_driver=opts.file_driver,
@@ -350,7 +350,7 @@ def _StartupOp(name: str, opts: Any) -> opcodes.OpInstanceStartup:
     """The startup opcode of one instance."""
     return opcodes.OpInstanceStartup(
         instance_name=name, force=opts.force, hvparams=opts.temp_hvparams or {},
-        beparams=_BeParams(opts), no_remember=opts.no_remember,
+        beparams=BeParams(opts), no_remember=opts.no_remember,
         startup_paused=opts.startup_paused, ignore_offline_nodes=opts.ignore_offline)
 
 

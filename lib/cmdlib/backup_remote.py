@@ -130,14 +130,14 @@ def _StartAll(lu: LogicalUnit, feedback_fn: FeedbackFn, state: RemoteExportState
 
 def _WaitAll(lu: LogicalUnit, feedback_fn: FeedbackFn, node: str,
              exporters: list[_Exporter]) -> None:
-    last_report = impexp._Clock()
+    last_report = impexp.Clock()
     while any(exp.ok is None for exp in exporters):
-        report = impexp._Clock() - last_report >= impexp.PROGRESS_INTERVAL
+        report = impexp.Clock() - last_report >= impexp.PROGRESS_INTERVAL
         for exp in exporters:
             if exp.ok is not None or exp.name is None:
                 continue
-            status = impexp._Status(lu, node, exp.name)
-            failure = impexp._Failure(status)
+            status = impexp.DaemonStatus(lu, node, exp.name)
+            failure = impexp.FailureText(status)
             if failure:
                 lu.LogWarning(f"The export of disk {exp.idx} to {exp.host}:{exp.port}"
                               f" failed: {failure}")
@@ -147,9 +147,9 @@ def _WaitAll(lu: LogicalUnit, feedback_fn: FeedbackFn, node: str,
                             " MiB)")
                 exp.ok = True
             elif status is not None and report:
-                feedback_fn(impexp._Progress(exp.label, status))
+                feedback_fn(impexp.ProgressText(exp.label, status))
         if report:
-            last_report = impexp._Clock()
+            last_report = impexp.Clock()
         if any(exp.ok is None for exp in exporters):
             time.sleep(impexp.POLL_INTERVAL)
 

@@ -38,7 +38,7 @@ CONNECT_TIMEOUT = 60
 #: Seconds allowed for the importer to report its listening port
 LISTEN_TIMEOUT = 60
 #: The clock of the timeouts (tests replace it)
-_Clock = time.monotonic
+Clock = time.monotonic
 
 
 @dataclasses.dataclass
@@ -53,7 +53,7 @@ class DiskTransfer:
     dest_args: list[Any]
 
 
-def _Status(lu: LogicalUnit, node_uuid: str, name: str) -> objects.ImportExportStatus | None:
+def DaemonStatus(lu: LogicalUnit, node_uuid: str, name: str) -> objects.ImportExportStatus | None:
     """The daemon's status, or None while it has written none; OpExecError
     when the node cannot be asked."""
     result = lu.rpc.call_impexp_status(node_uuid, [name])
@@ -66,7 +66,7 @@ def _Status(lu: LogicalUnit, node_uuid: str, name: str) -> objects.ImportExportS
     return objects.ImportExportStatus.FromDict(payload[0])
 
 
-def _Progress(label: str, status: objects.ImportExportStatus) -> str:
+def ProgressText(label: str, status: objects.ImportExportStatus) -> str:
     parts = [f"{status.progress_mbytes or 0:.1f} MiB"]
     if status.progress_throughput:
         parts.append(f"{status.progress_throughput:.1f} MiB/s")
@@ -77,7 +77,7 @@ def _Progress(label: str, status: objects.ImportExportStatus) -> str:
     return f"{label}: sent {', '.join(parts)}"
 
 
-def _Failure(status: objects.ImportExportStatus | None) -> str | None:
+def FailureText(status: objects.ImportExportStatus | None) -> str | None:
     """Why a finished daemon failed, or None if it succeeded or runs."""
     if status is None or status.exit_status is None:
         return None
@@ -112,17 +112,17 @@ class _Transfer:
             raise errors.OpExecError(f"Cannot start the import of {dt.name} on node"
                                      f" {self._Name(self.dest)}: {result.fail_msg}")
         self.imp = result.payload
-        deadline = _Clock() + LISTEN_TIMEOUT
+        deadline = Clock() + LISTEN_TIMEOUT
         while True:
-            status = _Status(lu, self.dest, self.imp)
-            failure = _Failure(status)
+            status = DaemonStatus(lu, self.dest, self.imp)
+            failure = FailureText(status)
             if failure:
                 raise errors.OpExecError(f"The import of {dt.name} on node"
                                          f" {self._Name(self.dest)} failed: {failure}")
             if status is not None and status.listen_port:
                 port = status.listen_port
                 break
-            if _Clock() > deadline:
+            if Clock() > deadline:
                 raise errors.OpExecError(
                     f"The import of {dt.name} on node {self._Name(self.dest)} did not"
                     f" report a listening port within {LISTEN_TIMEOUT} seconds")
@@ -138,12 +138,12 @@ class _Transfer:
         """Poll both daemons until both ended; OpExecError naming the side
         that failed (the other side is aborted)."""
         assert self.imp is not None and self.exp is not None
-        last_report = _Clock()
+        last_report = Clock()
         while True:
-            exp = _Status(self.lu, self.src, self.exp)
-            imp = _Status(self.lu, self.dest, self.imp)
+            exp = DaemonStatus(self.lu, self.src, self.exp)
+            imp = DaemonStatus(self.lu, self.dest, self.imp)
             for side, node, status in (("export", self.src, exp), ("import", self.dest, imp)):
-                failure = _Failure(status)
+                failure = FailureText(status)
                 if failure:
                     raise errors.OpExecError(
                         f"The {side} of {self.dt.name} on node {self._Name(node)}"
@@ -152,9 +152,9 @@ class _Transfer:
                     exp.exit_status == 0 and imp.exit_status == 0:
                 self.fb(f"{self.dt.name}: {imp.progress_mbytes or 0:.1f} MiB transferred")
                 return
-            if exp is not None and _Clock() - last_report >= PROGRESS_INTERVAL:
-                self.fb(_Progress(self.dt.name, exp))
-                last_report = _Clock()
+            if exp is not None and Clock() - last_report >= PROGRESS_INTERVAL:
+                self.fb(ProgressText(self.dt.name, exp))
+                last_report = Clock()
             time.sleep(POLL_INTERVAL)
 
     def Cleanup(self, failed: bool) -> None:

@@ -88,10 +88,10 @@ def _StartAll(lu: LogicalUnit, instance: objects.Instance, disks: list[objects.D
                                           (constants.IEIO_RAW_DISK, [disk.ToDict()]))
         result.Raise(f"Cannot start the import of disk {idx}")
         imp.name = result.payload
-        status = impexp._Status(lu, instance.primary_node, imp.name)
+        status = impexp.DaemonStatus(lu, instance.primary_node, imp.name)
         if status is None or not status.listen_port:
             raise errors.OpExecError(f"The import of disk {idx} did not report its"
-                                     f" port: {impexp._Failure(status) or 'no status'}")
+                                     f" port: {impexp.FailureText(status) or 'no status'}")
         imp.port = status.listen_port
         lu.LogInfo(f"Disk {idx} is now listening")
 
@@ -100,15 +100,15 @@ def _WaitAll(lu: LogicalUnit, feedback_fn: FeedbackFn, node: str,
              importers: list[_Importer]) -> None:
     """Poll until every importer ended; OpExecError at the first failure."""
     connected: set[int] = set()
-    last_report = impexp._Clock()
+    last_report = impexp.Clock()
     while any(imp.ok is None for imp in importers):
-        report = impexp._Clock() - last_report >= impexp.PROGRESS_INTERVAL
+        report = impexp.Clock() - last_report >= impexp.PROGRESS_INTERVAL
         for imp in importers:
             if imp.ok is not None:
                 continue
             assert imp.name is not None
-            status = impexp._Status(lu, node, imp.name)
-            failure = impexp._Failure(status)
+            status = impexp.DaemonStatus(lu, node, imp.name)
+            failure = impexp.FailureText(status)
             if failure:
                 imp.ok = False
                 raise errors.OpExecError(f"Disk {imp.idx} failed to receive data:"
@@ -123,10 +123,10 @@ def _WaitAll(lu: LogicalUnit, feedback_fn: FeedbackFn, node: str,
                 feedback_fn(f"Disk {imp.idx} finished receiving data"
                             f" ({status.progress_mbytes or 0:.1f} MiB)")
             elif report and status.connected:
-                feedback_fn(impexp._Progress(imp.label, status).replace(": sent", ":"
+                feedback_fn(impexp.ProgressText(imp.label, status).replace(": sent", ":"
                                                                         " received"))
         if report:
-            last_report = impexp._Clock()
+            last_report = impexp.Clock()
         if any(imp.ok is None for imp in importers):
             time.sleep(impexp.POLL_INTERVAL)
 

@@ -176,7 +176,7 @@ def test_failed_copy_keeps_the_instance_on_its_node(ctx):
 def test_importer_without_port_fails_the_transfer(ctx, monkeypatch):
     _Plain(ctx)
     clock = iter(range(0, 10000, 30))
-    monkeypatch.setattr(impexp, "_Clock", lambda: next(clock))
+    monkeypatch.setattr(impexp, "Clock", lambda: next(clock))
     ctx.rpc.never_listen = True
     with pytest.raises(errors.OpExecError, match="stays on node"):
         _Move(ctx)
