@@ -198,18 +198,8 @@ class TLMigrateInstance(Tasklet):
             fb("* checking disk consistency between source and target")
             self._CheckConsistency(target)
         fb("* shutting down instance on source node")
-        result = self.rpc.call_instance_shutdown(source, self._Dict(), self.shutdown_timeout,
-                                                 getattr(self.lu.op, "reason", None) or [])
-        if result.fail_msg:
-            if self.ignore_consistency or source_offline:
-                self.lu.LogWarning(
-                    f"Could not shutdown instance {inst.name} on node {self._Name(source)},"
-                    f" proceeding anyway; please make sure node {self._Name(source)} is"
-                    f" down; error details: {result.fail_msg}")
-            else:
-                raise errors.OpExecError(
-                    f"Could not shutdown instance {inst.name} on node"
-                    f" {self._Name(source)}: {result.fail_msg}")
+        iu.ShutdownToLeave(self.lu, inst, source, self.shutdown_timeout,
+                           bool(self.ignore_consistency or source_offline))
         fb("* deactivating the instance's disks on source node")
         # A mirror goes down on both nodes (the secondary's end too)
         if not iu.ShutdownDisks(self.lu, inst, None if self.internal_mirror else source) \

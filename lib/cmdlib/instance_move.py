@@ -142,17 +142,8 @@ class LUInstanceMove(iu.InstanceLU):
     def _Shutdown(self, feedback_fn: FeedbackFn) -> None:
         inst = self.instance
         feedback_fn(f"Shutting down instance {inst.name} on source node {self.source.name}")
-        result = self.rpc.call_instance_shutdown(
-            self.source.uuid, iu.InstanceRpcDict(self.cfg, inst), self.op.shutdown_timeout,
-            getattr(self.op, "reason", None) or [])
-        if result.fail_msg:
-            if not self.op.ignore_consistency:
-                raise errors.OpExecError(f"Could not shutdown instance {inst.name} on node"
-                                         f" {self.source.name}: {result.fail_msg}")
-            self.LogWarning(f"Could not shutdown instance {inst.name} on node"
-                            f" {self.source.name}, proceeding anyway; please make sure"
-                            f" node {self.source.name} is down; error details:"
-                            f" {result.fail_msg}")
+        iu.ShutdownToLeave(self, inst, self.source.uuid, self.op.shutdown_timeout,
+                           bool(self.op.ignore_consistency))
 
     def _CreateOnTarget(self, feedback_fn: FeedbackFn) -> None:
         """The disks (and their file directories) on the target node."""

@@ -544,6 +544,24 @@ def StartInstanceOnNode(lu: LogicalUnit, instance: objects.Instance,
                                  f" {result.fail_msg}")
 
 
+def ShutdownToLeave(lu: LogicalUnit, instance: objects.Instance, node_uuid: str,
+                    timeout: int, may_fail: bool) -> None:
+    """Shut the instance down on the node it leaves (failover, move). A
+    failure is an OpExecError, or with ``may_fail`` (--ignore-consistency,
+    an offline node) a warning asking to make sure the node is down."""
+    name = NodeName(lu.cfg, node_uuid)
+    result = lu.rpc.call_instance_shutdown(node_uuid, InstanceRpcDict(lu.cfg, instance),
+                                           timeout, getattr(lu.op, "reason", None) or [])
+    if not result.fail_msg:
+        return
+    if not may_fail:
+        raise errors.OpExecError(f"Could not shutdown instance {instance.name} on node"
+                                 f" {name}: {result.fail_msg}")
+    lu.LogWarning(f"Could not shutdown instance {instance.name} on node {name},"
+                  f" proceeding anyway; please make sure node {name} is down; error"
+                  f" details: {result.fail_msg}")
+
+
 def NiceSize(mib: int) -> str:
     """A size for messages ("1.0G")."""
     return utils.FormatUnit(mib, "h")
