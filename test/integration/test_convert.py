@@ -172,7 +172,7 @@ def test_conversion_refusals_change_nothing(vc):
     out = _Refused(vc, "modify", "-t", "drbd", name)
     assert "requires specifying a secondary node" in out
     out = _Refused(vc, "modify", "-t", "blockdev", name)
-    assert "Unsupported disk template conversion from plain to blockdev" in out
+    assert "Conversion to the blockdev disk template is not supported" in out
     _Gnt(vc, "startup", name)
     out = _Refused(vc, "modify", "-t", "drbd", "-n", n2, name)
     assert "cannot change disk template" in out
