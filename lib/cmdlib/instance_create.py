@@ -621,15 +621,7 @@ class LUInstanceCreate(LogicalUnit):
     def _Create(self, cfg: Any, op: Any, ec_id: Any, feedback_fn: FeedbackFn) -> list[str]:
         pnode = self.pnode
         for idx, nic in enumerate(self.nics):
-            try:
-                if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-                    nic.mac = cfg.GenerateMAC(nic.network, ec_id)
-                else:
-                    cfg.ReserveMAC(nic.mac, ec_id)
-            except errors.ReservationError as err:
-                raise errors.OpPrereqError(f"NIC {idx}: {err}",
-                                           errors.ECODE_NOTUNIQUE) from None
-            nic.uuid = cfg.GenerateUniqueID(ec_id)
+            iu.AssignNicMac(cfg, nic, idx, ec_id)
         disks = iu.GenerateDisks(cfg, ec_id, op.disk_template, op.instance_name,
                                  pnode.uuid, self.disk_specs, self.file_dir,
                                  op.file_driver,

@@ -195,24 +195,12 @@ def ReservedSize(cfg: Any, node_uuids: list[str], disk_templates: Any,
 
 # --- execution ------------------------------------------------------------------------
 
-def _AssignMacs(cfg: Any, nics: list[objects.NIC], ec_id: Any) -> None:
-    for idx, nic in enumerate(nics):
-        try:
-            if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-                nic.mac = cfg.GenerateMAC(nic.network, ec_id)
-            else:
-                cfg.ReserveMAC(nic.mac, ec_id)
-        except errors.ReservationError as err:
-            raise errors.OpPrereqError(f"NIC {idx}: {err}",
-                                       errors.ECODE_NOTUNIQUE) from None
-        nic.uuid = cfg.GenerateUniqueID(ec_id)
-
-
 def Reserve(lu: Any, ec_id: Any, feedback_fn: FeedbackFn) -> list[str]:
     """Add the reservation to the configuration; nothing else."""
     cfg, op = lu.cfg, lu.op
     pnode = lu.pnode
-    _AssignMacs(cfg, lu.nics, ec_id)
+    for idx, nic in enumerate(lu.nics):
+        iu.AssignNicMac(cfg, nic, idx, ec_id)
     disks = iu.GenerateDisks(cfg, ec_id, op.disk_template, op.instance_name,
                              pnode.uuid, lu.disk_specs, lu.file_dir, op.file_driver,
                              snode_uuid=lu.snode.uuid if lu.snode else None,

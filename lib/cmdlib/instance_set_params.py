@@ -811,16 +811,7 @@ class LUInstanceSetParams(iu.InstanceLU):
         for idx, nic in enumerate(self.new_nics):
             if not any(nic is other for other in self.changed_nics):
                 continue
-            try:
-                if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
-                    nic.mac = cfg.GenerateMAC(nic.network, ec_id)
-                elif nic.mac not in {old.mac for old in inst.nics}:
-                    cfg.ReserveMAC(nic.mac, ec_id)
-            except errors.ReservationError as err:
-                raise errors.OpPrereqError(f"NIC {idx}: {err}",
-                                           errors.ECODE_NOTUNIQUE) from None
-            if not nic.uuid:
-                nic.uuid = cfg.GenerateUniqueID(ec_id)
+            iu.AssignNicMac(cfg, nic, idx, ec_id, {old.mac for old in inst.nics})
 
         if self.hotplug:
             self._HotRemove()

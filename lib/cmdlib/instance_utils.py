@@ -88,6 +88,23 @@ def NormalizeNicMac(mac: str, where: str = "") -> str:
                                    errors.ECODE_INVAL) from None
 
 
+def AssignNicMac(cfg: Any, nic: objects.NIC, idx: int, ec_id: Any,
+                 owned_macs: frozenset[str] | set[str] = frozenset()) -> None:
+    """Give NIC ``idx`` a generated MAC (``auto``/``generate``) or reserve its
+    own under the job's execution context, unless the instance owns that MAC
+    already; give it a UUID if it has none. OpPrereqError (ECODE_NOTUNIQUE)
+    naming the NIC when the MAC is taken."""
+    try:
+        if nic.mac in (constants.VALUE_AUTO, constants.VALUE_GENERATE):
+            nic.mac = cfg.GenerateMAC(nic.network, ec_id)
+        elif nic.mac not in owned_macs:
+            cfg.ReserveMAC(nic.mac, ec_id)
+    except errors.ReservationError as err:
+        raise errors.OpPrereqError(f"NIC {idx}: {err}", errors.ECODE_NOTUNIQUE) from None
+    if not nic.uuid:
+        nic.uuid = cfg.GenerateUniqueID(ec_id)
+
+
 def NormalizeNicIp(ip: Any, where: str = "") -> str:
     """An IP address in its normal form; the error names the value."""
     try:
