@@ -120,7 +120,7 @@ def ParseTimespec(value: str | int) -> int:
     return result * factor
 
 
-def _PositiveInt(value: str) -> int:
+def PositiveInt(value: str) -> int:
     """An integer greater than zero (for ``--interval`` and such)."""
     try:
         result = int(value)
@@ -216,7 +216,7 @@ FORCE_FILTER_OPT = cli_option("-F", "--filter", dest="force_filter",
                               " \"error\"]' or 'FIELD == VALUE')")
 FILTER_OPT = FORCE_FILTER_OPT
 
-INTERVAL_OPT = cli_option("--interval", dest="interval", type=_PositiveInt,
+INTERVAL_OPT = cli_option("--interval", dest="interval", type=PositiveInt,
                           default=None, metavar="SECONDS",
                           help="Repeat the listing every SECONDS seconds")
 

@@ -42,7 +42,7 @@ from ganeti.cli import (
     ToStdout,
     cli_option,
 )
-from ganeti.cli.options import IALLOCATOR_OPT
+from ganeti.cli.options import IALLOCATOR_OPT, NonNegativeInt, PositiveInt
 from ganeti.cli.selectors import ConfirmOperation
 
 #: gnt-node power subcommands -> OOB command
@@ -73,27 +73,7 @@ def _NonNegativeFloat(text: str) -> float:
     return value
 
 
-def _PositiveInt(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _NonNegativeInt(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-OOB_TIMEOUT_OPT = cli_option("--oob-timeout", dest="oob_timeout", type=_PositiveInt,
+OOB_TIMEOUT_OPT = cli_option("--oob-timeout", dest="oob_timeout", type=PositiveInt,
                              default=constants.OOB_TIMEOUT, metavar="SECONDS",
                              help="Maximum time to wait for the out-of-band helper")
 POWER_DELAY_OPT = cli_option("--power-delay", dest="power_delay",
@@ -124,7 +104,7 @@ GROUPS_OPT = cli_option("--groups", dest="groups", default=False, action="store_
 EPO_ALL_OPT = cli_option("--all", dest="show_all", default=False, action="store_true",
                          help="Act on the whole cluster")
 SHUTDOWN_TIMEOUT_OPT = cli_option("--shutdown-timeout", dest="shutdown_timeout",
-                                  type=_NonNegativeInt,
+                                  type=NonNegativeInt,
                                   default=constants.DEFAULT_SHUTDOWN_TIMEOUT,
                                   metavar="SECONDS",
                                   help="Maximum time to wait for instance shutdown")
