@@ -184,15 +184,24 @@ class LuxiServer:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+            # Bound under a temporary name and renamed into place once its
+            # mode and group are set: a client never sees the socket with
+            # the umask's permissions.
+            tmp_path = f"{path}.new"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                with protocol.SocketAddress(path) as address:
+                with protocol.SocketAddress(tmp_path) as address:
                     sock.bind(address)
-                os.chmod(path, mode)
+                os.chmod(tmp_path, mode)
                 if gid != -1:
-                    os.chown(path, -1, gid)
+                    os.chown(tmp_path, -1, gid)
+                os.rename(tmp_path, path)
             except BaseException:
                 sock.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_path)
                 raise
             server = await asyncio.start_unix_server(self._HandleClient, sock=sock,
                                                      limit=_READ_SIZE,
