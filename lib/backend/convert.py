@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from ganeti import errors, objects
@@ -29,7 +30,9 @@ BLOCK_SIZE = 1024 * 1024
 _ZEROS = bytes(BLOCK_SIZE)
 
 
-def _Assemble(disk: objects.Disk, what: str) -> base.BlockDev:
+def Assemble(disk: objects.Disk, what: str) -> base.BlockDev:
+    """Assemble ``disk`` (children first) as on the primary node and return
+    its device, failing with a message calling it the ``what`` disk."""
     try:
         dev = backend_storage._RecursiveAssemble(disk, True)
     except (errors.BlockDeviceError, errors.FileStoragePathError) as err:
@@ -41,7 +44,9 @@ def _Assemble(disk: objects.Disk, what: str) -> base.BlockDev:
     return dev
 
 
-def _Shutdown(dev: base.BlockDev | None, disk: objects.Disk) -> None:
+def ShutdownDevice(dev: base.BlockDev | None, disk: objects.Disk) -> None:
+    """Shut down ``dev`` (assembled from ``disk``) and the disk's children;
+    a failure is only logged, since the caller's result matters more."""
     if dev is None:
         return
     try:
@@ -49,38 +54,53 @@ def _Shutdown(dev: base.BlockDev | None, disk: objects.Disk) -> None:
         for child in disk.children or []:
             backend_storage.BlockdevShutdown(child)
     except Exception as err:  # noqa: BLE001 - the copy's result matters more
-        logging.warning("Cannot shut down %s after copying: %s",
+        logging.warning("Cannot shut down %s after writing to it: %s",
                         backend_storage._Describe(disk), err)
 
 
-def CopyData(src_path: str, dst_path: str, size: int) -> int:
+def CopyStream(read: Callable[[int], bytes], dst_path: str, size: int,
+               sparse: bool | None = None) -> int:
+    """Write what ``read(n)`` returns (at most ``n`` bytes, empty at the
+    end) to ``dst_path`` from offset 0 without truncating it, up to
+    ``size`` bytes, and flush it; return the bytes written.
+
+    With ``sparse`` blocks of zeros are skipped rather than written: right
+    for a new sparse file only, as a skipped block keeps what the
+    destination held. The default is to skip them where the destination is
+    a regular file. OSError on a failure."""
+    dst = os.open(dst_path, os.O_WRONLY)
+    try:
+        if sparse is None:
+            sparse = stat.S_ISREG(os.fstat(dst).st_mode)
+        copied = 0
+        while copied < size:
+            block = read(min(BLOCK_SIZE, size - copied))
+            if not block:
+                break
+            if sparse and block == _ZEROS[:len(block)]:
+                os.lseek(dst, len(block), os.SEEK_CUR)
+            else:
+                view = memoryview(block)
+                while view:
+                    written = os.write(dst, view)
+                    view = view[written:]
+            copied += len(block)
+        os.fsync(dst)
+    finally:
+        os.close(dst)
+    return copied
+
+
+def CopyData(src_path: str, dst_path: str, size: int, sparse: bool | None = None) -> int:
     """Copy up to ``size`` bytes from ``src_path`` to ``dst_path`` without
     truncating the destination; return the bytes copied (less than
-    ``size`` when the source is shorter). OSError on a failure."""
-    sparse = stat.S_ISREG(os.stat(dst_path).st_mode)
-    copied = 0
+    ``size`` when the source is shorter). ``sparse`` as for
+    :func:`CopyStream`. OSError on a failure."""
     src = os.open(src_path, os.O_RDONLY)
     try:
-        dst = os.open(dst_path, os.O_WRONLY)
-        try:
-            while copied < size:
-                block = os.read(src, min(BLOCK_SIZE, size - copied))
-                if not block:
-                    break
-                if sparse and block == _ZEROS[:len(block)]:
-                    os.lseek(dst, len(block), os.SEEK_CUR)
-                else:
-                    view = memoryview(block)
-                    while view:
-                        written = os.write(dst, view)
-                        view = view[written:]
-                copied += len(block)
-            os.fsync(dst)
-        finally:
-            os.close(dst)
+        return CopyStream(lambda count: os.read(src, count), dst_path, size, sparse)
     finally:
         os.close(src)
-    return copied
 
 
 def BlockdevConvert(src_dict: Any, dst_dict: Any) -> int:
@@ -94,8 +114,8 @@ def BlockdevConvert(src_dict: Any, dst_dict: Any) -> int:
              backend_storage._Describe(dst_disk))
     src = dst = None
     try:
-        src = _Assemble(src_disk, "source")
-        dst = _Assemble(dst_disk, "destination")
+        src = Assemble(src_disk, "source")
+        dst = Assemble(dst_disk, "destination")
         assert src.dev_path is not None and dst.dev_path is not None
         logging.info("Copying %s (%s) to %s (%s)", backend_storage._Describe(src_disk),
                      src.dev_path, backend_storage._Describe(dst_disk), dst.dev_path)
@@ -104,7 +124,7 @@ def BlockdevConvert(src_dict: Any, dst_dict: Any) -> int:
         except OSError as err:
             Fail("Copying %s to %s failed: %s", src.dev_path, dst.dev_path, err)
     finally:
-        _Shutdown(dst, dst_disk)
-        _Shutdown(src, src_disk)
+        ShutdownDevice(dst, dst_disk)
+        ShutdownDevice(src, src_disk)
     logging.info("Copied %d bytes from %s to %s", copied, src.dev_path, dst.dev_path)
     return copied

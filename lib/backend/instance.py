@@ -195,7 +195,10 @@ def InstanceStart(instance_dict: Any, startup_paused: bool, reason: Any) -> None
 def _Shutdown(instance: objects.Instance, timeout: float) -> None:
     hyper = _GetHv(instance.hypervisor)
     if not _IsRunning(hyper, instance):
+        # A guest that powered itself off leaves its hypervisor's files
+        # (and the disk links) behind: cleaned as after a stop
         logging.info("Instance %s not running, nothing to shut down", instance.name)
+        _Cleanup(hyper, instance)
         return
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
         Fail("Invalid shutdown timeout %r: must be a non-negative number", timeout)
@@ -217,6 +220,10 @@ def _Shutdown(instance: objects.Instance, timeout: float) -> None:
                     hyper.StopInstance, instance, force=True)
     if _IsRunning(hyper, instance):
         Fail("Could not shut down instance %s even by destroying it", instance.name)
+    _Cleanup(hyper, instance)
+
+
+def _Cleanup(hyper: Any, instance: objects.Instance) -> None:
     try:
         hyper.CleanupInstance(instance.name)
     except errors.HypervisorError as err:

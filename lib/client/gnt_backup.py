@@ -139,15 +139,18 @@ TRANSPORT_COMPRESSION_OPT = cli_option(
     " cluster's compression tools")
 ZERO_FREE_SPACE_OPT = cli_option("--zero-free-space", dest="zero_free_space",
                                  default=False, action="store_true",
-                                 help="Zero the free space of the disks first")
+                                 help="Zero the free space of the disks first, booting the"
+                                 " cluster's zeroing image in a helper VM")
 ZEROING_TIMEOUT_FIXED_OPT = cli_option("--zeroing-timeout-fixed",
                                        dest="zeroing_timeout_fixed", default=None,
                                        type=int, metavar="<seconds>",
-                                       help="Fixed part of the zeroing timeout")
+                                       help="Seconds the zeroing helper VM gets at"
+                                       " least (default 300)")
 ZEROING_TIMEOUT_PER_MIB_OPT = cli_option("--zeroing-timeout-per-mib",
                                          dest="zeroing_timeout_per_mib", default=None,
                                          type=float, metavar="<seconds>",
-                                         help="Per-MiB part of the zeroing timeout")
+                                         help="Seconds the zeroing helper VM gets per"
+                                         " MiB of the instance's disks (default 0.05)")
 LONG_SLEEP_OPT = cli_option("--long-sleep", dest="long_sleep", default=False,
                             action="store_true",
                             help="Allow the instance to stay down for the whole export")

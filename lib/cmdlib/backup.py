@@ -4,7 +4,10 @@ LUBackupExport and LUBackupRemove.
 A local export (``gnt-backup export -n NODE``) writes the instance's disks
 and configuration to the export directory of a node, as Ganeti does:
 
-1. the instance is shut down (unless ``--noshutdown``);
+1. the instance is shut down (unless ``--noshutdown``); with
+   ``--zero-free-space`` the free space of its disks is then zeroed by
+   booting the cluster's zeroing image in a helper VM
+   (:mod:`ganeti.cmdlib.instance_helpervm`);
 2. each disk whose type can be snapshotted (plain: ``lvcreate -s``, file:
    a copy) is snapshotted on the primary node, and a running instance is
    started again at once; for other disk types the instance stays down
@@ -34,6 +37,7 @@ from typing import Any
 from ganeti import constants, errors, export_config, locking, objects
 from ganeti.cmdlib import disks as disks_mod
 from ganeti.cmdlib import impexp
+from ganeti.cmdlib import instance_helpervm as helpervm
 from ganeti.cmdlib import instance_utils as iu
 from ganeti.cmdlib.base import FeedbackFn, NoHooksLU
 from ganeti.cmdlib.instance_import import CheckCompression
@@ -112,6 +116,11 @@ class LUBackupExport(iu.InstanceLU):
                                        or op.zeroing_timeout_per_mib is not None):
             raise errors.OpPrereqError("The zeroing timeout options can only be used"
                                        " with --zero-free-space", errors.ECODE_INVAL)
+        for name in ("zeroing_timeout_fixed", "zeroing_timeout_per_mib"):
+            value = getattr(op, name)
+            if value is not None and value < 0:
+                raise errors.OpPrereqError(f"Invalid {name} {value}: must not be"
+                                           " negative", errors.ECODE_INVAL)
         if op.long_sleep and not op.shutdown:
             raise errors.OpPrereqError("--long-sleep only makes sense when the instance"
                                        " may be shut down (without --noshutdown)",
@@ -171,9 +180,8 @@ class LUBackupExport(iu.InstanceLU):
 
     def _CheckZeroing(self) -> None:
         """``--zero-free-space``, as Ganeti checks it: the instance is shut
-        down, boots from its disk, and the cluster has a zeroing image.
-        The zeroing itself boots the image in a helper VM, which this
-        version cannot run yet: refused before anything happens."""
+        down, boots from its disk, and the cluster has a zeroing image
+        (and a template for the helper VM's temporary disk)."""
         cfg: Any = self.cfg
         op = self.op
         if not op.shutdown:
@@ -189,9 +197,7 @@ class LUBackupExport(iu.InstanceLU):
             raise errors.OpPrereqError("A zeroing image must be set for zeroing to work"
                                        " (gnt-cluster modify --zeroing-image)",
                                        errors.ECODE_INVAL)
-        raise errors.OpPrereqError("Zeroing the free space boots the zeroing image in a"
-                                   " helper VM, which this version cannot run yet",
-                                   errors.ECODE_ENVIRON)
+        helpervm.TemporaryDiskTemplate(cfg)
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's export variables (computed once: with --remove-instance
@@ -377,6 +383,8 @@ class LUBackupExport(iu.InstanceLU):
         if self.op.shutdown:
             self._Shutdown(feedback_fn)
             self.was_down_by_us = True
+        if self.op.zero_free_space:
+            self._ZeroFreeSpace(feedback_fn)
         results: list[bool]
         if self.op.mode == constants.EXPORT_MODE_REMOTE:
             try:
@@ -410,6 +418,20 @@ class LUBackupExport(iu.InstanceLU):
             self._FailAfterUndo(feedback_fn, results)
         self._RemoveOlderExports(feedback_fn)
         return self._Done(feedback_fn, True, results)
+
+    def _ZeroFreeSpace(self, feedback_fn: FeedbackFn) -> None:
+        """Zero the stopped instance's free space in a helper VM; on a
+        failure the instance is started again if it was up."""
+        try:
+            helpervm.ZeroFreeSpace(self, self.instance, self.op.zeroing_timeout_fixed,
+                                   self.op.zeroing_timeout_per_mib, feedback_fn,
+                                   self.op.shutdown_timeout)
+        except errors.OpExecError as err:
+            if self.was_down_by_us:
+                self._Start(feedback_fn)
+            raise errors.OpExecError(f"Zeroing the free space of instance"
+                                     f" {self.instance.name} failed: {err}; nothing was"
+                                     " exported") from err
 
     def _FailAfterUndo(self, feedback_fn: FeedbackFn, results: list[bool]) -> None:
         if self.was_down_by_us:

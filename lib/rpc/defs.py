@@ -420,6 +420,17 @@ _CALL_LIST: list[RpcCall] = [
     ), "ganeti.backend.convert.BlockdevConvert",
         "Copy a disk's data to a disk of another template on the same node;"
         " returns the bytes copied", single=True),
+    RpcCall("get_image_size", TMO_NORMAL, (
+        _A("image", doc="Absolute path of a file on the node, or an http/https/ftp URL"),
+    ), "ganeti.backend.image.GetImageSize",
+        "Get the size in bytes of a disk image (a file or a URL)", single=True),
+    RpcCall("blockdev_image", TMO_4HRS, (
+        _A("disk", ArgKind.OBJECT_DICT, "Block device to write to"),
+        _A("image", doc="Absolute path of a file on the node, or an http/https/ftp URL"),
+        _A("size", doc="Size of the block device (MiB)"),
+    ), "ganeti.backend.image.BlockdevImage",
+        "Write a disk image (a file or a URL) from the start of a block device;"
+        " returns the bytes written", single=True),
     RpcCall("blockdev_setinfo", TMO_NORMAL, (
         _A("disk", ArgKind.OBJECT_DICT, "Block device"),
         _A("info", doc="Metadata"),

@@ -17,6 +17,11 @@ differs from the one recorded in the manifest.
 The module also boots the guest for tests: :func:`QemuCommand` gives a
 ``qemu-system-x86_64`` command line and :class:`SerialConsole` reads the
 guest's serial console, waiting for a line with a deadline.
+
+Booted from a helper image (:func:`HelperImage`) as its first disk, the
+guest runs the image's script instead of its usual loop and powers off:
+:func:`ZeroingImage` is the cluster's zeroing image for ``gnt-backup
+export --zero-free-space`` in tests.
 """
 
 from __future__ import annotations
@@ -106,6 +111,18 @@ done < /lib/modules/load.list
 if [ -b /dev/vda ] && [ "$(cat /sys/block/vda/size)" -gt @WRITE_SECTOR@ ]; then
   marker=$(dd if=/dev/vda bs=@SECTOR@ count=1 2>/dev/null | tr -d '\000' | head -n 1)
   echo "test-guest: marker: $marker"
+  # A helper image (gnt-backup export --zero-free-space): run the script
+  # stored from sector 1 on, NUL-padded, instead of counting the boot;
+  # then power off, which ends the helper VM
+  if [ "$marker" = "@HELPER_MARKER@" ]; then
+    dd if=/dev/vda bs=@SECTOR@ skip=1 count=@HELPER_SECTORS@ 2>/dev/null \
+      | tr -d '\000' > /tmp/helper.sh
+    echo "test-guest: helper: running"
+    sh /tmp/helper.sh
+    echo "test-guest: helper: done $?"
+    sync
+    poweroff -f
+  fi
   prev=$(dd if=/dev/vda bs=@SECTOR@ skip=@WRITE_SECTOR@ count=1 2>/dev/null \
          | tr -d '\000' | head -n 1)
   count=${prev#guest-wrote }
@@ -168,12 +185,88 @@ done
 """
 HEARTBEAT_INTERVAL = 1
 
+#: The first line of a helper image (see :func:`HelperImage`)
+HELPER_MARKER = "ganeti-helper-image"
+#: Bytes of a helper image: the marker sector and at most this less one
+#: sector of script (the guest reads no more)
+HELPER_IMAGE_SIZE = 64 * 1024
+HELPER_RUNNING_RE = re.compile(rb"^test-guest: helper: running$")
+HELPER_DONE_RE = re.compile(rb"^test-guest: helper: done (\d+)$")
+ZEROED_RE = re.compile(rb"^test-guest: zeroed (/dev/vd[a-z])$")
+
+#: What the zeroing script keeps of each disk: the test guest's "used
+#: space" is its first MiB (the marker line at 0, the boot counter at 4096)
+ZEROING_KEEP = 1024 * 1024
+_MIB_SECTORS = 1024 * 1024 // SECTOR
+
+#: The zeroing image's script (gnt-backup export --zero-free-space): zeros
+#: from ZEROING_KEEP to the end of every disk but the helper's own (vda),
+#: in MiB blocks and then sectors; exits 1 if any disk failed
+ZEROING_SCRIPT = r"""# Ganeti test guest zeroing helper (lib/tools/test_guest.py)
+keep=@KEEP_SECTORS@
+status=0
+for dev in /dev/vd[b-z]; do
+  [ -b "$dev" ] || continue
+  sectors=$(cat "/sys/block/${dev#/dev/}/size")
+  left=$((sectors - keep))
+  ok=1
+  if [ "$left" -gt 0 ]; then
+    mib=$((left / @MIB_SECTORS@))
+    rest=$((left % @MIB_SECTORS@))
+    if [ "$mib" -gt 0 ]; then
+      dd if=/dev/zero of="$dev" bs=1M seek=$((keep / @MIB_SECTORS@)) count="$mib" \
+        conv=notrunc,fsync 2>/dev/null || ok=0
+    fi
+    if [ "$rest" -gt 0 ]; then
+      dd if=/dev/zero of="$dev" bs=@SECTOR@ seek=$((keep + mib * @MIB_SECTORS@)) \
+        count="$rest" conv=notrunc,fsync 2>/dev/null || ok=0
+    fi
+  fi
+  if [ "$ok" = 1 ]; then
+    echo "test-guest: zeroed $dev"
+  else
+    echo "test-guest: zeroing $dev failed"
+    status=1
+  fi
+done
+sync
+exit $status
+""".replace("@KEEP_SECTORS@", str(ZEROING_KEEP // SECTOR)) \
+    .replace("@MIB_SECTORS@", str(_MIB_SECTORS)).replace("@SECTOR@", str(SECTOR))
+assert ZEROING_KEEP % (1024 * 1024) == 0, "the script seeks in MiB"
+
 
 def InitScript() -> str:
     """The guest's /init with the layout constants filled in."""
     return (INIT_SCRIPT.replace("@SECTOR@", str(SECTOR))
             .replace("@WRITE_SECTOR@", str(GUEST_WRITE_OFFSET // SECTOR))
+            .replace("@HELPER_MARKER@", HELPER_MARKER)
+            .replace("@HELPER_SECTORS@", str(HELPER_IMAGE_SIZE // SECTOR - 1))
             .replace("@INTERVAL@", str(HEARTBEAT_INTERVAL)))
+
+
+# --- helper images ---------------------------------------------------------------
+
+def HelperImage(script: str) -> bytes:
+    """A helper image running ``script`` (busybox sh) when the guest boots
+    from it: the :data:`HELPER_MARKER` line in sector 0, the script from
+    sector 1 on, NULs up to :data:`HELPER_IMAGE_SIZE` bytes.
+
+    @raise ValueError: the script holds a NUL or does not fit
+    """
+    data = script.encode()
+    if b"\0" in data:
+        raise ValueError("a helper script cannot hold NUL bytes")
+    if len(data) > HELPER_IMAGE_SIZE - SECTOR:
+        raise ValueError(f"the helper script has {len(data)} bytes; at most"
+                         f" {HELPER_IMAGE_SIZE - SECTOR} fit in a helper image")
+    marker = (HELPER_MARKER + "\n").encode().ljust(SECTOR, b"\0")
+    return (marker + data).ljust(HELPER_IMAGE_SIZE, b"\0")
+
+
+def ZeroingImage() -> bytes:
+    """The zeroing image: a helper image running :data:`ZEROING_SCRIPT`."""
+    return HelperImage(ZEROING_SCRIPT)
 
 
 class GuestBuildError(Exception):
@@ -722,6 +815,11 @@ def BuildParser() -> argparse.ArgumentParser:
                              f" {ROOT_DEFAULT_DIR} as root, else ~/.cache/ganeti-test-guest)")
     parser.add_argument("--force", action="store_true",
                         help="rebuild even when the inputs are unchanged")
+    parser.add_argument("--zeroing-image", type=Path, default=None, metavar="PATH",
+                        help="also write the zeroing image (a helper image zeroing the"
+                             f" disks but the first after their first {ZEROING_KEEP} bytes,"
+                             " for gnt-backup export --zero-free-space) to PATH; the"
+                             " output names it as zeroing_image")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print nothing but errors")
     return parser
@@ -736,10 +834,15 @@ def Main(argv: Sequence[str] | None = None) -> int:
     log = (lambda msg: None) if options.quiet else None
     try:
         guest = EnsureGuest(options.dir, force=options.force, log=log)
+        extra: dict[str, str] = {}
+        if options.zeroing_image is not None:
+            path = options.zeroing_image.absolute()
+            _AtomicWrite(path, ZeroingImage())
+            extra["zeroing_image"] = str(path)
     except (GuestBuildError, OSError, subprocess.CalledProcessError) as err:
         print(f"make-test-guest: {err}", file=sys.stderr)
         return 1
     if not options.quiet:
         print(json.dumps({"kernel": str(guest.kernel), "initrd": str(guest.initrd),
-                          **guest.manifest}, indent=2, sort_keys=True))
+                          **guest.manifest, **extra}, indent=2, sort_keys=True))
     return 0

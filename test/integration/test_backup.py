@@ -10,6 +10,7 @@ Needs root (loop devices, for the plain instances); skipped otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,7 +99,7 @@ def _Lvs(vc: VirtualCluster, node: int) -> set[str]:
 
 
 def _NoDaemonsLeft(vc: VirtualCluster) -> None:
-    for idx in range(3):
+    for idx in range(1, 4):
         impexp = vc.path(idx, "/var/run/ganeti/import-export")
         assert not impexp.exists() or not list(impexp.iterdir()), idx
 
@@ -112,12 +113,12 @@ def test_export_import_round_trip(vc, template, compress):
     _Add(vc, name, template, n1)
     payloads = {} if template == "diskless" else _WriteData(vc, name)
     _Gnt(vc, "gnt-instance", "startup", name)
-    lvs_before = _Lvs(vc, 0)
+    lvs_before = _Lvs(vc, 1)
     extra = ["--compress", compress] if compress else []
     _Gnt(vc, "gnt-backup", "export", "-n", n2, *extra, name)
     # Running again; no snapshot left behind on the source node
     assert _Status(vc, name) == [n1, "running"]
-    assert _Lvs(vc, 0) == lvs_before
+    assert _Lvs(vc, 1) == lvs_before
     export = _ExportDir(vc, n2) / name
     conf = (export / "config.ini").read_text()
     assert "[export]" in conf and "version = 0" in conf and f"name = {name}" in conf
@@ -244,7 +245,7 @@ def test_interrupted_export_leaves_nothing(vc):
     name = "bk-kill.vcluster.test"
     n1, n2 = vc.names[:2]
     _Add(vc, name, "plain", n1, start=True)
-    lvs = _Lvs(vc, 0)
+    lvs = _Lvs(vc, 1)
     job = _Gnt(vc, "gnt-backup", "export", "--submit", "--print-jobid", "-n", n2,
                name).stdout.split()[0]
     pid = _ImporterPid(vc, n2, time.monotonic() + 60)
@@ -256,7 +257,7 @@ def test_interrupted_export_leaves_nothing(vc):
     assert not (_ExportDir(vc, n2) / name).exists()
     assert not (_ExportDir(vc, n2) / f"{name}.new").exists()
     assert _Status(vc, name) == [n1, "running"]
-    assert _Lvs(vc, 0) == lvs
+    assert _Lvs(vc, 1) == lvs
     _NoDaemonsLeft(vc)
     _Gnt(vc, "gnt-instance", "remove", "-f", name)
 
@@ -283,3 +284,133 @@ def test_import_of_newer_version_is_refused(vc):
     assert "not an integer" in result.stdout + result.stderr
     assert _Gnt(vc, "gnt-instance", "list", name, check=False).returncode != 0
     _Gnt(vc, "gnt-backup", "remove", name)
+
+
+_MIB = 1024 * 1024
+
+
+def _FillBeyond(vc: VirtualCluster, name: str, offset: int) -> None:
+    """Random bytes from ``offset`` to the end of each disk (what zeroing
+    is to clear)."""
+    for path in _Devices(vc, name).values():
+        with open(path, "r+b") as fd:
+            end = fd.seek(0, os.SEEK_END)
+            fd.seek(offset)
+            while fd.tell() < end:
+                fd.write(os.urandom(min(_MIB, end - fd.tell())))
+            fd.flush()
+            os.fsync(fd.fileno())
+    _Gnt(vc, "gnt-instance", "deactivate-disks", name)
+
+
+def _ZerosBeyond(vc: VirtualCluster, name: str, offset: int) -> None:
+    for disk, path in _Devices(vc, name).items():
+        with open(path, "rb") as fd:
+            fd.seek(offset)
+            while block := fd.read(_MIB):
+                assert block == bytes(len(block)), f"{disk} not zeroed"
+    _Gnt(vc, "gnt-instance", "deactivate-disks", name)
+
+
+def test_export_zero_free_space_through_a_helper_vm(vc):
+    """--zero-free-space: a temporary LV with the zeroing image as the
+    instance's disk 0, the instance started from it; this test plays the
+    helper VM's guest under the fake hypervisor (it checks the image on the
+    first disk, zeroes the others beyond their first MiB and powers off by
+    removing the hypervisor's state file); then the export, compressed, and
+    an import that gets the zeroed data."""
+    name = "bk-zero.vcluster.test"
+    copy = "bk-zero-copy.vcluster.test"
+    n1, n2, n3 = vc.names
+    _Add(vc, name, "plain", n1)
+    payloads = _WriteData(vc, name)
+    _FillBeyond(vc, name, _MIB)
+    image = b"ganeti-helper-image\n" + os.urandom(2 * _MIB)
+    vc.path(n1, "/srv/zeroing.img").write_bytes(image)
+    _Gnt(vc, "gnt-cluster", "modify", "--zeroing-image", "/srv/zeroing.img")
+    _Gnt(vc, "gnt-instance", "startup", name)
+    lvs = _Lvs(vc, 1)
+    job = _Gnt(vc, "gnt-backup", "export", "--submit", "--print-jobid", "-n", n2,
+               "--compress", "gzip", "--zero-free-space", "--zeroing-timeout-fixed", "600",
+               name).stdout.split()[0]
+    watch = subprocess.Popen([vc.python, vc.tools.Script("gnt-job"), "watch", job],
+                             env=vc.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    state_file = vc.path(n1, f"/var/run/ganeti/fake-hypervisor/{name}")
+    seen = []
+    try:
+        assert watch.stdout is not None
+        while not any("The helper VM is up" in line for line in seen):
+            line = watch.stdout.readline()
+            assert line, "the job ended before the helper VM was up:\n" + "".join(seen)
+            seen.append(line)
+        # The guest: disk 0 is the image on a new 3 MiB LV, then the instance's
+        state = json.loads(state_file.read_text())
+        assert len(state["disks"]) == 3
+        with open(state["disks"][0], "rb") as fd:
+            assert fd.read(len(image)) == image
+        assert len(_Lvs(vc, 1) - lvs) == 1
+        for path in state["disks"][1:]:
+            with open(path, "r+b") as fd:
+                end = fd.seek(0, os.SEEK_END)
+                fd.seek(_MIB)
+                fd.write(bytes(end - _MIB))
+                fd.flush()
+                os.fsync(fd.fileno())
+        state_file.unlink()
+        rest, _ = watch.communicate(timeout=300)
+    finally:
+        if watch.poll() is None:
+            # Something failed: the helper "powers off", so that the job ends
+            state_file.unlink(missing_ok=True)
+            watch.kill()
+            watch.wait()
+    output = "".join(seen) + rest
+    assert watch.returncode == 0, output
+    assert "Zeroing completed" in output
+    assert _Status(vc, name) == [n1, "running"]
+    assert _Lvs(vc, 1) == lvs
+    assert len(vc.instance_disks(name)) == 2
+    # The dumps (raw images) hold zeros where the random bytes were
+    export = _ExportDir(vc, n2) / name
+    dumps = [p for p in export.iterdir() if p.name != "config.ini"]
+    assert sorted(p.stat().st_size for p in dumps) == [16 * _MIB, 32 * _MIB]
+    for dump in dumps:
+        assert dump.read_bytes()[_MIB:] == bytes(dump.stat().st_size - _MIB), dump
+    _Gnt(vc, "gnt-backup", "import", "-n", n3, "--src-node", n2, "--src-dir", name,
+         "--no-name-check", "--no-ip-check", "--ignore-ipolicy", "--no-start",
+         "--compress", "gzip", copy)
+    _ReadData(vc, copy, payloads)
+    _ZerosBeyond(vc, copy, _MIB)
+    _NoDaemonsLeft(vc)
+    _Gnt(vc, "gnt-cluster", "modify", "--zeroing-image", "")
+    _Gnt(vc, "gnt-backup", "remove", name)
+    for inst in (name, copy):
+        _Gnt(vc, "gnt-instance", "remove", "-f", inst)
+
+
+def test_export_zero_free_space_refused_before_anything(vc):
+    name = "bk-zero-no.vcluster.test"
+    n1, n2 = vc.names[:2]
+    _Add(vc, name, "file", n1, start=True)
+    result = _Gnt(vc, "gnt-backup", "export", "-n", n2, "--zero-free-space", name,
+                  check=False)
+    assert result.returncode != 0
+    assert "zeroing image must be set" in result.stdout + result.stderr
+    result = _Gnt(vc, "gnt-backup", "export", "-n", n2, "--zeroing-timeout-fixed", "5",
+                  name, check=False)
+    assert result.returncode != 0
+    assert "--zero-free-space" in result.stdout + result.stderr
+    # A missing image: the job fails, the instance runs again, nothing exported
+    _Gnt(vc, "gnt-cluster", "modify", "--zeroing-image", "/srv/no-such.img")
+    try:
+        result = _Gnt(vc, "gnt-backup", "export", "-n", n2, "--zero-free-space", name,
+                      check=False)
+    finally:
+        _Gnt(vc, "gnt-cluster", "modify", "--zeroing-image", "")
+    assert result.returncode != 0
+    assert "/srv/no-such.img" in result.stdout + result.stderr
+    assert _Status(vc, name) == [n1, "running"]
+    assert not (_ExportDir(vc, n2) / name).exists()
+    assert len(vc.instance_disks(name)) == 2
+    _Gnt(vc, "gnt-instance", "remove", "-f", name)

@@ -287,3 +287,44 @@ def test_missing_kernel_refused_by_the_node(vc, inst):
     result = _Gnt(vc, "modify", "-H", "kernel_path=/no/such/vmlinuz", inst, check=False)
     assert result.returncode != 0
     assert re.search(r"kernel_path.*not found", result.stderr), result.stderr
+
+
+def test_export_zero_free_space_boots_the_zeroing_image(vc):
+    """gnt-backup export --zero-free-space for real: QEMU boots the test
+    guest with the zeroing image (lib/tools/test_guest.py) on a temporary
+    file disk as its first disk; the guest zeroes the instance's disk
+    beyond its first MiB and powers off; the export holds the zeroed disk."""
+    name = "kvm-zero.vcluster.test"
+    node = vc.names[0]
+    mib = 1024 * 1024
+    nics = [] if os.geteuid() == 0 else ["--no-nics"]
+    _Gnt(vc, "add", "-t", "file", "--disk", "0:size=8M", "-o", "testguest+default",
+         "-B", f"memory={MEMORY}", "--no-name-check", "--no-ip-check", "--ignore-ipolicy",
+         "--no-start", "-n", node, *nics, name)
+    disk = _Disk(vc, name)
+    with open(disk, "r+b") as fd:
+        fd.seek(mib)
+        fd.write(os.urandom(7 * mib))
+    head = disk.read_bytes()[:mib]
+    vc.path(1, "/srv/zeroing.img").write_bytes(test_guest.ZeroingImage())
+    vc.run("gnt-cluster", "modify", "--zeroing-image", "/srv/zeroing.img")
+    try:
+        result = vc.run("gnt-backup", "export", "-n", node, "--compress", "gzip",
+                        "--zero-free-space", "--zeroing-timeout-fixed", "240", name)
+    finally:
+        vc.run("gnt-cluster", "modify", "--zeroing-image", "")
+    output = result.stdout + result.stderr
+    assert "Zeroing completed" in output, output
+    assert "did not complete" not in output
+    data = disk.read_bytes()
+    assert data[:mib] == head
+    assert data[mib:] == bytes(7 * mib)
+    # The helper's disk and QEMU are gone; the instance stays down
+    assert sorted(p.name for p in disk.parent.iterdir()) == ["disk0"]
+    assert _Status(vc, name) == "ADMIN_down"
+    assert not _Leftovers(vc, name)
+    dumps = [p for p in vc.path(1, f"/srv/ganeti/export/{name}").iterdir()
+             if p.name != "config.ini"]
+    assert len(dumps) == 1 and dumps[0].read_bytes() == data
+    vc.run("gnt-backup", "remove", name)
+    _Gnt(vc, "remove", "-f", name)

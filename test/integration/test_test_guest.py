@@ -352,3 +352,108 @@ def test_os_definition_checks(workdir):
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1 and "at least 512" in result.stderr
     assert tiny.stat().st_size == 100
+
+
+def test_helper_image_layout():
+    data = test_guest.HelperImage("echo hello\nexit 3\n")
+    assert len(data) == test_guest.HELPER_IMAGE_SIZE and len(data) % 1024 == 0
+    sector = test_guest.SECTOR
+    assert data[:sector] == b"ganeti-helper-image\n".ljust(sector, b"\0")
+    assert test_guest.HELPER_MARKER == "ganeti-helper-image"
+    assert data[sector:].rstrip(b"\0") == b"echo hello\nexit 3\n"
+    # What the guest reads back: the sectors after the marker, NULs dropped
+    script_sectors = int(re.search(r"skip=1 count=(\d+)", test_guest.InitScript()).group(1))
+    assert (1 + script_sectors) * sector == test_guest.HELPER_IMAGE_SIZE
+    assert test_guest.ZeroingImage() == test_guest.HelperImage(test_guest.ZEROING_SCRIPT)
+    assert b"\0" not in test_guest.ZEROING_SCRIPT.encode()
+    assert "@" not in test_guest.ZEROING_SCRIPT
+    with pytest.raises(ValueError, match="NUL"):
+        test_guest.HelperImage("a\0b")
+    with pytest.raises(ValueError, match="at most 65024 fit"):
+        test_guest.HelperImage("x" * (test_guest.HELPER_IMAGE_SIZE - sector + 1))
+    assert len(test_guest.HelperImage("x" * (test_guest.HELPER_IMAGE_SIZE - sector))) == \
+        test_guest.HELPER_IMAGE_SIZE
+
+
+def test_tool_writes_the_zeroing_image(guest, workdir):
+    path = workdir / "sub" / "zeroing.img"
+    path.parent.mkdir()
+    manifest = _RunTool("--zeroing-image", str(path))
+    assert manifest["zeroing_image"] == str(path)
+    assert manifest["built"] == guest.manifest["built"]
+    assert path.read_bytes() == test_guest.ZeroingImage()
+
+
+def _BootHelper(guest: test_guest.Guest, workdir: Path, helper: Path,
+                *disks: Path) -> tuple[subprocess.Popen, test_guest.SerialConsole]:
+    serial = str(workdir / "serial.sock")
+    extra: list[str] = []
+    for disk in disks:
+        extra += ["-drive", f"file={disk},format=raw,if=virtio,cache=writeback"]
+    proc = subprocess.Popen(
+        test_guest.QemuCommand(guest, serial, disk=str(helper), extra=extra),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        return proc, test_guest.SerialConsole(serial)
+    except BaseException:
+        proc.kill()
+        proc.wait(30)
+        raise
+
+
+def _StopQemu(proc: subprocess.Popen, console: test_guest.SerialConsole) -> None:
+    console.Close()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(30)
+
+
+def test_helper_image_runs_its_script_and_powers_off(guest, workdir):
+    helper = workdir / "helper.img"
+    image = test_guest.HelperImage("echo test-guest: from the helper script\nexit 3\n")
+    helper.write_bytes(image)
+    proc, console = _BootHelper(guest, workdir, helper)
+    try:
+        marker = console.WaitFor(test_guest.MARKER_RE, BOOT_DEADLINE)
+        assert marker.group(1) == b"ganeti-helper-image"
+        console.WaitFor(test_guest.HELPER_RUNNING_RE, 10)
+        console.WaitFor(_Exact(b"test-guest: from the helper script"), 10)
+        assert console.WaitFor(test_guest.HELPER_DONE_RE, 10).group(1) == b"3"
+        # The guest powered itself off: QEMU exits by itself
+        assert proc.wait(POWERDOWN_DEADLINE) == 0
+    finally:
+        _StopQemu(proc, console)
+    # No boot counter, no heartbeat: the helper disk is as it was
+    assert helper.read_bytes() == image
+    assert not any(test_guest.WROTE_RE.search(line) or test_guest.HEARTBEAT_RE.search(line)
+                   for line in console.lines), console.lines
+
+
+def test_zeroing_image(guest, workdir):
+    helper = workdir / "zeroing.img"
+    helper.write_bytes(test_guest.ZeroingImage())
+    data = workdir / "data.img"
+    content = os.urandom(4 * 1024 * 1024)
+    data.write_bytes(content)
+    # Not a whole number of MiB: the tail is zeroed by sectors
+    odd = workdir / "odd.img"
+    odd_content = os.urandom(1024 * 1024 + 3 * test_guest.SECTOR)
+    odd.write_bytes(odd_content)
+    proc, console = _BootHelper(guest, workdir, helper, data, odd)
+    try:
+        console.WaitFor(test_guest.HELPER_RUNNING_RE, BOOT_DEADLINE)
+        zeroed = [console.WaitFor(test_guest.ZEROED_RE, 30).group(1) for _ in range(2)]
+        assert zeroed == [b"/dev/vdb", b"/dev/vdc"]
+        assert console.WaitFor(test_guest.HELPER_DONE_RE, 30).group(1) == b"0"
+        assert proc.wait(POWERDOWN_DEADLINE) == 0
+    finally:
+        _StopQemu(proc, console)
+    keep = test_guest.ZEROING_KEEP
+    after = data.read_bytes()
+    assert len(after) == len(content)
+    assert after[:keep] == content[:keep]
+    assert after[keep:] == bytes(len(content) - keep)
+    after = odd.read_bytes()
+    assert after[:keep] == odd_content[:keep]
+    assert after[keep:] == bytes(3 * test_guest.SECTOR)
+    assert helper.read_bytes() == test_guest.ZeroingImage()

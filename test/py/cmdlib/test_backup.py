@@ -90,6 +90,10 @@ def test_remote_mode_unavailable(ctx, monkeypatch):
      errors.ECODE_INVAL, "needs the instance shut down"),
     (dict(target_node=ih.MASTER, zero_free_space=True), errors.ECODE_INVAL,
      "zeroing image must be set"),
+    (dict(target_node=ih.MASTER, zero_free_space=True, zeroing_timeout_fixed=-5),
+     errors.ECODE_INVAL, "Invalid zeroing_timeout_fixed -5"),
+    (dict(target_node=ih.MASTER, zero_free_space=True, zeroing_timeout_per_mib=-0.5),
+     errors.ECODE_INVAL, "Invalid zeroing_timeout_per_mib -0.5"),
 ])
 def test_export_refused(ctx, kwargs, code, match):
     _Create(ctx)
@@ -210,17 +214,133 @@ def test_import_refused(ctx):
     ih.Refused(ctx, _ImportOp(compress="bzip9"), errors.ECODE_INVAL, "bzip9")
 
 
-def test_zeroing_needs_helper_vms(ctx):
-    _Create(ctx)
+class ZeroingRpc(BackupRpc):
+    """A node with a 3 MiB (and a byte) zeroing image, whose helper VM
+    powers itself off after ``runs`` looks (never when None)."""
+
+    def __init__(self):
+        super().__init__()
+        self.runs: int | None = 1
+        self.started_disks: list[list[str]] = []
+
+    def call_get_image_size(self, node, image):
+        self.calls.append(("get_image_size", node, image))
+        return self._Answer("get_image_size", 3 * 1024 * 1024 + 1)
+
+    def call_instance_start(self, node, inst, paused, reason):
+        self.started_disks.append([disk.get("name") for disk in inst["disks"]])
+        return super().call_instance_start(node, inst, paused, reason)
+
+    def call_instance_info(self, nodes, name, hvname, hvparams):
+        self.calls.append(("instance_info", name))
+        if name in self.running and self.runs is not None:
+            if self.runs == 0:
+                self.running.discard(name)  # the guest powered itself off
+            else:
+                self.runs -= 1
+        return super().call_instance_info(nodes, name, hvname, hvparams)
+
+
+@pytest.fixture
+def zctx(ctx, monkeypatch):
+    from ganeti.cmdlib import instance_helpervm
+    monkeypatch.setattr(instance_helpervm, "_POLL_FIRST", 0.0)
+    ctx.rpc = ZeroingRpc()
+    _Create(ctx, start=True)
     cluster = ctx.cfg.GetClusterInfo()
     cluster.zeroing_image = "/srv/zero.img"
     ctx.cfg.Update(cluster, None)
     ctx.rpc.calls.clear()
-    with pytest.raises(errors.OpPrereqError, match="helper VM") as info:
-        ih.Run(ctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER,
-                                           zero_free_space=True))
-    assert info.value.args[1] == errors.ECODE_ENVIRON
-    assert "instance_shutdown" not in ctx.rpc.names()
+    ctx.rpc.started_disks.clear()
+    return ctx
+
+
+def _Index(names, name, after=-1):
+    return names.index(name, after + 1)
+
+
+def test_zeroing_boots_the_image_on_a_temporary_disk(zctx):
+    inst = zctx.cfg.GetInstanceInfoByName(NAME)
+    result, cbs = ih.Run(zctx, opcodes.OpBackupExport(
+        instance_name=NAME, target_node=ih.MASTER, zero_free_space=True))
+    assert result == (True, [])
+    names = zctx.rpc.names()
+    down = _Index(names, "instance_shutdown")
+    create = _Index(names, "blockdev_create", down)
+    image = _Index(names, "blockdev_image", create)
+    start = _Index(names, "instance_start", image)
+    stop = _Index(names, "instance_shutdown", start)
+    remove = _Index(names, "blockdev_remove", stop)
+    restart = _Index(names, "instance_start", remove)
+    assert restart < names.index("finalize_export")
+    # The image (3 MiB and a byte) on a 4 MiB file disk, the helper's disk 0
+    (_, _, disk, path, size) = zctx.rpc.calls[image]
+    assert (path, size) == ("/srv/zero.img", 4)
+    assert disk["dev_type"] == constants.DT_FILE and disk["size"] == 4
+    assert disk["logical_id"][1].startswith(
+        f"/srv/ganeti/file-storage/{NAME}/helper-vm-image-")
+    assert zctx.rpc.started_disks == [["helper-vm-image"], []]
+    assert zctx.rpc.calls[remove][2]["uuid"] == disk["uuid"]
+    # Nothing of the helper is left in the configuration
+    after = zctx.cfg.GetInstanceInfoByName(NAME)
+    assert after.disks == inst.disks == []
+    assert disk["uuid"] not in zctx.cfg.GetAllDisksInfo()
+    messages = [args[-1] for args in cbs.feedback]
+    assert any("waiting up to 300 s" in str(m) for m in messages)
+    assert any("Zeroing completed" in str(m) for m in messages)
+    assert NAME in zctx.rpc.running
+
+
+def test_zeroing_timeout_stops_the_helper_and_exports(zctx):
+    zctx.rpc.runs = None  # the helper never ends
+    result, cbs = ih.Run(zctx, opcodes.OpBackupExport(
+        instance_name=NAME, target_node=ih.MASTER, zero_free_space=True,
+        zeroing_timeout_fixed=0, zeroing_timeout_per_mib=0.0))
+    assert result == (True, [])
+    messages = " ".join(str(args[-1]) for args in cbs.feedback)
+    assert "did not complete within 0 s" in messages
+    assert "Zeroing completed" not in messages
+    names = zctx.rpc.names()
+    start = names.index("instance_start")
+    assert "instance_shutdown" in names[start:]
+    assert "blockdev_remove" in names[start:]
+    assert "finalize_export" in names
+    assert zctx.cfg.GetInstanceInfoByName(NAME).disks == []
+
+
+@pytest.mark.parametrize("failing,match", [
+    ("get_image_size", "size of the image /srv/zero.img"),
+    ("blockdev_image", "Could not write the zeroing image /srv/zero.img"),
+    ("blockdev_create", "Can.t create block device disk/0"),
+])
+def test_zeroing_failure_leaves_the_instance_as_it_was(zctx, failing, match):
+    zctx.rpc.fail[failing] = "no such file"
+    serial_disks = dict(zctx.cfg.GetAllDisksInfo())
+    with pytest.raises(errors.OpExecError, match=match) as info:
+        ih.Run(zctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER,
+                                            zero_free_space=True))
+    assert "nothing was exported" in str(info.value)
+    names = zctx.rpc.names()
+    assert "finalize_export" not in names
+    if failing == "blockdev_image":
+        assert "blockdev_remove" in names
+        assert "instance_start" in names[names.index("blockdev_remove"):]
+    # No helper disk in the configuration; the instance runs again
+    assert zctx.cfg.GetAllDisksInfo() == serial_disks
+    assert zctx.cfg.GetInstanceInfoByName(NAME).disks == []
+    assert NAME in zctx.rpc.running
+
+
+def test_zeroing_needs_a_template_for_the_temporary_disk(zctx):
+    cluster = zctx.cfg.GetClusterInfo()
+    cluster.enabled_disk_templates = [constants.DT_DISKLESS]
+    zctx.cfg.Update(cluster, None)
+    zctx.rpc.calls.clear()
+    with pytest.raises(errors.OpPrereqError, match="plain or file") as info:
+        ih.Run(zctx, opcodes.OpBackupExport(instance_name=NAME, target_node=ih.MASTER,
+                                            zero_free_space=True))
+    assert info.value.args[1] == errors.ECODE_STATE
+    assert "instance_shutdown" not in zctx.rpc.names()
 
 
 def test_unsnappable_running_instance_needs_long_sleep(ctx, monkeypatch):
