@@ -103,9 +103,6 @@ def _Leftovers(vc: VirtualCluster, name: str) -> list[str]:
     return found
 
 
-def _Taps() -> set[str]:
-    return set(os.listdir("/sys/class/net"))
-
 
 @pytest.fixture(scope="module")
 def inst(vc: VirtualCluster) -> Iterator[str]:
@@ -162,7 +159,7 @@ def test_shutdown_by_acpi_keeps_the_guest_data(vc, inst):
     assert _GuestWrite(vc) == b"guest-wrote 1"
     assert _Disk(vc).read_bytes().startswith(b"ganeti-test-guest name=" + inst.encode())
     assert _Leftovers(vc, inst) == []
-    assert not own_taps & _Taps()
+    assert not own_taps & vc.taps()
     # Started again, the guest counts on from what it wrote
     start = time.monotonic()
     _Gnt(vc, "startup", inst)
@@ -218,13 +215,13 @@ def test_disk_and_nic_hotplug_seen_by_the_guest(vc, inst):
         assert console.WaitFor(test_guest.BLOCK_RE, 30).group(1).split() == [b"vda"]
         if os.geteuid() == 0:
             # A tap on the cluster's bridge, opened by the node
-            taps = _Taps()
+            taps = vc.taps()
             _Gnt(vc, "modify", "--ignore-ipolicy", "--hotplug", "--net", "add", inst)
             assert b"eth1" in console.WaitFor(test_guest.NET_RE, 30).group(1).split()
-            assert len(_Taps() - taps) == 1
+            assert len(vc.taps() - taps) == 1
             _Gnt(vc, "modify", "--ignore-ipolicy", "--hotplug", "--net", "1:remove", inst)
             assert b"eth1" not in console.WaitFor(test_guest.NET_RE, 30).group(1).split()
-            assert _Taps() == taps
+            assert vc.taps() == taps
     finally:
         console.Close()
     assert _Field(vc, "disk.count") == "1"
@@ -251,12 +248,12 @@ def test_qemu_killed_from_outside_shows_down(vc, inst):
 
 def test_qemu_start_failure_leaves_nothing(vc, inst):
     _Gnt(vc, "shutdown", inst)
-    taps = _Taps()
+    taps = vc.taps()
     result = _Gnt(vc, "startup", "-H", "kvm_extra=-no-such-option", inst, check=False)
     assert result.returncode != 0
     assert "qemu-system-x86_64: -no-such-option: invalid option" in result.stderr + result.stdout
     assert _Leftovers(vc, inst) == []
-    assert _Taps() == taps
+    assert vc.taps() == taps
     assert not _QemuProcesses(vc.directory)
     _Gnt(vc, "startup", inst)
     assert _Status(vc) == "running"

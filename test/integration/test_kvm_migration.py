@@ -99,10 +99,6 @@ def _NodeQemus(vc: VirtualCluster, node: int) -> list[int]:
     return _QemuProcesses(vc.node(node).root)
 
 
-def _Taps() -> set[str]:
-    return {name for name in os.listdir("/sys/class/net") if name.startswith("gnt")}
-
-
 def _Where(vc: VirtualCluster) -> int:
     pnode, status = _Fields(vc, "pnode,status")
     assert status == "running"
@@ -159,14 +155,14 @@ def _Migrate(vc: VirtualCluster, *options: str) -> str:
 
 
 def test_live_migration_there_and_back(vc, inst):
-    taps = _Taps()
+    taps = vc.taps()
     out = _Migrate(vc)
     assert "* memory transfer complete (downtime" in out
     if os.geteuid() == 0:
         # The target's tap replaced the source's
-        assert len(_Taps()) == len(taps) and _Taps() != taps
+        assert len(vc.taps()) == len(taps) and vc.taps() != taps
     _Migrate(vc)
-    assert _Taps() == taps or os.geteuid() != 0
+    assert vc.taps() == taps or os.geteuid() != 0
     # Non-live: paused, moved, resumed
     _Migrate(vc, "--non-live")
     _Migrate(vc, "--migration-mode", "live")
@@ -190,12 +186,12 @@ def _CheckStillOnSource(vc: VirtualCluster, console: test_guest.SerialConsole,
             break
     assert _Leftovers(vc, target) == []
     assert _NodeQemus(vc, target) == []
-    assert _Taps() == taps
+    assert vc.taps() == taps
 
 
 def test_migration_refused_by_the_target(vc, inst):
     assert _Where(vc) == 1
-    taps = _Taps()
+    taps = vc.taps()
     port = constants.HVC_DEFAULTS[constants.HT_KVM][constants.HV_MIGRATION_PORT]
     console = _Console(vc, 1)
     try:
@@ -215,7 +211,7 @@ def test_migration_refused_by_the_target(vc, inst):
 
 def test_target_killed_midway(vc, inst):
     assert _Where(vc) == 1
-    taps = _Taps()
+    taps = vc.taps()
     # 1 MiB/s: the guest's memory takes tens of seconds to move
     vc.run("gnt-cluster", "modify", "-H", "kvm:migration_bandwidth=1")
     console = _Console(vc, 1)

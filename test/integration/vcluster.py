@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeti import constants, vcluster
+from ganeti.hypervisor.hv_kvm import netdev
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_TOOL = REPO / "tools" / "vcluster-setup"
@@ -219,6 +220,22 @@ class VirtualCluster:
         config = self.config(node)
         inst = next(i for i in config["instances"].values() if i["name"] == name)
         return [config["disks"][uuid] for uuid in inst["disks"]]
+
+    def taps(self) -> set[str]:
+        """The tap interfaces of this cluster's instances' NICs on any of
+        its nodes (named as the kvm hypervisor names them: netdev.TapPrefix
+        of the NIC's UUID, with the node's root hashed in): other tests of
+        the machine have theirs."""
+        instances = self.config().get("instances", {}).values()
+        uuids = [nic["uuid"] for inst in instances for nic in inst.get("nics", [])
+                 if nic.get("uuid")]
+        prefixes = tuple(
+            f"{netdev.TAP_PREFIX}"
+            f"{netdev._Hash(uuid + '@' + node.root, netdev._INSTANCE_HASH_LEN)}-"
+            for uuid in uuids for node in self.nodes)
+        if not prefixes:
+            return set()
+        return {name for name in os.listdir("/sys/class/net") if name.startswith(prefixes)}
 
     def run(self, tool: str, *args: str, node: str | int | None = None,
             check: bool = True, timeout: float = COMMAND_TIMEOUT,
