@@ -197,7 +197,7 @@ class LUBackupExport(iu.InstanceLU):
             raise errors.OpPrereqError("A zeroing image must be set for zeroing to work"
                                        " (gnt-cluster modify --zeroing-image)",
                                        errors.ECODE_INVAL)
-        helpervm.TemporaryDiskTemplate(cfg)
+        helpervm.TemporaryDiskTemplate(cfg, self.instance)
 
     def BuildHooksEnv(self) -> dict[str, Any]:
         """Ganeti's export variables (computed once: with --remove-instance

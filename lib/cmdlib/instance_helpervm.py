@@ -21,9 +21,11 @@ leaves little of it. Ganeti does this with a helper VM, and so do we:
    disks deactivated, and the temporary disk removed from the
    configuration and the node, whatever happened before.
 
-The temporary disk is ``plain`` (LVM) as in Ganeti when the cluster has
-that template enabled, else a ``file`` disk in the instance's file
-directory: a cluster without LVM can zero too (doc/departures.rst).
+The temporary disk has the template of the instance's disks when that is
+``plain`` or ``file`` (the primary node has that storage, as the
+instance's disks show), else ``plain`` (LVM) as in Ganeti when the cluster
+has it enabled, else ``file``, in the instance's file directory: a cluster
+without LVM can zero too (doc/departures.rst).
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ def ImageSizeMiB(lu: LogicalUnit, image: str, node_uuid: str) -> int:
     return max(1, math.ceil(int(result.payload) / (1024 * 1024)))
 
 
-def TemporaryDiskTemplate(cfg: Any) -> str:
-    """``plain`` when enabled (Ganeti's choice), else ``file``;
-    OpPrereqError when neither is."""
+def TemporaryDiskTemplate(cfg: Any, instance: objects.Instance) -> str:
+    """The template of the helper VM's temporary disk: the instance's own
+    when it is ``plain`` or ``file`` (its primary node has that storage),
+    else ``plain`` when enabled (Ganeti's choice), else ``file``;
+    OpPrereqError when neither is enabled."""
     enabled = cfg.GetClusterInfo().enabled_disk_templates or []
-    for template in (constants.DT_PLAIN, constants.DT_FILE):
-        if template in enabled:
+    own = cfg.GetInstanceDiskTemplate(instance.uuid)
+    for template in (own, constants.DT_PLAIN, constants.DT_FILE):
+        if template in (constants.DT_PLAIN, constants.DT_FILE) and template in enabled:
             return template
     raise errors.OpPrereqError("A helper VM needs a temporary disk of template plain or"
                                " file, and neither is enabled on this cluster",
@@ -102,7 +107,7 @@ def TemporaryDisk(lu: LogicalUnit, instance: objects.Instance, size: int,
     and the node (failures of these: warnings).
     """
     cfg: Any = lu.cfg
-    template = TemporaryDiskTemplate(cfg)
+    template = TemporaryDiskTemplate(cfg, instance)
     disk = _NewDisk(lu, instance, template, size)
     feedback_fn(f"Creating a temporary {template} disk of {size} MiB for the helper VM")
     iu.CreateDisks(lu, instance, [disk], instance.primary_node)

@@ -331,6 +331,23 @@ def test_zeroing_failure_leaves_the_instance_as_it_was(zctx, failing, match):
     assert NAME in zctx.rpc.running
 
 
+@pytest.mark.parametrize("enabled,own,expected", [
+    (["plain", "file", "diskless"], "diskless", "plain"),
+    (["plain", "file", "diskless"], "file", "file"),
+    (["file", "diskless"], "diskless", "file"),
+])
+def test_temporary_disk_template(ctx, enabled, own, expected):
+    from ganeti.cmdlib import instance_helpervm
+    disks = [{"size": 1024}] if own != "diskless" else []
+    ih.Run(ctx, ih.CreateOp(NAME, disk_template=own, disks=disks,
+                            beparams={"maxmem": 128, "minmem": 128}))
+    cluster = ctx.cfg.GetClusterInfo()
+    cluster.enabled_disk_templates = enabled
+    ctx.cfg.Update(cluster, None)
+    inst = ctx.cfg.GetInstanceInfoByName(NAME)
+    assert instance_helpervm.TemporaryDiskTemplate(ctx.cfg, inst) == expected
+
+
 def test_zeroing_needs_a_template_for_the_temporary_disk(zctx):
     cluster = zctx.cfg.GetClusterInfo()
     cluster.enabled_disk_templates = [constants.DT_DISKLESS]
