@@ -140,28 +140,20 @@ def _StopHelper(lu: LogicalUnit, instance: objects.Instance, timeout: int) -> No
 
 def HelperRunning(lu: LogicalUnit, instance: objects.Instance) -> bool:
     """Whether the helper VM still runs (a guest that powered itself off
-    does not, even if its hypervisor process stays)."""
-    cfg: Any = lu.cfg
-    node = instance.primary_node
-    hvp = cfg.GetClusterInfo().FillHV(instance)
-    result = lu.rpc.call_instance_info([node], instance.name, instance.hypervisor,
-                                       hvp)[node]
-    if result.fail_msg:
-        raise errors.OpExecError(f"Could not ask node {iu.NodeName(cfg, node)} about the"
-                                 f" helper VM of {instance.name}: {result.fail_msg}")
-    return iu.IsLiveAndRunning(result.payload)
+    does not, even if its hypervisor process stays); OpExecError if the
+    primary node cannot tell."""
+    return iu.IsLiveAndRunning(iu.InstanceInfo(lu, instance, prereq=False))
 
 
-def WaitForHelper(lu: LogicalUnit, instance: objects.Instance, timeout: float,
-                  clock: Any = time.monotonic, sleep: Any = time.sleep) -> bool:
+def WaitForHelper(lu: LogicalUnit, instance: objects.Instance, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for the helper VM to stop; whether it did."""
-    deadline = clock() + timeout
+    deadline = time.monotonic() + timeout
     interval = _POLL_FIRST
     while HelperRunning(lu, instance):
-        remaining = deadline - clock()
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        sleep(min(interval, remaining))
+        time.sleep(min(interval, remaining))
         interval = min(interval * 2, _POLL_MAX)
     return True
 

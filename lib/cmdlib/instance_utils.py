@@ -340,18 +340,26 @@ def IsLiveAndRunning(payload: Any) -> bool:
     return not HvInstanceState.IsShutdown(payload.get("state", HvInstanceState.RUNNING))
 
 
-def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
-                      node_uuid: str | None = None) -> bool:
-    """Whether the hypervisor of the node (default: the primary) runs the
-    instance; OpPrereqError (ECODE_ENVIRON) if the node cannot tell."""
+def InstanceInfo(lu: LogicalUnit, instance: objects.Instance,
+                 node_uuid: str | None = None, prereq: bool = True) -> Any:
+    """``instance_info``'s answer about the instance from the node
+    (default: the primary); OpPrereqError (ECODE_ENVIRON), or OpExecError
+    unless ``prereq``, if the node cannot tell."""
     cfg: Any = lu.cfg
     node = node_uuid or instance.primary_node
     hvp = cfg.GetClusterInfo().FillHV(instance)
     result = lu.rpc.call_instance_info([node], instance.name, instance.hypervisor,
                                        hvp)[node]
     result.Raise(f"Can't contact node {NodeName(cfg, node)} for instance"
-                 " information", prereq=True, ecode=errors.ECODE_ENVIRON)
-    return bool(result.payload)
+                 " information", prereq=prereq, ecode=errors.ECODE_ENVIRON)
+    return result.payload
+
+
+def IsInstanceRunning(lu: LogicalUnit, instance: objects.Instance,
+                      node_uuid: str | None = None) -> bool:
+    """Whether the hypervisor of the node (default: the primary) runs the
+    instance; OpPrereqError (ECODE_ENVIRON) if the node cannot tell."""
+    return bool(InstanceInfo(lu, instance, node_uuid))
 
 
 def CheckInstanceState(lu: LogicalUnit, instance: objects.Instance,

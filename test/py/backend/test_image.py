@@ -77,6 +77,15 @@ def _Read(path: str) -> bytes:
         return fd.read()
 
 
+def _RefusedToWrite(node: str, names: list[str]) -> None:
+    """BlockdevImage refuses each image, naming it; the disk keeps its data."""
+    disk, path = _NewDisk(node)
+    for name in names:
+        with pytest.raises(RPCFail, match=f"'{name}'"):
+            image.BlockdevImage(disk, name, 2)
+    assert _Read(path) == b"\xaa" * (2 * MIB)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (path -> body); a path in ``server.short``
     announces more bytes than it sends; ``/nolength`` sends no length."""
@@ -181,11 +190,7 @@ def test_missing_file_and_directory(node, images):
         image.GetImageSize(missing)
     with pytest.raises(RPCFail, match=f"Image '{IMAGES}' is not a regular file"):
         image.GetImageSize(IMAGES)
-    disk, path = _NewDisk(node)
-    for name in (missing, IMAGES):
-        with pytest.raises(RPCFail, match=f"'{name}'"):
-            image.BlockdevImage(disk, name, 2)
-    assert _Read(path) == b"\xaa" * (2 * MIB)
+    _RefusedToWrite(node, [missing, IMAGES])
 
 
 def test_http_errors(node, server):
@@ -197,11 +202,7 @@ def test_http_errors(node, server):
     with pytest.raises(RPCFail, match=f"The server of image '{nolength}' does not say"
                                       " its size"):
         image.GetImageSize(nolength)
-    disk, path = _NewDisk(node)
-    for url in (missing, nolength):
-        with pytest.raises(RPCFail, match=f"'{url}'"):
-            image.BlockdevImage(disk, url, 2)
-    assert _Read(path) == b"\xaa" * (2 * MIB)
+    _RefusedToWrite(node, [missing, nolength])
 
 
 def test_unreachable_server(node, server):

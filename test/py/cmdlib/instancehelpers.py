@@ -106,6 +106,21 @@ class Callbacks(mcpu.OpExecCbBase):
         self.feedback.append(args)
 
 
+class JobCallbacks(mcpu.OpExecCbBase):
+    """The feedback messages and the jobs an LU submits (IDs from 100)."""
+
+    def __init__(self):
+        self.feedback = []
+        self.jobs = []
+
+    def Feedback(self, *args):
+        self.feedback.append(args[-1])
+
+    def SubmitManyJobs(self, jobs):
+        self.jobs.extend(jobs)
+        return [(True, 100 + idx) for idx in range(len(jobs))]
+
+
 def MakeContext(tmp_path):
     """A context (cfg, glm, rpc=FakeRpc) with a one-node cluster whose
     file and diskless templates are enabled."""
@@ -122,8 +137,8 @@ def MakeContext(tmp_path):
     return SimpleNamespace(cfg=cfg, glm=masterd.BuildLockManager(cfg), rpc=FakeRpc())
 
 
-def Run(ctx, op):
-    cbs = Callbacks()
+def Run(ctx, op, callbacks=Callbacks):
+    cbs = callbacks()
     return mcpu.Processor(ctx, ec_id=1).ExecOpCode(op, cbs), cbs
 
 

@@ -23,26 +23,11 @@ from test_instance_replace import (  # noqa: E402
     N1, N2, N3, AddDrbdInstance, MirrorRpc,
 )
 
-from ganeti import cli, constants, errors, mcpu, objects, opcodes  # noqa: E402
+from ganeti import cli, constants, errors, objects, opcodes  # noqa: E402
 from ganeti.cli import base as cli_base  # noqa: E402
 from ganeti.client import gnt_node  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Callbacks(mcpu.OpExecCbBase):
-    """Feedback and the jobs an LU submits (IDs from 100)."""
-
-    def __init__(self):
-        self.feedback = []
-        self.jobs = []
-
-    def Feedback(self, *args):
-        self.feedback.append(args[-1])
-
-    def SubmitManyJobs(self, jobs):
-        self.jobs.extend(jobs)
-        return [(True, 100 + idx) for idx in range(len(jobs))]
 
 
 @pytest.fixture
@@ -86,9 +71,8 @@ def _Add(ctx, name, template, pnode, up=True):
 
 def _Run(ctx, **kwargs):
     kwargs.setdefault("node_name", "node2")
-    cbs = Callbacks()
-    result = mcpu.Processor(ctx, ec_id=1).ExecOpCode(opcodes.OpNodeEvacuate(**kwargs), cbs)
-    return result, cbs
+    return instancehelpers.Run(ctx, opcodes.OpNodeEvacuate(**kwargs),
+                               instancehelpers.JobCallbacks)
 
 
 def _Jobs(cbs):

@@ -7,24 +7,11 @@ import sys
 
 import pytest
 
-from ganeti import constants, errors, mcpu, opcodes
+from ganeti import constants, errors, opcodes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import instancehelpers as ih  # noqa: E402
-
-
-class Callbacks(mcpu.OpExecCbBase):
-    def __init__(self):
-        self.feedback = []
-        self.jobs = []
-
-    def Feedback(self, *args):
-        self.feedback.append(args[-1])
-
-    def SubmitManyJobs(self, jobs):
-        self.jobs.extend(jobs)
-        return [(True, 100 + idx) for idx in range(len(jobs))]
 
 
 @pytest.fixture
@@ -33,8 +20,7 @@ def ctx(tmp_path):
 
 
 def _Run(ctx, op):
-    cbs = Callbacks()
-    return mcpu.Processor(ctx, ec_id=1).ExecOpCode(op, cbs), cbs
+    return ih.Run(ctx, op, ih.JobCallbacks)
 
 
 def _Dummy(**kwargs):
