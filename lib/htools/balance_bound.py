@@ -302,14 +302,7 @@ class _Frame:
         # the range of each side's variance change over all moves
         self.tlo = tlo = [0.0] * _K
         self.thi = thi = [0.0] * _K
-        for keys, values, *_ in targets:
-            pairs = iter(values)
-            for k, dsum, dsq in zip(keys, pairs, pairs):
-                if cv[k]:
-                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
-                    tlo[k] = min(tlo[k], change)
-                    thi[k] = max(thi[k], change)
-                    dabs[k] = max(dabs[k], abs(dsum))
+        self._widen(targets, tlo, thi)
         self.olo = olo = [0.0] * _K
         self.ohi = ohi = [0.0] * _K
         for keys, values, *_ in owns:
@@ -324,14 +317,7 @@ class _Frame:
                     dabs[k] = max(dabs[k], abs(dsum))
         self.dmin = dmin = [olo[k] + tlo[k] for k in range(_K)]
         self.dmax = dmax = [ohi[k] + thi[k] for k in range(_K)]
-        for keys, values, *_ in wholes:
-            pairs = iter(values)
-            for k, dsum, dsq in zip(keys, pairs, pairs):
-                if cv[k]:
-                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
-                    dmin[k] = min(dmin[k], change)
-                    dmax[k] = max(dmax[k], change)
-                    dabs[k] = max(dabs[k], abs(dsum))
+        self._widen(wholes, dmin, dmax)
         self.wlo, self.whi = list(dmin), list(dmax)
         self.neg = neg = [0.0] * _K
         self.pos = pos = [0.0] * _K
@@ -341,6 +327,20 @@ class _Frame:
             down, up, _ = _chords(_W[k], var, dmin[k], dmax[k])
             neg[k] = down
             pos[k] = up
+
+    def _widen(self, parts: Iterable[Sparse], lo: list[float], hi: list[float]) -> None:
+        """Widen ``lo``/``hi`` (and ``dabs``) per CV component to the
+        variance changes of ``parts``."""
+        cv, two_s, dabs = _CV, self.two_s, self.dabs
+        inv_n, inv_n2 = self.inv_n, self.inv_n2
+        for keys, values, *_ in parts:
+            pairs = iter(values)
+            for k, dsum, dsq in zip(keys, pairs, pairs):
+                if cv[k]:
+                    change = dsq * inv_n - (two_s[k] + dsum) * dsum * inv_n2
+                    lo[k] = min(lo[k], change)
+                    hi[k] = max(hi[k], change)
+                    dabs[k] = max(dabs[k], abs(dsum))
 
     def slack(self, gs: GroupScore) -> float:
         """What to take off the sum of a move's parts' bounds to bound its
